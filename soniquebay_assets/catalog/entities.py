@@ -1,0 +1,185 @@
+"""Repository for catalog entities: idempotent upserts of artists, albums, tracks, credits and genres."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from soniquebay_assets.catalog.inventory import NOW
+from soniquebay_assets.domain.albums import VARIOUS_ARTISTS, AlbumIdentity, name_key
+from soniquebay_assets.domain.tag_model import TagRecord
+
+
+@dataclass
+class TrackWrite:
+    """Everything the catalog needs to write one track, prepared by the pipeline."""
+
+    file_id: int
+    path: str
+    shard: str
+    size: int
+    mtime_ns: int
+    fingerprint: str | None
+    tags: TagRecord
+    album: AlbumIdentity
+    album_folder: str
+    credits: list[tuple[str, str]]  # (name, role)
+    artist_display: str
+    genres: list[str] = field(default_factory=list)
+
+
+class _Ids:
+    """Per-batch caches so each artist/genre/album is upserted once per batch."""
+
+    def __init__(self) -> None:
+        self.artists: dict[str, int] = {}
+        self.genres: dict[str, int] = {}
+        self.albums: dict[str, int] = {}
+
+
+def _artist_id(conn: Any, ids: _Ids, name: str, mbid: str | None = None) -> int:
+    key = name_key(name)
+    if key not in ids.artists:
+        row = conn.execute(
+            "INSERT INTO artists(name, name_key, musicbrainz_artist_id) VALUES (?, ?, ?) "
+            "ON CONFLICT(name_key) DO UPDATE SET musicbrainz_artist_id = "
+            "COALESCE(artists.musicbrainz_artist_id, excluded.musicbrainz_artist_id) RETURNING artist_id",
+            (name.strip(), key, mbid),
+        ).fetchone()
+        ids.artists[key] = row[0]
+    return ids.artists[key]
+
+
+def _genre_id(conn: Any, ids: _Ids, name: str) -> int:
+    key = name_key(name)
+    if key not in ids.genres:
+        row = conn.execute(
+            "INSERT INTO genres(name, name_key) VALUES (?, ?) ON CONFLICT(name_key) DO UPDATE SET name = genres.name "
+            "RETURNING genre_id",
+            (name.strip(), key),
+        ).fetchone()
+        ids.genres[key] = row[0]
+    return ids.genres[key]
+
+
+def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
+    album = w.album
+    if album.key in ids.albums:
+        return ids.albums[album.key]
+    t = w.tags
+    row = conn.execute(
+        "INSERT INTO albums(album_key, title, album_artist, is_compilation, year, date, original_date, "
+        "musicbrainz_release_id, musicbrainz_release_group_id, label, track_total, disc_total, folder, "
+        "title_from_fallback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(album_key) DO UPDATE SET title = excluded.title, "
+        "album_artist = CASE WHEN excluded.album_artist != '' THEN excluded.album_artist ELSE albums.album_artist END, "
+        "is_compilation = MAX(albums.is_compilation, excluded.is_compilation), "
+        "year = COALESCE(excluded.year, albums.year), date = COALESCE(excluded.date, albums.date), "
+        "original_date = COALESCE(excluded.original_date, albums.original_date), "
+        "musicbrainz_release_group_id = COALESCE(excluded.musicbrainz_release_group_id, "
+        "albums.musicbrainz_release_group_id), label = COALESCE(excluded.label, albums.label), "
+        "track_total = COALESCE(excluded.track_total, albums.track_total), "
+        "disc_total = MAX(COALESCE(excluded.disc_total, 0), COALESCE(albums.disc_total, 0)), "
+        f"title_from_fallback = excluded.title_from_fallback, updated_at = {NOW} RETURNING album_id",
+        (
+            album.key, album.title, ", ".join(album.album_artists), int(album.is_compilation), t.year, t.date,
+            t.original_date, t.musicbrainz_release_id, t.musicbrainz_release_group_id, t.label, t.track_total,
+            t.disc_total, w.album_folder, int(album.title_from_fallback),
+        ),
+    ).fetchone()
+    album_id = row[0]
+    ids.albums[album.key] = album_id
+    if album.album_artists:
+        mbids = [] if album.is_compilation else list(t.musicbrainz_album_artist_ids)
+        conn.execute("DELETE FROM album_artists WHERE album_id = ?", (album_id,))
+        for position, name in enumerate(album.album_artists):
+            mbid = mbids[position] if position < len(mbids) else None
+            conn.execute("INSERT OR IGNORE INTO album_artists(album_id, artist_id, position) VALUES (?, ?, ?)",
+                         (album_id, _artist_id(conn, ids, name, mbid), position))
+    return album_id
+
+
+_TRACK_COLUMNS = (
+    "file_id, path, shard, size, mtime_ns, fingerprint, format, codec, duration_s, bitrate, sample_rate, channels, "
+    "bit_depth, title, title_from_fallback, artist_display, album_id, track_number, track_total, disc_number, "
+    "disc_total, year, date, original_date, composer, musicbrainz_recording_id, musicbrainz_track_id, isrc, label, "
+    "comment, compilation, bpm_tag, key_tag, replaygain_track_gain, replaygain_track_peak, replaygain_album_gain, "
+    "replaygain_album_peak, has_embedded_picture, audio_ok, quality_score, fallbacks"
+)
+_UPDATE_SET = ", ".join(
+    f"{c.strip()} = excluded.{c.strip()}" for c in _TRACK_COLUMNS.split(",") if c.strip() != "file_id"
+)
+
+
+def _track_row(w: TrackWrite, album_id: int) -> tuple:
+    t, a = w.tags, w.tags.audio
+    return (
+        w.file_id, w.path, w.shard, w.size, w.mtime_ns, w.fingerprint, a.format, a.codec, a.duration_s, a.bitrate,
+        a.sample_rate, a.channels, a.bit_depth, t.title or "", int("title" in t.fallbacks), w.artist_display,
+        album_id, t.track_number, t.track_total, t.disc_number, t.disc_total, t.year, t.date, t.original_date,
+        "; ".join(t.composers) or None, t.musicbrainz_recording_id, t.musicbrainz_track_id, t.isrc, t.label,
+        t.comment, int(w.album.is_compilation), t.bpm, t.initial_key, t.replaygain_track_gain,
+        t.replaygain_track_peak, t.replaygain_album_gain, t.replaygain_album_peak, int(t.has_embedded_picture),
+        int(t.audio_ok), t.quality_score, json.dumps(t.fallbacks),
+    )
+
+
+def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
+    """Write one batch (call inside a transaction); returns the track ids, in order."""
+    ids = _Ids()
+    marks = ",".join("?" * len(_TRACK_COLUMNS.split(",")))
+    track_ids = []
+    for w in writes:
+        album_id = _album_id(conn, ids, w)
+        row = conn.execute(
+            f"INSERT INTO tracks({_TRACK_COLUMNS}) VALUES ({marks}) ON CONFLICT(file_id) DO UPDATE SET {_UPDATE_SET}, "
+            f"tags_changed_at = {NOW}, "
+            f"audio_changed_at = CASE WHEN tracks.fingerprint IS excluded.fingerprint THEN tracks.audio_changed_at "
+            f"ELSE {NOW} END, updated_at = {NOW} RETURNING track_id",
+            _track_row(w, album_id),
+        ).fetchone()
+        track_id = row[0]
+        track_ids.append(track_id)
+        conn.execute("DELETE FROM track_artists WHERE track_id = ?", (track_id,))
+        artist_mbids = list(w.tags.musicbrainz_artist_ids)
+        for position, (name, role) in enumerate(w.credits):
+            mbid = artist_mbids[position] if role == "main" and position < len(artist_mbids) else None
+            conn.execute("INSERT OR IGNORE INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?)",
+                         (track_id, _artist_id(conn, ids, name, mbid), role, position))
+        conn.execute("DELETE FROM track_genres WHERE track_id = ?", (track_id,))
+        for position, genre in enumerate(w.genres):
+            conn.execute("INSERT OR IGNORE INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?)",
+                         (track_id, _genre_id(conn, ids, genre), position))
+    conn.executemany("UPDATE files SET stage = 'cataloged' WHERE file_id = ?", [(w.file_id,) for w in writes])
+    return track_ids
+
+
+def refresh_album_artists(conn: Any) -> None:
+    """Albums without a tagged album artist take their tracks' main artist, or Various Artists when they differ."""
+    conn.execute(
+        "UPDATE albums SET album_artist = ("
+        " SELECT CASE WHEN COUNT(DISTINCT ta.artist_id) = 1 THEN MIN(ar.name) ELSE ? END"
+        " FROM tracks t JOIN track_artists ta ON ta.track_id = t.track_id AND ta.role = 'main' AND ta.position = 0"
+        " JOIN artists ar ON ar.artist_id = ta.artist_id WHERE t.album_id = albums.album_id)"
+        " WHERE NOT EXISTS (SELECT 1 FROM album_artists aa WHERE aa.album_id = albums.album_id)"
+        " AND EXISTS (SELECT 1 FROM tracks t WHERE t.album_id = albums.album_id)",
+        (VARIOUS_ARTISTS,),
+    )
+
+
+def delete_orphans(conn: Any) -> dict[str, int]:
+    """Drop albums with no track, then artists and genres nothing refers to."""
+    removed = {}
+    removed["albums"] = conn.execute(
+        "DELETE FROM albums WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.album_id = albums.album_id)"
+    ).rowcount
+    removed["artists"] = conn.execute(
+        "DELETE FROM artists WHERE NOT EXISTS (SELECT 1 FROM track_artists ta WHERE ta.artist_id = artists.artist_id)"
+        " AND NOT EXISTS (SELECT 1 FROM album_artists aa WHERE aa.artist_id = artists.artist_id)"
+    ).rowcount
+    removed["genres"] = conn.execute(
+        "DELETE FROM genres WHERE NOT EXISTS (SELECT 1 FROM track_genres tg WHERE tg.genre_id = genres.genre_id)"
+    ).rowcount
+    return removed

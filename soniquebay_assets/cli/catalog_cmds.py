@@ -1,0 +1,115 @@
+"""Read the catalog: `soniquebay tracks`, `soniquebay errors`, `soniquebay stats`; open the UI: `soniquebay dev`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json, use_dagster_home
+
+
+def register(subparsers) -> None:
+    tracks = subparsers.add_parser("tracks", help="list cataloged tracks")
+    add_data_dir(tracks)
+    tracks.add_argument("--json", action="store_true", help="one JSON object per line per track")
+    tracks.set_defaults(handler=run_tracks)
+
+    errors = subparsers.add_parser("errors", help="list files that could not be cataloged, with the reason")
+    add_data_dir(errors)
+    errors.add_argument("--json", action="store_true", help="one JSON object per line")
+    errors.add_argument("--stage", default=None, help="only this stage (inventory, extract, catalog, enrich, ...)")
+    errors.set_defaults(handler=run_errors)
+
+    stats = subparsers.add_parser("stats", help="catalog counts")
+    add_data_dir(stats)
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=run_stats)
+
+    dev = subparsers.add_parser("dev", help="open the Dagster UI on this data dir (runs `dagster dev`)")
+    add_data_dir(dev)
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--library", type=Path, nargs="*", default=None, help="library root(s) for UI-launched runs")
+    dev.set_defaults(handler=run_dev)
+
+
+def _open(args: argparse.Namespace):
+    from soniquebay_assets.catalog.db import open_catalog
+
+    data = data_dir_from(args)
+    if not data.catalog_path.exists():
+        return None
+    return open_catalog(data.catalog_path)
+
+
+_TRACK_FIELDS_TEXT = ("track_number", "title", "artists", "album", "year", "duration_s", "format")
+
+
+def run_tracks(args: argparse.Namespace) -> int:
+    from soniquebay_assets.catalog import queries
+
+    conn = _open(args)
+    if conn is None:
+        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    try:
+        for track in queries.list_tracks(conn):
+            if args.json:
+                print_json(track)
+            else:
+                artists = ", ".join(track["artists"])
+                number = f"{track['disc_number'] or 1}-{track['track_number'] or 0:02d}"
+                sys.stdout.write(f"{number}  {artists} - {track['title']}  [{track['album']}]\n")
+    finally:
+        conn.close()
+    return 0
+
+
+def run_errors(args: argparse.Namespace) -> int:
+    from soniquebay_assets.catalog import queries
+
+    conn = _open(args)
+    if conn is None:
+        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    try:
+        for error in queries.list_errors(conn, args.stage):
+            if args.json:
+                print_json(error)
+            else:
+                sys.stdout.write(f"{error['stage']:9} {error['reason']:32} {error['path']}\n")
+    finally:
+        conn.close()
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from soniquebay_assets.catalog import queries
+    from soniquebay_assets.catalog.db import detect_driver
+
+    conn = _open(args)
+    if conn is None:
+        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    try:
+        counts = queries.catalog_counts(conn)
+        counts["formats"] = queries.formats_breakdown(conn)
+        counts["errors_by_reason"] = queries.errors_by_reason(conn)
+        counts["sqlite_driver"] = detect_driver().name
+    finally:
+        conn.close()
+    if args.json:
+        print_json(counts)
+    else:
+        for key, value in counts.items():
+            sys.stdout.write(f"{key}: {value}\n")
+    return 0
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    data = data_dir_from(args)
+    use_dagster_home(data)
+    if args.library:
+        os.environ["SONIQUEBAY_LIBRARY"] = os.pathsep.join(str(p.resolve()) for p in args.library)
+    cmd = ["dagster", "dev", "-m", "soniquebay_assets.dagster_defs.definitions", "-p", str(args.port)]
+    sys.stderr.write(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}\n$ {' '.join(cmd)}\n")
+    os.execvp(cmd[0], cmd)
+    return 0

@@ -1,0 +1,55 @@
+"""Shared CLI plumbing: the data dir option, the Dagster home inside it, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from soniquebay_assets.settings import DataDir, default_data_dir
+
+# The instance the CLI and `soniquebay dev` share (the repo-root dagster.yaml is the same with {env: ...} paths).
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+# Same files as Dagster's default SQLite event log, but with pooled connections (see instance_storage.py).
+event_log_storage:
+  module: soniquebay_assets.dagster_defs.instance_storage
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {events_dir}
+"""
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="catalog and Dagster home folder (default: $SONIQUEBAY_DATA_DIR or the per-user data dir)")
+
+
+def data_dir_from(args: argparse.Namespace) -> DataDir:
+    root = args.data_dir.expanduser().resolve() if getattr(args, "data_dir", None) else default_data_dir()
+    return DataDir(root).ensure()
+
+
+def use_dagster_home(data: DataDir) -> Path:
+    """Point DAGSTER_HOME at the data dir so CLI runs show up in `soniquebay dev` / `dagster dev`."""
+    home = data.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML.format(events_dir=home / "history" / "runs"), encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["SONIQUEBAY_DATA_DIR"] = str(data.root)
+    return home
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def fail(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"soniquebay: {message}\n")
+    return code

@@ -1,0 +1,176 @@
+"""`soniquebay scan PATH...`: materialize the chain in-process for the shards that changed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json, use_dagster_home
+
+# stage name -> asset groups it materializes; later stages add themselves here.
+STAGES: dict[str, list[str]] = {
+    "catalog": ["scan", "extract", "insert"],
+    "all": ["scan", "extract", "insert"],
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("scan", help="scan music folders into the catalog (in-process Dagster run)")
+    parser.add_argument("paths", nargs="+", type=Path, help="library root folder(s)")
+    add_data_dir(parser)
+    parser.add_argument("--stages", default="all",
+                        help=f"comma list of stages: {', '.join(STAGES)} (default: all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def selected_groups(stages_arg: str) -> list[str]:
+    groups: list[str] = []
+    for stage in (s.strip() for s in stages_arg.split(",") if s.strip()):
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
+        groups += [g for g in STAGES[stage] if g not in groups]
+    return groups
+
+
+def run(args: argparse.Namespace) -> int:
+    roots = [p.expanduser().resolve() for p in args.paths]
+    missing = [str(p) for p in roots if not p.is_dir()]
+    if missing:
+        return fail(f"not a folder: {', '.join(missing)} (give the folder(s) holding your music)")
+    try:
+        groups = selected_groups(args.stages)
+    except ValueError as exc:
+        return fail(str(exc))
+    data = data_dir_from(args)
+    use_dagster_home(data)
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    summary = scan_library(roots, data.root, groups, show_progress=show_progress)
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    return 1 if summary.get("run_failed") else 0
+
+
+def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_progress: bool = False) -> dict:
+    """Plan with one walk, then materialize the selected groups for the changed shards in one in-process run."""
+    from soniquebay_assets.catalog import queries
+    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
+    from soniquebay_assets.settings import DataDir
+
+    started = time.perf_counter()
+    data = DataDir(data_root).ensure()
+    conn = open_catalog(data.catalog_path)
+    try:
+        plan = plan_scan(conn, roots)
+        shards = plan.affected
+        if "scan" not in groups:
+            shards = _all_cataloged_shards(conn)
+    finally:
+        conn.close()
+    summary: dict[str, Any] = {
+        "files_seen": plan.files_seen, "shards_changed": len(plan.affected), "new": 0, "changed": 0, "moved": 0,
+        "deleted": 0, "skipped_unchanged": plan.unchanged_estimate, "errors_this_scan": 0,
+        "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
+    }
+    if shards:
+        snapshot = save_snapshot(plan.walk, data.snapshots)
+        result = _materialize(groups, shards, roots, data_root, snapshot, show_progress)
+        summary["run_id"] = result["run_id"]
+        summary["run_failed"] = not result["success"]
+        inventory = result["metadata"].get("file_inventory", {})
+        extract = result["metadata"].get("raw_metadata", {})
+        for key in ("new", "changed", "moved", "deleted"):
+            summary[key] = int(inventory.get(key, 0))
+        summary["skipped_unchanged"] += int(inventory.get("unchanged", 0))
+        summary["errors_this_scan"] = int(extract.get("errored", 0))
+        summary["stage_metadata"] = result["metadata"]
+    conn = open_catalog(data.catalog_path)
+    try:
+        counts = queries.catalog_counts(conn)
+    finally:
+        conn.close()
+    summary.update({"tracks": counts["tracks"], "albums": counts["albums"], "artists": counts["artists"],
+                    "genres": counts["genres"], "errors": counts["errors"], "warnings": counts["warnings"],
+                    "seconds": round(time.perf_counter() - started, 3), "data_dir": str(data_root)})
+    return summary
+
+
+def _all_cataloged_shards(conn) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT shard FROM tracks ORDER BY shard")]
+
+
+def _materialize(groups, shards, roots, data_root, snapshot, show_progress) -> dict[str, Any]:
+    from dagster import DagsterInstance, materialize
+
+    from soniquebay_assets.dagster_defs.definitions import all_assets
+    from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
+    from soniquebay_assets.dagster_defs.sensors import range_tags
+    from soniquebay_assets.pipeline import progress
+
+    selected = [a for a in all_assets() if set(a.group_names_by_key.values()) & set(groups)]
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if "scan" in groups:
+        run_config["ops"] = {"file_inventory": {"config": {"snapshot": str(snapshot)}}}
+    resources = {"catalog": CatalogResource(data_dir_path=str(data_root)),
+                 "library": LibraryResource(roots=[str(r) for r in roots])}
+    with _progress_bar(show_progress) as reporter:
+        progress.set_reporter(reporter)
+        try:
+            result = materialize(selected, instance=DagsterInstance.get(), resources=resources,
+                                 run_config=run_config, tags={**range_tags(shards), "soniquebay/origin": "cli"},
+                                 raise_on_error=False)
+        finally:
+            progress.set_reporter(None)
+    metadata: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        metadata[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    return {"run_id": result.run_id, "success": result.success, "metadata": metadata}
+
+
+class _progress_bar:
+    """A rich progress bar on stderr fed by pipeline.progress; a no-op when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), transient=False)
+        self.progress.start()
+        return self.report
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+def _print_summary(s: dict) -> None:
+    lines = [
+        f"Scanned {s['files_seen']} files in {s['seconds']:.1f}s "
+        f"({s['new']} new, {s['changed']} changed, {s['moved']} moved, {s['deleted']} deleted, "
+        f"{s['skipped_unchanged']} unchanged)",
+        f"Catalog: {s['tracks']} tracks, {s['albums']} albums, {s['artists']} artists, {s['genres']} genres",
+    ]
+    if s["errors"]:
+        lines.append(f"{s['errors']} files could not be read: `soniquebay errors` lists them with the reason")
+    if s.get("run_failed"):
+        lines.append(f"The Dagster run {s['run_id']} failed: open `soniquebay dev` to see the step logs")
+    print("\n".join(lines))

@@ -1,0 +1,44 @@
+"""Group `extract`: raw tags of every new or changed file (mutagen, in a process pool)."""
+
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
+from soniquebay_assets.dagster_defs.resources import CatalogResource
+from soniquebay_assets.pipeline.scan import extract_shards
+from soniquebay_assets.queues import WORKER_EXTRACT, op_tags_for
+
+
+@asset(
+    group_name="extract",
+    partitions_def=SHARDS,
+    backfill_policy=SINGLE_RUN,
+    op_tags=op_tags_for("extract"),
+    deps=["file_inventory"],
+    description="Tags, audio stream facts and a quality score for each new or changed file; bad files recorded.",
+)
+def raw_metadata(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
+    shards = sorted(context.partition_keys)
+    conn = catalog.connect()
+    try:
+        stats = extract_shards(conn, shards)
+    finally:
+        conn.close()
+    context.log.info(
+        f"{log_prefix(WORKER_EXTRACT)} shards {shard_summary(shards)}: read {stats.read}, ok {stats.ok}, "
+        f"errors {stats.errors} in {stats.seconds}s"
+    )
+    return MaterializeResult(
+        metadata={
+            "shards": shard_summary(shards),
+            "files_read": stats.read,
+            "ok": stats.ok,
+            "errored": stats.errors,
+            "errors_by_reason": md_table(stats.errors_by_reason),
+            "formats": md_table(stats.formats, key="format", value="files"),
+            "mean_quality_score": stats.mean_quality if stats.mean_quality is not None else 0.0,
+            "files_per_second": round(stats.read / stats.seconds, 1) if stats.seconds else 0.0,
+            "seconds": stats.seconds,
+        }
+    )

@@ -1,0 +1,26 @@
+"""Helpers that turn pipeline stats into materialization metadata a person can read in the UI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from dagster import MetadataValue
+
+
+def md_table(counts: Mapping[str, int | float], key: str = "reason", value: str = "count") -> MetadataValue:
+    if not counts:
+        return MetadataValue.md("_none_")
+    lines = [f"| {key} | {value} |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return MetadataValue.md("\n".join(lines))
+
+
+def shard_summary(shards: Sequence[str]) -> str:
+    if not shards:
+        return "none"
+    return shards[0] if len(shards) == 1 else f"{shards[0]}..{shards[-1]} ({len(shards)} shards)"
+
+
+def log_prefix(queue: str) -> str:
+    """`[WORKER_SCAN]` style prefix for structured logs."""
+    return f"[{queue.upper()}]"

@@ -1,0 +1,366 @@
+"""The scan chain for a set of shards: inventory, tag extraction, catalog entities. Used by assets and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from soniquebay_assets.catalog import entities, inventory
+from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
+from soniquebay_assets.domain.tag_model import TagRecord
+from soniquebay_assets.library.walker import (
+    FoundFile,
+    WalkProblem,
+    WalkResult,
+    content_fingerprint,
+    display_path,
+    walk_library,
+)
+from soniquebay_assets.pipeline import progress
+
+CATALOG_BATCH = 500
+EXTRACT_CHUNK = 128
+PARALLEL_THRESHOLD = 64  # below this many files a process pool costs more than it saves
+
+
+# --------------------------------------------------------------------------- planning (one walk per scan)
+
+@dataclass
+class ScanPlan:
+    walk: WalkResult
+    digests: dict[str, tuple[str, int]]
+    affected: list[str]
+    walk_seconds: float
+    files_seen: int = 0
+    unchanged_estimate: int = 0
+
+
+def shard_digests(files: Sequence[FoundFile]) -> dict[str, tuple[str, int]]:
+    """Per shard: a hash of every (path, size, mtime) in it, and its file count."""
+    by_shard: dict[str, list[FoundFile]] = {}
+    for f in files:
+        by_shard.setdefault(f.shard, []).append(f)
+    out = {}
+    for shard, members in by_shard.items():
+        h = hashlib.blake2b(digest_size=12)
+        for f in sorted(members, key=lambda m: m.path):
+            h.update(f"{display_path(f.path)}\0{f.size}\0{f.mtime_ns}\n".encode())
+        out[shard] = (h.hexdigest(), len(members))
+    return out
+
+
+def plan_scan(conn: Any, roots: Sequence[str | Path]) -> ScanPlan:
+    """Walk once and list the shards whose files changed since the last inventory (or never finished)."""
+    started = time.perf_counter()
+    walk = walk_library(list(roots))
+    seconds = time.perf_counter() - started
+    digests = shard_digests(walk.files)
+    stored = inventory.stored_shard_digests(conn)
+    affected = {s for s, (d, _) in digests.items() if stored.get(s) != d}
+    protected = _shards_under(conn, walk.unavailable_roots)
+    affected |= {s for s in stored if s not in digests and s not in protected}  # emptied shards: deletions
+    affected |= inventory.unfinished_shards(conn)
+    unchanged = sum(n for s, (_, n) in digests.items() if s not in affected)
+    return ScanPlan(walk, digests, sorted(affected), seconds, len(walk.files), unchanged)
+
+
+def _shards_under(conn: Any, roots: Sequence[str]) -> set[str]:
+    if not roots:
+        return set()
+    marks = ",".join("?" * len(roots))
+    return {r[0] for r in conn.execute(f"SELECT DISTINCT shard FROM files WHERE root IN ({marks})", list(roots))}
+
+
+def save_snapshot(walk: WalkResult, directory: Path) -> Path:
+    """Persist a walk so the run's inventory step uses it instead of walking again."""
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "roots": walk.roots,
+        "unavailable_roots": walk.unavailable_roots,
+        "files": [[_enc(f.path), f.root, f.album_folder, f.shard, f.size, f.mtime_ns] for f in walk.files],
+        "problems": [[_enc(p.path), p.reason, p.detail, p.severity] for p in walk.problems],
+    }
+    digest = hashlib.blake2b(json.dumps(walk.roots).encode() + str(time.time_ns()).encode(), digest_size=8)
+    path = directory / f"walk-{time.strftime('%Y%m%dT%H%M%S')}-{digest.hexdigest()}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    tmp.replace(path)
+    for old in sorted(directory.glob("walk-*.json"))[:-10]:  # keep the last ten for inspection
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_snapshot(path: str | Path) -> WalkResult:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    walk = WalkResult(roots=data["roots"], unavailable_roots=data["unavailable_roots"])
+    walk.files = [FoundFile(_dec(p), root, folder, shard, size, mtime) for p, root, folder, shard, size, mtime
+                  in data["files"]]
+    walk.problems = [WalkProblem(_dec(p), reason, detail, severity) for p, reason, detail, severity
+                     in data["problems"]]
+    return walk
+
+
+def _enc(path: str) -> str:
+    """JSON-safe form of a path that may carry surrogate escapes."""
+    return path.encode("utf-8", "surrogateescape").hex() if display_path(path) != path else "=" + path
+
+
+def _dec(value: str) -> str:
+    return value[1:] if value.startswith("=") else bytes.fromhex(value).decode("utf-8", "surrogateescape")
+
+
+# --------------------------------------------------------------------------- inventory
+
+@dataclass
+class InventoryStats:
+    files_seen: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    moved: int = 0
+    walk_problems: int = 0
+    problems_by_reason: dict[str, int] = field(default_factory=dict)
+    deleted_paths: list[str] = field(default_factory=list)
+    moved_paths: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["deleted_paths"] = data["deleted_paths"][:50]
+        data["moved_paths"] = data["moved_paths"][:50]
+        return data
+
+
+def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> InventoryStats:
+    """Compare the walk with the catalog for these shards: add, mark changed, follow moves, delete."""
+    wanted = set(shards)
+    stats = InventoryStats()
+    known = inventory.known_files(conn)
+    seen_paths = {display_path(f.path): f for f in walk.files}
+    unavailable = set(walk.unavailable_roots)
+    # Moves are matched globally (a file may leave one shard for another), then applied if either side is ours.
+    vanished = [k for p, k in known.items() if p not in seen_paths and k.root not in unavailable]
+    arrived = [f for p, f in seen_paths.items() if p not in known]
+    moves = _match_moves(vanished, arrived)
+    moved_targets = {id(f) for _, f in moves}
+    moved_sources = set()
+
+    new_rows, changed_rows = [], []
+    with transaction(conn):
+        for source, target in moves:
+            if source.shard in wanted or target.shard in wanted:
+                inventory.apply_move(conn, source.file_id, target.display_path, target.raw_path, target.root,
+                                     target.shard, target.album_folder, target.mtime_ns)
+                stats.moved += 1
+                stats.moved_paths.append((source.path, target.display_path))
+            moved_sources.add(source.file_id)
+        for f in walk.files:
+            if f.shard not in wanted:
+                continue
+            stats.files_seen += 1
+            path = f.display_path
+            known_file = known.get(path)
+            if known_file is None:
+                if id(f) not in moved_targets:
+                    new_rows.append((path, f.raw_path, f.root, f.shard, f.album_folder, f.size, f.mtime_ns, None))
+            elif known_file.size != f.size or known_file.mtime_ns != f.mtime_ns:
+                changed_rows.append((f.size, f.mtime_ns, known_file.file_id))
+            else:
+                stats.unchanged += 1
+        inventory.insert_files(conn, new_rows)
+        inventory.mark_changed(conn, changed_rows)
+        stats.new, stats.changed = len(new_rows), len(changed_rows)
+        doomed = [k for k in vanished if k.shard in wanted and k.file_id not in moved_sources]
+        inventory.delete_files(conn, [k.file_id for k in doomed])
+        inventory.clear_errors(conn, [k.path for k in doomed], ["extract", "catalog", "enrich", "vector", "cover"])
+        stats.deleted = len(doomed)
+        stats.deleted_paths = [k.path for k in doomed]
+        if stats.deleted:
+            entities.delete_orphans(conn)
+        problems = _walk_problems(walk)
+        inventory.clear_walk_errors_except(conn, {p[0] for p in problems})
+        inventory.record_errors(conn, problems)
+        inventory.save_shard_digests(conn, {s: d for s, d in shard_digests(walk.files).items() if s in wanted})
+        conn.executemany("DELETE FROM shard_digests WHERE shard = ? AND shard NOT IN (SELECT shard FROM files)",
+                         [(s,) for s in wanted])
+    stats.walk_problems = len(problems)
+    stats.problems_by_reason = dict(Counter(p[2] for p in problems))
+    return stats
+
+
+def _walk_problems(walk: WalkResult) -> list[tuple]:
+    rows = [(display_path(p.path), "inventory", p.reason, p.detail, None, p.severity) for p in walk.problems]
+    for f in walk.files:
+        if f.raw_path is not None:
+            rows.append((f.display_path, "inventory", "file name is not valid UTF-8",
+                         "cataloged under an escaped name; renaming the file to UTF-8 is recommended", f.shard,
+                         "warning"))
+    return rows
+
+
+def _match_moves(vanished: list, arrived: list[FoundFile]) -> list[tuple[Any, FoundFile]]:
+    """Pair vanished catalog files with newly seen files of the same size and content fingerprint."""
+    by_size: dict[int, list] = {}
+    for k in vanished:
+        if k.fingerprint:
+            by_size.setdefault(k.size, []).append(k)
+    moves = []
+    for f in arrived:
+        candidates = by_size.get(f.size)
+        if not candidates:
+            continue
+        try:
+            fp = content_fingerprint(f.path, f.size)
+        except OSError:
+            continue
+        for k in candidates:
+            if k.fingerprint == fp:
+                moves.append((k, f))
+                candidates.remove(k)
+                break
+    return moves
+
+
+# --------------------------------------------------------------------------- tag extraction
+
+@dataclass
+class ExtractStats:
+    read: int = 0
+    ok: int = 0
+    errors: int = 0
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
+    formats: dict[str, int] = field(default_factory=dict)
+    mean_quality: float | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = None) -> ExtractStats:
+    """Read tags of every new or changed file in these shards; bad files become recorded errors."""
+    from soniquebay_assets.pipeline.tag_worker import read_chunk
+
+    started = time.perf_counter()
+    todo = inventory.files_to_extract(conn, shards)
+    stats = ExtractStats()
+    shard_of = {row[0]: row[3] for row in todo}
+    path_of = {row[0]: row[1] for row in todo}
+    roots = dict(conn.execute("SELECT file_id, root FROM files WHERE stage = 'inventoried'").fetchall()) if todo else {}
+    items = [(fid, path, raw, roots.get(fid, ""), size) for fid, path, raw, _shard, size in todo]
+    chunks = [items[i:i + EXTRACT_CHUNK] for i in range(0, len(items), EXTRACT_CHUNK)]
+    reasons: Counter[str] = Counter()
+    formats: Counter[str] = Counter()
+    quality_sum = 0.0
+
+    def write(results: list[tuple]) -> None:
+        nonlocal quality_sum
+        ok_rows, failed, errors = [], [], []
+        for file_id, ok, payload, score_or_detail, fingerprint in results:
+            if ok:
+                ok_rows.append((file_id, payload, score_or_detail, fingerprint))
+                quality_sum += score_or_detail
+                formats[json.loads(payload)["audio"].get("format") or "unknown"] += 1
+            else:
+                failed.append(file_id)
+                reasons[payload] += 1
+                errors.append((path_of[file_id], "extract", payload, score_or_detail, shard_of[file_id], "error"))
+        with transaction(conn):
+            inventory.save_extracted(conn, ok_rows)
+            inventory.clear_errors(conn, [path_of[r[0]] for r in ok_rows], ["extract"])
+            inventory.mark_extract_failed(conn, failed)
+            inventory.record_errors(conn, errors)
+        stats.read += len(results)
+        stats.ok += len(ok_rows)
+        stats.errors += len(failed)
+        progress.report("tags", stats.read, len(items))
+
+    workers = workers or os.cpu_count() or 1
+    if len(items) < PARALLEL_THRESHOLD or workers == 1:
+        for chunk in chunks:
+            write(read_chunk(chunk))
+    else:
+        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for results in pool.map(read_chunk, chunks):
+                write(results)
+    stats.errors_by_reason = dict(reasons)
+    stats.formats = dict(formats)
+    stats.mean_quality = round(quality_sum / stats.ok, 3) if stats.ok else None
+    stats.seconds = round(time.perf_counter() - started, 3)
+    return stats
+
+
+# --------------------------------------------------------------------------- catalog entities
+
+@dataclass
+class CatalogStats:
+    written: int = 0
+    errors: int = 0
+    orphans_removed: dict[str, int] = field(default_factory=dict)
+    track_ids: list[int] = field(default_factory=list)
+    album_ids: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("track_ids")
+        data.pop("album_ids")
+        return data
+
+
+def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
+    """Turn extracted tags into artists, albums, tracks, credits and genres, one transaction per batch."""
+    from soniquebay_assets.domain.tags import split_featured
+
+    started = time.perf_counter()
+    stats = CatalogStats()
+    pending = inventory.files_to_catalog(conn, shards)
+    writes, failures = [], []
+    for item in pending:
+        try:
+            writes.append(_prepare(item, split_featured))
+        except Exception as exc:  # a malformed payload must not cost the other files
+            failures.append((item["path"], "catalog", "could not build catalog entry", f"{type(exc).__name__}: {exc}",
+                             item["shard"], "error"))
+    for start in range(0, len(writes), CATALOG_BATCH):
+        batch = writes[start:start + CATALOG_BATCH]
+        with transaction(conn):
+            stats.track_ids.extend(entities.upsert_tracks(conn, batch))
+        stats.written += len(batch)
+        progress.report("catalog", stats.written, len(writes))
+    with transaction(conn):
+        if failures:
+            inventory.record_errors(conn, failures)
+            conn.executemany("UPDATE files SET stage = 'error' WHERE path = ?", [(f[0],) for f in failures])
+        entities.refresh_album_artists(conn)
+        stats.orphans_removed = entities.delete_orphans(conn)
+    stats.errors = len(failures)
+    for i in range(0, len(stats.track_ids), 900):
+        part = stats.track_ids[i:i + 900]
+        stats.album_ids.extend(r[0] for r in conn.execute(
+            f"SELECT DISTINCT album_id FROM tracks WHERE track_id IN ({','.join('?' * len(part))})", part))
+    stats.seconds = round(time.perf_counter() - started, 3)
+    return stats
+
+
+def _prepare(item: dict[str, Any], split_featured) -> entities.TrackWrite:
+    tags = TagRecord.from_dict(item["tags"])
+    album = album_identity(tags, item["root"], item["album_folder"])
+    credits = track_credits(tags, split_featured)
+    return entities.TrackWrite(
+        file_id=item["file_id"], path=item["path"], shard=item["shard"], size=item["size"],
+        mtime_ns=item["mtime_ns"], fingerprint=item["fingerprint"], tags=tags, album=album,
+        album_folder=item["album_folder"], credits=credits, artist_display=display_artist(credits),
+        genres=list(dict.fromkeys(g.strip() for g in tags.genres if g and g.strip())),
+    )

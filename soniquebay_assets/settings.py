@@ -8,6 +8,12 @@ from pathlib import Path
 
 ENV_DATA_DIR = "SONIQUEBAY_DATA_DIR"
 ENV_LIBRARY = "SONIQUEBAY_LIBRARY"
+ENV_EXECUTOR = "SONIQUEBAY_EXECUTOR"
+ENV_BROKER_URL = "SONIQUEBAY_BROKER_URL"
+ENV_RESULT_BACKEND = "SONIQUEBAY_RESULT_BACKEND"
+ENV_VISIBILITY_TIMEOUT = "SONIQUEBAY_CELERY_VISIBILITY_TIMEOUT"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+EXECUTORS = ("in_process", "celery")
 
 
 def default_data_dir() -> Path:
@@ -24,6 +30,29 @@ def library_roots_from_env() -> list[Path]:
     """SONIQUEBAY_LIBRARY holds one or more library roots separated by os.pathsep."""
     raw = os.environ.get(ENV_LIBRARY, "")
     return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def executor_choice() -> str:
+    """SONIQUEBAY_EXECUTOR: 'in_process' (default) or 'celery'."""
+    value = os.environ.get(ENV_EXECUTOR, "").strip().lower().replace("-", "_") or "in_process"
+    if value not in EXECUTORS:
+        raise ValueError(f"{ENV_EXECUTOR}={value!r}: choose one of {', '.join(EXECUTORS)}")
+    return value
+
+
+def broker_url() -> str:
+    """SONIQUEBAY_BROKER_URL, default a local Redis."""
+    return os.environ.get(ENV_BROKER_URL, "").strip() or DEFAULT_BROKER_URL
+
+
+def result_backend_url() -> str:
+    """SONIQUEBAY_RESULT_BACKEND, default the broker's Redis (rpc:// can hang a run on SIGTERM)."""
+    return os.environ.get(ENV_RESULT_BACKEND, "").strip() or broker_url()
+
+
+def celery_visibility_timeout_s() -> int:
+    """Seconds before Redis redelivers an unacknowledged task of a vanished worker (longer than any step)."""
+    return int(os.environ.get(ENV_VISIBILITY_TIMEOUT, "") or 3600)
 
 
 @dataclass(frozen=True)

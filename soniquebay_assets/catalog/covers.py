@@ -6,14 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from soniquebay_assets.domain.layout import shard_for
-
 ENTITY_TYPES = ("album", "artist")
-
-
-def artist_shard(name_key: str) -> str:
-    """Artists have no folder: their shard comes from their name key, so each artist is in exactly one shard."""
-    return shard_for("artist:" + name_key)
 
 
 def _placeholders(values: Sequence[Any]) -> str:
@@ -58,21 +51,31 @@ def album_track_dirs(conn: Any, album_id: int) -> list[str]:
 
 
 def artists_without_image(conn: Any, shards: Sequence[str]) -> list[dict[str, Any]]:
-    """Artists whose shard is in `shards` and that have no image yet, with their track counts."""
-    wanted = set(shards)
-    if not wanted:
+    """Artists credited on a track (or heading an album) in these shards that have no image yet.
+
+    An artist spread over several shards is seen by each of their runs; the first stores the image or a cached
+    miss, so the others skip it."""
+    if not shards:
         return []
+    marks = _placeholders(shards)
     rows = conn.execute(
-        """
+        f"""
+        WITH present AS (
+            SELECT ta.artist_id FROM track_artists ta JOIN tracks t ON t.track_id = ta.track_id
+            WHERE t.shard IN ({marks})
+            UNION
+            SELECT aa.artist_id FROM album_artists aa JOIN tracks t ON t.album_id = aa.album_id
+            WHERE t.shard IN ({marks})
+        )
         SELECT ar.artist_id, ar.name, ar.name_key, ar.musicbrainz_artist_id, ar.created_at,
-               (SELECT COUNT(*) FROM track_artists ta WHERE ta.artist_id = ar.artist_id) AS track_count,
-               (SELECT COUNT(*) FROM album_artists aa WHERE aa.artist_id = ar.artist_id) AS album_count
-        FROM artists ar
+               (SELECT COUNT(*) FROM track_artists ta WHERE ta.artist_id = ar.artist_id) AS track_count
+        FROM artists ar JOIN present p ON p.artist_id = ar.artist_id
         WHERE NOT EXISTS (SELECT 1 FROM covers c WHERE c.entity_type = 'artist' AND c.entity_id = ar.artist_id)
         ORDER BY ar.artist_id
-        """
+        """,
+        [*shards, *shards],
     ).fetchall()
-    return [dict(r) for r in rows if artist_shard(r["name_key"]) in wanted]
+    return [dict(r) for r in rows]
 
 
 def artist_track_paths(conn: Any, artist_id: int, limit: int = 200) -> list[str]:

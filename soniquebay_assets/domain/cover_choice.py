@@ -150,3 +150,12 @@ def artist_priority(track_count: int, age_days: float | None, *, retried: bool) 
     if track_count <= LOW_TRACKS:
         return "low"
     return "normal"
+
+
+VARIOUS_ARTISTS_MBID = "89ad4ac3-39f7-470e-963a-56509c546377"  # MusicBrainz's special-purpose artist
+_VARIOUS_NAMES = frozenset({"various artists", "various", "va", "multiple artists"})
+
+
+def is_various_artists(name: str, mbid: str | None = None) -> bool:
+    """A compilation credit, not a person: there is no picture to look for."""
+    return (mbid or "").strip().lower() == VARIOUS_ARTISTS_MBID or " ".join(name.casefold().split()) in _VARIOUS_NAMES

@@ -26,6 +26,7 @@ from soniquebay_assets.domain.cover_choice import (
     CoverEntity,
     album_priority,
     artist_priority,
+    is_various_artists,
     rank_artist_candidates,
     rank_candidates,
 )
@@ -124,10 +125,12 @@ def fetch_artist_images(conn: Any, shards: Sequence[str], *, data_dir: DataDir |
                         sources: Sequence[CoverSource], http: HttpClient | None = None,
                         now: datetime | None = None, limit: int | None = None,
                         store: ImageStore | None = None) -> CoverStats:
-    """Artists of `shards` (sharded by name key) without an image: folder artist.jpg, then Last.fm."""
+    """Artists credited in `shards` without an image: folder artist.jpg, then Last.fm."""
     now = now or datetime.now(UTC)
     entities = []
     for row in repo.artists_without_image(conn, shards):
+        if is_various_artists(row["name"], row["musicbrainz_artist_id"]):
+            continue
         folders = _folders(repo.artist_track_paths(conn, row["artist_id"]))
         entities.append((row, CoverEntity(
             entity_type="artist", entity_id=row["artist_id"], name=row["name"],

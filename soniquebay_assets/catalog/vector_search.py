@@ -1,0 +1,274 @@
+"""Similar-track search over the stored vectors, with radio filters.
+
+Measured on 2 cores at 100k x 403-d: sqlite-vec float brute force ~80 ms/query, sqlite-vec bit KNN ~56 ms,
+numpy exact ~10 ms (p95 up to 25 ms under load). Chosen: an in-memory index per process (loaded from the
+vec0 table, reloaded when the catalog's vector generation changes) that ranks sign-bit codes by Hamming
+distance (~5 ms) and rescores the best candidates exactly in float. sqlite-vec's own KNN stays available
+(`method="sqlite"`) as the exact reference and for one-shot queries that should not load the index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from soniquebay_assets.catalog import vectors
+from soniquebay_assets.domain import embedding_text as et
+
+# Below this size exact float scoring is as fast as the bit prefilter, so the index skips it.
+EXACT_BELOW = 20_000
+CANDIDATES_PER_RESULT = 50
+MIN_CANDIDATES = 500
+
+
+def _pack_signs(matrix: np.ndarray) -> np.ndarray:
+    """Sign bits of each row packed into uint64 words (padded), for Hamming distance with bitwise_count."""
+    packed = np.packbits(matrix > 0, axis=-1)
+    words = (packed.shape[-1] + 7) // 8
+    pad = words * 8 - packed.shape[-1]
+    if pad:
+        packed = np.concatenate([packed, np.zeros(packed.shape[:-1] + (pad,), dtype=np.uint8)], axis=-1)
+    return np.ascontiguousarray(packed).view(np.uint64)
+
+
+class VectorIndex:
+    """All vectors of a catalog in memory: sign-bit Hamming candidates, exact float rescoring."""
+
+    def __init__(self, ids: np.ndarray, matrix: np.ndarray, generation: int = -1) -> None:
+        self.ids = ids
+        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        self.bits = _pack_signs(self.matrix) if len(ids) else np.zeros((0, 1), dtype=np.uint64)
+        self.generation = generation
+        self.position = {int(track_id): i for i, track_id in enumerate(ids.tolist())}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def candidates(self, query: np.ndarray, count: int) -> np.ndarray:
+        """Row numbers of roughly the `count` nearest rows (all rows when the catalog is small)."""
+        n = len(self.ids)
+        if n <= max(count, EXACT_BELOW):
+            return np.arange(n)
+        code = _pack_signs(query[None, :])[0]
+        hamming = np.bitwise_count(self.bits ^ code).sum(axis=1, dtype=np.uint16)
+        return np.argpartition(hamming, count)[:count]
+
+    def ranked(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row numbers, cosine scores) of the best `count` rows, best first, from bit candidates rescored exactly."""
+        rows = self.candidates(query, count)
+        scores = self.matrix[rows] @ query
+        order = np.argsort(-scores, kind="stable")
+        return rows[order], scores[order]
+
+    def exact(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k by full float scan (the reference for recall)."""
+        scores = self.matrix @ query
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k else np.arange(0)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return top, scores[top]
+
+
+_index_cache: dict[str, VectorIndex] = {}
+_index_lock = threading.Lock()
+
+
+def _database_key(conn: Any) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) or f"memory:{id(conn)}"
+
+
+def get_index(conn: Any) -> VectorIndex:
+    """This process's index for the catalog of `conn`, reloaded when the stored vectors changed."""
+    settings = vectors.read_settings(conn)
+    if settings is None:
+        return VectorIndex(np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.float32))
+    key = _database_key(conn)
+    with _index_lock:
+        cached = _index_cache.get(key)
+        if cached is not None and cached.generation == settings.generation and cached.matrix.shape[1] == settings.dim:
+            return cached
+        ids, matrix = vectors.load_matrix(conn, settings.dim)
+        index = VectorIndex(ids, matrix, settings.generation)
+        _index_cache[key] = index
+        return index
+
+
+@dataclass(frozen=True)
+class RadioFilters:
+    """Constraints for a radio: skip the seed's album, keep a BPM range, keep harmonically compatible keys."""
+
+    exclude_same_album: bool = False
+    bpm_min: float | None = None
+    bpm_max: float | None = None
+    compatible_keys: bool = False
+    exclude_track_ids: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def needs_metadata(self) -> bool:
+        return self.exclude_same_album or self.bpm_min is not None or self.bpm_max is not None or self.compatible_keys
+
+
+@dataclass(frozen=True)
+class SimilarTrack:
+    track_id: int
+    score: float
+    path: str | None = None
+    title: str | None = None
+    artists: list[str] = field(default_factory=list)
+    album_id: int | None = None
+    bpm: float | None = None
+    camelot: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "track_id": self.track_id,
+            "path": self.path,
+            "title": self.title,
+            "artists": self.artists,
+            "score": round(float(self.score), 6),
+            "bpm": self.bpm,
+            "camelot": self.camelot,
+        }
+
+
+def track_facts(conn: Any, track_ids: Sequence[int]) -> dict[int, dict]:
+    """path, title, artists, album id, BPM (analysis, else tag) and Camelot key of the given tracks."""
+    facts: dict[int, dict] = {}
+    ids = list(dict.fromkeys(int(t) for t in track_ids))
+    analysis = vectors.read_analysis(conn, ids)
+    for i in range(0, len(ids), 900):
+        batch = ids[i : i + 900]
+        marks = ",".join("?" * len(batch))
+        for row in conn.execute(
+            "SELECT t.track_id, t.path, t.title, t.artist_display, t.album_id, t.bpm_tag, t.key_tag,"
+            " (SELECT json_group_array(name) FROM (SELECT ar.name AS name FROM track_artists ta"
+            "   JOIN artists ar ON ar.artist_id = ta.artist_id WHERE ta.track_id = t.track_id"
+            "   ORDER BY ta.role = 'featured', ta.position))"
+            f" FROM tracks t WHERE t.track_id IN ({marks})",
+            batch,
+        ):
+            track_id, path, title, artist_display, album_id, bpm_tag, key_tag, artists_json = row
+            found = analysis.get(track_id, {})
+            bpm = found.get("bpm") if found.get("bpm") is not None else bpm_tag
+            camelot = et.camelot_code(found.get("key"), found.get("mode"), found.get("camelot"))
+            if camelot is None and key_tag:
+                camelot = et.camelot_code(key_tag, None, key_tag)
+            artists = [a for a in json.loads(artists_json) if a] or ([artist_display] if artist_display else [])
+            facts[track_id] = {
+                "path": path, "title": title, "artists": artists, "album_id": album_id,
+                "bpm": float(bpm) if bpm is not None else None, "camelot": camelot,
+            }  # fmt: skip
+    return facts
+
+
+def _accepts(facts: dict | None, filters: RadioFilters, seed: dict | None) -> bool:
+    if facts is None:
+        return False  # a vector whose track vanished (orphan not yet cleaned)
+    if filters.exclude_same_album and seed is not None and facts["album_id"] == seed["album_id"]:
+        return False
+    bpm = facts["bpm"]
+    if filters.bpm_min is not None and (bpm is None or bpm < filters.bpm_min):
+        return False
+    if filters.bpm_max is not None and (bpm is None or bpm > filters.bpm_max):
+        return False
+    if filters.compatible_keys and seed is not None and seed.get("camelot"):
+        if facts["camelot"] not in et.compatible_camelot(seed["camelot"]):
+            return False
+    return True
+
+
+def resolve_track(conn: Any, path_or_id: str | int) -> int | None:
+    """A track id from an id or a file path (absolute or as stored)."""
+    text = str(path_or_id).strip()
+    if text.isdigit():
+        row = conn.execute("SELECT track_id FROM tracks WHERE track_id = ?", (int(text),)).fetchone()
+        if row:
+            return int(row[0])
+    for candidate in dict.fromkeys([text, os.path.abspath(os.path.expanduser(text))]):
+        row = conn.execute("SELECT track_id FROM tracks WHERE path = ?", (candidate,)).fetchone()
+        if row:
+            return int(row[0])
+    return None
+
+
+def search_similar(
+    conn: Any,
+    *,
+    track_id: int | None = None,
+    vector: np.ndarray | None = None,
+    k: int = 10,
+    filters: RadioFilters | None = None,
+    method: str = "index",
+) -> list[SimilarTrack]:
+    """The k tracks nearest to a stored track (itself excluded) or to a query vector, best first, filtered.
+
+    method "index" uses the in-memory bit+rescore index, "sqlite" sqlite-vec's exact KNN (no index load).
+    """
+    if (track_id is None) == (vector is None):
+        raise ValueError("give exactly one of track_id or vector")
+    filters = filters or RadioFilters()
+    settings = vectors.read_settings(conn)
+    if settings is None or k <= 0:
+        return []
+    excluded = set(filters.exclude_track_ids)
+    seed = None
+    if track_id is not None:
+        query = vectors.get_vector(conn, track_id)
+        if query is None:
+            raise LookupError(f"track {track_id} has no vector yet (run `soniquebay scan --stage vectors`)")
+        excluded.add(int(track_id))
+        if filters.needs_metadata:
+            seed = track_facts(conn, [track_id]).get(int(track_id))
+    else:
+        query = vectors.check_vector(np.asarray(vector, dtype=np.float32) / max(float(np.linalg.norm(vector)), 1e-12), settings.dim)
+
+    ranker = _SqliteRanker(conn) if method == "sqlite" else _IndexRanker(conn)
+    total = ranker.size
+    count = min(total, max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * k))
+    while True:
+        ids, scores = ranker.rank(query, count)
+        picked = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if int(i) not in excluded]
+        # without filters only the head needs facts; with filters every candidate may be tested
+        wanted = picked if filters.needs_metadata else picked[: 4 * k]
+        facts = track_facts(conn, [i for i, _ in wanted])
+        results = [(i, s) for i, s in picked if _accepts(facts.get(i), filters, seed)]
+        if len(results) >= k or count >= total:
+            break
+        count = min(total, count * 4)  # filters rejected too many: widen the candidate pool
+    out = []
+    for track_id_found, score in results[:k]:
+        f = facts[track_id_found]
+        out.append(SimilarTrack(track_id_found, score, f["path"], f["title"], f["artists"], f["album_id"], f["bpm"], f["camelot"]))
+    return out
+
+
+class _IndexRanker:
+    def __init__(self, conn: Any) -> None:
+        self.index = get_index(conn)
+        self.size = len(self.index)
+
+    def rank(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        rows, scores = self.index.ranked(query, count)
+        return self.index.ids[rows], scores
+
+
+class _SqliteRanker:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.size = conn.execute(f"SELECT COUNT(*) FROM {vectors.VEC_TABLE}").fetchone()[0]
+
+    def rank(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.conn.execute(
+            f"SELECT track_id, distance FROM {vectors.VEC_TABLE} WHERE embedding MATCH ? AND k = ? ORDER BY distance",
+            (query.astype(np.float32).tobytes(), int(min(count, 4096))),
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        scores = np.array([1.0 - r[1] for r in rows], dtype=np.float64)  # cosine distance -> similarity
+        return ids, scores

@@ -1,0 +1,228 @@
+"""Vectorize tracks: new, changed and stale ones only; rebuild; validate. Used by the Dagster asset and the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from soniquebay_assets.catalog import db, vectors
+from soniquebay_assets.domain import embedding_text as et
+from soniquebay_assets.library import embedder
+
+WRITE_BATCH = 1024
+# The scaler is refit over the whole catalog when the number of analysed tracks moved by more than this
+# fraction (or at all while it is small); a refit re-derives every audio block, reusing text blocks.
+REFIT_DRIFT = 0.25
+SMALL_CATALOG = 50
+MIN_SCALER_SAMPLES = 2
+
+
+def _weights(weights: et.Weights | dict | None) -> et.Weights:
+    if weights is None:
+        return et.Weights()
+    return weights if isinstance(weights, et.Weights) else et.Weights(**weights)
+
+
+def open_space(conn: Any, model: str | None, weights: et.Weights) -> tuple[vectors.VectorSettings, bool, str]:
+    """Load sqlite-vec and make sure the recorded space matches model + weights (else rebuild); (settings, rebuilt, driver)."""
+    driver = vectors.load_extension(conn)
+    name, _ = embedder.resolve_model(model)
+    current = vectors.read_settings(conn)
+    if current is not None and current.model_name == name:
+        text_dim = current.text_dim  # known: no need to load the model just to learn its dimension
+    else:
+        text_dim = embedder.load_model(model).dimension
+    settings, rebuilt = vectors.ensure_space(conn, model_name=name, text_dim=text_dim, weights=weights)
+    return settings, rebuilt, driver
+
+
+def ensure_scaler(conn: Any) -> tuple[et.ScalerStats | None, bool]:
+    """The current scaler, refit over every analysed track of the catalog when it drifted; (scaler, refit)."""
+    rows = [et.raw_features(a) for a in vectors.read_analysis(conn).values()]
+    rows = [r for r in rows if r is not None]
+    current = vectors.latest_scaler(conn)
+    n_now = len(rows)
+    if n_now < MIN_SCALER_SAMPLES:
+        return current, False
+    if current is not None and tuple(current.names) == et.FEATURE_NAMES:
+        n_fit = current.n_samples
+        small_and_same = n_fit < SMALL_CATALOG and n_now == n_fit
+        if small_and_same or (n_fit >= SMALL_CATALOG and abs(n_now - n_fit) <= REFIT_DRIFT * n_fit):
+            return current, False
+    with db.transaction(conn):
+        fitted = vectors.save_scaler(conn, et.fit_scaler(rows, version=0))
+    return fitted, True
+
+
+class _FragmentEncoder:
+    """Embeds text fields with a DB-backed cache; the model is loaded only if some fragment is new."""
+
+    def __init__(self, conn: Any, model: str | None, settings: vectors.VectorSettings, batch_size: int) -> None:
+        self.conn, self.model, self.settings, self.batch_size = conn, model, settings, batch_size
+        self.encoded = 0
+        self.cached = 0
+        self.encode_seconds = 0.0
+
+    def text_vectors(self, fields_by_track: dict[int, dict[str, str]]) -> dict[int, np.ndarray]:
+        name = self.settings.model_name
+        keys = {tid: {f: et.text_hash(text, name) for f, text in fields.items()} for tid, fields in fields_by_track.items()}
+        wanted = {key for per_track in keys.values() for key in per_track.values()}
+        found = vectors.get_fragments(self.conn, list(wanted), self.settings.text_dim)
+        self.cached += len(found)
+        missing: dict[str, str] = {}
+        for tid, fields in fields_by_track.items():
+            for field, text in fields.items():
+                key = keys[tid][field]
+                if key not in found:
+                    missing[key] = text
+        if missing:
+            text_model = embedder.load_model(self.model)
+            if text_model.dimension != self.settings.text_dim:
+                raise RuntimeError(f"model {name} gives {text_model.dimension}-d vectors, catalog expects {self.settings.text_dim}")
+            started = time.perf_counter()
+            encoded = text_model.encode(list(missing.values()), batch_size=self.batch_size)
+            self.encode_seconds += time.perf_counter() - started
+            new = dict(zip(missing.keys(), encoded, strict=True))
+            with db.transaction(self.conn):
+                vectors.put_fragments(self.conn, name, new)
+            found.update(new)
+            self.encoded += len(new)
+        return {tid: et.compose_text_vector({f: found[k] for f, k in per_track.items()}) for tid, per_track in keys.items()}
+
+
+def _stored_text_blocks(conn: Any, settings: vectors.VectorSettings, track_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
+    """(embedded text, unit text block) of stored vectors: a text that did not change is not re-embedded."""
+    out: dict[int, tuple[str, np.ndarray]] = {}
+    for i in range(0, len(track_ids), 500):
+        batch = list(track_ids[i : i + 500])
+        marks = ",".join("?" * len(batch))
+        texts = dict(conn.execute(f"SELECT track_id, embedded_text FROM track_vectors WHERE track_id IN ({marks})", batch).fetchall())
+        for track_id, blob in conn.execute(f"SELECT track_id, embedding FROM {vectors.VEC_TABLE} WHERE track_id IN ({marks})", batch):
+            if track_id not in texts:
+                continue
+            block = np.frombuffer(blob, dtype=np.float32)[: settings.text_dim].astype(np.float64)
+            norm = float(np.linalg.norm(block))
+            if norm > 0 and np.isfinite(norm):
+                out[track_id] = (texts[track_id], (block / norm).astype(np.float32))
+    return out
+
+
+def vectorize_inputs(
+    conn: Any,
+    inputs: Sequence[vectors.TrackInput],
+    settings: vectors.VectorSettings,
+    scaler: et.ScalerStats | None,
+    *,
+    model: str | None = None,
+    batch_size: int = embedder.DEFAULT_BATCH_SIZE,
+) -> dict:
+    """Build and store vectors for the inputs whose input hash changed; returns counts."""
+    counts = {"seen": len(inputs), "unchanged": 0, "vectorized": 0, "text_reused": 0, "text_only": 0, "failed": 0}
+    encoder = _FragmentEncoder(conn, model, settings, batch_size)
+    for start in range(0, len(inputs), WRITE_BATCH):
+        chunk = inputs[start : start + WRITE_BATCH]
+        hashes = vectors.stored_hashes(conn, [t.track_id for t in chunk])
+        todo = []
+        for item in chunk:
+            text = et.embedding_text(item.text)
+            raw = et.raw_features(item.text.analysis)
+            digest = et.input_hash(text, raw, settings.config_key, scaler.version if scaler else 0)
+            if hashes.get(item.track_id) == digest:
+                counts["unchanged"] += 1
+            else:
+                todo.append((item, text, raw, digest))
+        if not todo:
+            continue
+        stored = _stored_text_blocks(conn, settings, [item.track_id for item, *_ in todo])
+        new_text = {item.track_id: text for item, text, *_ in todo}
+        text_blocks = {tid: block for tid, (old_text, block) in stored.items() if new_text.get(tid) == old_text}
+        counts["text_reused"] += len(text_blocks)
+        fresh = {item.track_id: et.text_fields(item.text) for item, *_ in todo if item.track_id not in text_blocks}
+        text_blocks.update(encoder.text_vectors(fresh))
+        rows = []
+        for item, text, raw, digest in todo:
+            audio = et.standardize(raw, scaler) if raw is not None and scaler is not None else None
+            try:
+                vector = et.combine(text_blocks[item.track_id], audio, settings.weights)
+                vectors.check_vector(vector, settings.dim)
+            except ValueError as exc:
+                counts["failed"] += 1
+                vectors.record_vector_error(conn, item.track_id, "bad_vector", str(exc))
+                continue
+            rows.append(vectors.VectorRow(item.track_id, vector, digest, audio is None, scaler.version if audio is not None else None, text))
+            counts["text_only"] += audio is None
+        with db.transaction(conn):
+            vectors.write_vectors(conn, settings, rows)
+        counts["vectorized"] += len(rows)
+    counts.update(fragments_encoded=encoder.encoded, fragments_cached=encoder.cached, encode_seconds=round(encoder.encode_seconds, 3))
+    return counts
+
+
+def vectorize_shards(
+    conn: Any,
+    shards: Sequence[str] | None,
+    *,
+    model: str | None = None,
+    weights: et.Weights | dict | None = None,
+    batch_size: int = embedder.DEFAULT_BATCH_SIZE,
+) -> dict:
+    """Vectorize the new/changed tracks of `shards` (None = all); a model/weights change rebuilds, a scaler refit re-derives all."""
+    started = time.perf_counter()
+    settings, rebuilt, driver = open_space(conn, model, _weights(weights))
+    orphans = vectors.delete_orphans(conn)
+    scaler, refit = ensure_scaler(conn)
+    # A refit changes every audio block: re-derive the whole catalog now so all vectors share one scaler.
+    had_vectors = conn.execute("SELECT EXISTS (SELECT 1 FROM track_vectors)").fetchone()[0]
+    scope = None if (refit and had_vectors) else shards
+    inputs = vectors.read_track_inputs(conn, scope)
+    counts = vectorize_inputs(conn, inputs, settings, scaler, model=model, batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    return {
+        **counts,
+        "shards": len(shards) if shards is not None else "all",
+        "scope": "all" if scope is None else "shards",
+        "rebuilt": rebuilt,
+        "scaler_refit": refit,
+        "scaler_version": scaler.version if scaler else None,
+        "orphans_removed": orphans,
+        "model": settings.model_name,
+        "dim": settings.dim,
+        "weights": settings.weights.to_json(),
+        "sqlite_driver": driver,
+        "seconds": round(seconds, 3),
+    }
+
+
+def rebuild_index(
+    conn: Any,
+    *,
+    model: str | None = None,
+    weights: et.Weights | dict | None = None,
+    batch_size: int = embedder.DEFAULT_BATCH_SIZE,
+) -> dict:
+    """Drop every vector and re-vectorize the whole catalog (cached text fragments are reused)."""
+    vectors.load_extension(conn)
+    chosen = _weights(weights)
+    if model is None and weights is None:
+        current = vectors.read_settings(conn)
+        if current is not None:  # rebuild the recorded space, not silently the default one
+            chosen = current.weights
+            model = None if current.model_name == embedder.DEFAULT_MODEL else current.model_name
+    name, _ = embedder.resolve_model(model)
+    current = vectors.read_settings(conn)
+    text_dim = current.text_dim if current is not None and current.model_name == name else embedder.load_model(model).dimension
+    vectors.reset_space(conn, model_name=name, text_dim=text_dim, weights=chosen)
+    stats = vectorize_shards(conn, None, model=model, weights=chosen, batch_size=batch_size)
+    stats["rebuilt"] = True
+    return stats
+
+
+def validate_vectors(conn: Any) -> dict:
+    """Dimension, NaN/inf, norm, orphans, missing vectors; plus the driver in use."""
+    vectors.load_extension(conn)
+    report = vectors.validate(conn)
+    report.update(vectors.driver_report(conn))
+    return report

@@ -55,6 +55,20 @@ def celery_visibility_timeout_s() -> int:
     return int(os.environ.get(ENV_VISIBILITY_TIMEOUT, "") or 3600)
 
 
+ENV_LASTFM_API_KEY = "SONIQUEBAY_LASTFM_API_KEY"
+ENV_HTTP_CONTACT = "SONIQUEBAY_HTTP_CONTACT"
+
+
+def lastfm_api_key() -> str | None:
+    """Last.fm API key, or None: without it the Last.fm cover source is disabled (never logged anywhere)."""
+    return os.environ.get(ENV_LASTFM_API_KEY, "").strip() or None
+
+
+def http_contact() -> str | None:
+    """Email or URL put in the User-Agent of outgoing requests (MusicBrainz asks for a way to reach you)."""
+    return os.environ.get(ENV_HTTP_CONTACT, "").strip() or None
+
+
 @dataclass(frozen=True)
 class DataDir:
     """Layout of the data folder: the catalog, a Dagster home, caches and stored images."""

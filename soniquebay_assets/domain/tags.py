@@ -317,12 +317,15 @@ def _audio_info(audio: Any, kind: str) -> AudioInfo:
         codec = f"mp{info.layer}"
     elif fmt == "aiff" and str(getattr(info, "compression", "NONE") or "NONE").upper() not in ("NONE", "SOWT"):
         codec = str(info.compression).lower()
+    sample_rate = getattr(info, "sample_rate", None)
+    if fmt == "opus" and not sample_rate:
+        sample_rate = 48000  # Opus always decodes at 48 kHz; mutagen reports no rate for it
     return AudioInfo(
         format=fmt,
         codec=codec,
         duration_s=_number(getattr(info, "length", None), float),
         bitrate=_number(getattr(info, "bitrate", None), int),
-        sample_rate=_number(getattr(info, "sample_rate", None), int),
+        sample_rate=_number(sample_rate, int),
         channels=_number(getattr(info, "channels", None), int),
         bit_depth=_number(getattr(info, "bits_per_sample", None) or getattr(info, "sample_size", None), int),
     )
@@ -338,9 +341,14 @@ def _number(value: Any, kind: type) -> Any:
 
 # ---------------------------------------------------------------------------------------------- fallbacks
 
-_TRACK_PREFIX = re.compile(
-    r"^\s*(?:(?:cd|disc|disk)?\s*\d{1,2}[-.])?\d{1,3}(?:\s*[-._)]\s*|\s+)(?=\S)", re.IGNORECASE
-)
+# "03 - ", "03. ", "03_", "1-03 ", "(03) ", "03) ": a number followed by a separator is always a track prefix.
+# "4.5 Stars" and "1-2-3" are not prefixed: a "." or "-" directly between digits is part of the title.
+_TRACK_PREFIX = re.compile(r"^\s*[\[(]?(?:\d{1,2}[-.])?(\d{1,3})[\])]?\s*[-._)\]]\s*(?=\S)(?!(?<=[-.])\d)")
+# "1-03 Song", "2.07 - Song": disc-track prefixes (zero-padded track) with any separator, space included.
+_DISC_TRACK_PREFIX = re.compile(r"^\s*\d{1,2}[-.]\d{2,3}(?:\s*[-._)]\s*|\s+)(?=\S)")
+# "03 Song": a number followed only by a space is a prefix when zero-padded or equal to the tagged track
+# number; otherwise it is part of the title ("99 Luftballons").
+_SPACED_PREFIX = re.compile(r"^\s*(\d{1,3})\s+(?=\S)")
 _DISC_FOLDER = re.compile(r"^\s*[\[(]?(?:cd|disc|disk|dvd|side)\s*[-_ ]?\s*[0-9a-z]{1,3}[\])]?\s*$", re.IGNORECASE)
 
 
@@ -349,11 +357,16 @@ def _text_path(path: str | bytes | os.PathLike) -> str:
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
-def title_from_filename(path: str | bytes | os.PathLike) -> str | None:
+def title_from_filename(path: str | bytes | os.PathLike, track_number: int | None = None) -> str | None:
     """"03 - Song Name.mp3" -> "Song Name"; "1-03. Song" -> "Song"; the extension always goes."""
     stem = os.path.splitext(os.path.basename(_text_path(path)))[0]
     stem = stem.encode("utf-8", "replace").decode("utf-8")  # non-UTF-8 names: surrogates become U+FFFD
-    cleaned = _TRACK_PREFIX.sub("", stem, count=1).strip()
+    cleaned = _DISC_TRACK_PREFIX.sub("", stem, count=1).strip()
+    if cleaned == stem.strip():
+        cleaned = _TRACK_PREFIX.sub("", stem, count=1).strip()
+    spaced = _SPACED_PREFIX.match(cleaned) if cleaned == stem.strip() else None
+    if spaced and (spaced.group(1).startswith("0") or int(spaced.group(1)) == track_number):
+        cleaned = cleaned[spaced.end():].strip()
     cleaned = cleaned.replace("_", " ").strip() if " " not in cleaned else cleaned
     return cleaned or stem.strip() or None
 
@@ -364,7 +377,7 @@ def album_from_folder(path: str | bytes | os.PathLike, library_root: str | bytes
     Never returns the library root itself (a file at the top of the library has no album folder).
     """
     folder = os.path.dirname(os.path.abspath(_text_path(path)))
-    root = os.path.abspath(_text_path(library_root)) if library_root is not None else None
+    root = os.path.abspath(_text_path(library_root)) if library_root else None
     if _DISC_FOLDER.match(os.path.basename(folder)):
         folder = os.path.dirname(folder)
     if root is not None and (folder == root or not (folder + os.sep).startswith(root.rstrip(os.sep) + os.sep)):
@@ -378,7 +391,7 @@ def apply_fallbacks(
 ) -> TagRecord:
     """Fill a missing title (file name) and album (folder); list them in record.fallbacks; score the record."""
     if not record.title:
-        record.title = title_from_filename(path)
+        record.title = title_from_filename(path, record.track_number)
         if record.title and "title" not in record.fallbacks:
             record.fallbacks.append("title")
     if not record.album:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soniquebay_assets.catalog import entities, inventory
+from soniquebay_assets.catalog import deferred, entities, inventory
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
 from soniquebay_assets.domain.tag_model import TagRecord
@@ -336,7 +336,10 @@ def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
     for start in range(0, len(writes), CATALOG_BATCH):
         batch = writes[start:start + CATALOG_BATCH]
         with transaction(conn):
-            stats.track_ids.extend(entities.upsert_tracks(conn, batch))
+            written_ids = entities.upsert_tracks(conn, batch)
+            stats.track_ids.extend(written_ids)
+            # same transaction: a written track always carries its deferred enrichment/vectors/covers work
+            deferred.enqueue_after_catalog_write(conn, written_ids)
         stats.written += len(batch)
         progress.report("catalog", stats.written, len(writes))
     with transaction(conn):

@@ -1,0 +1,305 @@
+"""Deferred work queue in the catalog DB: idempotent enqueue, atomic claim, backoff, dead letter, cleanup, metrics.
+
+States: pending -> in_progress -> done; in_progress -> failed (waits out its backoff) -> pending (retry job) or
+-> dead once attempts reach max_attempts. Times are unix seconds (REAL) so tests can pass `now`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from soniquebay_assets.catalog.db import transaction
+
+KINDS = ("enrichment", "vectors", "covers")
+ENTITY_TYPES = ("track", "album", "artist")
+PRIORITIES = {"high": 0, "normal": 1, "low": 2}
+STATES = ("pending", "in_progress", "done", "failed", "dead")
+DEFAULT_MAX_ATTEMPTS = 5
+BACKOFF_BASE_S = 60.0
+BACKOFF_CAP_S = 6 * 3600.0
+STALE_CLAIM_S = 2 * 3600.0
+_CHUNK = 900  # stay under SQLite's host-parameter limit
+
+_COLUMNS = "work_id, kind, entity_type, entity_id, shard, priority, attempts, max_attempts, not_before, claimed_by"
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    work_id: int
+    kind: str
+    entity_type: str
+    entity_id: int
+    shard: str
+    priority: int
+    attempts: int
+    max_attempts: int
+    not_before: float
+    claimed_by: str | None
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else float(now)
+
+
+@contextmanager
+def _write(conn: Any) -> Iterator[Any]:
+    """Join the caller's transaction (e.g. the catalog insert batch) or open a BEGIN IMMEDIATE one."""
+    if conn.in_transaction:
+        yield conn
+    else:
+        with transaction(conn):
+            yield conn
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown deferred kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def backoff_s(attempts: int) -> float:
+    """Delay before retry number `attempts` + 1: 1, 2, 4, ... minutes, capped at 6 hours."""
+    return min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_CAP_S)
+
+
+# --------------------------------------------------------------------------- enqueue
+
+
+def enqueue(conn: Any, kind: str, entity_type: str, entities: Iterable[tuple[int, str]], *,
+            priority: str = "normal", delay_s: float = 0.0, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+            now: float | None = None) -> int:
+    """Add (entity_id, shard) items; an existing pending/in-progress item is left as is, a finished one is reset.
+
+    Returns how many rows were inserted or reset.
+    """
+    _check_kind(kind)
+    if entity_type not in ENTITY_TYPES:
+        raise ValueError(f"unknown entity type {entity_type!r}")
+    rank = PRIORITIES[priority]
+    stamp = _now(now)
+    rows = [(kind, entity_type, int(eid), shard, rank, stamp + delay_s, max_attempts, stamp, stamp)
+            for eid, shard in entities]
+    if not rows:
+        return 0
+    changed = 0
+    with _write(conn):
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT INTO deferred_work (kind, entity_type, entity_id, shard, priority, not_before, max_attempts,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (kind, entity_type, entity_id) DO UPDATE SET"
+            "  state = 'pending', attempts = 0, last_error = NULL, claimed_by = NULL, claimed_at = NULL,"
+            "  shard = excluded.shard, priority = excluded.priority, not_before = excluded.not_before,"
+            "  max_attempts = excluded.max_attempts, updated_at = excluded.updated_at"
+            " WHERE deferred_work.state IN ('done', 'failed', 'dead')",
+            rows,
+        )
+        changed = conn.total_changes - before
+    return changed
+
+
+def enqueue_for_tracks(conn: Any, track_ids: Sequence[int], kinds: Sequence[str] = ("enrichment", "vectors"), *,
+                       priority: str = "normal", now: float | None = None) -> int:
+    """Deferred work for inserted or changed tracks (called by the catalog insert)."""
+    shards = _shards_of(conn, "SELECT track_id, shard FROM tracks WHERE track_id IN ({})", track_ids)
+    return sum(enqueue(conn, kind, "track", shards.items(), priority=priority, now=now) for kind in kinds)
+
+
+def enqueue_for_albums(conn: Any, album_ids: Sequence[int], kinds: Sequence[str] = ("covers",), *,
+                       priority: str = "normal", now: float | None = None) -> int:
+    """Deferred work for inserted or changed albums; an album's shard is its tracks' shard."""
+    shards = _shards_of(conn, "SELECT album_id, MIN(shard) FROM tracks WHERE album_id IN ({}) GROUP BY album_id",
+                        album_ids)
+    return sum(enqueue(conn, kind, "album", shards.items(), priority=priority, now=now) for kind in kinds)
+
+
+def _shards_of(conn: Any, sql: str, ids: Sequence[int]) -> dict[int, str]:
+    return dict(_pairs(conn, sql, ids))
+
+
+def _pairs(conn: Any, sql: str, ids: Sequence[int]) -> list[tuple[Any, Any]]:
+    unique = sorted({int(i) for i in ids})
+    found: list[tuple[Any, Any]] = []
+    for start in range(0, len(unique), _CHUNK):
+        part = unique[start:start + _CHUNK]
+        found += [(row[0], row[1]) for row in conn.execute(sql.format(",".join("?" * len(part))), part)]
+    return found
+
+
+# --------------------------------------------------------------------------- claim and finish
+
+
+def claim(conn: Any, kind: str, worker: str, *, limit: int = 100, shards: Sequence[str] | None = None,
+          now: float | None = None) -> list[WorkItem]:
+    """Atomically take up to `limit` due pending items (best priority, then longest due); never the same twice."""
+    _check_kind(kind)
+    stamp = _now(now)
+    shard_filter, params = "", [kind, stamp]
+    if shards is not None:
+        if not shards:
+            return []
+        shard_filter = f" AND shard IN ({','.join('?' * len(shards))})"
+        params += list(shards)
+    # One UPDATE ... RETURNING under BEGIN IMMEDIATE: the select and the state change cannot interleave with
+    # another claimer, and only due rows are ordered, so an item not yet due never sits in front of due ones.
+    with _write(conn):
+        rows = conn.execute(
+            "UPDATE deferred_work SET state = 'in_progress', claimed_by = ?, claimed_at = ?, attempts = attempts + 1,"
+            " updated_at = ? WHERE work_id IN (SELECT work_id FROM deferred_work"
+            "  WHERE kind = ? AND state = 'pending' AND not_before <= ?" + shard_filter +
+            "  ORDER BY priority, not_before, work_id LIMIT ?)"
+            f" RETURNING {_COLUMNS}",
+            [worker, stamp, stamp, *params, int(limit)],
+        ).fetchall()
+    items = [WorkItem(*row) for row in rows]
+    return sorted(items, key=lambda i: (i.priority, i.not_before, i.work_id))
+
+
+def complete(conn: Any, work_ids: Sequence[int], *, now: float | None = None) -> int:
+    stamp = _now(now)
+    with _write(conn):
+        return _update_ids(conn, "UPDATE deferred_work SET state = 'done', last_error = NULL, updated_at = ?"
+                           " WHERE state = 'in_progress' AND work_id IN ({})", [stamp], work_ids)
+
+
+def fail(conn: Any, work_ids: Sequence[int], error: str, *, now: float | None = None) -> dict[str, int]:
+    """Record a failure: retry later with exponential backoff, or dead-letter once attempts reach the maximum."""
+    stamp = _now(now)
+    counts = {"failed": 0, "dead": 0}
+    with _write(conn):
+        for start in range(0, len(work_ids), _CHUNK):
+            part = [int(i) for i in work_ids[start:start + _CHUNK]]
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(f"SELECT work_id, attempts, max_attempts FROM deferred_work"
+                                f" WHERE state = 'in_progress' AND work_id IN ({marks})", part).fetchall()
+            for work_id, attempts, max_attempts in rows:
+                state = "dead" if attempts >= max_attempts else "failed"
+                conn.execute(
+                    "UPDATE deferred_work SET state = ?, last_error = ?, not_before = ?, claimed_by = NULL,"
+                    " claimed_at = NULL, updated_at = ? WHERE work_id = ?",
+                    (state, error[:2000], stamp + backoff_s(attempts), stamp, work_id),
+                )
+                counts[state] += 1
+    return counts
+
+
+def claimed_by(conn: Any, worker: str) -> list[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT work_id FROM deferred_work WHERE claimed_by = ? AND state = 'in_progress'", (worker,))]
+
+
+def complete_claimed(conn: Any, worker: str, *, now: float | None = None) -> int:
+    return complete(conn, claimed_by(conn, worker), now=now)
+
+
+def fail_claimed(conn: Any, worker: str, error: str, *, now: float | None = None) -> dict[str, int]:
+    return fail(conn, claimed_by(conn, worker), error, now=now)
+
+
+def _update_ids(conn: Any, sql: str, leading: list, ids: Sequence[int]) -> int:
+    changed = 0
+    for start in range(0, len(ids), _CHUNK):
+        part = [int(i) for i in ids[start:start + _CHUNK]]
+        changed += conn.execute(sql.format(",".join("?" * len(part))), [*leading, *part]).rowcount
+    return changed
+
+
+# --------------------------------------------------------------------------- upkeep
+
+
+def retry_failed(conn: Any, *, now: float | None = None) -> int:
+    """Failed items whose backoff has elapsed become pending again."""
+    stamp = _now(now)
+    with _write(conn):
+        return conn.execute("UPDATE deferred_work SET state = 'pending', updated_at = ?"
+                            " WHERE state = 'failed' AND not_before <= ?", (stamp, stamp)).rowcount
+
+
+def reclaim_stale(conn: Any, *, older_than_s: float = STALE_CLAIM_S, now: float | None = None) -> dict[str, int]:
+    """In-progress items whose claimer vanished go back to pending (or dead when out of attempts)."""
+    stamp = _now(now)
+    cutoff = stamp - older_than_s
+    with _write(conn):
+        dead = conn.execute(
+            "UPDATE deferred_work SET state = 'dead', last_error = 'claim by ' || coalesce(claimed_by, '?') ||"
+            " ' went stale on its last attempt', claimed_by = NULL, claimed_at = NULL, updated_at = ?"
+            " WHERE state = 'in_progress' AND claimed_at < ? AND attempts >= max_attempts", (stamp, cutoff)).rowcount
+        pending = conn.execute(
+            "UPDATE deferred_work SET state = 'pending', last_error = 'claim by ' || coalesce(claimed_by, '?') ||"
+            " ' went stale', claimed_by = NULL, claimed_at = NULL, updated_at = ?"
+            " WHERE state = 'in_progress' AND claimed_at < ?", (stamp, cutoff)).rowcount
+    return {"reclaimed": pending, "dead": dead}
+
+
+def cleanup(conn: Any, *, done_older_than_s: float = 7 * 86400, dead_older_than_s: float = 30 * 86400,
+            now: float | None = None) -> dict[str, int]:
+    """Delete done items after a week and dead ones after a month (kept that long for inspection)."""
+    stamp = _now(now)
+    with _write(conn):
+        done = conn.execute("DELETE FROM deferred_work WHERE state = 'done' AND updated_at < ?",
+                            (stamp - done_older_than_s,)).rowcount
+        dead = conn.execute("DELETE FROM deferred_work WHERE state = 'dead' AND updated_at < ?",
+                            (stamp - dead_older_than_s,)).rowcount
+    return {"done_deleted": done, "dead_deleted": dead}
+
+
+_ENTITY_TABLES = {"track": ("tracks", "track_id"), "album": ("albums", "album_id"),
+                  "artist": ("artists", "artist_id")}
+
+
+def delete_orphans(conn: Any) -> int:
+    """Items whose track/album/artist no longer exists (file deleted) are dropped."""
+    removed = 0
+    with _write(conn):
+        for entity_type, (table, key) in _ENTITY_TABLES.items():
+            removed += conn.execute(
+                f"DELETE FROM deferred_work WHERE entity_type = ? AND NOT EXISTS"
+                f" (SELECT 1 FROM {table} WHERE {table}.{key} = deferred_work.entity_id)", (entity_type,)).rowcount
+    return removed
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def pending_shards(conn: Any, kind: str, *, limit: int = 16, now: float | None = None) -> list[str]:
+    """Shards holding due pending items of `kind`, most urgent first, at most `limit`."""
+    _check_kind(kind)
+    rows = conn.execute(
+        "SELECT shard FROM deferred_work WHERE kind = ? AND state = 'pending' AND not_before <= ?"
+        " GROUP BY shard ORDER BY MIN(priority), MIN(not_before), shard LIMIT ?",
+        (kind, _now(now), int(limit))).fetchall()
+    return [r[0] for r in rows]
+
+
+def metrics(conn: Any, *, now: float | None = None) -> dict[str, dict[str, Any]]:
+    """Per kind: count per state, due pending, oldest pending wait (s), and the most common last errors."""
+    stamp = _now(now)
+    out: dict[str, dict[str, Any]] = {
+        kind: {**{state: 0 for state in STATES}, "due": 0, "oldest_pending_age_s": None, "errors": {}}
+        for kind in KINDS
+    }
+    for kind, state, count in conn.execute("SELECT kind, state, COUNT(*) FROM deferred_work GROUP BY kind, state"):
+        out[kind][state] = count
+    for kind, due, oldest in conn.execute(
+            "SELECT kind, SUM(not_before <= ?), MIN(updated_at) FROM deferred_work WHERE state = 'pending'"
+            " GROUP BY kind", (stamp,)):
+        out[kind]["due"] = int(due or 0)
+        out[kind]["oldest_pending_age_s"] = round(stamp - oldest, 1) if oldest is not None else None
+    for kind, error, count in conn.execute(
+            "SELECT kind, substr(last_error, 1, 80), COUNT(*) FROM deferred_work"
+            " WHERE state IN ('failed', 'dead') AND last_error IS NOT NULL GROUP BY kind, 2 ORDER BY 3 DESC"):
+        if len(out[kind]["errors"]) < 5:
+            out[kind]["errors"][error] = count
+    return out
+
+
+def enqueue_after_catalog_write(conn: Any, track_ids: Sequence[int], *, now: float | None = None) -> int:
+    """The catalog insert's hook: enrichment and vectors for the tracks, covers for their albums."""
+    if not track_ids:
+        return 0
+    album_ids = sorted({album_id for album_id, _ in _pairs(conn, "SELECT album_id, 0 FROM tracks"
+                                                                  " WHERE track_id IN ({})", track_ids)})
+    return enqueue_for_tracks(conn, track_ids, now=now) + enqueue_for_albums(conn, album_ids, now=now)

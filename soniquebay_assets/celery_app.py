@@ -1,0 +1,63 @@
+"""The Celery app workers load with `-A soniquebay_assets.celery_app`: dagster-celery's step task with our settings.
+
+The executor (dagster_defs/executor.py) builds its submitting app from the same `app_args()`, so both sides agree
+on broker, backend, acknowledgement and redelivery settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster_celery.config import DEFAULT_CONFIG, dict_wrapper
+from dagster_celery.defaults import broker_transport_options
+
+from soniquebay_assets import settings
+
+
+def config_source(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Celery settings: late acks + reject on worker loss so a SIGKILLed step is redelivered, not lost."""
+    config: dict[str, Any] = {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # per-worker prefetch is given on the worker command line from queues.PREFETCH_BY_QUEUE
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {
+            **broker_transport_options,
+            # Redis redelivers a task whose worker vanished (main process killed) after this many seconds.
+            "visibility_timeout": settings.celery_visibility_timeout_s(),
+        },
+        "broker_connection_retry_on_startup": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_track_started": True,
+        "result_expires": 7 * 24 * 3600,
+    }
+    config.update(overrides or {})
+    return config
+
+
+def app_args(broker: str | None = None, backend: str | None = None,
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Arguments for dagster_celery.make_app.make_app, shared by workers and the executor."""
+    return {
+        "broker": broker or settings.broker_url(),
+        "backend": backend or settings.result_backend_url(),
+        "include": [],
+        "config_source": dict_wrapper(dict(DEFAULT_CONFIG, **config_source(overrides))),
+    }
+
+
+def make_celery_app(broker: str | None = None, backend: str | None = None) -> Any:
+    from dagster_celery.make_app import make_app
+
+    return make_app(app_args(broker, backend))
+
+
+def _worker_app() -> Any:
+    from dagster_celery.tasks import create_task
+
+    worker_app = make_celery_app()
+    create_task(worker_app)  # registers "execute_plan", the task every step is sent as
+    return worker_app
+
+
+app = _worker_app()

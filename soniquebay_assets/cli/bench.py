@@ -10,6 +10,7 @@ from soniquebay_assets.cli.common import print_json
 # name -> module exposing add_arguments(parser) and run(args) -> dict
 BENCHMARKS = {
     "scan": "soniquebay_assets.cli.bench_scan",
+    "tags": "soniquebay_assets.cli.bench_tags",
 }
 
 

@@ -1,0 +1,80 @@
+"""Group `metadata`: audio enrichment (tempo, key, loudness, moods, spectral features) and clean genres."""
+
+import time
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
+from soniquebay_assets.dagster_defs.resources import CatalogResource
+from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
+from soniquebay_assets.pipeline.enrich import enrich_shards
+from soniquebay_assets.queues import WORKER_METADATA, op_tags_for
+
+
+class EnrichConfig(Config):
+    workers: int = 0  # 0: one per core
+    force_version: bool = False  # re-analyse tracks analysed by an older ANALYSIS_VERSION
+    retry_errors: bool = False  # re-try tracks whose analysis failed (e.g. after installing ffmpeg)
+
+
+@asset(
+    group_name="metadata",
+    partitions_def=SHARDS,
+    backfill_policy=SINGLE_RUN,
+    op_tags=op_tags_for("metadata"),
+    deps=["catalog_entities"],
+    description="Tempo, key (Camelot/Open Key), loudness and ReplayGain, moods and spectral features per track, "
+                "plus normalized genres; only new, audio-changed (or, on request, older-version) tracks.",
+)
+def enriched_tracks(context: AssetExecutionContext, config: EnrichConfig, catalog: CatalogResource) -> MaterializeResult:
+    started = time.perf_counter()
+    shards = sorted(context.partition_keys)
+    conn = catalog.connect()
+    try:
+        stats = enrich_shards(conn, shards, data_dir=catalog.data_dir, workers=config.workers or None,
+                              force_version=config.force_version, retry_errors=config.retry_errors)
+    finally:
+        conn.close()
+    context.log.info(
+        f"{log_prefix(WORKER_METADATA)} shards {shard_summary(shards)}: {stats['analyzed']} analysed "
+        f"({stats['ok']} ok, {stats['partial']} partial, {stats['failed']} failed), {stats['skipped']} skipped, "
+        f"{stats['mean_seconds_per_track'] or 0:.3f} s/track"
+    )
+    return MaterializeResult(metadata=enrich_metadata(stats, shards, started))
+
+
+def enrich_metadata(stats: dict, shards: list[str], started: float) -> dict:
+    """Counts, timing, BPM histogram and key table as UI metadata (markdown: matplotlib is not installed)."""
+    return {
+        "shards": shard_summary(shards),
+        "analysis_version": ANALYSIS_VERSION,
+        "analyzed": stats["analyzed"],
+        "ok": stats["ok"],
+        "partial": stats["partial"],
+        "failed": stats["failed"],
+        "skipped": stats["skipped"],
+        "mean_seconds_per_track": MetadataValue.float(float(stats["mean_seconds_per_track"] or 0.0)),
+        "problems_by_reason": md_table(stats["reasons"]),
+        "bpm_histogram": _histogram_md(stats["bpm_histogram"]),
+        "key_table": _key_table_md(stats["key_table"]),
+        "normalized_genre_rows": stats["genre_rows"],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _histogram_md(histogram: dict[str, int]) -> MetadataValue:
+    if not histogram:
+        return MetadataValue.md("_no BPM measured yet_")
+    peak = max(histogram.values())
+    lines = ["| BPM | tracks | |", "|---|---:|---|"]
+    lines += [f"| {b} | {n} | {'█' * max(1, round(20 * n / peak))} |" for b, n in histogram.items()]
+    return MetadataValue.md("\n".join(lines))
+
+
+def _key_table_md(rows: list[tuple[str, str, int]]) -> MetadataValue:
+    if not rows:
+        return MetadataValue.md("_no key measured yet_")
+    lines = ["| key | Camelot | tracks |", "|---|---|---:|"]
+    lines += [f"| {k} | {c} | {n} |" for k, c, n in rows]
+    return MetadataValue.md("\n".join(lines))

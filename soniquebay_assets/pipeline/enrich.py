@@ -1,0 +1,189 @@
+"""Stage `enrich`: decode + analyse tracks in a process pool, write results to the catalog in batches.
+
+Workers only decode and analyse (pure CPU); the parent owns the SQLite connection and writes one transaction
+per batch, so a crash loses at most one batch and a re-run never duplicates (upserts on track_id).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from soniquebay_assets.catalog import analysis as repo
+from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
+from soniquebay_assets.domain.genres import mood_tags, normalize_genres
+from soniquebay_assets.pipeline import progress
+from soniquebay_assets.settings import DataDir
+
+BATCH_SIZE = 50
+# Below this many tracks a pool costs more (spawn + imports, ~1 s per worker) than it saves.
+MIN_TRACKS_FOR_POOL = 4
+
+
+def analyze_file(path: str, duration_hint: float | None = None) -> dict[str, Any]:
+    """Decode the excerpts of one file and analyse them; never raises (errors come back as status 'error').
+
+    Returns {'values': {column: value}, 'reason': short cause or '', 'seconds': wall time}."""
+    from soniquebay_assets.domain.analysis.analyze import analyze_samples
+    from soniquebay_assets.library.audio_decode import DecodeError, decode_excerpts
+
+    started = time.perf_counter()
+    try:
+        decoded = decode_excerpts(path, duration_hint=duration_hint)
+    except DecodeError as exc:
+        return {"values": {"status": "error", "error": exc.detail, "seconds_spent": _since(started)},
+                "reason": exc.reason}
+    except Exception as exc:  # a decoder bug must not fail the partition
+        return {"values": {"status": "error", "error": f"{type(exc).__name__}: {exc}",
+                           "seconds_spent": _since(started)}, "reason": "decode_crash"}
+    try:
+        result = analyze_samples(decoded.segments, decoded.sr, duration_s=decoded.duration_s,
+                                 decode_note=decoded.partial_reason)
+    except Exception as exc:
+        return {"values": {"status": "error", "error": f"analysis failed: {type(exc).__name__}: {exc}",
+                           "duration_s": decoded.duration_s, "seconds_spent": _since(started)},
+                "reason": "analysis_crash"}
+    values = result.as_row()
+    values["decoder"] = decoded.decoder
+    values["seconds_spent"] = _since(started)
+    reason = ""
+    if result.status != "ok":
+        reason = "partial_decode" if decoded.partial_reason else ("silent" if "silent" in (result.error or "")
+                                                                 else "partial_analysis")
+    return {"values": values, "reason": reason}
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 4)
+
+
+def _init_worker(numba_cache: str) -> None:
+    """Runs first in each worker: librosa/numba (if ever imported) must find a persistent JIT cache."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", numba_cache)
+    # one BLAS/FFT thread per worker: the pool already uses every core
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | str | None = None,
+                  workers: int | None = None, force_version: bool = False,
+                  retry_errors: bool = False) -> dict[str, Any]:
+    """Analyse the tracks of `shards` that need it (see catalog.analysis.tracks_to_analyze) and refresh their
+    normalized genres. Returns counts, timings and distributions for the UI."""
+    started = time.perf_counter()
+    data = data_dir if isinstance(data_dir, DataDir) else DataDir(Path(data_dir)) if data_dir else DataDir()
+    numba_cache = data.numba_cache
+    numba_cache.mkdir(parents=True, exist_ok=True)
+    todo = repo.tracks_to_analyze(conn, shards, current_version=ANALYSIS_VERSION, force_version=force_version,
+                                  retry_errors=retry_errors)
+    total = repo.track_count(conn, shards)
+    stats: dict[str, Any] = {"shards": len(shards), "tracks_in_shards": total, "selected": len(todo),
+                             "skipped": total - len(todo), "ok": 0, "partial": 0, "failed": 0,
+                             "reasons": Counter(), "track_seconds": 0.0, "audio_seconds_analyzed": 0.0}
+    pending: list[tuple[Any, dict[str, Any]]] = []
+    done = 0
+
+    def flush() -> None:
+        if pending:
+            _write_batch(conn, pending)
+            pending.clear()
+
+    for track, outcome in _run(todo, workers, str(numba_cache)):
+        values = outcome["values"]
+        status = values.get("status", "error")
+        stats["ok" if status == "ok" else "partial" if status == "partial" else "failed"] += 1
+        if outcome["reason"]:
+            stats["reasons"][outcome["reason"]] += 1
+        stats["track_seconds"] += values.get("seconds_spent") or 0.0
+        stats["audio_seconds_analyzed"] += values.get("analyzed_seconds") or 0.0
+        pending.append((track, outcome))
+        done += 1
+        progress.report("enrich", done, len(todo))
+        if len(pending) >= BATCH_SIZE:
+            flush()
+    flush()
+    stats["genre_rows"] = refresh_normalized_genres(conn, shards)
+    analysed = stats["ok"] + stats["partial"] + stats["failed"]
+    stats["analyzed"] = analysed
+    stats["mean_seconds_per_track"] = round(stats["track_seconds"] / analysed, 4) if analysed else None
+    stats["reasons"] = dict(stats["reasons"])
+    stats["track_seconds"] = round(stats["track_seconds"], 3)
+    stats["audio_seconds_analyzed"] = round(stats["audio_seconds_analyzed"], 1)
+    stats["bpm_histogram"] = repo.bpm_histogram(conn, shards)
+    stats["key_table"] = repo.key_table(conn, shards)
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    return stats
+
+
+def _write_batch(conn: Any, batch: list[tuple[Any, dict[str, Any]]]) -> None:
+    """One transaction: analysis rows, mood tags, and the enrich errors/warnings of this batch."""
+    rows, tags, errors, clean = [], {}, [], []
+    for track, outcome in batch:
+        values = outcome["values"]
+        rows.append((track.track_id, ANALYSIS_VERSION, values))
+        tags[track.track_id] = mood_tags(values)
+        if values.get("status") == "ok":
+            clean.append(track.path)
+        else:
+            severity = "error" if values.get("status") == "error" else "warning"
+            errors.append((track.path, outcome["reason"] or "error", values.get("error") or "", track.shard,
+                           severity))
+    with transaction(conn):
+        repo.save_analyses(conn, rows)
+        repo.save_mood_tags(conn, tags)
+        repo.clear_enrich_errors(conn, clean)
+        repo.record_enrich_errors(conn, errors)
+
+
+def refresh_normalized_genres(conn: Any, shards: list[str]) -> int:
+    """Recompute canonical genres for every track of the shards (cheap; follows tag edits without re-analysis)."""
+    genres = {track_id: normalize_genres(names) for track_id, names in repo.tagged_genres(conn, shards).items()}
+    with transaction(conn):
+        return repo.replace_normalized_genres(conn, genres)
+
+
+def _run(todo: list, workers: int | None, numba_cache: str):
+    """Yield (track, outcome) as results arrive: in-process for tiny jobs, else a spawn-based process pool."""
+    workers = workers or default_workers()
+    if workers <= 1 or len(todo) < MIN_TRACKS_FOR_POOL:
+        _init_worker(numba_cache)
+        for track in todo:
+            yield track, analyze_file(track.path, track.duration_s)
+        return
+    remaining = list(todo)
+    for attempt in range(2):  # a worker that dies (native crash, OOM) breaks the pool: retry the rest once
+        crashed: list = []
+        # spawn, not fork: the parent may be a Dagster process with threads and an open SQLite connection
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(remaining)), mp_context=context,
+                                 initializer=_init_worker, initargs=(numba_cache,)) as pool:
+            futures = {pool.submit(analyze_file, t.path, t.duration_s): t for t in remaining}
+            for future in as_completed(futures):
+                track = futures[future]
+                try:
+                    yield track, future.result()
+                except BrokenProcessPool:
+                    crashed.append(track)
+                except Exception as exc:
+                    yield track, {"values": {"status": "error", "error": f"{type(exc).__name__}: {exc}"},
+                                  "reason": "worker_error"}
+        if not crashed:
+            return
+        remaining = crashed
+        if attempt == 1 or len(crashed) == 1:
+            for track in crashed:
+                yield track, {"values": {"status": "error",
+                                         "error": "the analysis worker process died on this file"},
+                              "reason": "worker_crashed"}
+            return

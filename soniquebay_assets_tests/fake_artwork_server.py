@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from PIL import Image
 
 
@@ -115,8 +114,8 @@ class FakeArtworkServer:
         self.httpd.server_close()
 
 
-@pytest.fixture()
-def artwork_server():
+def serve():
+    """Body of the `artwork_server` fixture each test module declares: a started server, stopped after."""
     server = FakeArtworkServer().start()
     try:
         yield server

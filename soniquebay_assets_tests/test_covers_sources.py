@@ -23,15 +23,15 @@ from soniquebay_assets.clients.coverartarchive import CoverArtArchiveClient
 from soniquebay_assets.clients.http import HttpClient
 from soniquebay_assets.clients.lastfm import LastfmClient, is_placeholder
 from soniquebay_assets.domain.cover_choice import CoverEntity
-from soniquebay_assets_tests.fake_artwork_server import (  # noqa: F401  (fixture)
+from soniquebay_assets_tests.fake_artwork_server import (
     PLACEHOLDER_PATH,
     Reply,
-    artwork_server,
     caa_index,
     image_bytes,
     image_reply,
     json_reply,
     lastfm_images,
+    serve,
 )
 
 RELEASE = "0273d6df-a811-4cab-b2d3-921bc5349204"
@@ -45,6 +45,11 @@ EMBEDDED = {
     "Jens Erler - Musix 4 XMoto (2008)": ("01 - Madeira Stew.flac", "PICTURE"),
     "Various Artists - Free Game Music Sampler (Disc 1)": ("01 - Aleksi Aubry-Carlson - Transience.mp3", "APIC"),
 }
+
+
+@pytest.fixture()
+def artwork_server():
+    yield from serve()
 
 
 def fake_http(**overrides) -> HttpClient:

@@ -11,14 +11,19 @@ import traceback
 import pytest
 
 from soniquebay_assets.clients.http import HttpClient, HttpError, parse_retry_after, user_agent
-from soniquebay_assets_tests.fake_artwork_server import (  # noqa: F401  (fixture)
+from soniquebay_assets_tests.fake_artwork_server import (
     Reply,
-    artwork_server,
     image_reply,
     json_reply,
+    serve,
 )
 
 SECRET = "f00dfacecafe1234beef5678deadbeef"
+
+
+@pytest.fixture()
+def artwork_server():
+    yield from serve()
 
 
 class FakeClock:

@@ -159,3 +159,30 @@ def _atomic_write(target: Path, data: bytes) -> None:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def contact_sheet(thumbnails: list[Path], target: Path, *, cell: int = 150, columns: int = 6,
+                  gap: int = 4) -> Path | None:
+    """A PNG grid of thumbnails (for the Dagster UI); None when there is nothing to show."""
+    images = []
+    for path in thumbnails:
+        try:
+            with Image.open(path) as thumb:
+                images.append(_flatten(thumb))
+        except (OSError, ValueError):
+            continue
+    if not images:
+        return None
+    columns = min(columns, len(images))
+    rows = -(-len(images) // columns)
+    sheet = Image.new("RGB", (columns * (cell + gap) + gap, rows * (cell + gap) + gap), (24, 24, 24))
+    for index, image in enumerate(images):
+        image.thumbnail((cell, cell))
+        x = gap + (index % columns) * (cell + gap) + (cell - image.width) // 2
+        y = gap + (index // columns) * (cell + gap) + (cell - image.height) // 2
+        sheet.paste(image, (x, y))
+        image.close()
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", optimize=True)
+    _atomic_write(target, buffer.getvalue())
+    return target

@@ -13,7 +13,8 @@ from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, prin
 # stage name -> asset groups it materializes; later stages add themselves here.
 STAGES: dict[str, list[str]] = {
     "catalog": ["scan", "extract", "insert"],
-    "all": ["scan", "extract", "insert"],
+    "covers": ["cover"],
+    "all": ["scan", "extract", "insert", "cover"],
 }
 
 

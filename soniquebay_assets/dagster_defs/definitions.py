@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
-from soniquebay_assets.dagster_defs.assets import catalog, extract, scan
+from soniquebay_assets.dagster_defs.assets import catalog, covers, extract, scan
 from soniquebay_assets.dagster_defs.jobs import scan_job
 from soniquebay_assets.dagster_defs.resources import default_resources
 from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
 
 # Each stage adds its asset module here.
-ASSET_MODULES = [scan, extract, catalog]
+ASSET_MODULES = [scan, extract, catalog, covers]
 
 JOBS = [scan_job]
 SENSORS = [library_changes_sensor]

@@ -265,3 +265,37 @@ def coverage_summary(conn: Any, entity_type: str) -> dict[str, Any]:
         "cached_misses": repo.misses_by_reason(conn, entity_type, kind="miss"),
         "cached_failures": repo.misses_by_reason(conn, entity_type, kind="failure"),
     }
+
+
+def open_sources(order: Sequence[str], *, lastfm_api_key: str | None, contact: str | None = None,
+                 caa_base_url: str | None = None, lastfm_base_url: str | None = None,
+                 http: HttpClient | None = None) -> tuple[HttpClient, list[CoverSource]]:
+    """The one HttpClient (caller closes it) and the sources in the configured order, sharing it."""
+    from soniquebay_assets.artwork.sources import build_sources
+
+    http = http or HttpClient(contact=contact, secrets=[lastfm_api_key] if lastfm_api_key else ())
+    options: dict[str, Any] = {"http": http, "lastfm_api_key": lastfm_api_key}
+    if caa_base_url:
+        options["caa_base_url"] = caa_base_url
+    if lastfm_base_url:
+        options["lastfm_base_url"] = lastfm_base_url
+    return http, build_sources(order, **options)
+
+
+CONTACT_SHEETS_KEPT = 20
+
+
+def write_contact_sheet(conn: Any, data_dir: DataDir | Path | str, entity_type: str, name: str,
+                        limit: int = 24) -> Path | None:
+    """A PNG grid of the latest covers' 150 px thumbnails under covers/contact_sheets/; keeps the last few."""
+    from soniquebay_assets.artwork.image_store import contact_sheet
+
+    root = _covers_root(data_dir)
+    thumbs = [root / rel for _, rel in repo.sample_thumbnails(conn, entity_type, limit)]
+    folder = root / "contact_sheets"
+    written = contact_sheet(thumbs, folder / f"{entity_type}-{name}.png")
+    if written is not None:
+        old = sorted(folder.glob(f"{entity_type}-*.png"), key=lambda p: p.stat().st_mtime)[:-CONTACT_SHEETS_KEPT]
+        for path in old:
+            path.unlink(missing_ok=True)
+    return written

@@ -1,0 +1,63 @@
+"""`soniquebay covers`: list the stored album covers and artist images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("covers", help="list stored album covers and artist images")
+    add_data_dir(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per line: entity_type, entity_id, name, source, path, width, height")
+    parser.add_argument("--type", choices=("album", "artist"), default=None, help="only albums or only artists")
+    parser.add_argument("--summary", action="store_true", help="coverage and counts by source instead of a list")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from soniquebay_assets.catalog import covers as repo
+    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.pipeline.covers import coverage_summary
+
+    data = data_dir_from(args)
+    if not data.catalog_path.exists():
+        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    conn = open_catalog(data.catalog_path)
+    try:
+        if args.summary:
+            types = [args.type] if args.type else ["album", "artist"]
+            summary = {t: coverage_summary(conn, t) for t in types}
+            if args.json:
+                print_json(summary)
+            else:
+                for entity_type, s in summary.items():
+                    sources = ", ".join(f"{k} {v}" for k, v in sorted(s["by_source"].items())) or "none"
+                    sys.stdout.write(f"{entity_type}s: {s['covered']}/{s['total']} ({s['coverage_pct']}%) "
+                                     f"by source: {sources}\n")
+            return 0
+        for row in repo.list_covers(conn, args.type):
+            item = {
+                "entity_type": row["entity_type"],
+                "entity_id": row["entity_id"],
+                "name": row["name"],
+                "source": row["source"],
+                "path": str(data.covers / row["path"]),
+                "width": row["width"],
+                "height": row["height"],
+                "mime": row["mime"],
+                "sha256": row["sha256"],
+                "thumbnails": {k: str(data.covers / v) for k, v in json.loads(row["thumbnails"]).items()},
+            }
+            if args.json:
+                print_json(item)
+            else:
+                sys.stdout.write(f"{item['entity_type']:<6} {item['entity_id']:>6}  {item['width']}x{item['height']:<5} "
+                                 f"{item['source']:<16} {item['name']}\n")
+    finally:
+        conn.close()
+    return 0

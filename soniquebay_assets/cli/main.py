@@ -11,6 +11,7 @@ COMMAND_MODULES = [
     "soniquebay_assets.cli.scan",
     "soniquebay_assets.cli.catalog_cmds",
     "soniquebay_assets.cli.bench",
+    "soniquebay_assets.cli.covers_cmds",
 ]
 
 

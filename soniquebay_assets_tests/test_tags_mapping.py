@@ -690,3 +690,12 @@ def test_fast_utf16_decoder_matches_mutagen():
             for strict in (True, False):
                 assert outcome(tags_module._fast_decode_terminated, data, encoding, strict) == outcome(
                     original, data, encoding, strict), (data, encoding, strict)
+
+
+@pytest.mark.parametrize("folder, album", [
+    ("CD1", "Big Album"), ("Disc 2", "Big Album"), ("[Disc 3]", "Big Album"), ("Side A", "Big Album"),
+    ("Disco", "Disco"), ("CDs", "CDs"),
+])
+def test_album_from_folder_collapses_disc_folders(tmp_path, folder, album):
+    path = tmp_path / "lib" / "Big Album" / folder / "01 - x.mp3"
+    assert tags_module.album_from_folder(path, tmp_path / "lib") == album

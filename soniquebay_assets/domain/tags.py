@@ -349,7 +349,9 @@ _DISC_TRACK_PREFIX = re.compile(r"^\s*\d{1,2}[-.]\d{2,3}(?:\s*[-._)]\s*|\s+)(?=\
 # "03 Song": a number followed only by a space is a prefix when zero-padded or equal to the tagged track
 # number; otherwise it is part of the title ("99 Luftballons").
 _SPACED_PREFIX = re.compile(r"^\s*(\d{1,3})\s+(?=\S)")
-_DISC_FOLDER = re.compile(r"^\s*[\[(]?(?:cd|disc|disk|dvd|side)\s*[-_ ]?\s*[0-9a-z]{1,3}[\])]?\s*$", re.IGNORECASE)
+_DISC_FOLDER = re.compile(
+    r"^\s*[\[(]?(?:(?:cd|disc|disk|dvd)\s*[-_ ]?\s*\d{1,3}|side\s*[-_ ]?\s*[a-z0-9])[\])]?\s*$", re.IGNORECASE
+)
 
 
 def _text_path(path: str | bytes | os.PathLike) -> str:

@@ -476,6 +476,8 @@ def test_reason_vanished_directory_symlinks(tmp_path):
     (tmp_path / "loop_a.mp3").symlink_to(tmp_path / "loop_b.mp3")
     (tmp_path / "loop_b.mp3").symlink_to(tmp_path / "loop_a.mp3")
     cases["symlink loop"] = tmp_path / "loop_a.mp3"
+    os.mkfifo(tmp_path / "pipe.mp3")  # open() would block forever on a FIFO without a writer
+    cases["not a regular file"] = tmp_path / "pipe.mp3"
     for reason, path in cases.items():
         with pytest.raises(TagReadError) as info:
             read_tags(path)

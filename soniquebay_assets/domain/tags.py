@@ -10,6 +10,7 @@ import codecs
 import errno
 import os
 import re
+import stat
 from typing import Any
 
 import mutagen
@@ -34,7 +35,7 @@ __all__ = [
 # Stable reasons the UI counts by (errors by reason); each TagReadError uses exactly one of these.
 REASONS = (
     "empty file", "not an audio file", "unsupported format", "corrupt or truncated", "permission denied",
-    "file vanished", "is a directory", "broken symlink", "symlink loop", "read error",
+    "file vanished", "is a directory", "not a regular file", "broken symlink", "symlink loop", "read error",
 )
 
 # mutagen class name -> (format, codec). Codec None means "ask the stream info" (MP4, AC-3).
@@ -114,7 +115,7 @@ def read_tags(path: str | bytes | os.PathLike) -> TagRecord:
 def _read_tags(path: str | bytes | os.PathLike) -> TagRecord:
     fileobj = _open(path)
     with fileobj:
-        if os.fstat(fileobj.fileno()).st_size == 0:
+        if os.fstat(fileobj.fileno()).st_size == 0:  # (cheap: the inode is cached by _open's fstat)
             raise TagReadError("empty file", "the file has 0 bytes; re-copy it from its source")
         try:
             audio = _parse(fileobj)
@@ -160,8 +161,7 @@ def _parse(fileobj: Any) -> Any:
     if header[4:8] == b"ftyp":
         return MP4(fileobj)
     if header.startswith(b"ID3") or (header[:1] == b"\xff" and len(header) > 1 and header[1] & 0xE0 == 0xE0):
-        name = fileobj.name if isinstance(fileobj.name, str) else os.fsdecode(fileobj.name)
-        if name.lower().endswith(".mp3"):
+        if fileobj.name.lower().endswith(".mp3"):
             return MP3(fileobj)
     return mutagen.File(fileobj)
 
@@ -169,8 +169,7 @@ def _parse(fileobj: Any) -> Any:
 def _by_extension(fileobj: Any) -> Any:
     """mutagen.File's header scoring misses some valid files (ADTS AAC with an APE tag, MP4 without "ftyp"):
     retry with the container class the extension names."""
-    name = fileobj.name if isinstance(fileobj.name, str) else os.fsdecode(fileobj.name)
-    ext = os.path.splitext(name)[1].lower()
+    ext = os.path.splitext(fileobj.name)[1].lower()
     if ext in (".mp4", ".m4a", ".m4b", ".m4v", ".m4p", ".3gp", ".3g2"):
         from mutagen.mp4 import MP4 as cls
     elif ext == ".aac":
@@ -187,10 +186,9 @@ def _by_extension(fileobj: Any) -> Any:
 
 
 def _open(path: str | bytes | os.PathLike) -> Any:
+    """Open for reading without ever blocking: a FIFO or device in a music folder would hang open()."""
     try:
-        return open(path, "rb")
-    except IsADirectoryError:
-        raise TagReadError("is a directory", "a folder was handed to the tag reader; nothing to read") from None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         if os.path.islink(path):
             raise TagReadError("broken symlink", "the link points to a missing file; fix or delete the link") \
@@ -200,10 +198,22 @@ def _open(path: str | bytes | os.PathLike) -> Any:
     except PermissionError:
         raise TagReadError("permission denied", "the scanner's user cannot read this file; fix its "
                            "permissions (chmod a+r) or the folder's") from None
+    except IsADirectoryError:
+        raise TagReadError("is a directory", "a folder was handed to the tag reader; nothing to read") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise TagReadError("symlink loop", "the path is a symbolic link loop; remove the link") from None
         raise TagReadError("read error", f"{exc.strerror or exc}; check the disk or network share") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise TagReadError("is a directory", "a folder was handed to the tag reader; nothing to read")
+        raise TagReadError("not a regular file", "a pipe, socket or device sits in the music folder; move it")
+    fileobj = os.fdopen(fd, "rb")
+    name = os.fspath(path)
+    fileobj.raw.name = name if isinstance(name, str) else os.fsdecode(name)  # mutagen scores by extension
+    return fileobj
 
 
 def _apply_tags(record: TagRecord, tags: Any, audio: Any, fileobj: Any) -> None:

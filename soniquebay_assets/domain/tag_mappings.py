@@ -309,32 +309,63 @@ _MBID_LISTS = {"musicbrainz_artist_ids", "musicbrainz_album_artist_ids"}
 _PEOPLE_IDS = {"artists": "musicbrainz_artist_ids", "album_artists": "musicbrainz_album_artist_ids"}
 
 
+def _reverse(table: dict[str, tuple[str, ...]]) -> dict[str, list[tuple[str, int]]]:
+    reverse: dict[str, list[tuple[str, int]]] = {}
+    for name, keys in table.items():
+        for priority, key in enumerate(keys):
+            reverse.setdefault(key, []).append((name, priority))
+    return reverse
+
+
+# native key -> [(field, priority)]: a file is mapped by walking the few keys it has, not every table entry.
+_REVERSE = {family: _reverse(table) for family, table in TABLES.items()}
+
+
 def lookup(raw: RawTags, keys: tuple[str, ...]) -> list[Any]:
     """Values of the first key (in table order) that has a non-empty value."""
     for key in keys:
         found = raw.values.get(key)
-        if found and any(str(v).strip() for v in found):
+        if found and _non_empty(found):
             return found
     return []
 
 
+def _non_empty(values: list[Any]) -> bool:
+    return any(str(v).strip() for v in values)
+
+
+def _select(raw: RawTags) -> dict[str, list[Any]]:
+    """field -> values of its highest-priority native key present in `raw` with a non-empty value."""
+    reverse = _REVERSE[raw.family]
+    best: dict[str, tuple[int, list[Any]]] = {}
+    for key, values in raw.values.items():
+        hits = reverse.get(key)
+        if not hits or not values or not _non_empty(values):
+            continue
+        for name, priority in hits:
+            current = best.get(name)
+            if current is None or priority < current[0]:
+                best[name] = (priority, values)
+    return {name: values for name, (_, values) in best.items()}
+
+
 def apply_mapping(raw: RawTags, record: TagRecord) -> TagRecord:
     """Fill `record` from `raw` through its format's table; only empty record fields are filled."""
-    table = TABLES[raw.family]
+    selected = _select(raw)
     # MBID lists first: their count guides how a v2.3 "A/B" artist string is split.
     for name in ("musicbrainz_artist_ids", "musicbrainz_album_artist_ids"):
-        if not getattr(record, name):
-            ids, rejected = tv.normalize_mbid_list(lookup(raw, table[name]))
+        if not getattr(record, name) and name in selected:
+            ids, rejected = tv.normalize_mbid_list(selected[name])
             setattr(record, name, ids)
             if rejected:
                 record.warnings.append(f"{name}: not MusicBrainz ids: {', '.join(rejected)[:120]}")
-    for name, keys in table.items():
-        if name in _MBID_LISTS or not keys:
-            continue
-        values = lookup(raw, keys)
-        if values:
-            _set_field(record, name, values, raw)
-    _fill_totals(record, raw, table)
+    for name in FIELDS:
+        if name in selected and name not in _MBID_LISTS and name not in ("track_total", "disc_total"):
+            _set_field(record, name, selected[name], raw)
+    # A separate TRACKTOTAL/DISCTOTAL field only fills the total when the "n/N" form did not carry one.
+    for name in ("track_total", "disc_total"):
+        if getattr(record, name) is None and name in selected:
+            setattr(record, name, tv.parse_int(selected[name][0]))
     if raw.picture:
         record.has_embedded_picture = True
     for fmt in raw.formats:
@@ -385,13 +416,3 @@ def _set_field(record: TagRecord, name: str, values: list[Any], raw: RawTags) ->
     elif name == "compilation":
         if record.compilation is None:
             record.compilation = tv.parse_bool(values[0])
-
-
-def _fill_totals(record: TagRecord, raw: RawTags, table: dict[str, tuple[str, ...]]) -> None:
-    # A separate TRACKTOTAL/DISCTOTAL field only fills the total when the "n/N" form did not carry one.
-    for kind in ("track", "disc"):
-        name = f"{kind}_total"
-        if getattr(record, name) is None and table.get(name):
-            values = lookup(raw, table[name])
-            if values:
-                setattr(record, name, tv.parse_int(values[0]))

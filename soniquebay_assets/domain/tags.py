@@ -22,6 +22,8 @@ from mutagen.flac import FLAC
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, MP4Tags
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
 
 from soniquebay_assets.domain import tag_mappings as tm
 from soniquebay_assets.domain.tag_model import AudioInfo, TagReadError, TagRecord
@@ -151,19 +153,22 @@ def _read_tags(path: str | bytes | os.PathLike) -> TagRecord:
 
 
 def _parse(fileobj: Any) -> Any:
-    """One mutagen parse. The three commonest containers are recognized from their magic bytes directly,
-    which skips mutagen.File's scoring of ~20 formats (about 15% of a small MP3's read time); anything else,
-    or anything ambiguous, goes through mutagen.File."""
-    header = fileobj.read(12)
+    """One mutagen parse. Common containers are recognized from their magic bytes and handed to their class
+    directly, which skips mutagen.File's scoring of ~20 formats (15-40% of a small file's read time);
+    anything else, or anything ambiguous, goes through mutagen.File."""
+    header = fileobj.read(64)
     fileobj.seek(0)
+    cls = None
     if header.startswith(b"fLaC"):
-        return FLAC(fileobj)
-    if header[4:8] == b"ftyp":
-        return MP4(fileobj)
-    if header.startswith(b"ID3") or (header[:1] == b"\xff" and len(header) > 1 and header[1] & 0xE0 == 0xE0):
-        if fileobj.name.lower().endswith(".mp3"):
-            return MP3(fileobj)
-    return mutagen.File(fileobj)
+        cls = FLAC
+    elif header[4:8] == b"ftyp":
+        cls = MP4
+    elif header.startswith(b"OggS"):
+        # the first Ogg page holds the codec's identification packet right after the segment table
+        cls = OggVorbis if b"\x01vorbis" in header else OggOpus if b"OpusHead" in header else None
+    elif header.startswith(b"ID3") or (header[:1] == b"\xff" and len(header) > 1 and header[1] & 0xE0 == 0xE0):
+        cls = MP3 if fileobj.name.lower().endswith(".mp3") else None
+    return cls(fileobj) if cls is not None else mutagen.File(fileobj)
 
 
 def _by_extension(fileobj: Any) -> Any:

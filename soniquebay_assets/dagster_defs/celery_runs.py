@@ -18,7 +18,7 @@ def group_job_name(groups: Sequence[str]) -> str:
     return "celery_" + "_".join(groups)
 
 
-def group_job(groups: Sequence[str]):
+def group_job(groups: Sequence[str], resources: dict[str, Any] | None = None):
     """An asset job over `groups` with the Celery executor (called again inside every worker)."""
     from soniquebay_assets.dagster_defs.definitions import all_assets
     from soniquebay_assets.dagster_defs.executor import build_executor
@@ -28,7 +28,8 @@ def group_job(groups: Sequence[str]):
     name = group_job_name(groups)
     job = define_asset_job(name, selection=AssetSelection.groups(*groups), partitions_def=SHARDS,
                            executor_def=build_executor("celery"))
-    return Definitions(assets=all_assets(), jobs=[job], resources=default_resources()).resolve_job_def(name)
+    return Definitions(assets=all_assets(), jobs=[job],
+                       resources=resources or default_resources()).resolve_job_def(name)
 
 
 def reconstructable_group_job(groups: Sequence[str]):
@@ -53,16 +54,18 @@ def celery_run_config(roots: Sequence[Path], data_root: Path, snapshot: Path | N
 
 def materialize_through_celery(groups: Sequence[str], shards: Sequence[str], roots: Sequence[Path],
                                data_root: Path, snapshot: Path | None, *, instance: DagsterInstance | None = None,
-                               executor_config: dict | None = None, tags: dict | None = None) -> dict[str, Any]:
+                               executor_config: dict | None = None, tags: dict | None = None,
+                               job: Any = None, extra_resource_config: dict | None = None) -> dict[str, Any]:
     """Same result shape as the CLI's in-process materialize: run id, success, metadata per asset."""
     from soniquebay_assets.dagster_defs.sensors import range_tags
 
     instance = instance or DagsterInstance.get()
     run_tags = {**range_tags(list(shards)), "soniquebay/origin": "cli", "soniquebay/executor": "celery",
                 **(tags or {})}
-    with execute_job(reconstructable_group_job(groups), instance=instance,
-                     run_config=celery_run_config(roots, data_root, snapshot, groups,
-                                                  executor_config=executor_config),
+    run_config = celery_run_config(roots, data_root, snapshot, groups, executor_config=executor_config)
+    for resource, config in (extra_resource_config or {}).items():
+        run_config["resources"][resource]["config"].update(config)
+    with execute_job(job or reconstructable_group_job(groups), instance=instance, run_config=run_config,
                      tags=run_tags, raise_on_error=False) as result:
         metadata: dict[str, dict[str, Any]] = {}
         for event in result.get_asset_materialization_events():

@@ -61,6 +61,10 @@ class CoverSource:
     def serves(self, entity_type: str) -> bool:
         return entity_type in self.entity_types
 
+    def applicable(self, entity: CoverEntity) -> bool:
+        """Whether asking makes sense at all (e.g. the archive needs an MBID); if not, no miss is cached."""
+        return self.serves(entity.entity_type)
+
     def find(self, entity: CoverEntity) -> list[CoverCandidate]:
         raise NotImplementedError
 
@@ -237,8 +241,11 @@ class CoverArtArchiveSource(CoverSource):
         self.client = client
         self.max_bytes = max_bytes
 
+    def applicable(self, entity: CoverEntity) -> bool:
+        return entity.entity_type == "album" and bool(entity.release_id or entity.release_group_id)
+
     def find(self, entity: CoverEntity) -> list[CoverCandidate]:
-        if not entity.release_id and not entity.release_group_id:
+        if not self.applicable(entity):
             return []
         try:
             images = self.client.list_images(entity.release_id, entity.release_group_id)
@@ -270,11 +277,16 @@ class LastfmSource(CoverSource):
     def disabled_reason(self) -> str | None:
         return None if self.client.enabled else "no API key (set SONIQUEBAY_LASTFM_API_KEY)"
 
+    def applicable(self, entity: CoverEntity) -> bool:
+        if entity.entity_type == "album":
+            return bool(entity.name.strip() and entity.artist.strip())
+        return bool(entity.name.strip())
+
     def find(self, entity: CoverEntity) -> list[CoverCandidate]:
+        if not self.applicable(entity):
+            return []
         try:
             if entity.entity_type == "album":
-                if not entity.name or not entity.artist:
-                    return []
                 images = self.client.album_images(entity.artist, entity.name, entity.release_id)
             else:
                 images = self.client.artist_images(entity.name, entity.musicbrainz_artist_id)

@@ -53,6 +53,7 @@ class CoverStats:
     without_cover: int = 0
     selected: int = 0
     skipped_cached: int = 0
+    no_source: int = 0  # no configured source can look for this entity (e.g. no MBID and no Last.fm key)
     found: int = 0
     new_files: int = 0
     misses: int = 0
@@ -66,7 +67,7 @@ class CoverStats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "entity_type": self.entity_type, "without_cover": self.without_cover, "selected": self.selected,
-            "skipped_cached": self.skipped_cached, "found": self.found, "new_files": self.new_files,
+            "skipped_cached": self.skipped_cached, "no_source": self.no_source, "found": self.found, "new_files": self.new_files,
             "misses": self.misses, "by_source": dict(self.by_source), "by_priority": dict(self.by_priority),
             "failures": dict(self.failures), "disabled_sources": dict(self.disabled_sources),
             "http": dict(self.http), "seconds": round(self.seconds, 3),
@@ -172,9 +173,13 @@ def _run(entity_type: str, conn: Any, entities: list[tuple[dict, CoverEntity]], 
     for row, entity in entities:
         cached = cache.get(entity.entity_id, {})
         active = {name for name, r in cached.items() if r["expires_at"] > now_iso}
-        todo = [s for s in usable if s.name not in active]
+        applicable = [s for s in usable if s.applicable(entity)]
+        todo = [s for s in applicable if s.name not in active]
         if not todo:
-            stats.skipped_cached += 1
+            if applicable:
+                stats.skipped_cached += 1
+            else:
+                stats.no_source += 1
             continue
         level = priority_of(row, retried=bool(cached))
         queue.append((PRIORITY_RANK[level], -int(row.get("track_count") or 0), entity.entity_id, level, entity,
@@ -299,3 +304,15 @@ def write_contact_sheet(conn: Any, data_dir: DataDir | Path | str, entity_type: 
         for path in old:
             path.unlink(missing_ok=True)
     return written
+
+
+def refresh_missing_covers(conn: Any, shards: Sequence[str], *, data_dir: DataDir | Path | str,
+                           sources: Sequence[CoverSource], http: HttpClient | None = None,
+                           now: datetime | None = None, limit: int | None = None) -> dict[str, CoverStats]:
+    """Albums then artists of `shards`: only those without a picture whose negative cache allows a new try."""
+    return {
+        "album": fetch_album_covers(conn, shards, data_dir=data_dir, sources=sources, http=http, now=now,
+                                    limit=limit),
+        "artist": fetch_artist_images(conn, shards, data_dir=data_dir, sources=sources, http=http, now=now,
+                                      limit=limit),
+    }

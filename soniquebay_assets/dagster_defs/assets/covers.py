@@ -52,6 +52,7 @@ def _run(context: AssetExecutionContext, catalog: CatalogResource, config: Cover
         "found": stats.found,
         "misses": stats.misses,
         "skipped_negative_cache": stats.skipped_cached,
+        "no_applicable_source": stats.no_source,
         "new_image_files": stats.new_files,
         "found_by_source_this_run": md_table(dict(stats.by_source), key="source", value="found"),
         "pictures_by_source": md_table(summary["by_source"], key="source", value="pictures"),

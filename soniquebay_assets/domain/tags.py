@@ -117,7 +117,8 @@ def read_tags(path: str | bytes | os.PathLike) -> TagRecord:
 def _read_tags(path: str | bytes | os.PathLike) -> TagRecord:
     fileobj = _open(path)
     with fileobj:
-        if os.fstat(fileobj.fileno()).st_size == 0:  # (cheap: the inode is cached by _open's fstat)
+        size = os.fstat(fileobj.fileno()).st_size
+        if size == 0:
             raise TagReadError("empty file", "the file has 0 bytes; re-copy it from its source")
         try:
             audio = _parse(fileobj)
@@ -138,7 +139,7 @@ def _read_tags(path: str | bytes | os.PathLike) -> TagRecord:
         kind = type(audio).__name__
         if kind in _NOT_MUSIC:
             raise TagReadError("unsupported format", f"{_NOT_MUSIC[kind]}; it is not cataloged")
-        record = TagRecord(audio=_audio_info(audio, kind))
+        record = TagRecord(audio=_audio_info(audio, kind, size))
         record.audio_ok = bool(record.audio.sample_rate or record.audio.duration_s)
         if not record.audio_ok:
             record.warnings.append("audio stream header not parsed; tags only")
@@ -317,7 +318,7 @@ def _classify_failure(fileobj: Any, exc: Exception) -> TagReadError:
     return TagReadError("corrupt or truncated", f"{message}; re-copy or re-encode the file")
 
 
-def _audio_info(audio: Any, kind: str) -> AudioInfo:
+def _audio_info(audio: Any, kind: str, size: int = 0) -> AudioInfo:
     info = getattr(audio, "info", None)
     fmt, codec = _FORMATS.get(kind, (kind.lower(), None))
     if info is None:
@@ -333,13 +334,17 @@ def _audio_info(audio: Any, kind: str) -> AudioInfo:
     elif fmt == "aiff" and str(getattr(info, "compression", "NONE") or "NONE").upper() not in ("NONE", "SOWT"):
         codec = str(info.compression).lower()
     sample_rate = getattr(info, "sample_rate", None)
+    duration = _number(getattr(info, "length", None), float)
+    bitrate = _number(getattr(info, "bitrate", None), int)
+    if bitrate is None and duration and size:
+        bitrate = int(size * 8 / duration)  # lossless formats report none: the file's average (tags included)
     if fmt == "opus" and not sample_rate:
         sample_rate = 48000  # Opus always decodes at 48 kHz; mutagen reports no rate for it
     return AudioInfo(
         format=fmt,
         codec=codec,
-        duration_s=_number(getattr(info, "length", None), float),
-        bitrate=_number(getattr(info, "bitrate", None), int),
+        duration_s=duration,
+        bitrate=bitrate,
         sample_rate=_number(sample_rate, int),
         channels=_number(getattr(info, "channels", None), int),
         bit_depth=_number(getattr(info, "bits_per_sample", None) or getattr(info, "sample_size", None), int),

@@ -123,6 +123,15 @@ def test_redirect_loop_is_bounded(artwork_server):
     assert artwork_server.hits("/loop/a") + artwork_server.hits("/loop/b") == 5
 
 
+def test_redirect_to_a_non_http_scheme_is_refused(artwork_server):
+    artwork_server.set("/evil", Reply(302, b"", {"Location": "file:///etc/passwd"}))
+    clock = FakeClock()
+    with make_client(clock) as http, pytest.raises(HttpError) as info:
+        http.get(artwork_server.url("/evil"))
+    assert info.value.reason == "bad_redirect"
+    assert artwork_server.hits("/evil") == 1
+
+
 def test_redirect_to_image_host_is_followed(artwork_server):
     artwork_server.set("/release/x/front", Reply(307, b"", {"Location": "/images/x.jpg"}))
     artwork_server.set("/images/x.jpg", image_reply(b"\xff\xd8jpeg"))

@@ -211,6 +211,9 @@ class HttpClient:
                                 status=response.status)
             seen.append(str(current))
             current = current.join(location)
+            if current.scheme not in ("http", "https"):
+                raise HttpError("bad_redirect", f"{self.redact(seen[-1])}: redirect to a {current.scheme!r} URL",
+                                status=response.status)
             self.stats["redirects"] += 1
         raise HttpError("too_many_redirects",
                         f"more than {self.max_redirects} redirects from {self.redact(seen[0])}")

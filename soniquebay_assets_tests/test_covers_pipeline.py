@@ -287,3 +287,19 @@ def test_dagster_assets_and_cli(library, artwork_server, monkeypatch):
         assert {"entity_type", "entity_id", "name", "source", "path", "width", "height"} <= set(item)
         assert Path(item["path"]).is_file()
     assert {i["name"]: i["source"] for i in lines}["Warzone 2100 OST"] == "folder"
+
+
+def test_non_image_body_is_rejected_and_the_next_candidate_used(library, artwork_server):
+    conn, data = library["conn"], library["data"]
+    xmoto = conn.execute("SELECT * FROM albums WHERE title = ?", (XMOTO[0],)).fetchone()
+    caa_index(artwork_server, "release", xmoto["musicbrainz_release_id"],
+              [("/img/html.jpg", True), ("/img/back.jpg", False)])
+    artwork_server.set("/img/html.jpg", Reply(200, b"<html>Service unavailable</html>", {"Content-Type": "image/jpeg"}))
+    artwork_server.set("/img/back.jpg", image_reply(image_bytes(500, 500)))
+    with quiet_http() as http:
+        sources = build_sources(["coverartarchive"], http=http, caa_base_url=artwork_server.base_url)
+        stats = fetch_album_covers(conn, library["shards"], data_dir=data, sources=sources, http=http, now=NOW)
+    cover = repo.get_cover(conn, "album", xmoto["album_id"])
+    assert cover is not None and cover["origin"].endswith("/img/back.jpg")  # the front was not an image
+    assert artwork_server.hits("/img/html.jpg") == 1
+    assert stats.found >= 1

@@ -1,0 +1,88 @@
+"""Group `deferred`: daily upkeep of the deferred queue and the catalog, with a health report as metadata."""
+
+import time
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from soniquebay_assets.catalog import deferred, entities
+from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.dagster_defs.resources import CatalogResource
+from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE
+from soniquebay_assets.queues import op_tags_for
+
+
+def run_maintenance(conn, *, now: float | None = None) -> dict:
+    """Reclaim stale claims, requeue due failures, drop expired and orphan rows, validate, ANALYZE, VACUUM."""
+    report: dict = {"reclaimed": deferred.reclaim_stale(conn, now=now),
+                    "retried": deferred.retry_failed(conn, now=now),
+                    "expired": deferred.cleanup(conn, now=now),
+                    "deferred_orphans": deferred.delete_orphans(conn)}
+    with transaction(conn):
+        report["catalog_orphans"] = entities.delete_orphans(conn)
+    report["vectors"] = validate_vectors(conn)
+    integrity = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+    report["integrity"] = "ok" if integrity == ["ok"] else integrity[:20]
+    conn.execute("ANALYZE")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+        report["vacuum"] = "done"
+    except Exception as exc:  # another process holds the database: skip until tomorrow, never fail upkeep
+        report["vacuum"] = f"skipped: {exc}"
+    report["deferred"] = deferred.metrics(conn, now=now)
+    report["healthy"] = report["integrity"] == "ok" and report["vectors"].get("ok", True) and not any(
+        m["dead"] for m in report["deferred"].values())
+    return report
+
+
+def validate_vectors(conn) -> dict:
+    """The vector store's own validation, when that stage is installed and its table exists."""
+    try:
+        from soniquebay_assets.catalog import vectors
+    except ImportError:
+        return {"skipped": "no vectors module"}
+    try:
+        vectors.load_extension(conn)
+        return vectors.validate(conn)
+    except Exception as exc:
+        return {"ok": False, "defects": [f"validation error: {type(exc).__name__}: {exc}"]}
+
+
+def _deferred_table(metrics: dict) -> MetadataValue:
+    lines = ["| kind | pending | due | in progress | failed | dead | done | oldest pending (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for kind, m in metrics.items():
+        lines.append(f"| {kind} | {m['pending']} | {m['due']} | {m['in_progress']} | {m['failed']} | {m['dead']} "
+                     f"| {m['done']} | {m['oldest_pending_age_s'] if m['oldest_pending_age_s'] is not None else '-'} |")
+    return MetadataValue.md("\n".join(lines))
+
+
+@asset(
+    group_name="deferred",
+    op_tags=op_tags_for("deferred"),
+    description="Daily upkeep: stale claims, failed retries, expired/orphan rows, vector validation, "
+                "integrity check, ANALYZE/VACUUM; metadata is the health report.",
+)
+def deferred_maintenance(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
+    started = time.perf_counter()
+    conn = catalog.connect()
+    try:
+        report = run_maintenance(conn)
+    finally:
+        conn.close()
+    context.log.info(f"{DEFERRED_QUEUE} maintenance: reclaimed {report['reclaimed']}, retried {report['retried']}, "
+                     f"expired {report['expired']}, orphans {report['deferred_orphans']}, "
+                     f"integrity {report['integrity']}, vacuum {report['vacuum']}")
+    return MaterializeResult(metadata={
+        "healthy": report["healthy"],
+        "integrity_check": str(report["integrity"]),
+        "deferred_queue": _deferred_table(report["deferred"]),
+        "reclaimed": MetadataValue.json(report["reclaimed"]),
+        "retried": report["retried"],
+        "expired_deleted": MetadataValue.json(report["expired"]),
+        "deferred_orphans_deleted": report["deferred_orphans"],
+        "catalog_orphans_deleted": MetadataValue.json(report["catalog_orphans"]),
+        "vector_validation": MetadataValue.json(report["vectors"]),
+        "vacuum": report["vacuum"],
+        "seconds": round(time.perf_counter() - started, 3),
+    })

@@ -1,0 +1,159 @@
+"""Deferred refresh: schedules that claim due work per kind and request runs for those shards only, and run-status
+sensors that settle the claim (done on success, backoff or dead letter on failure).
+
+A claim is tagged on the run (`soniquebay/deferred_claim`), so the items a run was started for are exactly the
+items marked done or failed when it ends; items of a vanished run are reclaimed by the maintenance job.
+"""
+
+import time
+import uuid
+from collections.abc import Iterable
+
+from dagster import (
+    AssetSelection,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunStatusSensorContext,
+    ScheduleEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    run_status_sensor,
+    schedule,
+)
+
+from soniquebay_assets.catalog import deferred
+from soniquebay_assets.dagster_defs.partitions import SHARDS
+from soniquebay_assets.dagster_defs.resources import CatalogResource
+from soniquebay_assets.dagster_defs.sensors import range_tags
+from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE, PREFIX_BY_DEFERRED_KIND
+
+# kind -> assets that do the work (written by the enrichment, vectors and covers stages)
+KIND_TARGETS = {
+    "enrichment": ("enriched_tracks",),
+    "vectors": ("track_embeddings",),
+    "covers": ("album_covers", "artist_images"),
+}
+KIND_EVERY_MINUTES = {"enrichment": 2, "vectors": 3, "covers": 5}
+MAX_SHARDS_PER_TICK = 16  # one run per tick over at most this many shards: bounded work per run
+MAX_ITEMS_PER_TICK = 5000
+CLAIM_TAG = "soniquebay/deferred_claim"
+KIND_TAG = "soniquebay/deferred_kind"
+
+
+def job_name(kind: str) -> str:
+    return f"deferred_{kind}_job"
+
+
+def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str | None = None,
+                     max_shards: int = MAX_SHARDS_PER_TICK, max_items: int = MAX_ITEMS_PER_TICK):
+    """Claim due items of `kind` in the most urgent shards and describe the run that will do them."""
+    prefix = PREFIX_BY_DEFERRED_KIND[kind]
+    shards = deferred.pending_shards(conn, kind, limit=max_shards, now=now)
+    if not shards:
+        return SkipReason(f"{prefix} no due {kind} work")
+    claim_id = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
+    items = deferred.claim(conn, kind, claim_id, limit=max_items, shards=shards, now=now)
+    if not items:  # another tick took them between the two queries
+        return SkipReason(f"{prefix} due {kind} work was claimed elsewhere")
+    return RunRequest(
+        run_key=claim_id,
+        tags={**range_tags(shards), CLAIM_TAG: claim_id, KIND_TAG: kind,
+              "soniquebay/deferred_items": str(len(items)), "soniquebay/deferred_shards": ",".join(shards)[:1000]},
+    )
+
+
+def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
+    """kind -> asset job, only for kinds whose target assets are all defined (others wait for their stage)."""
+    present = set(asset_keys)
+    return {
+        kind: define_asset_job(job_name(kind), selection=AssetSelection.assets(*targets), partitions_def=SHARDS,
+                               tags={KIND_TAG: kind},
+                               description=f"Deferred {kind}: {', '.join(targets)} for shards with due work.")
+        for kind, targets in KIND_TARGETS.items() if set(targets) <= present
+    }
+
+
+def build_kind_schedule(kind: str, job):
+    minutes = KIND_EVERY_MINUTES[kind]
+
+    @schedule(name=f"deferred_{kind}_schedule", cron_schedule=f"*/{minutes} * * * *", job=job,
+              default_status=DefaultScheduleStatus.RUNNING,
+              description=f"Every {minutes} min: a run of {job.name} over the shards with due {kind} work, if any.")
+    def _kind_schedule(context: ScheduleEvaluationContext, catalog: CatalogResource):
+        conn = catalog.connect()
+        try:
+            request = request_for_kind(conn, kind, now=_tick_time(context))
+        finally:
+            conn.close()
+        if isinstance(request, RunRequest):
+            context.log.info(f"{PREFIX_BY_DEFERRED_KIND[kind]} requesting {request.run_key}: "
+                             f"{request.tags['soniquebay/deferred_items']} items")
+        return request
+
+    return _kind_schedule
+
+
+def _tick_time(context: ScheduleEvaluationContext) -> float:
+    scheduled = context.scheduled_execution_time
+    return max(scheduled.timestamp(), time.time()) if scheduled is not None else time.time()
+
+
+def settle_claim(conn, tags: dict, *, success: bool, error: str = "", now: float | None = None) -> dict:
+    """Mark a finished run's claimed items done, or failed/dead with backoff."""
+    claim_id = tags.get(CLAIM_TAG)
+    if not claim_id:
+        return {}
+    if success:
+        return {"done": deferred.complete_claimed(conn, claim_id, now=now)}
+    return deferred.fail_claimed(conn, claim_id, error or "run failed", now=now)
+
+
+def build_settle_sensors(jobs: list) -> list:
+    """Run-status sensors over the deferred jobs: SUCCESS -> done, FAILURE/CANCELED -> retry or dead letter."""
+    if not jobs:
+        return []
+
+    @run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitored_jobs=jobs, name="deferred_done_sensor",
+                       default_status=DefaultSensorStatus.RUNNING,
+                       description="Marks the deferred items of a successful deferred run done.")
+    def deferred_done_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
+        return _settle(context, catalog, success=True)
+
+    @run_status_sensor(run_status=DagsterRunStatus.FAILURE, monitored_jobs=jobs, name="deferred_failed_sensor",
+                       default_status=DefaultSensorStatus.RUNNING,
+                       description="Backs off (or dead-letters) the deferred items of a failed deferred run.")
+    def deferred_failed_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
+        return _settle(context, catalog, success=False)
+
+    @run_status_sensor(run_status=DagsterRunStatus.CANCELED, monitored_jobs=jobs, name="deferred_canceled_sensor",
+                       default_status=DefaultSensorStatus.RUNNING,
+                       description="A canceled deferred run counts as a failed attempt for its items.")
+    def deferred_canceled_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
+        return _settle(context, catalog, success=False, error="run canceled")
+
+    return [deferred_done_sensor, deferred_failed_sensor, deferred_canceled_sensor]
+
+
+def _settle(context: RunStatusSensorContext, catalog: CatalogResource, *, success: bool, error: str = ""):
+    run = context.dagster_run
+    if not error and not success:
+        message = getattr(context.dagster_event, "message", None) or ""
+        error = f"run {run.run_id[:8]} failed: {message}"[:2000]
+    conn = catalog.connect()
+    try:
+        counts = settle_claim(conn, dict(run.tags), success=success, error=error)
+    finally:
+        conn.close()
+    kind = run.tags.get(KIND_TAG, "?")
+    context.log.info(f"{PREFIX_BY_DEFERRED_KIND.get(kind, DEFERRED_QUEUE)} run {run.run_id[:8]} "
+                     f"{'succeeded' if success else 'failed'}: {counts}")
+    return SkipReason(f"{DEFERRED_QUEUE} settled {counts}")
+
+
+def deferred_definitions(asset_keys: Iterable[str]) -> tuple[list, list, list]:
+    """(jobs, schedules, sensors) for the deferred kinds whose assets exist."""
+    jobs = build_kind_jobs(asset_keys)
+    schedules = [build_kind_schedule(kind, job) for kind, job in jobs.items()]
+    return list(jobs.values()), schedules, build_settle_sensors(list(jobs.values()))

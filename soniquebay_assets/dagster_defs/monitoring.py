@@ -1,0 +1,129 @@
+"""Monitoring: per asset and per queue success rate, mean duration and errors by type (from the Dagster instance),
+queue depth (Redis LLEN of the queue keys), live consumers, and the deferred queue's metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from soniquebay_assets import queues
+
+# kombu's Redis transport emulates priorities with one list per priority step: "<queue>\x06\x16<step>".
+_KOMBU_PRIORITY_SEP = "\x06\x16"
+_KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def redact(url: str) -> str:
+    """A broker URL without its password, for reports and logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def queue_keys(queue: str) -> list[str]:
+    return [queue] + [f"{queue}{_KOMBU_PRIORITY_SEP}{step}" for step in _KOMBU_PRIORITY_STEPS if step]
+
+
+def queue_depths(broker_url: str, names=queues.ALL_QUEUES, timeout_s: float = 2.0) -> tuple[dict[str, int], str]:
+    """Waiting messages per queue (LLEN over its priority lists); ({}, reason) when the broker is not reachable."""
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return {}, f"queue depth needs a Redis broker (got {redact(broker_url)})"
+    import redis
+
+    try:
+        client = redis.Redis.from_url(broker_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        pipe = client.pipeline()
+        for name in names:
+            for key in queue_keys(name):
+                pipe.llen(key)
+        lengths = iter(pipe.execute())
+        return {name: sum(next(lengths) for _ in queue_keys(name)) for name in names}, ""
+    except redis.RedisError as exc:
+        return {}, f"broker {redact(broker_url)} unreachable: {exc}"
+
+
+def asset_routes(assets_defs) -> dict[str, dict[str, str]]:
+    """asset key -> {group, queue} from the definitions' op_tags (what the Celery executor will route by)."""
+    routes: dict[str, dict[str, str]] = {}
+    for assets_def in assets_defs:
+        tags = dict(getattr(assets_def.node_def, "tags", {}) or {})
+        for key in assets_def.keys:
+            routes[key.to_user_string()] = {
+                "group": assets_def.group_names_by_key.get(key, ""),
+                "queue": tags.get(queues.QUEUE_TAG, "dagster"),
+            }
+    return routes
+
+
+def step_stats(instance, *, limit_runs: int = 200) -> dict[str, dict[str, Any]]:
+    """step key -> runs, succeeded, failed, success_rate, mean_duration_s, errors_by_type over recent runs."""
+    from dagster import DagsterEventType
+
+    out: dict[str, dict[str, Any]] = {}
+    durations: dict[str, list[float]] = {}
+    for record in instance.get_run_records(limit=limit_runs):
+        run_id = record.dagster_run.run_id
+        failed_here = False
+        for stat in instance.get_run_step_stats(run_id):
+            entry = out.setdefault(stat.step_key, {"runs": 0, "succeeded": 0, "failed": 0, "errors_by_type": Counter()})
+            status = stat.status.value if stat.status is not None else "IN_PROGRESS"
+            entry["runs"] += 1
+            if status == "SUCCESS":
+                entry["succeeded"] += 1
+                if stat.start_time and stat.end_time:
+                    durations.setdefault(stat.step_key, []).append(stat.end_time - stat.start_time)
+            elif status == "FAILURE":
+                entry["failed"] += 1
+                failed_here = True
+        if failed_here:
+            for log in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+                error = log.dagster_event.step_failure_data.error if log.dagster_event else None
+                if log.step_key in out:
+                    out[log.step_key]["errors_by_type"][_error_type(error)] += 1
+    for key, entry in out.items():
+        finished = entry["succeeded"] + entry["failed"]
+        entry["success_rate"] = round(entry["succeeded"] / finished, 4) if finished else None
+        samples = durations.get(key, [])
+        entry["mean_duration_s"] = round(sum(samples) / len(samples), 3) if samples else None
+        entry["errors_by_type"] = dict(entry["errors_by_type"])
+    return out
+
+
+def _error_type(error) -> str:
+    if error is None:
+        return "unknown"
+    # user code errors are wrapped: the cause names the real exception class
+    while getattr(error, "cause", None) is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    return error.cls_name or "unknown"
+
+
+def per_queue(routes: dict[str, dict[str, str]], stats: dict[str, dict[str, Any]],
+              depths: dict[str, int], consumers: dict[str, list[str]] | None) -> dict[str, dict[str, Any]]:
+    """Roll asset step stats up to their queue."""
+    report: dict[str, dict[str, Any]] = {}
+    for queue in queues.ALL_QUEUES:
+        assets = sorted(a for a, r in routes.items() if r["queue"] == queue)
+        succeeded = sum(stats.get(a, {}).get("succeeded", 0) for a in assets)
+        failed = sum(stats.get(a, {}).get("failed", 0) for a in assets)
+        weighted = [(stats[a]["mean_duration_s"], stats[a]["succeeded"]) for a in assets
+                    if a in stats and stats[a]["mean_duration_s"] is not None]
+        errors: Counter = Counter()
+        for a in assets:
+            errors.update(stats.get(a, {}).get("errors_by_type", {}))
+        total = sum(n for _, n in weighted)
+        report[queue] = {
+            "assets": assets,
+            "prefetch": queues.PREFETCH_BY_QUEUE[queue],
+            "depth": depths.get(queue),
+            "consumers": None if consumers is None else sorted(consumers.get(queue, [])),
+            "succeeded": succeeded,
+            "failed": failed,
+            "success_rate": round(succeeded / (succeeded + failed), 4) if succeeded + failed else None,
+            "mean_duration_s": round(sum(d * n for d, n in weighted) / total, 3) if total else None,
+            "errors_by_type": dict(errors),
+        }
+    return report

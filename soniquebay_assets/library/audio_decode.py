@@ -23,6 +23,7 @@ from soniquebay_assets.domain.analysis.excerpts import Window, choose_windows
 ANALYSIS_SR = 22050
 CHUNK_SECONDS = 5.0  # read windows in chunks so a mid-window failure keeps what came before
 FFMPEG_ONLY_SUFFIXES = {".m4a", ".m4b", ".mp4", ".aac", ".alac", ".wma", ".asf", ".webm", ".mka", ".ac3", ".eac3"}
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64", ".rf64"}
 FFMPEG_INSTALL_HINT = "install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)"
 
 
@@ -61,7 +62,7 @@ def decode_excerpts(path: str | Path, *, sr: int = ANALYSIS_SR, duration_hint: f
         raise DecodeError("missing_file", f"{path} does not exist")
     if path.suffix.lower() not in FFMPEG_ONLY_SUFFIXES:
         try:
-            return _decode_soundfile(path, sr)
+            return _decode_soundfile(path, sr, duration_hint)
         except DecodeError as exc:
             if exc.reason != "unsupported_format":
                 raise
@@ -70,7 +71,10 @@ def decode_excerpts(path: str | Path, *, sr: int = ANALYSIS_SR, duration_hint: f
         soundfile_error = None
     ffmpeg_bin = ffmpeg or shutil.which("ffmpeg")
     if ffmpeg_bin is None:
-        what = f"{path.suffix or 'this'} files" if soundfile_error is None else "this file"
+        if soundfile_error is not None and path.suffix.lower() in SOUNDFILE_SUFFIXES:
+            # a format libsndfile reads, but this file is damaged: ffmpeg would be a second opinion, not a fix
+            raise DecodeError("undecodable", soundfile_error.detail)
+        what = f"{path.suffix} files" if soundfile_error is None and path.suffix else "this file"
         detail = f"decoding {what} needs ffmpeg, which is not on PATH: {FFMPEG_INSTALL_HINT}"
         if soundfile_error is not None:
             detail += f" (libsndfile: {soundfile_error.detail})"
@@ -91,7 +95,7 @@ def _resample(x: np.ndarray, source_sr: int, sr: int) -> np.ndarray:
     return soxr.resample(x.astype(np.float32, copy=False), source_sr, sr, quality="MQ").astype(np.float32)
 
 
-def _decode_soundfile(path: Path, sr: int) -> DecodedAudio:
+def _decode_soundfile(path: Path, sr: int, duration_hint: float | None = None) -> DecodedAudio:
     import soundfile as sf
 
     try:
@@ -107,18 +111,22 @@ def _decode_soundfile(path: Path, sr: int) -> DecodedAudio:
         segments: list[np.ndarray] = []
         partial: str | None = None
         chunk = max(1, int(CHUNK_SECONDS * source_sr))
+        position = 0
         for window in windows:
             wanted = int(round(window.length_s * source_sr))
             pieces: list[np.ndarray] = []
             got = 0
             try:
-                handle.seek(int(round(window.start_s * source_sr)))
+                start_frame = int(round(window.start_s * source_sr))
+                _seek(handle, start_frame, chunk, position)
+                position = start_frame
                 while got < wanted:
                     block = handle.read(min(chunk, wanted - got), dtype="float32", always_2d=True)
                     if block.shape[0] == 0:
                         break
                     pieces.append(_to_mono(block))
                     got += block.shape[0]
+                    position += block.shape[0]
             except Exception as exc:
                 partial = (f"decoding stopped at {(window.start_s + got / source_sr):.1f} s of "
                            f"{duration:.1f} s: {str(exc).strip() or type(exc).__name__}")
@@ -131,7 +139,29 @@ def _decode_soundfile(path: Path, sr: int) -> DecodedAudio:
                 break
     if not segments or sum(s.size for s in segments) == 0:
         raise DecodeError("undecodable", partial or "no samples could be decoded")
+    if partial is None and duration_hint and duration < 0.95 * duration_hint - 0.5:
+        # libsndfile clamps a truncated WAV to the bytes present; the tag reader saw the header's length
+        partial = (f"audio ends at {duration:.1f} s but the file's header said {duration_hint:.1f} s "
+                   "(truncated file?)")
     return DecodedAudio(segments, sr, duration, source_sr, channels, windows, partial, "soundfile")
+
+
+def _seek(handle, frame: int, chunk: int, position: int) -> None:
+    """Seek, or for codecs libsndfile cannot seek in (DWVW, GSM: even tell() fails) read forward and discard
+    up to `frame`; `position` is where we know the handle stands."""
+    if position == frame:
+        return
+    try:
+        handle.seek(frame)
+        return
+    except Exception:
+        if position > frame:
+            raise
+    while position < frame:
+        skipped = handle.read(min(chunk, frame - position), dtype="float32", always_2d=True).shape[0]
+        if skipped == 0:
+            raise EOFError(f"file ends before frame {frame}")
+        position += skipped
 
 
 def _probe_duration(path: Path) -> float | None:

@@ -115,6 +115,9 @@ def choose_octave(acf: np.ndarray, frame_rate: float, family_bpm: float) -> tupl
         levels = [b]
     supports = {b: _support(acf, 60.0 * frame_rate / b) for b in levels}
     best = max(supports.values())
+    if best <= 0:  # no level repeats at all: report the best one; the caller turns this into "no pulse"
+        chosen = max(levels, key=supports.__getitem__)
+        return chosen, supports[chosen]
     chosen = max(b for b in levels if supports[b] >= SUPPORT_RATIO * best)
     return chosen, supports[chosen]
 
@@ -143,6 +146,8 @@ def estimate_tempo(spectrum: Spectrum) -> TempoEstimate:
     comb = _comb(acf, 60.0 * fps / grid)
     family = float(grid[int(np.argmax(comb))])
     bpm, support = choose_octave(acf, fps, family)
+    if support <= 0:
+        return TempoEstimate(None, None, onset_rate, "no periodic pulse in the onsets")
     bpm = _refine(acf, fps, bpm)
     # confidence: how far the chosen beat's autocorrelation stands above the typical lag, on a 0..1 scale
     lo, hi = int(0.25 * fps), min(acf.size - 1, int(2.0 * fps))

@@ -108,26 +108,29 @@ class ImageStore:
         _, ext = ALLOWED_FORMATS[info.format]
         original = f"{digest[:2]}/{digest[2:4]}/{digest}{ext}"
         result: dict[str, str] = {}
-        image = None
-        try:
-            for size in self.thumbnail_sizes:
-                if size >= max(info.width, info.height):
-                    result[str(size)] = original
-                    continue
-                relative = f"thumbs/{digest[:2]}/{digest[2:4]}/{digest}_{size}.jpg"
-                result[str(size)] = relative
-                if (self.root / relative).is_file():
-                    continue
-                if image is None:
-                    image = _flatten(Image.open(io.BytesIO(data)))
-                thumb = image.copy()
-                thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-                buffer = io.BytesIO()
-                thumb.save(buffer, format="JPEG", quality=85, optimize=True)
-                _atomic_write(self.root / relative, buffer.getvalue())
-        finally:
-            if image is not None:
-                image.close()
+        todo: list[tuple[int, str]] = []
+        for size in self.thumbnail_sizes:
+            if size >= max(info.width, info.height):
+                result[str(size)] = original
+                continue
+            relative = f"thumbs/{digest[:2]}/{digest[2:4]}/{digest}_{size}.jpg"
+            result[str(size)] = relative
+            if not (self.root / relative).is_file():
+                todo.append((size, relative))
+        if not todo:
+            return result
+        # Largest first, each made from the previous one: far cheaper than resampling the original each time.
+        todo.sort(reverse=True)
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.format == "JPEG":
+                opened.draft("RGB", (todo[0][0] * 2, todo[0][0] * 2))  # decode at a reduced scale directly
+            current = _flatten(opened)
+        for size, relative in todo:
+            current.thumbnail((size, size), Image.Resampling.LANCZOS)
+            buffer = io.BytesIO()
+            current.save(buffer, format="JPEG", quality=85)
+            _atomic_write(self.root / relative, buffer.getvalue())
+        current.close()
         return result
 
     def absolute(self, relative: str) -> Path:

@@ -1,0 +1,171 @@
+"""Deferred schedules and sensors, evaluated with Dagster's build_*_context on a real catalog file."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dagster import (
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_run_status_sensor_context,
+    build_schedule_context,
+    materialize,
+)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from soniquebay_assets.catalog import deferred
+from soniquebay_assets.catalog.db import open_catalog
+from soniquebay_assets.dagster_defs import deferred_sensors as ds
+from soniquebay_assets.dagster_defs import schedules
+from soniquebay_assets.dagster_defs.resources import CatalogResource
+
+
+@pytest.fixture()
+def catalog(data_dir: Path):
+    resource = CatalogResource(data_dir_path=str(data_dir))
+    conn = open_catalog(resource.data_dir.catalog_path)
+    yield resource, conn
+    conn.close()
+
+
+def _context(resource, when: float | None = None, instance=None):
+    moment = datetime.fromtimestamp(when or time.time(), tz=UTC)
+    return build_schedule_context(instance=instance, scheduled_execution_time=moment, resources={"catalog": resource})
+
+
+def _kind_schedule(kind: str):
+    jobs = ds.build_kind_jobs(key for targets in ds.KIND_TARGETS.values() for key in targets)
+    return ds.build_kind_schedule(kind, jobs[kind])
+
+
+def test_jobs_only_for_kinds_whose_assets_exist():
+    assert set(ds.build_kind_jobs(["enriched_tracks", "album_covers"])) == {"enrichment"}
+    assert set(ds.build_kind_jobs(["enriched_tracks", "album_covers", "artist_images", "track_embeddings"])) == {
+        "enrichment", "covers", "vectors"}
+    jobs, scheds, sensors = ds.deferred_definitions([])
+    assert (jobs, scheds, sensors) == ([], [], [])
+
+
+def test_definitions_wire_schedules_sensors_and_executor():
+    from soniquebay_assets.dagster_defs.definitions import defs
+
+    repo = defs.get_repository_def()
+    names = {s.name for s in repo.schedule_defs}
+    assert {"deferred_retry_schedule", "deferred_maintenance_schedule"} <= names
+    for kind, targets in ds.KIND_TARGETS.items():
+        present = all(repo.asset_graph.has(_key(t)) for t in targets)
+        assert (f"deferred_{kind}_schedule" in names) == present
+    crons = {s.name: s.cron_schedule for s in repo.schedule_defs}
+    assert crons.get("deferred_enrichment_schedule", "*/2 * * * *") == "*/2 * * * *"
+    assert crons["deferred_retry_schedule"] == "*/15 * * * *"
+    assert repo.get_job("scan_job").executor_def.name == "soniquebay_executor"
+
+
+def _key(name: str):
+    from dagster import AssetKey
+
+    return AssetKey(name)
+
+
+def test_kind_schedule_requests_one_bounded_run_for_due_shards_only(catalog):
+    resource, conn = catalog
+    now = time.time()
+    deferred.enqueue(conn, "enrichment", "track", [(i, f"{i:02x}") for i in range(1, 41)], now=now - 60)
+    deferred.enqueue(conn, "enrichment", "track", [(200, "fe")], delay_s=3600, now=now)  # not due
+    deferred.enqueue(conn, "covers", "album", [(1, "01")], now=now - 60)  # another kind
+    request = _kind_schedule("enrichment")(_context(resource, now))
+    assert isinstance(request, RunRequest)
+    shards = request.tags["soniquebay/deferred_shards"].split(",")
+    assert len(shards) == ds.MAX_SHARDS_PER_TICK and "fe" not in shards
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == min(shards)
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == max(shards)
+    claim = request.tags[ds.CLAIM_TAG]
+    assert request.run_key == claim
+    claimed = conn.execute("SELECT shard FROM deferred_work WHERE claimed_by = ? AND state = 'in_progress'",
+                           (claim,)).fetchall()
+    assert sorted(r[0] for r in claimed) == sorted(shards)
+    assert int(request.tags["soniquebay/deferred_items"]) == len(claimed)
+    # the next tick takes the next shards, never the claimed ones
+    second = _kind_schedule("enrichment")(_context(resource, now))
+    assert not set(second.tags["soniquebay/deferred_shards"].split(",")) & set(shards)
+    third = _kind_schedule("enrichment")(_context(resource, now))
+    assert isinstance(third, RunRequest)  # 40 shards: 16 + 16 + 8
+    assert isinstance(_kind_schedule("enrichment")(_context(resource, now)), SkipReason)
+    assert deferred.metrics(conn)["covers"]["pending"] == 1
+
+
+def test_kind_schedule_skips_without_due_work(catalog):
+    resource, conn = catalog
+    result = _kind_schedule("covers")(_context(resource))
+    assert isinstance(result, SkipReason) and "[WORKER_DEFERRED_COVERS]" in result.skip_message
+    deferred.enqueue(conn, "covers", "album", [(5, "05")], delay_s=3600)
+    assert isinstance(_kind_schedule("covers")(_context(resource)), SkipReason)
+
+
+def _run_with_tags(instance: DagsterInstance, tags: dict):
+    from soniquebay_assets.dagster_defs.definitions import defs
+
+    job = defs.get_repository_def().get_job("deferred_retry_job")
+    return instance.create_run_for_job(job_def=job, tags=tags)
+
+
+def test_settle_sensors_mark_done_or_back_off(catalog):
+    resource, conn = catalog
+    deferred.enqueue(conn, "enrichment", "track", [(1, "00"), (2, "00"), (3, "01")], now=time.time() - 10)
+    ok = ds.request_for_kind(conn, "enrichment", max_shards=1)
+    bad = ds.request_for_kind(conn, "enrichment", max_shards=1)
+    jobs = list(ds.build_kind_jobs(["enriched_tracks"]).values())
+    done_sensor, failed_sensor, _canceled = ds.build_settle_sensors(jobs)
+    with DagsterInstance.ephemeral() as instance:
+        run_ok = _run_with_tags(instance, ok.tags)
+        event = DagsterEvent(DagsterEventType.RUN_SUCCESS.value, job_name=run_ok.job_name, message="ok")
+        ctx = build_run_status_sensor_context("deferred_done_sensor", event, instance, run_ok,
+                                              resources={"catalog": resource})
+        done_sensor(ctx)
+        run_bad = _run_with_tags(instance, bad.tags)
+        event = DagsterEvent(DagsterEventType.RUN_FAILURE.value, job_name=run_bad.job_name, message="boom: HTTP 500")
+        ctx = build_run_status_sensor_context("deferred_failed_sensor", event, instance, run_bad,
+                                              resources={"catalog": resource})
+        failed_sensor(ctx)
+    states = dict(conn.execute("SELECT entity_id, state FROM deferred_work").fetchall())
+    assert states == {1: "done", 2: "done", 3: "failed"}
+    error = conn.execute("SELECT last_error FROM deferred_work WHERE entity_id = 3").fetchone()[0]
+    assert "boom: HTTP 500" in error
+    assert ds.settle_claim(conn, {}, success=True) == {}
+
+
+def test_retry_schedule_and_job_requeue_due_failures(catalog):
+    resource, conn = catalog
+    assert isinstance(schedules.deferred_retry_schedule(_context(resource)), SkipReason)
+    deferred.enqueue(conn, "vectors", "track", [(1, "00")], now=time.time() - 7200)
+    [item] = deferred.claim(conn, "vectors", "run-x", now=time.time() - 7200)
+    deferred.fail(conn, [item.work_id], "model missing", now=time.time() - 7200)
+    request = schedules.deferred_retry_schedule(_context(resource))
+    assert isinstance(request, RunRequest) and request.tags["soniquebay/deferred_due_failed"] == "1"
+    result = schedules.deferred_retry_job.execute_in_process(resources={"catalog": resource})
+    assert result.success and result.output_for_node("retry_deferred_work")["retried"] == 1
+    assert conn.execute("SELECT state FROM deferred_work").fetchone()[0] == "pending"
+
+
+def test_maintenance_asset_cleans_checks_and_reports(catalog):
+    from soniquebay_assets.dagster_defs.assets.deferred import deferred_maintenance
+
+    resource, conn = catalog
+    old = time.time() - 40 * 86400
+    deferred.enqueue(conn, "covers", "album", [(77, "00")], now=old)  # album 77 does not exist: orphan
+    [item] = deferred.claim(conn, "covers", "gone-run", now=old)  # stale claim from a vanished run
+    result = materialize([deferred_maintenance], resources={"catalog": resource})
+    assert result.success
+    meta = result.asset_materializations_for_node("deferred_maintenance")[0].metadata
+    assert meta["integrity_check"].value == "ok"
+    assert meta["reclaimed"].value == {"reclaimed": 1, "dead": 0}
+    assert meta["deferred_orphans_deleted"].value == 1
+    assert "| covers |" in meta["deferred_queue"].value
+    assert conn.execute("SELECT COUNT(*) FROM deferred_work").fetchone()[0] == 0
+    assert item.work_id

@@ -303,3 +303,22 @@ def test_non_image_body_is_rejected_and_the_next_candidate_used(library, artwork
     assert cover is not None and cover["origin"].endswith("/img/back.jpg")  # the front was not an image
     assert artwork_server.hits("/img/html.jpg") == 1
     assert stats.found >= 1
+
+
+def test_deleted_album_loses_its_cover_rows_and_prune_removes_unused_files(library):
+    from soniquebay_assets.artwork.image_store import prune_unreferenced
+
+    conn, data = library["conn"], library["data"]
+    fetch_album_covers(conn, library["shards"], data_dir=data, sources=build_sources(["embedded", "folder"]), now=NOW)
+    xmoto = album_id(conn, XMOTO[0])
+    sha = repo.get_cover(conn, "album", xmoto)["sha256"]
+    repo.record_miss(conn, "album", xmoto, "lastfm", kind="miss", reason="not_found", now="x", expires_at="y")
+    conn.execute("DELETE FROM tracks WHERE album_id = ?", (xmoto,))
+    conn.execute("DELETE FROM albums WHERE album_id = ?", (xmoto,))
+    assert repo.get_cover(conn, "album", xmoto) is None
+    assert repo.cached_misses(conn, "album", [xmoto]) == {}
+    before = {p.name for p in data.covers.rglob("*") if p.is_file()}
+    removed = prune_unreferenced(data.covers, repo.referenced_hashes(conn))
+    after = {p.name for p in data.covers.rglob("*") if p.is_file()}
+    assert removed == 2 and before - after == {f"{sha}.jpg", f"{sha}_150.jpg"}  # 200 px original + one thumbnail
+    assert all(sha not in name for name in after)

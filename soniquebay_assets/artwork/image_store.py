@@ -189,3 +189,16 @@ def contact_sheet(thumbnails: list[Path], target: Path, *, cell: int = 150, colu
     sheet.save(buffer, format="PNG", optimize=True)
     _atomic_write(target, buffer.getvalue())
     return target
+
+
+def prune_unreferenced(root: Path, referenced: set[str]) -> int:
+    """Delete stored originals and thumbnails whose sha256 no cover row uses any more; returns files removed."""
+    removed = 0
+    for path in Path(root).rglob("*"):
+        if not path.is_file() or "contact_sheets" in path.parts or path.name.startswith(".tmp-"):
+            continue
+        digest = path.stem.split("_", 1)[0]
+        if len(digest) == 64 and digest not in referenced:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -16,6 +16,8 @@ def register(subparsers) -> None:
                         help="one JSON object per line: entity_type, entity_id, name, source, path, width, height")
     parser.add_argument("--type", choices=("album", "artist"), default=None, help="only albums or only artists")
     parser.add_argument("--summary", action="store_true", help="coverage and counts by source instead of a list")
+    parser.add_argument("--prune", action="store_true",
+                        help="delete stored image files no album or artist uses any more")
     parser.set_defaults(handler=run)
 
 
@@ -29,6 +31,15 @@ def run(args: argparse.Namespace) -> int:
         return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
     conn = open_catalog(data.catalog_path)
     try:
+        if args.prune:
+            from soniquebay_assets.artwork.image_store import prune_unreferenced
+
+            removed = prune_unreferenced(data.covers, repo.referenced_hashes(conn))
+            if args.json:
+                print_json({"removed_files": removed})
+            else:
+                sys.stdout.write(f"removed {removed} unused image files\n")
+            return 0
         if args.summary:
             types = [args.type] if args.type else ["album", "artist"]
             summary = {t: coverage_summary(conn, t) for t in types}

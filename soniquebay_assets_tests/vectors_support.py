@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from soniquebay_assets.catalog import db
 
 # Same columns as the enrichment migration's track_analysis; created only when that migration is absent.
@@ -100,3 +102,11 @@ def add_analysis(conn: Any, track_id: int, **features: Any) -> None:
             f"INSERT INTO track_analysis({','.join(columns)}) VALUES ({','.join('?' * len(columns))})",
             list(values.values()),
         )
+
+
+@pytest.fixture(scope="session")
+def text_model():
+    """The real default model, loaded once for the whole test session (10-15 s)."""
+    from soniquebay_assets.library import embedder
+
+    return embedder.load_model()

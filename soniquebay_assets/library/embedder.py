@@ -87,7 +87,9 @@ def load_model(model: str | os.PathLike | None = None) -> TextModel:
             st_model = SentenceTransformer(str(path), device="cpu")
         except Exception as exc:  # a broken or partial model folder
             raise ModelNotFoundError(f"could not load a sentence-transformers model from {path} ({exc}): {INSTALL_HINT}") from exc
-        dimension = int(st_model.get_sentence_embedding_dimension())
+        # renamed in sentence-transformers 6; keep working on both sides of the rename
+        get_dimension = getattr(st_model, "get_embedding_dimension", None) or st_model.get_sentence_embedding_dimension
+        dimension = int(get_dimension())
         loaded = TextModel(name=name, path=path, dimension=dimension, model=st_model)
         _cache[key] = loaded
         return loaded

@@ -277,6 +277,10 @@ def test_dagster_assets_and_cli(library, artwork_server, monkeypatch):
     assert Path(album_meta["contact_sheet"].value).is_file()
     assert "lastfm" in by_asset["artist_images"][-1]["disabled_sources"].value
     assert artwork_server.requests == []  # every album was covered locally first
+    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed
+              for e in result.get_asset_check_evaluations()}
+    assert checks == {("album_covers", "cover_files_present"): True,
+                      ("artist_images", "cover_files_present"): True}
 
     out = io.StringIO()
     with redirect_stdout(out):

@@ -287,9 +287,10 @@ class LastfmSource(CoverSource):
             return []
         try:
             if entity.entity_type == "album":
-                images = self.client.album_images(entity.artist, entity.name, entity.release_id)
+                # By name (with autocorrect): Last.fm knows few MusicBrainz ids, names match far more often.
+                images = self.client.album_images(entity.artist, entity.name)
             else:
-                images = self.client.artist_images(entity.name, entity.musicbrainz_artist_id)
+                images = self.client.artist_images(entity.name)
         except HttpError as exc:
             raise SourceFailure(exc.reason, str(exc)) from None
         return [CoverCandidate(source=self.name, origin=self.client.http.redact(im.url),

@@ -272,6 +272,12 @@ def coverage_summary(conn: Any, entity_type: str) -> dict[str, Any]:
     }
 
 
+def missing_cover_files(conn: Any, data_dir: DataDir | Path | str, entity_type: str) -> list[str]:
+    """Stored paths of cover rows whose image file is gone from disk (e.g. a data dir copied without covers/)."""
+    root = _covers_root(data_dir)
+    return [row["path"] for row in repo.list_covers(conn, entity_type) if not (root / row["path"]).is_file()]
+
+
 def open_sources(order: Sequence[str], *, lastfm_api_key: str | None, contact: str | None = None,
                  caa_base_url: str | None = None, lastfm_base_url: str | None = None,
                  http: HttpClient | None = None) -> tuple[HttpClient, list[CoverSource]]:

@@ -1,6 +1,14 @@
 """Group `cover`: album covers and artist images (local first, then Cover Art Archive and Last.fm)."""
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from soniquebay_assets import settings
 from soniquebay_assets.artwork.sources import DEFAULT_ORDER
@@ -35,6 +43,7 @@ def _run(context: AssetExecutionContext, catalog: CatalogResource, config: Cover
                       limit=config.max_entities or None)
         summary = pipeline.coverage_summary(conn, entity_type)
         sheet = pipeline.write_contact_sheet(conn, catalog.data_dir, entity_type, context.run_id[:8])
+        missing = pipeline.missing_cover_files(conn, catalog.data_dir, entity_type)
     finally:
         http.close()
         conn.close()
@@ -67,7 +76,14 @@ def _run(context: AssetExecutionContext, catalog: CatalogResource, config: Cover
     }
     if sheet is not None:
         metadata["contact_sheet"] = MetadataValue.path(str(sheet))
-    return MaterializeResult(metadata=metadata)
+    check = AssetCheckResult(check_name="cover_files_present", passed=not missing,
+                             metadata={"missing_files": len(missing), "examples": MetadataValue.json(missing[:10])})
+    return MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _file_check(asset_name: str) -> list[AssetCheckSpec]:
+    return [AssetCheckSpec("cover_files_present", asset=asset_name,
+                           description="Every picture recorded in the catalog exists on disk under <data dir>/covers.")]
 
 
 @asset(
@@ -76,6 +92,7 @@ def _run(context: AssetExecutionContext, catalog: CatalogResource, config: Cover
     backfill_policy=SINGLE_RUN,
     op_tags=op_tags_for("cover"),
     deps=["catalog_entities"],
+    check_specs=_file_check("album_covers"),
     description="Album covers: embedded pictures, folder images, Cover Art Archive, Last.fm (order from config); "
                 "stored content-addressed on disk with 150/300/600 px thumbnails.",
 )
@@ -90,6 +107,7 @@ def album_covers(context: AssetExecutionContext, catalog: CatalogResource, confi
     op_tags=op_tags_for("cover"),
     # After album_covers: the two share the remote services' rate limits, so they never run side by side.
     deps=["catalog_entities", "album_covers"],
+    check_specs=_file_check("artist_images"),
     description="Artist images: artist.jpg in the artist's folders, then Last.fm (placeholders ignored).",
 )
 def artist_images(context: AssetExecutionContext, catalog: CatalogResource, config: CoverConfig) -> MaterializeResult:

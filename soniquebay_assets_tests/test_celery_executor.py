@@ -307,3 +307,20 @@ def test_queue_without_consumer_fails_fast_naming_it(cluster, tmp_path, make_aud
     assert "worker_insert_bulk" in text
     rows, _ = _catalog_rows(data_root)
     assert rows == []  # nothing ran: the check happens before the first step is sent
+
+
+def test_queue_depth_counts_messages_on_every_priority_list(redis_server):
+    import redis
+
+    from soniquebay_assets.celery_app import make_celery_app
+    from soniquebay_assets.dagster_defs import monitoring
+
+    url = f"redis://127.0.0.1:{redis_server}/3"  # no worker listens on db 3: messages stay queued
+    redis.Redis.from_url(url).flushdb()
+    app = make_celery_app(url, url)
+    for priority in (0, 5, 9):  # dagster-celery sends priority 5 by default; kombu splits lists by priority
+        app.send_task("execute_plan", kwargs={}, queue=queues.WORKER_COVER, priority=priority)
+    depths, problem = monitoring.queue_depths(url)
+    assert problem == ""
+    assert depths[queues.WORKER_COVER] == 3
+    assert depths[queues.WORKER_SCAN] == 0

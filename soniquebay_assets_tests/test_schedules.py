@@ -167,5 +167,6 @@ def test_maintenance_asset_cleans_checks_and_reports(catalog):
     assert meta["reclaimed"].value == {"reclaimed": 1, "dead": 0}
     assert meta["deferred_orphans_deleted"].value == 1
     assert "| covers |" in meta["deferred_queue"].value
+    assert "| worker_scan | file_inventory |" in meta["queue_health"].value
     assert conn.execute("SELECT COUNT(*) FROM deferred_work").fetchone()[0] == 0
     assert item.work_id

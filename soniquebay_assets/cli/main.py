@@ -11,6 +11,8 @@ COMMAND_MODULES = [
     "soniquebay_assets.cli.scan",
     "soniquebay_assets.cli.catalog_cmds",
     "soniquebay_assets.cli.bench",
+    "soniquebay_assets.cli.worker_cmds",
+    "soniquebay_assets.cli.status_cmds",
     "soniquebay_assets.cli.covers_cmds",
 ]
 

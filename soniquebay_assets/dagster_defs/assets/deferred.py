@@ -57,6 +57,24 @@ def _deferred_table(metrics: dict) -> MetadataValue:
     return MetadataValue.md("\n".join(lines))
 
 
+def _queue_table(instance) -> MetadataValue:
+    """Per queue over recent runs: success rate, mean step duration, depth (when the broker answers), errors."""
+    from soniquebay_assets import settings
+    from soniquebay_assets.dagster_defs import monitoring
+    from soniquebay_assets.dagster_defs.definitions import all_assets
+
+    depths, _problem = monitoring.queue_depths(settings.broker_url(), timeout_s=1.0)
+    report = monitoring.per_queue(monitoring.asset_routes(all_assets()), monitoring.step_stats(instance, limit_runs=200),
+                                  depths, None)
+    lines = ["| queue | assets | success rate | mean s | depth | errors |", "|---|---|---:|---:|---:|---|"]
+    for queue, q in report.items():
+        rate = "-" if q["success_rate"] is None else f"{q['success_rate']:.0%}"
+        errors = ", ".join(f"{k} x{v}" for k, v in q["errors_by_type"].items()) or "-"
+        lines.append(f"| {queue} | {', '.join(q['assets']) or '-'} | {rate} | {q['mean_duration_s'] or '-'} "
+                     f"| {'-' if q['depth'] is None else q['depth']} | {errors} |")
+    return MetadataValue.md("\n".join(lines))
+
+
 @asset(
     group_name="deferred",
     op_tags=op_tags_for("deferred"),
@@ -70,6 +88,7 @@ def deferred_maintenance(context: AssetExecutionContext, catalog: CatalogResourc
         report = run_maintenance(conn)
     finally:
         conn.close()
+    queue_table = _queue_table(context.instance)
     context.log.info(f"{DEFERRED_QUEUE} maintenance: reclaimed {report['reclaimed']}, retried {report['retried']}, "
                      f"expired {report['expired']}, orphans {report['deferred_orphans']}, "
                      f"integrity {report['integrity']}, vacuum {report['vacuum']}")
@@ -77,6 +96,7 @@ def deferred_maintenance(context: AssetExecutionContext, catalog: CatalogResourc
         "healthy": report["healthy"],
         "integrity_check": str(report["integrity"]),
         "deferred_queue": _deferred_table(report["deferred"]),
+        "queue_health": queue_table,
         "reclaimed": MetadataValue.json(report["reclaimed"]),
         "retried": report["retried"],
         "expired_deleted": MetadataValue.json(report["expired"]),

@@ -1,0 +1,79 @@
+"""`soniquebay worker` argument checks and command line, `soniquebay status --json` shape (no broker needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from soniquebay_assets import queues
+from soniquebay_assets.cli import worker_cmds
+
+
+def test_parse_queues_validates_against_queues_py():
+    assert worker_cmds.parse_queues("worker_scan, worker_extract,worker_scan") == ["worker_scan", "worker_extract"]
+    with pytest.raises(ValueError, match="unknown queue.*worker_scann"):
+        worker_cmds.parse_queues("worker_scann")
+    with pytest.raises(ValueError, match="at most 4"):
+        worker_cmds.parse_queues(",".join(queues.ALL_QUEUES[:5]))
+    with pytest.raises(ValueError, match="empty"):
+        worker_cmds.parse_queues(" , ")
+
+
+def test_prefetch_is_the_smallest_of_the_workers_queues():
+    assert worker_cmds.prefetch_for([queues.WORKER_SCAN]) == 4
+    assert worker_cmds.prefetch_for([queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK]) == 2
+    assert worker_cmds.prefetch_for([queues.WORKER_METADATA, queues.WORKER_VECTOR]) == 1
+
+
+def _cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "soniquebay_assets.cli.main", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_worker_command_line(tmp_path):
+    done = _cli("worker", "--queues", "worker_scan,worker_extract,worker_insert_bulk", "--concurrency", "4",
+                "--data-dir", str(tmp_path / "data"), "--print-command")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    command = out["command"]
+    assert command[command.index("-A") + 1] == "soniquebay_assets.celery_app"
+    assert command.count("-Q") == 1  # one comma list: repeated -Q would keep only the last queue
+    assert command[command.index("-Q") + 1] == "worker_scan,worker_extract,worker_insert_bulk"
+    assert command[command.index("--prefetch-multiplier") + 1] == "2"
+    assert command[command.index("--concurrency") + 1] == "4"
+    assert out["env"]["DAGSTER_HOME"] == str(tmp_path / "data" / "dagster_home")
+    assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").is_file()
+
+
+def test_worker_refuses_bad_queue_lists(tmp_path):
+    five = ",".join(queues.ALL_QUEUES[:5])
+    done = _cli("worker", "--queues", five, "--data-dir", str(tmp_path), "--print-command")
+    assert done.returncode == 2 and "at most 4" in done.stderr
+    done = _cli("worker", "--queues", "scan", "--data-dir", str(tmp_path), "--print-command")
+    assert done.returncode == 2 and "unknown queue(s) scan" in done.stderr
+
+
+def test_status_json_reports_queues_assets_and_deferred(tmp_path):
+    from soniquebay_assets.catalog import deferred
+    from soniquebay_assets.catalog.db import open_catalog
+
+    data = tmp_path / "data"
+    conn = open_catalog(data / "catalog.db")
+    deferred.enqueue(conn, "vectors", "track", [(1, "00"), (2, "01")])
+    conn.close()
+    done = _cli("status", "--json", "--data-dir", str(data),
+                env_extra={"SONIQUEBAY_BROKER_URL": "redis://127.0.0.1:1/0"})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report["queues"]) == set(queues.ALL_QUEUES)
+    assert report["queues"]["worker_scan"]["assets"] == ["file_inventory"]
+    assert report["queues"]["worker_scan"]["depth"] is None and "unreachable" in report["broker_problem"]
+    assert report["assets"]["catalog_entities"]["queue"] == queues.WORKER_INSERT_BULK
+    assert report["deferred"]["vectors"]["pending"] == 2
+    assert report["deferred"]["vectors"]["oldest_pending_age_s"] is not None

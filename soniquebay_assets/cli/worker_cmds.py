@@ -6,6 +6,7 @@ import argparse
 import os
 import socket
 import sys
+from pathlib import Path
 
 from soniquebay_assets import queues
 from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json, use_dagster_home
@@ -24,6 +25,9 @@ def register(subparsers) -> None:
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--print-command", action="store_true",
                         help="print the celery command and environment as JSON instead of starting it")
+    parser.add_argument("--dagster-home", type=Path, default=None,
+                        help="Dagster instance folder shared with the webserver/daemon (default: <data dir>/dagster_home;"
+                             " docker uses the Postgres-backed /opt/dagster/home)")
     add_data_dir(parser)
     parser.set_defaults(handler=run)
 
@@ -73,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
         return fail("--concurrency must be at least 1")
     data = data_dir_from(args)
     home = use_dagster_home(data)  # workers must share the orchestrator's instance (and catalog)
+    if args.dagster_home is not None:
+        home = args.dagster_home.expanduser().resolve()
+        if not (home / "dagster.yaml").is_file():
+            return fail(f"--dagster-home {home} has no dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(home)
     command = celery_command(names, concurrency, args.name or names[0], args.loglevel)
     if args.print_command:
         print_json({"command": command, "queues": names, "prefetch_multiplier": prefetch_for(names),

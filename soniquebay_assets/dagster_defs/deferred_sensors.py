@@ -69,7 +69,7 @@ def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
     present = set(asset_keys)
     return {
         kind: define_asset_job(job_name(kind), selection=AssetSelection.assets(*targets), partitions_def=SHARDS,
-                               tags={KIND_TAG: kind},
+                               tags={KIND_TAG: kind, "dagster/max_retries": "0"},  # the queue backs off itself
                                description=f"Deferred {kind}: {', '.join(targets)} for shards with due work.")
         for kind, targets in KIND_TARGETS.items() if set(targets) <= present
     }

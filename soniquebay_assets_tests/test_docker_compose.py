@@ -1,0 +1,120 @@
+"""docker/: every queue the code routes to has a consumer in compose, and the instance config is valid Postgres.
+
+Docker itself cannot run here; these checks read the files and the Definitions the containers would load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from soniquebay_assets import queues
+from soniquebay_assets.cli.worker_cmds import parse_queues
+
+DOCKER = Path(__file__).resolve().parent.parent / "docker"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text(encoding="utf-8"))
+
+
+def _option(command: list[str], flag: str) -> str | None:
+    return command[command.index(flag) + 1] if flag in command else None
+
+
+def _workers(compose: dict) -> dict[str, list[str]]:
+    """service -> queues its `soniquebay worker` consumes (validated like the CLI does)."""
+    found = {}
+    for name, service in compose["services"].items():
+        command = service.get("command") or []
+        if isinstance(command, str):
+            command = command.split()
+        if "worker" in command and "--queues" in command:
+            found[name] = parse_queues(_option(command, "--queues"))
+    return found
+
+
+def routed_queues() -> dict[str, set[str]]:
+    """queue -> step names routed there, from every asset and every op of every job in the Definitions."""
+    from soniquebay_assets.dagster_defs.definitions import defs
+
+    routes: dict[str, set[str]] = {}
+    repo = defs.get_repository_def()
+    for job in repo.get_all_jobs():
+        for node_def in job.all_node_defs:
+            queue = (node_def.tags or {}).get(queues.QUEUE_TAG, "dagster (no queue tag!)")
+            routes.setdefault(queue, set()).add(node_def.name)
+    return routes
+
+
+def test_every_routed_queue_has_a_consumer(compose):
+    consumed = {q for names in _workers(compose).values() for q in names}
+    routes = routed_queues()
+    missing = {q: sorted(steps) for q, steps in routes.items() if q not in consumed}
+    assert not missing, f"queues without a worker in docker/compose.yaml: {missing}"
+    assert set(queues.ALL_QUEUES) <= consumed  # and the queues no asset uses yet are ready for their stages
+    assert "file_inventory" in routes[queues.WORKER_SCAN]
+    assert "deferred_maintenance" in routes[queues.WORKER_DEFERRED]
+
+
+def test_worker_services_as_designed(compose):
+    workers = _workers(compose)
+    services = compose["services"]
+    sync = [n for n, q in workers.items() if q == [queues.WORKER_SCAN, queues.WORKER_EXTRACT,
+                                                   queues.WORKER_INSERT_BULK]]
+    assert len(sync) == 1 and _option(services[sync[0]]["command"], "--concurrency") == "4"
+    deferred = [n for n, q in workers.items() if queues.WORKER_DEFERRED in q]
+    assert len(deferred) == 1 and _option(services[deferred[0]]["command"], "--concurrency") == "2"
+    for name in workers:
+        assert _option(services[name]["command"], "--dagster-home") == services[name]["environment"]["DAGSTER_HOME"]
+
+
+def _target(volume: str) -> str:
+    """Container path of a short-syntax volume ("${MUSIC_DIR:-./music}:/music:ro" -> "/music")."""
+    parts = volume.split(":")
+    return parts[-2] if parts[-1] in ("ro", "rw") else parts[-1]
+
+
+def test_services_share_broker_instance_and_volumes(compose):
+    services = compose["services"]
+    assert {"redis", "postgres", "webserver", "daemon"} <= set(services)
+    app_services = [n for n, s in services.items() if s.get("image") == "soniquebay-assets:latest"]
+    assert {"webserver", "daemon", *_workers(compose)} <= set(app_services)
+    for name in app_services:
+        env = services[name]["environment"]
+        assert env["SONIQUEBAY_EXECUTOR"] == "celery"
+        assert env["SONIQUEBAY_BROKER_URL"].startswith("redis://redis:")
+        assert env["DAGSTER_POSTGRES_HOST"] == "postgres"
+        volumes = services[name]["volumes"]
+        music = [v for v in volumes if _target(v) == env["SONIQUEBAY_LIBRARY"]]
+        assert music and all(v.endswith(":ro") for v in music), f"{name}: music must be mounted read-only"
+        assert any(_target(v) == env["SONIQUEBAY_DATA_DIR"] for v in volumes)
+    assert "3000:3000" in services["webserver"]["ports"]
+    assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
+
+
+def test_instance_config_is_valid_postgres_with_default_launcher(tmp_path, monkeypatch):
+    from dagster._core.instance.config import dagster_instance_config
+
+    raw = yaml.safe_load((DOCKER / "dagster.yaml").read_text(encoding="utf-8"))
+    assert "postgres" in raw["storage"]
+    assert raw["run_launcher"]["class"] == "DefaultRunLauncher"  # CeleryRunLauncher breaks the celery executor
+    for key in ("DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_DB"):
+        monkeypatch.setenv(key, "x")
+    (tmp_path / "dagster.yaml").write_text((DOCKER / "dagster.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    config, _cls = dagster_instance_config(str(tmp_path))  # schema validation, no connection
+    assert config["storage"]["postgres"]["postgres_db"]["port"] == 5432
+
+
+def test_dockerfile_installs_what_compose_runs(compose):
+    dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    env = compose["services"]["webserver"]["environment"]
+    assert f"COPY docker/dagster.yaml {env['DAGSTER_HOME']}/dagster.yaml" in dockerfile
+    workspace = _option(compose["services"]["daemon"]["command"], "-w")
+    assert f"COPY docker/workspace.yaml {workspace}" in dockerfile
+    loaded = yaml.safe_load((DOCKER / "workspace.yaml").read_text(encoding="utf-8"))
+    assert loaded["load_from"][0]["python_module"]["module_name"] == "soniquebay_assets.dagster_defs.definitions"
+    assert "torch==" in dockerfile  # pinned CPU torch before the package, never an unpinned CUDA download

@@ -272,3 +272,21 @@ class _SqliteRanker:
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         scores = np.array([1.0 - r[1] for r in rows], dtype=np.float64)  # cosine distance -> similarity
         return ids, scores
+
+
+def track_relations(conn: Any) -> dict[int, tuple[int | None, frozenset[int], frozenset[str]]]:
+    """(album id, artist ids, genre names casefolded) of every track, to judge whether neighbours are related."""
+    relations: dict[int, tuple[int | None, set[int], set[str]]] = {}
+    for track_id, album_id in conn.execute("SELECT track_id, album_id FROM tracks"):
+        relations[track_id] = (album_id, set(), set())
+    for track_id, artist_id in conn.execute("SELECT track_id, artist_id FROM track_artists"):
+        if track_id in relations:
+            relations[track_id][1].add(artist_id)
+    genre_sql = ["SELECT tg.track_id, g.name FROM track_genres tg JOIN genres g ON g.genre_id = tg.genre_id"]
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'track_genres_normalized'").fetchone():
+        genre_sql.append("SELECT track_id, genre FROM track_genres_normalized")
+    for sql in genre_sql:
+        for track_id, name in conn.execute(sql):
+            if track_id in relations and name:
+                relations[track_id][2].add(str(name).casefold())
+    return {t: (a, frozenset(ar), frozenset(g)) for t, (a, ar, g) in relations.items()}

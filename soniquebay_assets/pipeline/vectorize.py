@@ -169,9 +169,13 @@ def vectorize_shards(
     weights: et.Weights | dict | None = None,
     batch_size: int = embedder.DEFAULT_BATCH_SIZE,
 ) -> dict:
-    """Vectorize the new/changed tracks of `shards` (None = all); a model/weights change rebuilds, a scaler refit re-derives all."""
+    """Vectorize the new/changed tracks of `shards` (None = all); a model/weights change rebuilds, a scaler refit re-derives all.
+
+    model/weights None keep the ones recorded in the catalog (defaults on a fresh catalog).
+    """
     started = time.perf_counter()
-    settings, rebuilt, driver = open_space(conn, model, _weights(weights))
+    model, chosen = _recorded_choice(conn, model, weights)
+    settings, rebuilt, driver = open_space(conn, model, chosen)
     orphans = vectors.delete_orphans(conn)
     scaler, refit = ensure_scaler(conn)
     # A refit changes every audio block: re-derive the whole catalog now so all vectors share one scaler.
@@ -196,6 +200,30 @@ def vectorize_shards(
     }
 
 
+def _recorded_choice(conn: Any, model: str | None, weights: et.Weights | dict | None) -> tuple[str | None, et.Weights]:
+    """Model and weights to use: the given ones, else those recorded in the catalog, else the defaults."""
+    current = vectors.read_settings(conn)
+    if current is not None:
+        if model is None:
+            model = None if current.model_name == embedder.DEFAULT_MODEL else current.model_name
+        if weights is None:
+            weights = current.weights
+    return model, _weights(weights)
+
+
+def update_all(
+    conn: Any,
+    *,
+    model: str | None = None,
+    weights: et.Weights | dict | None = None,
+    batch_size: int = embedder.DEFAULT_BATCH_SIZE,
+) -> dict:
+    """Selective update of the whole catalog, keeping the recorded model and weights unless told otherwise."""
+    vectors.load_extension(conn)
+    model, chosen = _recorded_choice(conn, model, weights)
+    return vectorize_shards(conn, None, model=model, weights=chosen, batch_size=batch_size)
+
+
 def rebuild_index(
     conn: Any,
     *,
@@ -205,12 +233,7 @@ def rebuild_index(
 ) -> dict:
     """Drop every vector and re-vectorize the whole catalog (cached text fragments are reused)."""
     vectors.load_extension(conn)
-    chosen = _weights(weights)
-    if model is None and weights is None:
-        current = vectors.read_settings(conn)
-        if current is not None:  # rebuild the recorded space, not silently the default one
-            chosen = current.weights
-            model = None if current.model_name == embedder.DEFAULT_MODEL else current.model_name
+    model, chosen = _recorded_choice(conn, model, weights)
     name, _ = embedder.resolve_model(model)
     current = vectors.read_settings(conn)
     text_dim = current.text_dim if current is not None and current.model_name == name else embedder.load_model(model).dimension
@@ -226,3 +249,56 @@ def validate_vectors(conn: Any) -> dict:
     report = vectors.validate(conn)
     report.update(vectors.driver_report(conn))
     return report
+
+
+def _related(a: tuple, b: tuple) -> dict[str, bool]:
+    return {"album": a[0] is not None and a[0] == b[0], "artist": bool(a[1] & b[1]), "genre": bool(a[2] & b[2])}
+
+
+def neighbour_quality(conn: Any, *, k: int = 5, max_queries: int = 1000) -> dict:
+    """How often a track's k nearest neighbours share its album, an artist or a genre, against random tracks.
+
+    Only tracks with at least one related track count as queries (others cannot score). The random baseline
+    is the exact expected share for k neighbours drawn uniformly from the other vectorized tracks.
+    """
+    from soniquebay_assets.catalog import vector_search
+
+    vectors.load_extension(conn)
+    index = vector_search.get_index(conn)
+    relations = vector_search.track_relations(conn)
+    ids = [int(t) for t in index.ids.tolist()]
+    keep = [i for i, t in enumerate(ids) if t in relations]
+    per_kind = {"album": [0.0, 0.0], "artist": [0.0, 0.0], "genre": [0.0, 0.0]}
+    shares, baselines, wins = [], [], 0
+    step = max(1, len(keep) // max_queries)  # evenly spaced queries keep big catalogs affordable (O(queries x n))
+    for row in keep[::step]:
+        me = relations[ids[row]]
+        others = [relations[ids[j]] for j in keep if j != row]
+        flags = [_related(me, o) for o in others]
+        related_count = sum(any(f.values()) for f in flags)
+        if not related_count or len(others) < k:
+            continue
+        top, _ = index.exact(index.matrix[row], k + 1)
+        neighbours = [relations[ids[j]] for j in top.tolist() if j != row and ids[j] in relations][:k]
+        hits = [_related(me, n) for n in neighbours]
+        share = sum(any(h.values()) for h in hits) / len(hits)
+        baseline = related_count / len(others)
+        shares.append(share)
+        baselines.append(baseline)
+        wins += share > baseline
+        for kind in per_kind:
+            per_kind[kind][0] += sum(h[kind] for h in hits) / len(hits)
+            per_kind[kind][1] += sum(f[kind] for f in flags) / len(flags)
+    n = len(shares)
+    return {
+        "k": k,
+        "vectors": len(ids),
+        "queries": n,
+        "neighbour_related_share": round(float(np.mean(shares)), 4) if n else None,
+        "random_related_share": round(float(np.mean(baselines)), 4) if n else None,
+        "lift": round(float(np.mean(shares) / np.mean(baselines)), 3) if n and np.mean(baselines) else None,
+        "queries_better_than_random": round(wins / n, 4) if n else None,
+        "by_relation": {
+            kind: {"neighbours": round(v[0] / n, 4), "random": round(v[1] / n, 4)} for kind, v in per_kind.items()
+        } if n else {},
+    }

@@ -1,0 +1,85 @@
+"""Synthetic catalog rows for `soniquebay bench vectors` (bulk SQL, one transaction; never used on a real catalog)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from soniquebay_assets.catalog import db
+
+_ANALYSIS_KEYS = ("bpm", "key", "mode", "energy", "danceability", "mood_happy", "mood_relaxed", "loudness_lufs",
+                  "spectral_centroid", "duration_s")  # fmt: skip
+
+
+def insert_library(conn: Any, tracks: Sequence[dict]) -> list[int]:
+    """Albums, artists, genres, tracks and (when the table exists) analysis rows for bench track dicts."""
+    has_analysis = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'track_analysis'").fetchone() is not None
+    albums: dict[str, int] = {}
+    artists: dict[str, int] = {}
+    genres: dict[str, int] = {}
+    ids = []
+    with db.transaction(conn):
+        for i, t in enumerate(tracks):
+            if t["album"] not in albums:
+                albums[t["album"]] = conn.execute(
+                    "INSERT INTO albums(album_key, title, album_artist, folder, year) VALUES (?, ?, ?, ?, ?)",
+                    (f"bench:{t['album']}", t["album"], t["artist"], f"/bench/{t['album']}", t["year"]),
+                ).lastrowid
+            if t["artist"] not in artists:
+                artists[t["artist"]] = conn.execute(
+                    "INSERT INTO artists(name, name_key) VALUES (?, ?)", (t["artist"], t["artist"].casefold())
+                ).lastrowid
+            path = f"/bench/{t['album']}/{i:06d}.flac"
+            file_id = conn.execute(
+                "INSERT INTO files(path, root, shard, album_folder, size, mtime_ns) VALUES (?, '/bench', ?, ?, 1, 1)",
+                (path, t["shard"], t["album"]),
+            ).lastrowid
+            track_id = conn.execute(
+                "INSERT INTO tracks(file_id, path, shard, size, mtime_ns, title, artist_display, album_id, year)"
+                " VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?)",
+                (file_id, path, t["shard"], t["title"], t["artist"], albums[t["album"]], t["year"]),
+            ).lastrowid
+            conn.execute("INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, 'main', 0)",
+                         (track_id, artists[t["artist"]]))  # fmt: skip
+            for position, genre in enumerate(t["genres"]):
+                if genre not in genres:
+                    genres[genre] = conn.execute(
+                        "INSERT INTO genres(name, name_key) VALUES (?, ?)", (genre, genre.casefold())
+                    ).lastrowid
+                conn.execute("INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?)",
+                             (track_id, genres[genre], position))  # fmt: skip
+            if has_analysis and t.get("analysis"):
+                values = [t["analysis"].get(k) for k in _ANALYSIS_KEYS]
+                conn.execute(
+                    f"INSERT INTO track_analysis(track_id, analysis_version, analyzed_at, status, {', '.join(_ANALYSIS_KEYS)})"
+                    f" VALUES (?, 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'ok', {', '.join('?' * len(_ANALYSIS_KEYS))})",
+                    [track_id, *values],
+                )
+            ids.append(int(track_id))
+    return ids
+
+
+def insert_bare_tracks(conn: Any, n: int) -> None:
+    """n minimal tracks with ids 1..n (one album), so KNN results resolve to paths as in a real catalog."""
+    with db.transaction(conn):
+        album_id = conn.execute(
+            "INSERT INTO albums(album_key, title, album_artist, folder) VALUES ('bench', 'Bench', 'Bench', '/b')"
+        ).lastrowid
+        conn.executemany(
+            "INSERT INTO files(file_id, path, root, shard, album_folder, size, mtime_ns) VALUES (?, ?, '/b', '00', 'b', 1, 1)",
+            [(i, f"/b/{i}.flac") for i in range(1, n + 1)],
+        )
+        conn.executemany(
+            "INSERT INTO tracks(track_id, file_id, path, shard, size, mtime_ns, title, artist_display, album_id)"
+            " VALUES (?, ?, ?, '00', 1, 1, ?, 'Bench', ?)",
+            [(i, i, f"/b/{i}.flac", f"Track {i}", album_id) for i in range(1, n + 1)],
+        )
+
+
+def insert_vectors(conn: Any, vectors_by_id: Sequence[tuple[int, bytes]]) -> None:
+    """Raw vec0 rows (float32 bytes) for the KNN part of the bench; bumps the generation."""
+    from soniquebay_assets.catalog import vectors
+
+    with db.transaction(conn):
+        conn.executemany(f"INSERT INTO {vectors.VEC_TABLE}(track_id, embedding) VALUES (?, ?)", vectors_by_id)
+        vectors.bump_generation(conn)

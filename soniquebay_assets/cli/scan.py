@@ -14,7 +14,8 @@ from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, prin
 STAGES: dict[str, list[str]] = {
     "catalog": ["scan", "extract", "insert"],
     "covers": ["cover"],
-    "all": ["scan", "extract", "insert", "cover"],
+    "vectors": ["vector"],
+    "all": ["scan", "extract", "insert", "cover", "vector"],
 }
 
 

@@ -6,6 +6,7 @@ from dagster import Definitions, load_assets_from_modules
 
 from soniquebay_assets.dagster_defs.assets import catalog, covers, extract, scan
 from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
+from soniquebay_assets.dagster_defs.assets import vectors as vector_assets
 from soniquebay_assets.dagster_defs.executor import build_executor
 from soniquebay_assets.dagster_defs.jobs import scan_job
 from soniquebay_assets.dagster_defs.resources import default_resources
@@ -16,6 +17,7 @@ from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
 ASSET_MODULES = [scan, extract, catalog, covers]
 
 ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep (issue 6)
+ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check (issue 4)
 
 JOBS = [scan_job]
 SENSORS = [library_changes_sensor]

@@ -26,6 +26,7 @@ class PausingCatalogResource(CatalogResource):
 
     pause_step: str = ""
     pause_dir: str = ""
+    pause_seconds: float = PAUSE_SECONDS
     _step_key: str = PrivateAttr(default="")
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
@@ -42,7 +43,7 @@ class PausingCatalogResource(CatalogResource):
             except FileExistsError:
                 pass
             else:
-                time.sleep(PAUSE_SECONDS)
+                time.sleep(self.pause_seconds)
         return super().connect()
 
 

@@ -324,3 +324,118 @@ def test_queue_depth_counts_messages_on_every_priority_list(redis_server):
     assert problem == ""
     assert depths[queues.WORKER_COVER] == 3
     assert depths[queues.WORKER_SCAN] == 0
+
+
+def test_ui_scan_job_from_the_definitions_runs_through_celery_when_selected(cluster, tmp_path, make_audio):
+    """What the UI launches: the Definitions' own scan_job, with the executor config selecting celery."""
+    from dagster import DagsterInstance, execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from soniquebay_assets.dagster_defs.celery_runs import celery_run_config
+    from soniquebay_assets.dagster_defs.sensors import range_tags
+
+    lib = _library(tmp_path / "lib", make_audio, albums=2, tracks=1)
+    data_root = tmp_path / "data"
+    shards, snapshot = _plan(data_root, lib)
+    repo = ReconstructableRepository.for_module("soniquebay_assets.dagster_defs.definitions", "defs")
+    with DagsterInstance.get() as instance:
+        with execute_job(repo.get_reconstructable_job("scan_job"), instance=instance,
+                         run_config=celery_run_config([lib], data_root, snapshot, SCAN_GROUPS,
+                                                      executor_config=FAST_EXECUTOR),
+                         tags=range_tags(shards)) as result:
+            assert result.success
+            run_id = result.run_id
+    workers = _step_workers(run_id)
+    assert {step: [h.split("@")[0] for h in hosts] for step, hosts in workers.items()} == {
+        step: [worker] for step, worker in WORKER_FOR_STEP.items()}
+    rows, _ = _catalog_rows(data_root)
+    assert rows == _expected_rows(albums=2, tracks=1)
+
+
+def test_concurrent_runs_writing_one_catalog_never_hit_database_is_locked(cluster, tmp_path, make_audio):
+    """Two runs over the same library at once: their steps write the catalog from several workers together."""
+    lib = _library(tmp_path / "lib", make_audio, albums=8, tracks=5)
+    data_root = tmp_path / "data"
+    shards, snapshot = _plan(data_root, lib)
+    script = tmp_path / "one_run.py"
+    script.write_text(
+        "import json, sys\nfrom pathlib import Path\n"
+        "from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery\n"
+        f"r = materialize_through_celery({SCAN_GROUPS!r}, {shards!r}, [Path({str(lib)!r})], Path({str(data_root)!r}),"
+        f" Path({str(snapshot)!r}), executor_config={FAST_EXECUTOR!r})\n"
+        "print(json.dumps({'success': r['success'], 'failure': r['failure']}))\n", encoding="utf-8")
+    env = {**os.environ}
+    procs = [subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True) for _ in range(2)]
+    outcomes = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err[-3000:]
+            outcomes.append(__import__("json").loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            _stop(proc)
+    assert all(o["success"] for o in outcomes), outcomes
+    assert not any("locked" in (o["failure"] or "") for o in outcomes)
+    rows, pending = _catalog_rows(data_root)
+    assert rows == _expected_rows(albums=8, tracks=5)
+    assert pending == {"enrichment": 40, "vectors": 40, "covers": 8}
+    from soniquebay_assets.catalog.db import connect
+
+    conn = connect(data_root / "catalog.db")
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM scan_errors").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_queue_losing_its_workers_mid_run_fails_the_run_naming_it(cluster, tmp_path, make_audio):
+    from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+    from soniquebay_assets_tests.celery_test_jobs import reconstructable_pausing_job
+
+    db = 2
+    for name in ("scan", "extract", "insert"):
+        cluster.start_worker(f"v{name}", [WORKERS[name][0]], db=db)
+    cluster.wait_for_queues([queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK], db=db)
+    lib = _library(tmp_path / "lib", make_audio, albums=1, tracks=2)
+    data_root = tmp_path / "data"
+    pause_dir = tmp_path / "pause"
+    pause_dir.mkdir()
+    shards, snapshot = _plan(data_root, lib)
+
+    def stop_insert_worker_while_inventory_pauses() -> None:
+        try:
+            _wait(lambda: (pause_dir / "file_inventory.pid").exists(), 150, "the inventory step to pause")
+        except AssertionError:
+            return
+        _stop(cluster.procs[f"vinsert-{db}"])
+
+    stopper = threading.Thread(target=stop_insert_worker_while_inventory_pauses, daemon=True)
+    stopper.start()
+    result = materialize_through_celery(
+        SCAN_GROUPS, shards, [lib], data_root, snapshot,
+        executor_config={"consumer_check_timeout_s": 1.5, "no_consumer_grace_s": 3.0,
+                         "broker": cluster.broker(db), "backend": cluster.broker(db)},
+        job=reconstructable_pausing_job(SCAN_GROUPS),
+        extra_resource_config={"catalog": {"pause_step": "file_inventory", "pause_dir": str(pause_dir),
+                                           "pause_seconds": 8.0}},
+    )
+    stopper.join(timeout=5)
+    assert cluster.procs[f"vinsert-{db}"].poll() is not None
+    assert not result["success"]
+    assert "worker_insert_bulk" in (result["failure"] or "") or "worker_insert_bulk" in _run_text(result["run_id"])
+    assert "no live Celery worker" in _run_text(result["run_id"])
+    workers = _step_workers(result["run_id"])
+    assert "catalog_entities" not in workers  # it never ran anywhere
+    assert [h.split("@")[0] for h in workers["raw_metadata"]] == ["vextract"]
+
+
+def _run_text(run_id: str) -> str:
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        records = instance.all_logs(run_id)
+    parts = [r.message or "" for r in records]
+    parts += [str(r.dagster_event.event_specific_data) for r in records if r.dagster_event is not None]
+    return "\n".join(parts)

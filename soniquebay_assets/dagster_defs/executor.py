@@ -132,8 +132,9 @@ class ConsumerMonitor:
         return self.consumers
 
     def has_consumer(self, queue: str) -> bool:
-        if queue not in self.consumers:
-            self.refresh()  # a worker may have started since the last look
+        # look again when the queue was missing (a worker may have started) or the answer is old (it may be gone)
+        if queue not in self.consumers or time.monotonic() - self.checked_at >= self.recheck_s:
+            self.refresh()
         return queue in self.consumers
 
     def seconds_without_consumer(self, queue: str) -> float:

@@ -77,3 +77,35 @@ def test_status_json_reports_queues_assets_and_deferred(tmp_path):
     assert report["assets"]["catalog_entities"]["queue"] == queues.WORKER_INSERT_BULK
     assert report["deferred"]["vectors"]["pending"] == 2
     assert report["deferred"]["vectors"]["oldest_pending_age_s"] is not None
+
+
+def test_executor_choice_comes_from_the_environment(monkeypatch):
+    from soniquebay_assets import settings
+    from soniquebay_assets.dagster_defs.executor import build_executor
+
+    monkeypatch.delenv("SONIQUEBAY_EXECUTOR", raising=False)
+    assert settings.executor_choice() == "in_process"
+    assert build_executor().config_schema.default_value == {"in_process": {}}
+    monkeypatch.setenv("SONIQUEBAY_EXECUTOR", "celery")
+    assert build_executor().config_schema.default_value == {"celery": {}}
+    monkeypatch.setenv("SONIQUEBAY_EXECUTOR", "kubernetes")
+    with pytest.raises(ValueError, match="SONIQUEBAY_EXECUTOR"):
+        settings.executor_choice()
+    monkeypatch.delenv("SONIQUEBAY_BROKER_URL", raising=False)
+    assert settings.broker_url() == "redis://127.0.0.1:6379/0"
+
+
+def test_definitions_jobs_run_in_process_by_default(data_dir, monkeypatch):
+    """A job launched as the UI would (reconstructable, persistent instance, no executor config) stays in-process."""
+    from dagster import execute_job, instance_for_test
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    monkeypatch.delenv("SONIQUEBAY_EXECUTOR", raising=False)
+    repo = ReconstructableRepository.for_module("soniquebay_assets.dagster_defs.definitions", "defs")
+    with instance_for_test() as instance:
+        with execute_job(repo.get_reconstructable_job("deferred_retry_job"), instance=instance) as result:
+            assert result.success
+            assert result.output_for_node("retry_deferred_work") == {"retried": 0, "reclaimed": 0, "dead": 0}
+            messages = [e.message or "" for e in result.all_events]
+    assert any("in process" in m for m in messages), messages
+    assert not any("Celery" in m for m in messages)

@@ -20,6 +20,7 @@ import numpy as np
 
 from soniquebay_assets.catalog import vectors
 from soniquebay_assets.domain import embedding_text as et
+from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
 # Below this size exact float scoring is as fast as the bit prefilter, so the index skips it.
 EXACT_BELOW = 20_000
@@ -274,12 +275,20 @@ class _SqliteRanker:
         return ids, scores
 
 
-def track_relations(conn: Any) -> dict[int, tuple[int | None, frozenset[int], frozenset[str]]]:
-    """(album id, artist ids, genre names casefolded) of every track, to judge whether neighbours are related."""
+def track_relations(conn: Any, *, tagged_only: bool = False) -> dict[int, tuple[int | None, frozenset[int], frozenset[str]]]:
+    """(album id, artist ids, genre names casefolded) of every track, to judge whether neighbours are related.
+
+    The placeholder artist never relates tracks; with `tagged_only`, albums named from a folder do not either.
+    """
     relations: dict[int, tuple[int | None, set[int], set[str]]] = {}
-    for track_id, album_id in conn.execute("SELECT track_id, album_id FROM tracks"):
+    album_sql = "SELECT t.track_id, CASE WHEN a.title_from_fallback AND ? THEN NULL ELSE t.album_id END"
+    for track_id, album_id in conn.execute(f"{album_sql} FROM tracks t JOIN albums a ON a.album_id = t.album_id", (int(tagged_only),)):
         relations[track_id] = (album_id, set(), set())
-    for track_id, artist_id in conn.execute("SELECT track_id, artist_id FROM track_artists"):
+    for track_id, artist_id in conn.execute(
+        "SELECT ta.track_id, ta.artist_id FROM track_artists ta JOIN artists ar ON ar.artist_id = ta.artist_id"
+        " WHERE ar.name != ?",
+        (UNKNOWN_ARTIST,),
+    ):
         if track_id in relations:
             relations[track_id][1].add(artist_id)
     genre_sql = ["SELECT tg.track_id, g.name FROM track_genres tg JOIN genres g ON g.genre_id = tg.genre_id"]

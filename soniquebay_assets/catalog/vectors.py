@@ -15,6 +15,7 @@ import numpy as np
 
 from soniquebay_assets.catalog import db
 from soniquebay_assets.domain import embedding_text as et
+from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
 VEC_TABLE = "track_vec"
 NORM_TOLERANCE = 1e-3
@@ -231,7 +232,10 @@ def read_track_inputs(conn: Any, shards: Sequence[str] | None = None) -> list[Tr
     analysis = read_analysis(conn, [r[0] for r in rows]) if rows else {}
     inputs = []
     for track_id, shard, title, artist_display, year, album, album_artist, artists_json, genres_json in rows:
-        artists = [a for a in json.loads(artists_json) if a] or ([artist_display] if artist_display else [])
+        # the placeholder artist says nothing about the music: it would pull all untagged tracks together
+        artists = [a for a in json.loads(artists_json) if a and a != UNKNOWN_ARTIST]
+        if not artists and artist_display and artist_display != UNKNOWN_ARTIST:
+            artists = [artist_display]
         genres = [g for g in json.loads(genres_json) if g]
         text = et.TrackText(title, tuple(artists), album, album_artist, tuple(genres), year, analysis.get(track_id))
         inputs.append(TrackInput(track_id, shard, text))

@@ -256,6 +256,14 @@ def _related(a: tuple, b: tuple) -> dict[str, bool]:
 
 
 def neighbour_quality(conn: Any, *, k: int = 5, max_queries: int = 1000) -> dict:
+    """The neighbour metric twice: with every relation, and with tag-based relations only (no folder-named albums)."""
+    return {
+        "all_relations": _neighbour_quality(conn, k=k, max_queries=max_queries, tagged_only=False),
+        "tagged_relations": _neighbour_quality(conn, k=k, max_queries=max_queries, tagged_only=True),
+    }
+
+
+def _neighbour_quality(conn: Any, *, k: int, max_queries: int, tagged_only: bool) -> dict:
     """How often a track's k nearest neighbours share its album, an artist or a genre, against random tracks.
 
     Only tracks with at least one related track count as queries (others cannot score). The random baseline
@@ -265,7 +273,7 @@ def neighbour_quality(conn: Any, *, k: int = 5, max_queries: int = 1000) -> dict
 
     vectors.load_extension(conn)
     index = vector_search.get_index(conn)
-    relations = vector_search.track_relations(conn)
+    relations = vector_search.track_relations(conn, tagged_only=tagged_only)
     ids = [int(t) for t in index.ids.tolist()]
     keep = [i for i, t in enumerate(ids) if t in relations]
     per_kind = {"album": [0.0, 0.0], "artist": [0.0, 0.0], "genre": [0.0, 0.0]}

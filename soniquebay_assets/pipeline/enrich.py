@@ -153,6 +153,15 @@ def refresh_normalized_genres(conn: Any, shards: list[str]) -> int:
         return repo.replace_normalized_genres(conn, genres)
 
 
+def _pool_starts(pool: ProcessPoolExecutor) -> bool:
+    """A trivial task tells a pool that cannot start apart from a file that crashes a worker."""
+    try:
+        pool.submit(os.getpid).result(timeout=120)
+        return True
+    except Exception:
+        return False
+
+
 def _run(todo: list, workers: int | None, numba_cache: str):
     """Yield (track, outcome) as results arrive: in-process for tiny jobs, else a spawn-based process pool."""
     workers = workers or default_workers()
@@ -168,6 +177,11 @@ def _run(todo: list, workers: int | None, numba_cache: str):
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(remaining)), mp_context=context,
                                  initializer=_init_worker, initargs=(numba_cache,)) as pool:
+            if not _pool_starts(pool):  # e.g. spawn cannot re-import a `python -` main: work in-process
+                _init_worker(numba_cache)
+                for track in remaining:
+                    yield track, analyze_file(track.path, track.duration_s)
+                return
             futures = {pool.submit(analyze_file, t.path, t.duration_s): t for t in remaining}
             for future in as_completed(futures):
                 track = futures[future]

@@ -10,6 +10,12 @@ from typing import Any
 TRACK_LISTING_EXTRA_COLUMNS: dict[str, str] = {}
 TRACK_LISTING_EXTRA_JOINS: list[str] = []
 
+# Enrichment (issue 3): analysed tempo/key/loudness/moods via LEFT JOIN track_analysis; tag-vs-analysis rule there.
+from soniquebay_assets.catalog import analysis as _analysis  # noqa: E402
+
+TRACK_LISTING_EXTRA_COLUMNS.update(_analysis.TRACK_LISTING_COLUMNS)
+TRACK_LISTING_EXTRA_JOINS.extend(_analysis.TRACK_LISTING_JOINS)
+
 
 def _shard_filter(shards: Sequence[str] | None, column: str) -> tuple[str, list[str]]:
     if not shards:

@@ -11,6 +11,7 @@ from soniquebay_assets.cli.common import print_json
 BENCHMARKS = {
     "scan": "soniquebay_assets.cli.bench_scan",
     "tags": "soniquebay_assets.cli.bench_tags",
+    "analyze": "soniquebay_assets.cli.bench_analyze",
     "vectors": "soniquebay_assets.cli.bench_vectors",
     "celery": "soniquebay_assets.cli.bench_celery",
 }

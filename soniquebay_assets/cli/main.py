@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "soniquebay_assets.cli.worker_cmds",
     "soniquebay_assets.cli.status_cmds",
     "soniquebay_assets.cli.covers_cmds",
+    "soniquebay_assets.cli.analysis_cmds",
     "soniquebay_assets.cli.similar_cmds",
 ]
 

@@ -14,8 +14,9 @@ from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, prin
 STAGES: dict[str, list[str]] = {
     "catalog": ["scan", "extract", "insert"],
     "covers": ["cover"],
+    "enrich": ["metadata"],
     "vectors": ["vector"],
-    "all": ["scan", "extract", "insert", "cover", "vector"],
+    "all": ["scan", "extract", "insert", "cover", "metadata", "vector"],
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
-from soniquebay_assets.dagster_defs.assets import catalog, covers, extract, scan
+from soniquebay_assets.dagster_defs.assets import catalog, covers, enrich, extract, scan
 from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
 from soniquebay_assets.dagster_defs.assets import vectors as vector_assets
 from soniquebay_assets.dagster_defs.executor import build_executor
@@ -14,7 +14,7 @@ from soniquebay_assets.dagster_defs.schedules import all_schedule_definitions
 from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
 
 # Each stage adds its asset module here.
-ASSET_MODULES = [scan, extract, catalog, covers]
+ASSET_MODULES = [scan, extract, catalog, covers, enrich]
 
 ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep (issue 6)
 ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check (issue 4)

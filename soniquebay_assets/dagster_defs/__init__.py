@@ -1,0 +1,11 @@
+"""The thin Dagster layer: assets, partitions, resources, sensors, schedules, checks, executor."""
+
+import warnings
+
+try:  # backfill_policy and a few other parameters we rely on are flagged beta; the noise helps nobody
+    from dagster import BetaWarning, PreviewWarning
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=PreviewWarning)
+except ImportError:  # pragma: no cover - older dagster
+    pass

@@ -1,0 +1,84 @@
+"""Scan benchmark: cold scan, no-op rescan and peak memory on a synthetic library of real audio files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--files", type=int, default=20_000, help="number of audio files (default 20000)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary library and data dir")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to build it (default: a temp dir)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    from soniquebay_assets.cli.common import use_dagster_home
+    from soniquebay_assets.cli.scan import STAGES, scan_library
+    from soniquebay_assets.library.synthetic import build_library
+    from soniquebay_assets.settings import DataDir
+
+    work = Path(tempfile.mkdtemp(prefix="soniquebay-bench-", dir=args.workdir))
+    try:
+        library = work / "library"
+        started = time.perf_counter()
+        build_library(library, args.files)
+        build_seconds = time.perf_counter() - started
+        data = DataDir(work / "data").ensure()
+        use_dagster_home(data)
+        _warm_page_cache(library)
+        cold = scan_library([library], data.root, STAGES["catalog"])
+        noop = scan_library([library], data.root, STAGES["catalog"])
+        touched = _touch_some(library, max(1, args.files // 100))
+        incremental = scan_library([library], data.root, STAGES["catalog"])
+        peak_rss_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                          resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        return {
+            "benchmark": "scan",
+            "files": args.files,
+            "cpu_count": os.cpu_count(),
+            "build_seconds": round(build_seconds, 2),
+            "cold_scan_seconds": cold["seconds"],
+            "cold_scan_files_per_s": round(args.files / cold["seconds"], 1),
+            "cold_scan_tracks": cold["tracks"],
+            "cold_scan_albums": cold["albums"],
+            "cold_scan_errors": cold["errors"],
+            "noop_rescan_seconds": noop["seconds"],
+            "noop_rescan_files_per_s": round(args.files / max(noop["seconds"], 1e-6), 1),
+            "noop_rescan_tag_reads": noop["new"] + noop["changed"],
+            "incremental_touched_files": touched,
+            "incremental_rescan_seconds": incremental["seconds"],
+            "incremental_changed_detected": incremental["changed"],
+            "peak_rss_mb": round(peak_rss_mb, 1),
+            "targets": {"cold_scan_files_per_s": ">= 1000", "noop_rescan_files_per_s": ">= 20000",
+                        "peak_rss_mb": "< 500"},
+        }
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _warm_page_cache(library: Path) -> None:
+    for dirpath, _, names in os.walk(library):
+        for name in names:
+            with open(os.path.join(dirpath, name), "rb") as handle:
+                while handle.read(1 << 20):
+                    pass
+
+
+def _touch_some(library: Path, count: int) -> int:
+    touched = 0
+    for dirpath, _, names in os.walk(library):
+        for name in sorted(names):
+            if touched >= count:
+                return touched
+            path = os.path.join(dirpath, name)
+            stat = os.stat(path)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+            touched += 1
+    return touched

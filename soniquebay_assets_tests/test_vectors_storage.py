@@ -222,4 +222,5 @@ def test_bit_candidates_plus_rescoring_recall_against_exact():
         recalls.append(len(set(rows[:10].tolist()) & set(exact_rows.tolist())) / 10)
     assert np.mean(recalls) >= 0.95
     # the prefilter really narrowed the set (otherwise this test could not fail)
-    assert len(index.candidates(data[0], vector_search.MIN_CANDIDATES)) == vector_search.MIN_CANDIDATES
+    narrowed = len(index.candidates(data[0], vector_search.MIN_CANDIDATES))
+    assert vector_search.MIN_CANDIDATES <= narrowed <= 4 * vector_search.MIN_CANDIDATES < n

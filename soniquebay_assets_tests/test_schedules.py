@@ -170,3 +170,15 @@ def test_maintenance_asset_cleans_checks_and_reports(catalog):
     assert "| worker_scan | file_inventory |" in meta["queue_health"].value
     assert conn.execute("SELECT COUNT(*) FROM deferred_work").fetchone()[0] == 0
     assert item.work_id
+
+
+def test_vacuum_only_when_enough_pages_are_free(catalog):
+    from soniquebay_assets.dagster_defs.assets.deferred import vacuum_if_worth_it
+
+    _resource, conn = catalog
+    assert vacuum_if_worth_it(conn).startswith("not needed")
+    deferred.enqueue(conn, "vectors", "track", [(i, "00") for i in range(20_000)])
+    conn.execute("DELETE FROM deferred_work")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert vacuum_if_worth_it(conn).startswith("done")
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0

@@ -23,16 +23,25 @@ def run_maintenance(conn, *, now: float | None = None) -> dict:
     integrity = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
     report["integrity"] = "ok" if integrity == ["ok"] else integrity[:20]
     conn.execute("ANALYZE")
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("VACUUM")
-        report["vacuum"] = "done"
-    except Exception as exc:  # another process holds the database: skip until tomorrow, never fail upkeep
-        report["vacuum"] = f"skipped: {exc}"
+    report["vacuum"] = vacuum_if_worth_it(conn)
     report["deferred"] = deferred.metrics(conn, now=now)
     report["healthy"] = report["integrity"] == "ok" and report["vectors"].get("ok", True) and not any(
         m["dead"] for m in report["deferred"].values())
     return report
+
+
+def vacuum_if_worth_it(conn, *, min_free_share: float = 0.10) -> str:
+    """VACUUM rewrites the whole file and blocks writers meanwhile: only when over 10% of pages are free."""
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    if not pages or free / pages < min_free_share:
+        return f"not needed ({free} of {pages} pages free)"
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+        return f"done ({free} of {pages} pages were free)"
+    except Exception as exc:  # another process holds the database: skip until tomorrow, never fail upkeep
+        return f"skipped: {exc}"
 
 
 def validate_vectors(conn) -> dict:

@@ -10,6 +10,7 @@ import sys
 COMMAND_MODULES = [
     "soniquebay_assets.cli.scan",
     "soniquebay_assets.cli.catalog_cmds",
+    "soniquebay_assets.cli.demo",
     "soniquebay_assets.cli.bench",
     "soniquebay_assets.cli.worker_cmds",
     "soniquebay_assets.cli.status_cmds",

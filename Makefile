@@ -1,0 +1,25 @@
+# The two set-up commands of the README: `make demo` and `make test`. Each installs what it needs first.
+PYTHON ?= python3
+LIBRARY ?=
+DATA_DIR ?= $(CURDIR)/.soniquebay-demo
+
+.PHONY: install demo test bench lint dev
+
+install:
+	bash scripts/install.sh
+
+# Scan LIBRARY (or a generated demo library of real tagged audio files) with the embedded default, all stages.
+demo: install
+	$(PYTHON) -m soniquebay_assets.cli.main demo --data-dir "$(DATA_DIR)" $(if $(LIBRARY),--library "$(LIBRARY)",)
+
+test: install
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
+
+bench: install
+	$(PYTHON) -m soniquebay_assets.cli.main bench scan --files 20000
+
+lint:
+	ruff check soniquebay_assets soniquebay_assets_tests
+
+dev:
+	$(PYTHON) -m soniquebay_assets.cli.main dev --data-dir "$(DATA_DIR)"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything SoniqueBay assets needs on a fresh machine (idempotent: a second run is quick).
+# Python packages go to the current Python (use a venv if you prefer); system packages come from apt when
+# running as root (CI, containers), otherwise the script says what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    say "optional system packages missing: ${missing[*]} (sudo apt-get install ${missing[*]});"
+    say "without redis-server the Celery tests skip; without ffmpeg M4A/AAC/WMA audio is not analysed"
+  fi
+fi
+
+# torch first and pinned: an unpinned torch (pulled by sentence-transformers) downloads a multi-GB CUDA build.
+if ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
+  say "pip install torch==2.13.0 (CPU build)"
+  "$PYTHON" -m pip install -q "torch==2.13.0" || "$PYTHON" -m pip install -q "torch==2.13.0" \
+    --index-url https://download.pytorch.org/whl/cpu
+fi
+say "pip install -e .[dev]"
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+"$PYTHON" -c "import soniquebay_assets, dagster, dagster_celery, sqlite_vec, mutagen" \
+  || { say "installation incomplete: see the pip output above"; exit 1; }
+say "installed: $("$PYTHON" -c 'import dagster; print("dagster", dagster.__version__)')"

@@ -1,0 +1,60 @@
+"""The library sensor: one walk, a cursor, runs only for the shards that changed."""
+
+from __future__ import annotations
+
+import json
+
+from dagster import SensorResult, SkipReason, build_sensor_context
+
+from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
+from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
+from soniquebay_assets.library.walker import walk_library
+from soniquebay_assets_tests.scan_helpers import materialize_scan, test_instance
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def _tick(instance, library, data_dir, cursor=None):
+    context = build_sensor_context(
+        instance=instance, cursor=cursor,
+        resources={"catalog": CatalogResource(data_dir_path=str(data_dir)),
+                   "library": LibraryResource(roots=[str(library)])},
+    )
+    return library_changes_sensor(context), context
+
+
+def test_sensor_requests_changed_shards_then_skips(tmp_path, data_dir, make_audio):
+    library = tmp_path / "music"
+    make_audio(library / "A/One/01 a.flac", title="a", artist="A", album="One")
+    make_audio(library / "B/Two/01 b.flac", title="b", artist="B", album="Two")
+    with test_instance(tmp_path) as instance:
+        result, _ = _tick(instance, library, data_dir)
+        assert isinstance(result, SensorResult) and len(result.run_requests) == 1
+        request = result.run_requests[0]
+        shards = sorted({f.shard for f in walk_library([library]).files})
+        assert request.tags[RANGE_START] == shards[0] and request.tags[RANGE_END] == shards[-1]
+        snapshot = request.run_config["ops"]["file_inventory"]["config"]["snapshot"]
+        assert json.loads(open(snapshot).read())["files"]  # the run reuses the sensor's walk
+        cursor = result.cursor
+        # Same files, run not yet done: the cursor stops a duplicate request.
+        again, _ = _tick(instance, library, data_dir, cursor)
+        assert isinstance(again, SkipReason)
+        # After the scan ran, nothing changed: skip with the walk figures.
+        materialize_scan(instance, library, data_dir)
+        quiet, _ = _tick(instance, library, data_dir)
+        assert isinstance(quiet, SkipReason) and "no shard changed" in quiet.skip_message
+        # One album changes: only its shard is requested.
+        make_audio(library / "B/Two/02 c.flac", title="c", artist="B", album="Two")
+        changed, _ = _tick(instance, library, data_dir, cursor)
+        changed_shard = walk_library([library / "B"]).files[0].shard
+        assert changed.run_requests[0].tags["soniquebay/changed_shards"] == changed_shard
+
+
+def test_sensor_without_library_explains_what_to_set(tmp_path, data_dir, monkeypatch):
+    monkeypatch.delenv("SONIQUEBAY_LIBRARY", raising=False)
+    with test_instance(tmp_path) as instance:
+        context = build_sensor_context(instance=instance, resources={
+            "catalog": CatalogResource(data_dir_path=str(data_dir)), "library": LibraryResource()})
+        result = library_changes_sensor(context)
+    assert isinstance(result, SkipReason) and "SONIQUEBAY_LIBRARY" in result.skip_message

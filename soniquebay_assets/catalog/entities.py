@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from soniquebay_assets.catalog.inventory import NOW
@@ -64,7 +64,33 @@ def _genre_id(conn: Any, ids: _Ids, name: str) -> int:
     return ids.genres[key]
 
 
+def _resolve_album_key(conn: Any, w: TrackWrite) -> str:
+    """Keep a partly MusicBrainz-tagged album whole: same title in the same folder joins the MBID album."""
+    album = w.album
+    same_folder = conn.execute("SELECT album_id, album_key, title FROM albums WHERE folder = ?",
+                               (w.album_folder,)).fetchall()
+    twins = [(aid, key) for aid, key, title in same_folder if name_key(title) == name_key(album.title)
+             and key != album.key]
+    if not album.key.startswith("mb:"):
+        mb_twins = [key for _, key in twins if key.startswith("mb:")]
+        return mb_twins[0] if len(mb_twins) == 1 else album.key
+    # This track knows the release id: adopt albums made earlier from its untagged siblings.
+    existing = conn.execute("SELECT album_id FROM albums WHERE album_key = ?", (album.key,)).fetchone()
+    for twin_id, twin_key in twins:
+        if twin_key.startswith("mb:"):
+            continue
+        if existing is None:
+            conn.execute("UPDATE albums SET album_key = ? WHERE album_id = ?", (album.key, twin_id))
+            existing = (twin_id,)
+        else:
+            conn.execute("UPDATE tracks SET album_id = ? WHERE album_id = ?", (existing[0], twin_id))
+    return album.key
+
+
 def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
+    resolved = _resolve_album_key(conn, w)
+    if resolved != w.album.key:
+        w.album = replace(w.album, key=resolved)
     album = w.album
     if album.key in ids.albums:
         return ids.albums[album.key]

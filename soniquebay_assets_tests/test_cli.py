@@ -1,0 +1,84 @@
+"""The `soniquebay` command as a user runs it: a real subprocess, a real library, JSON out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TRACK_FIELDS = {"track_id", "path", "title", "artists", "album", "album_id", "album_artist", "track_number",
+                "disc_number", "year", "genres", "duration_s", "format", "musicbrainz_recording_id",
+                "musicbrainz_release_id", "compilation", "quality_score", "title_from_fallback"}
+SCAN_FIELDS = {"files_seen", "tracks", "albums", "artists", "errors", "skipped_unchanged", "deleted", "seconds"}
+
+
+def soniquebay(*args: str, env_extra: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env_extra or {})}
+    proc = subprocess.run([sys.executable, "-m", "soniquebay_assets.cli.main", *args], capture_output=True,
+                          text=True, env=env, timeout=600, stdin=subprocess.DEVNULL)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture()
+def library(tmp_path: Path, make_audio) -> Path:
+    root = tmp_path / "music"
+    make_audio(root / "Alpha/One/01 - First.mp3", title="First", artist=["Alpha", "Beta"], album="One",
+               albumartist="Alpha", tracknumber="1/2", date="1999-04-01", genre="Rock/Pop")
+    make_audio(root / "Alpha/One/02 - Second.flac", title="Second", artist="Alpha", album="One",
+               albumartist="Alpha", tracknumber="2/2", date="1999", musicbrainz_albumid="11111111-2222-4333-8444-555555555555")
+    (root / "Alpha/One/broken.mp3").write_text("not audio")
+    return root
+
+
+def test_scan_json_tracks_and_errors(library, tmp_path):
+    data = tmp_path / "data"
+    scan = soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog", "--json")
+    lines = [line for line in scan.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, "scan --json prints exactly one JSON object"
+    summary = json.loads(lines[0])
+    assert SCAN_FIELDS <= summary.keys()
+    assert (summary["files_seen"], summary["tracks"], summary["errors"]) == (3, 2, 1)
+
+    tracks = [json.loads(line) for line in soniquebay("tracks", "--json", "--data-dir", str(data)).stdout.splitlines()]
+    assert len(tracks) == 2 and all(TRACK_FIELDS <= t.keys() for t in tracks)
+    first = next(t for t in tracks if t["title"] == "First")
+    assert first["artists"] == ["Alpha", "Beta"] and first["genres"] == ["Rock", "Pop"]
+    assert first["year"] == 1999 and first["track_number"] == 1 and Path(first["path"]).is_absolute()
+    assert first["album_id"] == next(t for t in tracks if t["title"] == "Second")["album_id"]
+
+    errors = [json.loads(line) for line in soniquebay("errors", "--json", "--data-dir", str(data)).stdout.splitlines()]
+    assert [(Path(e["path"]).name, e["stage"], e["reason"]) for e in errors] == [
+        ("broken.mp3", "extract", "not an audio file")]
+
+    again = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog",
+                                  "--json").stdout)
+    assert again["skipped_unchanged"] == 3 and again["run_id"] is None  # nothing changed: no tag read, no run
+
+    (library / "Alpha/One/02 - Second.flac").unlink()
+    third = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog",
+                                  "--json").stdout)
+    assert third["deleted"] == 1 and third["tracks"] == 1
+
+
+def test_data_dir_from_environment_and_dagster_home(library, tmp_path):
+    data = tmp_path / "env-data"
+    soniquebay("scan", str(library), "--stages", "catalog", "--json", env_extra={"SONIQUEBAY_DATA_DIR": str(data)})
+    assert (data / "catalog.db").is_file()
+    assert (data / "dagster_home" / "dagster.yaml").is_file()
+    runs = list((data / "dagster_home" / "history").rglob("*.db"))
+    assert runs, "the CLI run is recorded in the data dir's Dagster home, so `soniquebay dev` shows it"
+
+
+def test_clear_errors_for_bad_arguments(tmp_path):
+    missing = soniquebay("scan", str(tmp_path / "nope"), "--data-dir", str(tmp_path / "d"), check=False)
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
+    stage = soniquebay("scan", str(tmp_path), "--data-dir", str(tmp_path / "d"), "--stages", "bogus", check=False)
+    assert stage.returncode == 2 and "unknown stage" in stage.stderr
+    empty = soniquebay("tracks", "--json", "--data-dir", str(tmp_path / "empty"), check=False)
+    assert empty.returncode == 2 and "soniquebay scan" in empty.stderr

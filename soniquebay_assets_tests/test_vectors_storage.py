@@ -224,3 +224,11 @@ def test_bit_candidates_plus_rescoring_recall_against_exact():
     # the prefilter really narrowed the set (otherwise this test could not fail)
     narrowed = len(index.candidates(data[0], vector_search.MIN_CANDIDATES))
     assert vector_search.MIN_CANDIDATES <= narrowed <= 4 * vector_search.MIN_CANDIDATES < n
+
+
+def test_popcount_fallback_matches_numpy(monkeypatch):
+    words = np.random.default_rng(7).integers(0, 2**63, 2000, dtype=np.int64).astype(np.uint64)
+    fast = vector_search._popcount(words)
+    monkeypatch.delattr(np, "bitwise_count")  # numpy < 2.0
+    assert np.array_equal(vector_search._popcount(words), fast)
+    assert fast.max() > 40  # real 64-bit words, not zeros

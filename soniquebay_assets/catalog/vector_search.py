@@ -28,6 +28,16 @@ CANDIDATES_PER_RESULT = 50
 MIN_CANDIDATES = 500
 
 
+_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def _popcount(words: np.ndarray) -> np.ndarray:
+    """Set bits per uint64 (np.bitwise_count needs numpy >= 2.0; a byte table works everywhere)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(words)
+    return _BYTE_POPCOUNT[words.view(np.uint8)].reshape(*words.shape, 8).sum(axis=-1, dtype=np.uint8)
+
+
 def _pack_signs(matrix: np.ndarray) -> np.ndarray:
     """Sign bits of each row packed into uint64 words (padded), for Hamming distance with bitwise_count."""
     packed = np.packbits(matrix > 0, axis=-1)
@@ -63,7 +73,7 @@ class VectorIndex:
         scratch = np.empty(n, dtype=np.uint64)
         for word in range(self.bits.shape[0]):
             np.bitwise_xor(self.bits[word], code[word], out=scratch)
-            hamming += np.bitwise_count(scratch)
+            hamming += _popcount(scratch)
         # the Hamming radius holding `count` rows, from a histogram: cheaper than argpartition over n rows
         cutoff = int(np.searchsorted(np.cumsum(np.bincount(hamming)), count))
         rows = np.flatnonzero(hamming <= cutoff)

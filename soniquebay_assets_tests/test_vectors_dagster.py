@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from dagster import AssetKey, instance_for_test, materialize
@@ -119,3 +121,13 @@ def test_similar_before_any_vectors_says_what_to_do(data_dir, capsys):
     vs.new_catalog(data_dir / "catalog.db").close()
     assert main(["similar", "--track", "1", "--data-dir", str(data_dir)]) == 2
     assert "no track vectors yet" in capsys.readouterr().err
+
+
+def test_loading_definitions_and_cli_does_not_import_the_model_stack():
+    code = (
+        "import sys, soniquebay_assets.dagster_defs.definitions, soniquebay_assets.cli.main as m; m.build_parser();"
+        "import soniquebay_assets.pipeline.vectorize, soniquebay_assets.catalog.vector_search;"
+        "print(sorted(x for x in ('sentence_transformers', 'torch', 'transformers') if x in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

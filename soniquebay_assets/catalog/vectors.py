@@ -101,35 +101,48 @@ def vec_table_exists(conn: Any) -> bool:
 
 def reset_space(conn: Any, *, model_name: str, text_dim: int, weights: et.Weights) -> VectorSettings:
     """Clean rebuild: drop every stored vector, record the new space, create vec0 with its dimension."""
-    audio_dim = len(et.FEATURE_NAMES)
-    dim = text_dim + audio_dim
-    key = et.config_key(model_name, text_dim, weights)
-    previous = read_settings(conn)
     with db.transaction(conn):
-        conn.execute(f"DROP TABLE IF EXISTS {VEC_TABLE}")
-        conn.execute(f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0(track_id INTEGER PRIMARY KEY, embedding float[{dim}] distance_metric=cosine)")
-        conn.execute("DELETE FROM track_vectors")
-        conn.execute(
-            "INSERT INTO vector_settings(id, model_name, text_dim, audio_dim, dim, weights, feature_names,"
-            " feature_set_version, config_key, generation) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET model_name = excluded.model_name, text_dim = excluded.text_dim,"
-            " audio_dim = excluded.audio_dim, dim = excluded.dim, weights = excluded.weights,"
-            " feature_names = excluded.feature_names, feature_set_version = excluded.feature_set_version,"
-            " config_key = excluded.config_key, generation = vector_settings.generation + 1,"
-            " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            (model_name, text_dim, audio_dim, dim, json.dumps(weights.to_json()), json.dumps(list(et.FEATURE_NAMES)),
-             et.FEATURE_SET_VERSION, key, (previous.generation + 1) if previous else 1),
-        )  # fmt: skip
+        _reset_space(conn, model_name, text_dim, weights)
     return read_settings(conn)  # type: ignore[return-value]
 
 
+def _reset_space(conn: Any, model_name: str, text_dim: int, weights: et.Weights) -> None:
+    audio_dim = len(et.FEATURE_NAMES)
+    dim = text_dim + audio_dim
+    key = et.config_key(model_name, text_dim, weights)
+    conn.execute(f"DROP TABLE IF EXISTS {VEC_TABLE}")
+    conn.execute(
+        f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0(track_id INTEGER PRIMARY KEY, embedding float[{dim}] distance_metric=cosine)"
+    )
+    conn.execute("DELETE FROM track_vectors")
+    conn.execute(
+        "INSERT INTO vector_settings(id, model_name, text_dim, audio_dim, dim, weights, feature_names,"
+        " feature_set_version, config_key, generation) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+        " ON CONFLICT(id) DO UPDATE SET model_name = excluded.model_name, text_dim = excluded.text_dim,"
+        " audio_dim = excluded.audio_dim, dim = excluded.dim, weights = excluded.weights,"
+        " feature_names = excluded.feature_names, feature_set_version = excluded.feature_set_version,"
+        " config_key = excluded.config_key, generation = vector_settings.generation + 1,"
+        " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        (model_name, text_dim, audio_dim, dim, json.dumps(weights.to_json()), json.dumps(list(et.FEATURE_NAMES)),
+         et.FEATURE_SET_VERSION, key),
+    )  # fmt: skip
+
+
 def ensure_space(conn: Any, *, model_name: str, text_dim: int, weights: et.Weights) -> tuple[VectorSettings, bool]:
-    """The recorded space, rebuilt from scratch when model, dimension, features or weights differ; (settings, rebuilt)."""
-    current = read_settings(conn)
+    """The recorded space, rebuilt from scratch when model, dimension, features or weights differ; (settings, rebuilt).
+
+    Checked again under the write lock, so two workers starting together never rebuild twice.
+    """
     wanted = et.config_key(model_name, text_dim, weights)
+    current = read_settings(conn)
     if current is not None and current.config_key == wanted and vec_table_exists(conn):
         return current, False
-    return reset_space(conn, model_name=model_name, text_dim=text_dim, weights=weights), True
+    with db.transaction(conn):
+        current = read_settings(conn)
+        rebuilt = not (current is not None and current.config_key == wanted and vec_table_exists(conn))
+        if rebuilt:
+            _reset_space(conn, model_name, text_dim, weights)
+    return read_settings(conn), rebuilt  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------------------------ scaler

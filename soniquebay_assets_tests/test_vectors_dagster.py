@@ -123,6 +123,7 @@ def test_similar_before_any_vectors_says_what_to_do(data_dir, capsys):
     assert "no track vectors yet" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a fresh interpreter importing Dagster and every asset module
 def test_loading_definitions_and_cli_does_not_import_the_model_stack():
     code = (
         "import sys, soniquebay_assets.dagster_defs.definitions, soniquebay_assets.cli.main as m; m.build_parser();"

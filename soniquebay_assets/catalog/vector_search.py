@@ -1,10 +1,11 @@
 """Similar-track search over the stored vectors, with radio filters.
 
-Measured on 2 cores at 100k x 403-d: sqlite-vec float brute force ~80 ms/query, sqlite-vec bit KNN ~56 ms,
-numpy exact ~10 ms (p95 up to 25 ms under load). Chosen: an in-memory index per process (loaded from the
-vec0 table, reloaded when the catalog's vector generation changes) that ranks sign-bit codes by Hamming
-distance (~5 ms) and rescores the best candidates exactly in float. sqlite-vec's own KNN stays available
-(`method="sqlite"`) as the exact reference and for one-shot queries that should not load the index.
+Measured on 2 shared cores at 100k x 403-d: sqlite-vec float brute force ~80 ms/query (idle), its bit KNN ~56 ms,
+numpy exact ~10 ms idle but 25-60 ms at p95 when other jobs hold the cores (multi-threaded BLAS stalls).
+Chosen: an in-memory index per process (loaded from the vec0 table, reloaded when the catalog's vector
+generation changes) that ranks sign-bit codes by Hamming distance with single-threaded numpy (~2-5 ms) and
+rescores the best candidates exactly in float. sqlite-vec's own KNN stays available (`method="sqlite"`) as
+the exact reference and for one-shot queries that should not load the index.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from soniquebay_assets.catalog import vectors
 from soniquebay_assets.domain import embedding_text as et
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
-# Below this size exact float scoring is as fast as the bit prefilter, so the index skips it.
-EXACT_BELOW = 20_000
 CANDIDATES_PER_RESULT = 50
 MIN_CANDIDATES = 500
+# Below this size the index scores every row exactly. Kept small on purpose: a float scan over tens of
+# thousands of rows is a multi-threaded BLAS call that stalls badly when other jobs hold the cores (measured
+# here: 20k rows 6-30 ms under load), while the Hamming pass is plain single-threaded numpy.
+EXACT_BELOW = 4 * MIN_CANDIDATES
 
 
 _BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -83,6 +86,9 @@ class VectorIndex:
 
     def ranked(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, cosine scores) of the best `count` rows, best first, from bit candidates rescored exactly."""
+        n = len(self.ids)
+        if n <= max(count, EXACT_BELOW):  # small catalog: exact scan, no row gathering
+            return self.exact(query, count)
         rows = self.candidates(query, count)
         scores = self.matrix[rows] @ query
         order = np.argsort(-scores, kind="stable")

@@ -41,6 +41,18 @@ def unfinished_shards(conn: Any) -> set[str]:
     return {r[0] for r in conn.execute("SELECT DISTINCT shard FROM files WHERE stage IN ('inventoried', 'extracted')")}
 
 
+def shards_under_roots(conn: Any, roots: Sequence[str]) -> set[str]:
+    if not roots:
+        return set()
+    marks = ",".join("?" * len(roots))
+    return {r[0] for r in conn.execute(f"SELECT DISTINCT shard FROM files WHERE root IN ({marks})", list(roots))}
+
+
+def drop_empty_shard_digests(conn: Any, shards: Sequence[str]) -> None:
+    conn.executemany("DELETE FROM shard_digests WHERE shard = ? AND shard NOT IN (SELECT shard FROM files)",
+                     [(s,) for s in shards])
+
+
 def save_shard_digests(conn: Any, digests: dict[str, tuple[str, int]]) -> None:
     conn.executemany(
         f"INSERT INTO shard_digests(shard, digest, file_count, updated_at) VALUES (?, ?, ?, {NOW}) "
@@ -119,11 +131,12 @@ def clear_walk_errors_except(conn: Any, current: set[str]) -> None:
     conn.executemany("DELETE FROM scan_errors WHERE stage = 'inventory' AND path = ?", [(p,) for p in stale])
 
 
-def files_to_extract(conn: Any, shards: Sequence[str]) -> list[tuple[int, str, bytes | None, str, int]]:
-    """(file_id, path, raw_path, shard, size) of files whose tags must be (re)read."""
+def files_to_extract(conn: Any, shards: Sequence[str]) -> list[tuple[int, str, bytes | None, str, int, str]]:
+    """(file_id, path, raw_path, shard, size, root) of files whose tags must be (re)read."""
     marks = ",".join("?" * len(shards))
     return conn.execute(
-        f"SELECT file_id, path, raw_path, shard, size FROM files WHERE stage = 'inventoried' AND shard IN ({marks}) "
+        f"SELECT file_id, path, raw_path, shard, size, root FROM files WHERE stage = 'inventoried' "
+        f"AND shard IN ({marks}) "
         "ORDER BY path",
         list(shards),
     ).fetchall()
@@ -141,6 +154,10 @@ def save_extracted(conn: Any, rows: Sequence[tuple[int, str, float, str | None]]
         "UPDATE files SET stage = 'extracted', fingerprint = COALESCE(?, fingerprint) WHERE file_id = ?",
         [(fp, fid) for fid, _, _, fp in rows],
     )
+
+
+def mark_failed_paths(conn: Any, paths: Sequence[str]) -> None:
+    conn.executemany("UPDATE files SET stage = 'error' WHERE path = ?", [(p,) for p in paths])
 
 
 def mark_extract_failed(conn: Any, file_ids: Sequence[int]) -> None:

@@ -74,7 +74,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         plan = plan_scan(conn, roots)
         shards = plan.affected
         if "scan" not in groups:
-            shards = _all_cataloged_shards(conn)
+            shards = queries.cataloged_shards(conn)
     finally:
         conn.close()
     summary: dict[str, Any] = {
@@ -103,10 +103,6 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
                     "genres": counts["genres"], "errors": counts["errors"], "warnings": counts["warnings"],
                     "seconds": round(time.perf_counter() - started, 3), "data_dir": str(data_root)})
     return summary
-
-
-def _all_cataloged_shards(conn) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT shard FROM tracks ORDER BY shard")]
 
 
 def _materialize(groups, shards, roots, data_root, snapshot, show_progress) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soniquebay_assets.catalog import deferred, entities, inventory
+from soniquebay_assets.catalog import deferred, entities, inventory, queries
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
 from soniquebay_assets.domain.tag_model import TagRecord
@@ -67,18 +67,11 @@ def plan_scan(conn: Any, roots: Sequence[str | Path]) -> ScanPlan:
     digests = shard_digests(walk.files)
     stored = inventory.stored_shard_digests(conn)
     affected = {s for s, (d, _) in digests.items() if stored.get(s) != d}
-    protected = _shards_under(conn, walk.unavailable_roots)
+    protected = inventory.shards_under_roots(conn, walk.unavailable_roots)
     affected |= {s for s in stored if s not in digests and s not in protected}  # emptied shards: deletions
     affected |= inventory.unfinished_shards(conn)
     unchanged = sum(n for s, (_, n) in digests.items() if s not in affected)
     return ScanPlan(walk, digests, sorted(affected), seconds, len(walk.files), unchanged)
-
-
-def _shards_under(conn: Any, roots: Sequence[str]) -> set[str]:
-    if not roots:
-        return set()
-    marks = ",".join("?" * len(roots))
-    return {r[0] for r in conn.execute(f"SELECT DISTINCT shard FROM files WHERE root IN ({marks})", list(roots))}
 
 
 def save_snapshot(walk: WalkResult, directory: Path) -> Path:
@@ -191,8 +184,7 @@ def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> Inve
         inventory.clear_walk_errors_except(conn, {p[0] for p in problems})
         inventory.record_errors(conn, problems)
         inventory.save_shard_digests(conn, {s: d for s, d in shard_digests(walk.files).items() if s in wanted})
-        conn.executemany("DELETE FROM shard_digests WHERE shard = ? AND shard NOT IN (SELECT shard FROM files)",
-                         [(s,) for s in wanted])
+        inventory.drop_empty_shard_digests(conn, sorted(wanted))
     stats.walk_problems = len(problems)
     stats.problems_by_reason = dict(Counter(p[2] for p in problems))
     return stats
@@ -256,8 +248,7 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
     stats = ExtractStats()
     shard_of = {row[0]: row[3] for row in todo}
     path_of = {row[0]: row[1] for row in todo}
-    roots = dict(conn.execute("SELECT file_id, root FROM files WHERE stage = 'inventoried'").fetchall()) if todo else {}
-    items = [(fid, path, raw, roots.get(fid, ""), size) for fid, path, raw, _shard, size in todo]
+    items = [(fid, path, raw, root, size) for fid, path, raw, _shard, size, root in todo]
     chunks = [items[i:i + EXTRACT_CHUNK] for i in range(0, len(items), EXTRACT_CHUNK)]
     reasons: Counter[str] = Counter()
     formats: Counter[str] = Counter()
@@ -345,14 +336,11 @@ def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
     with transaction(conn):
         if failures:
             inventory.record_errors(conn, failures)
-            conn.executemany("UPDATE files SET stage = 'error' WHERE path = ?", [(f[0],) for f in failures])
+            inventory.mark_failed_paths(conn, [f[0] for f in failures])
         entities.refresh_album_artists(conn)
         stats.orphans_removed = entities.delete_orphans(conn)
     stats.errors = len(failures)
-    for i in range(0, len(stats.track_ids), 900):
-        part = stats.track_ids[i:i + 900]
-        stats.album_ids.extend(r[0] for r in conn.execute(
-            f"SELECT DISTINCT album_id FROM tracks WHERE track_id IN ({','.join('?' * len(part))})", part))
+    stats.album_ids = queries.album_ids_of_tracks(conn, stats.track_ids)
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats
 

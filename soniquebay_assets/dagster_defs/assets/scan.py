@@ -8,8 +8,8 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
 from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
-from soniquebay_assets.pipeline.scan import inventory_shards, load_snapshot
 from soniquebay_assets.library.walker import walk_library
+from soniquebay_assets.pipeline.scan import inventory_shards, load_snapshot
 from soniquebay_assets.queues import WORKER_SCAN, op_tags_for
 
 

@@ -154,3 +154,49 @@ def corpus_dir_or_none():
     from soniquebay_assets_tests.conftest import _corpus_candidates
 
     return next((c for c in _corpus_candidates() if (c / "MANIFEST.tsv").is_file()), None)
+
+
+FAKE_FFMPEG = r'''#!{python}
+"""Stand-in for ffmpeg (absent here): honours -ss/-t/-ar, writes mono f32le drums at 120 BPM, or fails."""
+import sys
+import numpy as np
+sys.path.insert(0, {repo!r})
+from soniquebay_assets.domain.analysis.synth import drum_pattern
+args = sys.argv[1:]
+value = lambda flag, default: args[args.index(flag) + 1] if flag in args else default
+source = value("-i", "")
+if "broken" in source:
+    sys.stderr.write(source + ": Invalid data found when processing input\n")
+    sys.exit(1)
+start, length, sr = float(value("-ss", "0")), float(value("-t", "0")), int(value("-ar", "22050"))
+total = 200.0
+length = length or total - start
+y = drum_pattern(120.0, total, sr, "rock", seed=5)[int(start * sr): int((start + length) * sr)]
+sys.stdout.buffer.write(y.astype("<f4").tobytes())
+'''
+
+
+def test_ffmpeg_path_decodes_excerpts_and_reports_failures(tmp_path):
+    """The ffmpeg subprocess route (M4A/AAC/WebM), driven through a stand-in binary since ffmpeg is absent."""
+    import sys
+
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(FAKE_FFMPEG.format(python=sys.executable, repo=str(Path(__file__).resolve().parents[1])))
+    fake.chmod(0o755)
+    song = tmp_path / "song.m4a"
+    song.write_bytes(b"\x00" * 100)
+    decoded = decode_excerpts(song, ffmpeg=str(fake), duration_hint=200.0)
+    assert decoded.decoder == "ffmpeg" and decoded.partial_reason is None
+    assert len(decoded.windows) == 3 and decoded.decoded_seconds == pytest.approx(60.0, abs=0.1)
+    from soniquebay_assets.domain.analysis.analyze import analyze_samples
+
+    result = analyze_samples(decoded.segments, decoded.sr, duration_s=decoded.duration_s)
+    assert result.status == "ok" and evaluation.tempo_correct(result.bpm, BPM)
+
+    from soniquebay_assets.library.audio_decode import DecodeError
+
+    broken = tmp_path / "broken.m4a"
+    broken.write_bytes(b"x")
+    with pytest.raises(DecodeError) as failure:
+        decode_excerpts(broken, ffmpeg=str(fake), duration_hint=200.0)
+    assert failure.value.reason == "undecodable" and "Invalid data" in failure.value.detail

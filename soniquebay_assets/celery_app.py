@@ -52,9 +52,24 @@ def make_celery_app(broker: str | None = None, backend: str | None = None) -> An
     return make_app(app_args(broker, backend))
 
 
+def allow_process_pools_in_pool_children(**_: Any) -> None:
+    """Celery's prefork children are daemonic (Python refuses to start processes from them) and carry billiard's
+    authkey type (the stdlib refuses to pickle it for forkserver/spawn). The pipeline's steps run process pools
+    (tag extraction, audio analysis), so each pool child gets a plain, non-daemonic process config."""
+    import multiprocessing
+    import os
+    from multiprocessing.process import AuthenticationString
+
+    config = multiprocessing.current_process()._config
+    config["daemon"] = False
+    config["authkey"] = AuthenticationString(bytes(config.get("authkey") or os.urandom(32)))
+
+
 def _worker_app() -> Any:
+    from celery.signals import worker_process_init
     from dagster_celery.tasks import create_task
 
+    worker_process_init.connect(allow_process_pools_in_pool_children, weak=False)
     worker_app = make_celery_app()
     create_task(worker_app)  # registers "execute_plan", the task every step is sent as
     return worker_app

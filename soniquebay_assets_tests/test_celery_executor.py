@@ -227,21 +227,25 @@ def _step_workers(run_id: str) -> dict[str, list[str]]:
 
 def test_scan_runs_each_step_on_a_worker_of_its_queue(cluster, tmp_path, make_audio):
     from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+    from soniquebay_assets.pipeline.scan import PARALLEL_THRESHOLD
 
-    lib = _library(tmp_path / "lib", make_audio)
+    # more files than the extraction's process-pool threshold: pools must start inside Celery's pool children
+    albums, tracks = PARALLEL_THRESHOLD // 5 + 1, 5
+    lib = _library(tmp_path / "lib", make_audio, albums=albums, tracks=tracks)
     data_root = tmp_path / "data"
     shards, snapshot = _plan(data_root, lib)
-    result = materialize_through_celery(SCAN_GROUPS, shards, [lib], data_root, snapshot,
-                                        executor_config=FAST_EXECUTOR)
+    groups = [*SCAN_GROUPS, "cover"]  # the cover step proves the fourth worker's queue routing too
+    result = materialize_through_celery(groups, shards, [lib], data_root, snapshot, executor_config=FAST_EXECUTOR)
     assert result["success"], result["failure"]
     workers = _step_workers(result["run_id"])
-    assert set(workers) == set(WORKER_FOR_STEP)
-    for step, hostnames in workers.items():
-        assert [h.split("@")[0] for h in hostnames] == [WORKER_FOR_STEP[step]], (step, hostnames)
+    expected = {**WORKER_FOR_STEP, "album_covers": "rest", "artist_images": "rest"}
+    assert {step: [h.split("@")[0] for h in hosts] for step, hosts in workers.items()} == {
+        step: [worker] for step, worker in expected.items()}
     rows, pending = _catalog_rows(data_root)
-    assert rows == _expected_rows()
-    assert pending == {"enrichment": 6, "vectors": 6, "covers": 3}
-    assert result["metadata"]["catalog_entities"]["tracks_written"] == 6
+    assert rows == _expected_rows(albums, tracks)
+    assert pending == {"enrichment": albums * tracks, "vectors": albums * tracks, "covers": albums}
+    assert result["metadata"]["catalog_entities"]["tracks_written"] == albums * tracks
+    assert result["metadata"]["raw_metadata"]["errored"] == 0
 
 
 def test_sigkilled_worker_mid_step_is_redelivered_and_the_run_completes(cluster, tmp_path, make_audio):

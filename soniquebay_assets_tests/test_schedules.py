@@ -182,3 +182,30 @@ def test_vacuum_only_when_enough_pages_are_free(catalog):
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert vacuum_if_worth_it(conn).startswith("done")
     assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+
+
+def test_schedule_run_and_settle_end_to_end_for_covers(catalog, tmp_path, make_audio):
+    """Catalog insert enqueues covers; the schedule claims them; the requested run succeeds; the sensor logic
+    marks exactly the claimed items done."""
+    from soniquebay_assets.dagster_defs.definitions import all_assets
+    from soniquebay_assets.pipeline.scan import catalog_shards, extract_shards, inventory_shards, plan_scan
+
+    resource, conn = catalog
+    lib = tmp_path / "lib"
+    for album in ("North", "South"):
+        make_audio(lib / album / album / "01.flac", seconds=0.3, title="One", artist=album, album=album,
+                   tracknumber=1)
+    plan = plan_scan(conn, [lib])
+    inventory_shards(conn, plan.walk, plan.affected)
+    extract_shards(conn, plan.affected, workers=1)
+    catalog_shards(conn, plan.affected)
+    assert deferred.metrics(conn)["covers"]["pending"] == 2
+    request = _kind_schedule("covers")(_context(resource))
+    assert isinstance(request, RunRequest)
+    covers = [a for a in all_assets() if {k.to_user_string() for k in a.keys} & set(ds.KIND_TARGETS["covers"])]
+    run_tags = {k: v for k, v in request.tags.items() if k.startswith("dagster/")}
+    result = materialize(covers, resources={"catalog": resource}, tags=run_tags, raise_on_error=False)
+    assert result.success
+    assert ds.settle_claim(conn, request.tags, success=result.success) == {"done": 2}
+    m = deferred.metrics(conn)["covers"]
+    assert (m["done"], m["pending"], m["in_progress"]) == (2, 0, 0)

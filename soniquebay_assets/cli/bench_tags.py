@@ -1,4 +1,7 @@
-"""Tag reader benchmark: read_tags files/s per format on one core, next to bare mutagen.File."""
+"""Tag reader benchmark: read_tags files/s per format on one core, next to bare mutagen.File.
+
+Note: importing the tag reader speeds up mutagen's UTF-16 ID3 decoding, so the mutagen.File figure
+already includes that speed-up."""
 
 from __future__ import annotations
 
@@ -43,10 +46,14 @@ def run(args: argparse.Namespace) -> dict:
         for ext, files in sorted(by_ext.items()):
             for p in files:  # warm the page cache: the benchmark measures parsing, not the disk
                 Path(p).read_bytes()
+            ours = _rate(files, lambda p: apply_fallbacks(read_tags(p), p, None), args.seconds)
+            bare = _rate(files, mutagen.File, args.seconds)
             results[ext] = {
                 "files": len(files),
-                "read_tags_files_per_s": _rate(files, lambda p: apply_fallbacks(read_tags(p), p, None), args.seconds),
-                "mutagen_file_files_per_s": _rate(files, mutagen.File, args.seconds),
+                "read_tags_files_per_s": ours[0],
+                "read_tags_files_per_cpu_s": ours[1],
+                "mutagen_file_files_per_s": bare[0],
+                "mutagen_file_files_per_cpu_s": bare[1],
             }
         return {"benchmark": "tags", "processes": 1, "cpu_count": os.cpu_count(), "formats": results}
     finally:
@@ -54,8 +61,10 @@ def run(args: argparse.Namespace) -> dict:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _rate(files: list[str], read, seconds: float) -> float:
+def _rate(files: list[str], read, seconds: float) -> tuple[float, float]:
+    """(files per wall-clock second, files per CPU second): the second is stable on a busy shared machine."""
     count = 0
+    cpu_started = time.process_time()
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         for path in files:
@@ -64,4 +73,6 @@ def _rate(files: list[str], read, seconds: float) -> float:
             except Exception:  # broken files still cost a read; the tag tests check the outcome
                 pass
             count += 1
-    return round(count / (time.perf_counter() - started), 1)
+    wall = time.perf_counter() - started
+    cpu = max(time.process_time() - cpu_started, 1e-9)
+    return round(count / wall, 1), round(count / cpu, 1)

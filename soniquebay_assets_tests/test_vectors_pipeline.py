@@ -72,7 +72,13 @@ def test_only_changed_inputs_are_re_embedded(conn):
 
     vs.add_analysis(conn, ids["Digital Love"], bpm=125.0, key="A", mode="major", mood_happy=0.8)  # features arrive
     featured = vz.vectorize_shards(conn, ["02"])
-    assert featured["vectorized"] >= 1
+    # one more analysed track on a small catalog refits the scaler: every audio block is re-derived,
+    # also in shards not asked for, so all vectors share one scaler version (their text blocks are reused)
+    assert featured["scaler_refit"] and featured["scope"] == "all"
+    assert featured["vectorized"] == 6 and featured["text_reused"] == 5
+    assert featured["fragments_encoded"] == 3  # only Digital Love's new mood, tempo and key words
+    versions = conn.execute("SELECT DISTINCT scaler_version FROM track_vectors WHERE text_only = 0").fetchall()
+    assert [v[0] for v in versions] == [featured["scaler_version"]]
     row = conn.execute("SELECT text_only, scaler_version FROM track_vectors WHERE track_id = ?", (ids["Digital Love"],)).fetchone()
     assert row[0] == 0 and row[1] is not None
     assert not np.array_equal(vectors.get_vector(conn, ids["Digital Love"]), before["Digital Love"])

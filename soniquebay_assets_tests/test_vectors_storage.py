@@ -232,3 +232,14 @@ def test_popcount_fallback_matches_numpy(monkeypatch):
     monkeypatch.delattr(np, "bitwise_count")  # numpy < 2.0
     assert np.array_equal(vector_search._popcount(words), fast)
     assert fast.max() > 40  # real 64-bit words, not zeros
+
+
+def test_driver_without_extension_loading_is_a_clear_error(tmp_path, monkeypatch):
+    plain = db.connect(tmp_path / "plain.db")  # sqlite-vec not loaded on this connection
+    real = db.detect_driver()
+    monkeypatch.setattr(db, "detect_driver", lambda: db.Driver("sqlite3", real.module, False))
+    try:
+        with pytest.raises(vectors.VectorStoreUnavailable, match="pysqlite3-binary"):
+            vectors.load_extension(plain)
+    finally:
+        plain.close()

@@ -186,3 +186,18 @@ def test_bench_analyze_prints_one_json_object(capsys, data_dir):
     for field in ("realtime_factor_per_core", "seconds_per_4min_track", "peak_rss_mb", "audio_seconds"):
         assert report[field] > 0, field
     assert report["results"][0]["status"] == "ok"
+
+
+def test_results_for_a_track_deleted_meanwhile_are_dropped_not_fatal(tmp_path):
+    from soniquebay_assets.catalog import analysis as repo
+    from soniquebay_assets.catalog.db import transaction
+
+    conn = open_catalog(tmp_path / "catalog.db")
+    try:
+        with transaction(conn):  # a concurrent rescan deleted track 999 while it was being analysed
+            repo.save_analyses(conn, [(999, 1, {"status": "ok", "bpm": 120.0})])
+            repo.save_mood_tags(conn, {999: ["happy"]})
+        assert conn.execute("SELECT COUNT(*) FROM track_analysis").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM track_mood_tags").fetchone()[0] == 0
+    finally:
+        conn.close()

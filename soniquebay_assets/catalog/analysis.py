@@ -63,11 +63,15 @@ def save_analyses(conn: Any, rows: Sequence[tuple[int, int, Mapping[str, Any]]])
     """rows: (track_id, analysis_version, values by column name); upsert, analyzed_at = now."""
     cols = ", ".join(ANALYSIS_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in ("analysis_version", "analyzed_at", *ANALYSIS_COLUMNS))
+    # WHERE EXISTS: a track deleted by a concurrent rescan while it was being analysed is skipped, not a
+    # foreign-key failure that would fail the whole batch
     sql = (
         f"INSERT INTO track_analysis (track_id, analysis_version, analyzed_at, {cols}) "
-        f"VALUES (?, ?, {NOW}, {_marks(ANALYSIS_COLUMNS)}) ON CONFLICT(track_id) DO UPDATE SET {updates}"
+        f"SELECT ?, ?, {NOW}, {_marks(ANALYSIS_COLUMNS)} WHERE EXISTS (SELECT 1 FROM tracks WHERE track_id = ?) "
+        f"ON CONFLICT(track_id) DO UPDATE SET {updates}"
     )
-    conn.executemany(sql, [(tid, version, *(values.get(c) for c in ANALYSIS_COLUMNS)) for tid, version, values in rows])
+    conn.executemany(sql, [(tid, version, *(values.get(c) for c in ANALYSIS_COLUMNS), tid)
+                           for tid, version, values in rows])
 
 
 def record_enrich_errors(conn: Any, errors: Sequence[tuple[str, str, str, str | None, str]]) -> None:
@@ -83,8 +87,9 @@ def clear_enrich_errors(conn: Any, paths: Iterable[str]) -> None:
 def save_mood_tags(conn: Any, tags_by_track: Mapping[int, Sequence[str]]) -> None:
     """Replace the derived mood tags of each given track."""
     conn.executemany("DELETE FROM track_mood_tags WHERE track_id = ?", [(t,) for t in tags_by_track])
-    conn.executemany("INSERT INTO track_mood_tags(track_id, tag) VALUES (?, ?)",
-                     [(t, tag) for t, tags in tags_by_track.items() for tag in dict.fromkeys(tags)])
+    conn.executemany("INSERT INTO track_mood_tags(track_id, tag) SELECT ?, ? WHERE EXISTS "
+                     "(SELECT 1 FROM tracks WHERE track_id = ?)",
+                     [(t, tag, t) for t, tags in tags_by_track.items() for tag in dict.fromkeys(tags)])
 
 
 def tagged_genres(conn: Any, shards: Sequence[str]) -> dict[int, list[str]]:

@@ -115,6 +115,7 @@ def _reset_space(conn: Any, model_name: str, text_dim: int, weights: et.Weights)
         f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0(track_id INTEGER PRIMARY KEY, embedding float[{dim}] distance_metric=cosine)"
     )
     conn.execute("DELETE FROM track_vectors")
+    conn.execute("DELETE FROM embedding_fragments WHERE model_name != ?", (model_name,))  # another model's cache
     conn.execute(
         "INSERT INTO vector_settings(id, model_name, text_dim, audio_dim, dim, weights, feature_names,"
         " feature_set_version, config_key, generation) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 1)"

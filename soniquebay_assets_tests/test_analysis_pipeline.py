@@ -112,6 +112,19 @@ def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
     if "03 garbage.mp3" in tracks:  # the catalog may keep the file as a track; then enrich records the failure
         assert tracks["03 garbage.mp3"]["analysis_status"] == "error" and garbage_error["severity"] == "error"
 
+    # the exposure rule: a low-confidence analysis yields to the tag, and the listing says so
+    conn = open_catalog(data_dir / "catalog.db")
+    try:
+        song_id = song["track_id"]
+        conn.execute("UPDATE track_analysis SET bpm_confidence = 0.05, key_confidence = 0.05 WHERE track_id = ?",
+                     (song_id,))
+        conn.execute("UPDATE tracks SET key_tag = 'Am' WHERE track_id = ?", (song_id,))
+    finally:
+        conn.close()
+    song = _by_file(data_dir)["01 song.flac"]
+    assert (song["bpm"], song["bpm_source"], song["bpm_analyzed"]) == (64, "tag", pytest.approx(128, abs=2))
+    assert (song["key"], song["key_source"], song["mode"], song["camelot"]) == ("Am", "tag", None, None)
+
     # a re-run analyses nothing: every track is up to date
     again = metadata_of(materialize_scan(instance, library, data_dir, shards=_library_shards(library),
                                          groups={"metadata"}), "enriched_tracks")

@@ -42,7 +42,7 @@ def materialize_scan(instance, library: Path | list[Path], data_dir: Path, shard
         instance=instance,
         resources={"catalog": CatalogResource(data_dir_path=str(data_dir)),
                    "library": LibraryResource(roots=[str(r) for r in roots])},
-        tags=range_tags(shards),
+        tags=range_tags(min(shards), max(shards)),
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
     )
     assert result.success

@@ -1,4 +1,4 @@
-from soniquebay_assets.domain.layout import SHARD_COUNT, SHARD_KEYS, album_folder_key, shard_for
+from soniquebay_assets.domain.layout import SHARD_COUNT, SHARD_KEYS, album_folder_key, shard_for, shard_ranges
 
 
 def test_disc_subfolders_collapse_to_album_folder():
@@ -28,3 +28,12 @@ def test_shards_are_stable_bounded_and_case_insensitive():
     assert shard_for("/music/Artist/Album") == "50"
     spread = {shard_for(f"/music/a{i}/b") for i in range(2000)}
     assert len(spread) > 200
+
+
+def test_shard_ranges_keep_runs_small_for_few_changes():
+    assert shard_ranges([]) == []
+    assert shard_ranges(["0a"]) == [("0a", "0a")]
+    assert shard_ranges(["0a", "0b", "0c", "f0"]) == [("0a", "0c"), ("f0", "f0")]
+    scattered = ["00", "10", "20", "30", "40", "ff"]
+    assert shard_ranges(scattered) == [("00", "ff")]  # too many runs: one range spanning them all
+    assert shard_ranges(scattered, max_runs=6) == [(s, s) for s in scattered]

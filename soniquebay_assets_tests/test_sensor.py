@@ -30,11 +30,15 @@ def test_sensor_requests_changed_shards_then_skips(tmp_path, data_dir, make_audi
     make_audio(library / "B/Two/01 b.flac", title="b", artist="B", album="Two")
     with test_instance(tmp_path) as instance:
         result, _ = _tick(instance, library, data_dir)
-        assert isinstance(result, SensorResult) and len(result.run_requests) == 1
-        request = result.run_requests[0]
+        assert isinstance(result, SensorResult)
         shards = sorted({f.shard for f in walk_library([library]).files})
-        assert request.tags[RANGE_START] == shards[0] and request.tags[RANGE_END] == shards[-1]
-        snapshot = request.run_config["ops"]["file_inventory"]["config"]["snapshot"]
+        requested = sorted(r.tags["soniquebay/changed_shards"] for r in result.run_requests)
+        assert requested == (shards if len(shards) == 2 and int(shards[1], 16) - int(shards[0], 16) > 1
+                             else [",".join(shards)])
+        for request in result.run_requests:  # each run covers only its changed shards' range
+            in_range = request.tags["soniquebay/changed_shards"].split(",")
+            assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (in_range[0], in_range[-1])
+        snapshot = result.run_requests[0].run_config["ops"]["file_inventory"]["config"]["snapshot"]
         assert json.loads(open(snapshot).read())["files"]  # the run reuses the sensor's walk
         cursor = result.cursor
         # Same files, run not yet done: the cursor stops a duplicate request.

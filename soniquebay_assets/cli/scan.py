@@ -64,6 +64,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     """Plan with one walk, then materialize the selected groups for the changed shards in one in-process run."""
     from soniquebay_assets.catalog import queries
     from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.domain.layout import shard_ranges
     from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
     from soniquebay_assets.settings import DataDir
 
@@ -84,16 +85,18 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     }
     if shards:
         snapshot = save_snapshot(plan.walk, data.snapshots)
-        result = _materialize(groups, shards, roots, data_root, snapshot, show_progress)
-        summary["run_id"] = result["run_id"]
-        summary["run_failed"] = not result["success"]
-        inventory = result["metadata"].get("file_inventory", {})
-        extract = result["metadata"].get("raw_metadata", {})
-        for key in ("new", "changed", "moved", "deleted"):
-            summary[key] = int(inventory.get(key, 0))
-        summary["skipped_unchanged"] += int(inventory.get("unchanged", 0))
-        summary["errors_this_scan"] = int(extract.get("errored", 0))
-        summary["stage_metadata"] = result["metadata"]
+        runs = [_materialize(groups, start, end, roots, data_root, snapshot, show_progress)
+                for start, end in shard_ranges(shards)]
+        summary["run_id"] = runs[0]["run_id"] if len(runs) == 1 else [r["run_id"] for r in runs]
+        summary["run_failed"] = not all(r["success"] for r in runs)
+        for run in runs:
+            inventory = run["metadata"].get("file_inventory", {})
+            extract = run["metadata"].get("raw_metadata", {})
+            for key in ("new", "changed", "moved", "deleted"):
+                summary[key] += int(inventory.get(key, 0))
+            summary["skipped_unchanged"] += int(inventory.get("unchanged", 0))
+            summary["errors_this_scan"] += int(extract.get("errored", 0))
+        summary["stage_metadata"] = runs[0]["metadata"] if len(runs) == 1 else [r["metadata"] for r in runs]
     conn = open_catalog(data.catalog_path)
     try:
         counts = queries.catalog_counts(conn)
@@ -105,7 +108,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     return summary
 
 
-def _materialize(groups, shards, roots, data_root, snapshot, show_progress) -> dict[str, Any]:
+def _materialize(groups, start, end, roots, data_root, snapshot, show_progress) -> dict[str, Any]:
     from dagster import DagsterInstance, materialize
 
     from soniquebay_assets.dagster_defs.definitions import all_assets
@@ -123,7 +126,8 @@ def _materialize(groups, shards, roots, data_root, snapshot, show_progress) -> d
         progress.set_reporter(reporter)
         try:
             result = materialize(selected, instance=DagsterInstance.get(), resources=resources,
-                                 run_config=run_config, tags={**range_tags(shards), "soniquebay/origin": "cli"},
+                                 run_config=run_config,
+                                 tags={**range_tags(start, end), "soniquebay/origin": "cli"},
                                  raise_on_error=False)
         finally:
             progress.set_reporter(None)

@@ -2,18 +2,23 @@
 
 
 import json
+from collections.abc import Sequence
 
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from soniquebay_assets.dagster_defs.jobs import scan_job
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
+from soniquebay_assets.domain.layout import shard_ranges
 from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
 
 
-def range_tags(shards: list[str]) -> dict[str, str]:
-    """Tags that make one run cover the contiguous shard range spanning `shards`."""
-    return {ASSET_PARTITION_RANGE_START_TAG: min(shards), ASSET_PARTITION_RANGE_END_TAG: max(shards)}
+def range_tags(start: str | Sequence[str], end: str | None = None) -> dict[str, str]:
+    """Tags that make one run cover start..end (or the range spanning a list of shards) in one step per asset."""
+    if end is None:
+        keys = [start] if isinstance(start, str) else list(start)
+        start, end = min(keys), max(keys)
+    return {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
 
 
 @sensor(job=scan_job, minimum_interval_seconds=60,
@@ -39,14 +44,12 @@ def library_changes_sensor(
         )
     snapshot = save_snapshot(plan.walk, catalog.data_dir.snapshots)
     requested.update({s: current[s] for s in fresh})
-    run_key = "scan-" + "-".join(f"{s}{current[s][:6]}" for s in fresh)[:200]
-    return SensorResult(
-        run_requests=[
-            RunRequest(
-                run_key=run_key,
-                run_config={"ops": {"file_inventory": {"config": {"snapshot": str(snapshot)}}}},
-                tags={**range_tags(fresh), "soniquebay/changed_shards": ",".join(fresh)[:1000]},
-            )
-        ],
-        cursor=json.dumps(requested),
-    )
+    config = {"ops": {"file_inventory": {"config": {"snapshot": str(snapshot)}}}}
+    requests = []
+    for start, end in shard_ranges(fresh):
+        in_range = [s for s in fresh if start <= s <= end]
+        run_key = "scan-" + "-".join(f"{s}{current[s][:6]}" for s in in_range)[:200]
+        requests.append(RunRequest(run_key=run_key, run_config=config,
+                                   tags={**range_tags(start, end),
+                                         "soniquebay/changed_shards": ",".join(in_range)[:1000]}))
+    return SensorResult(run_requests=requests, cursor=json.dumps(requested))

@@ -31,3 +31,24 @@ def shard_for(album_folder: str) -> str:
     """Stable partition key for an album folder: first byte of its blake2b hash, as two hex digits."""
     digest = hashlib.blake2b(album_folder.casefold().encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return SHARD_KEYS[digest[0] % SHARD_COUNT]
+
+
+def shard_ranges(shards: list[str], max_runs: int = 4) -> list[tuple[str, str]]:
+    """Cover the shards with at most max_runs contiguous ranges (runs take ranges, not arbitrary sets).
+
+    Few changed albums give one small range each (a handful of partitions instead of ~256); anything more
+    scattered gets one range spanning them all.
+    """
+    if not shards:
+        return []
+    ordered = sorted(set(shards))
+    index = {key: i for i, key in enumerate(SHARD_KEYS)}
+    groups: list[list[str]] = [[ordered[0]]]
+    for key in ordered[1:]:
+        if index[key] == index[groups[-1][-1]] + 1:
+            groups[-1].append(key)
+        else:
+            groups.append([key])
+    if len(groups) > max_runs:
+        return [(ordered[0], ordered[-1])]
+    return [(g[0], g[-1]) for g in groups]

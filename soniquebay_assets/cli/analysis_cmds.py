@@ -57,13 +57,18 @@ def run_eval(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if not truth:
         return fail(f"{args.truth}: no rows")
+    try:  # validate every truth value before spending minutes on analysis
+        for _, value in truth:
+            _parse_bpm(value) if args.eval_kind == "tempo" else evaluation.parse_key(value)
+    except ValueError as exc:
+        return fail(f"{args.truth}: unreadable truth value ({exc})")
     items = [SimpleNamespace(path=str(p), duration_s=None, truth=t) for p, t in truth]
     outcomes = {item.path: outcome["values"] for item, outcome in _run(items, args.workers, _numba_cache())}
     rows = []
     if args.eval_kind == "tempo":
         pairs = []
         for item in items:
-            values, true_bpm = outcomes[item.path], float(item.truth)
+            values, true_bpm = outcomes[item.path], _parse_bpm(item.truth)
             pairs.append((values.get("bpm"), true_bpm))
             rows.append({"path": item.path, "truth": true_bpm, "bpm": values.get("bpm"),
                          "confidence": values.get("bpm_confidence"),
@@ -93,6 +98,11 @@ def run_eval(args: argparse.Namespace) -> int:
         report["rows"] = rows
     print_json(report)
     return 0
+
+
+def _parse_bpm(text: str) -> float:
+    """'170', '170.5' or 'bpm=170' (the corpus MANIFEST style)."""
+    return float(text.strip().removeprefix("bpm=").split()[0])
 
 
 def _numba_cache() -> str:

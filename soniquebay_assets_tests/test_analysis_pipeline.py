@@ -153,11 +153,12 @@ def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data
 
         # a version bump does not re-run silently, only on request
         monkeypatch.setattr(enrich, "ANALYSIS_VERSION", enrich.ANALYSIS_VERSION + 1)
-        assert enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)["analyzed"] == 0
+        pending = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
+        assert pending["analyzed"] == 0 and pending["outdated_version"] == 5
         forced = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1, force_version=True)
         assert forced["analyzed"] == 5
         versions = {r[0] for r in conn.execute("SELECT analysis_version FROM track_analysis")}
-        assert versions == {enrich.ANALYSIS_VERSION}
+        assert versions == {enrich.ANALYSIS_VERSION} and forced["outdated_version"] == 0
 
         # failed tracks stay failed (no retry storm) unless asked
         assert enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)["analyzed"] == 0

@@ -53,6 +53,16 @@ def tracks_to_analyze(conn: Any, shards: Sequence[str], *, current_version: int,
     return [TrackToAnalyze(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+def outdated_count(conn: Any, shards: Sequence[str], current_version: int) -> int:
+    """Tracks analysed by an older ANALYSIS_VERSION (re-run them with force_version)."""
+    if not shards:
+        return 0
+    return conn.execute(
+        "SELECT COUNT(*) FROM track_analysis ta JOIN tracks t ON t.track_id = ta.track_id "
+        f"WHERE t.shard IN ({_marks(shards)}) AND ta.analysis_version < ?", [*shards, current_version],
+    ).fetchone()[0]
+
+
 def track_count(conn: Any, shards: Sequence[str]) -> int:
     if not shards:
         return 0

@@ -120,6 +120,7 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
     stats["reasons"] = dict(stats["reasons"])
     stats["track_seconds"] = round(stats["track_seconds"], 3)
     stats["audio_seconds_analyzed"] = round(stats["audio_seconds_analyzed"], 1)
+    stats["outdated_version"] = repo.outdated_count(conn, shards, ANALYSIS_VERSION)
     stats["bpm_histogram"] = repo.bpm_histogram(conn, shards)
     stats["key_table"] = repo.key_table(conn, shards)
     stats["seconds"] = round(time.perf_counter() - started, 3)

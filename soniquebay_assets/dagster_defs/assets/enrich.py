@@ -54,6 +54,7 @@ def enrich_metadata(stats: dict, shards: list[str], started: float) -> dict:
         "partial": stats["partial"],
         "failed": stats["failed"],
         "skipped": stats["skipped"],
+        "outdated_version": MetadataValue.int(stats["outdated_version"]),  # re-run with force_version: true
         "mean_seconds_per_track": MetadataValue.float(float(stats["mean_seconds_per_track"] or 0.0)),
         "problems_by_reason": md_table(stats["reasons"]),
         "bpm_histogram": _histogram_md(stats["bpm_histogram"]),

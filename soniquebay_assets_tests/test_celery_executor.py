@@ -139,6 +139,12 @@ class Cluster:
         _wait(ready, timeout_s, f"workers on {', '.join(wanted)}", interval_s=1.0)
 
     def stop(self) -> None:
+        for proc in self.procs.values():  # ask every worker first so their warm shutdowns overlap
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
         for proc in self.procs.values():
             _stop(proc)
 

@@ -8,6 +8,7 @@ whose queue loses every consumer for `no_consumer_grace_s` while it waits fails 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -195,6 +196,7 @@ class QueueCheckedCeleryExecutor(_celery_executor_base()):
         self.no_consumer_grace_s = float(no_consumer_grace_s)
 
     def execute(self, plan_context, execution_plan):
+        from celery.exceptions import DuplicateTaskNameWarning
         from dagster_celery.core_execution_loop import core_celery_execution_loop
         from dagster_celery.executor import _submit_task
         from dagster_celery.make_app import make_app
@@ -221,7 +223,9 @@ class QueueCheckedCeleryExecutor(_celery_executor_base()):
         def submit(app_, context, step, queue, priority, known_state):
             if not monitor.has_consumer(queue):
                 raise NoQueueConsumerError(missing_queue_message(queue, [step.key], monitor.consumers))
-            result = _submit_task(app_, context, step, queue, priority, known_state)
+            with warnings.catch_warnings():  # dagster-celery re-registers its task on every submission: noise
+                warnings.simplefilter("ignore", DuplicateTaskNameWarning)
+                result = _submit_task(app_, context, step, queue, priority, known_state)
             return _WatchedResult(result, queue, step.key, monitor, self.no_consumer_grace_s)
 
         yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)

@@ -82,7 +82,8 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
     if celery_broker is None:
         from soniquebay_assets.cli.scan import _materialize
 
-        result = _materialize(SCAN_GROUPS, plan.affected, [library], data.root, snapshot, False)
+        result = _materialize(SCAN_GROUPS, min(plan.affected), max(plan.affected), [library], data.root, snapshot,
+                              False)
     else:
         from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
 

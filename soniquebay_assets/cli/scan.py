@@ -109,6 +109,13 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
 
 
 def _materialize(groups, start, end, roots, data_root, snapshot, show_progress) -> dict[str, Any]:
+    """One run of the selected groups over shards start..end: in-process, or on Celery workers when configured."""
+    from soniquebay_assets.settings import executor_choice
+
+    if executor_choice() == "celery":
+        from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+
+        return materialize_through_celery(groups, [start, end], roots, data_root, snapshot)
     from dagster import DagsterInstance, materialize
 
     from soniquebay_assets.dagster_defs.definitions import all_assets

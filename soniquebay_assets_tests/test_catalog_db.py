@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from soniquebay_assets.catalog.db import connect, detect_driver, migrate, migration_files, open_catalog, transaction
+from soniquebay_assets.catalog.db import (
+    connect,
+    detect_driver,
+    migrate,
+    migration_files,
+    open_catalog,
+    transaction,
+)
 
 
 def test_driver_can_load_extensions_and_says_which_it_is():

@@ -173,7 +173,7 @@ def test_maintenance_asset_cleans_checks_and_reports(catalog):
 
 
 def test_vacuum_only_when_enough_pages_are_free(catalog):
-    from soniquebay_assets.dagster_defs.assets.deferred import vacuum_if_worth_it
+    from soniquebay_assets.catalog.maintenance import vacuum_if_worth_it
 
     _resource, conn = catalog
     assert vacuum_if_worth_it(conn).startswith("not needed")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 BUSY_TIMEOUT_MS = 30_000
 

@@ -314,3 +314,13 @@ def enqueue_after_catalog_write(conn: Any, track_ids: Sequence[int], *, now: flo
     album_ids = sorted({album_id for album_id, _ in _pairs(conn, "SELECT album_id, 0 FROM tracks"
                                                                   " WHERE track_id IN ({})", track_ids)})
     return enqueue_for_tracks(conn, track_ids, now=now) + enqueue_for_albums(conn, album_ids, now=now)
+
+
+def retry_counts(conn: Any, *, now: float | None = None) -> tuple[int, int]:
+    """(failed items due for retry, stale in-progress claims) for the retry schedule's decision."""
+    moment = _now(now)
+    due = conn.execute("SELECT COUNT(*) FROM deferred_work WHERE state = 'failed' AND not_before <= ?",
+                       (moment,)).fetchone()[0]
+    stale = conn.execute("SELECT COUNT(*) FROM deferred_work WHERE state = 'in_progress' AND claimed_at < ?",
+                         (moment - STALE_CLAIM_S,)).fetchone()[0]
+    return due, stale

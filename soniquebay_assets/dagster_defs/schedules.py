@@ -49,10 +49,7 @@ def deferred_retry_job():
 def deferred_retry_schedule(context: ScheduleEvaluationContext, catalog: CatalogResource):
     conn = catalog.connect()
     try:
-        due = conn.execute("SELECT COUNT(*) FROM deferred_work WHERE state = 'failed' AND not_before <= ?",
-                           (_tick(context),)).fetchone()[0]
-        stale = conn.execute("SELECT COUNT(*) FROM deferred_work WHERE state = 'in_progress' AND claimed_at < ?",
-                             (_tick(context) - deferred.STALE_CLAIM_S,)).fetchone()[0]
+        due, stale = deferred.retry_counts(conn, now=_tick(context))
     finally:
         conn.close()
     if not due and not stale:

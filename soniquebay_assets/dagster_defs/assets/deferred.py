@@ -4,57 +4,10 @@ import time
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from soniquebay_assets.catalog import deferred, entities
-from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE
+from soniquebay_assets.pipeline.maintenance import run_maintenance
 from soniquebay_assets.queues import op_tags_for
-
-
-def run_maintenance(conn, *, now: float | None = None) -> dict:
-    """Reclaim stale claims, requeue due failures, drop expired and orphan rows, validate, ANALYZE, VACUUM."""
-    report: dict = {"reclaimed": deferred.reclaim_stale(conn, now=now),
-                    "retried": deferred.retry_failed(conn, now=now),
-                    "expired": deferred.cleanup(conn, now=now),
-                    "deferred_orphans": deferred.delete_orphans(conn)}
-    with transaction(conn):
-        report["catalog_orphans"] = entities.delete_orphans(conn)
-    report["vectors"] = validate_vectors(conn)
-    integrity = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
-    report["integrity"] = "ok" if integrity == ["ok"] else integrity[:20]
-    conn.execute("ANALYZE")
-    report["vacuum"] = vacuum_if_worth_it(conn)
-    report["deferred"] = deferred.metrics(conn, now=now)
-    report["healthy"] = report["integrity"] == "ok" and report["vectors"].get("ok", True) and not any(
-        m["dead"] for m in report["deferred"].values())
-    return report
-
-
-def vacuum_if_worth_it(conn, *, min_free_share: float = 0.10) -> str:
-    """VACUUM rewrites the whole file and blocks writers meanwhile: only when over 10% of pages are free."""
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    if not pages or free / pages < min_free_share:
-        return f"not needed ({free} of {pages} pages free)"
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("VACUUM")
-        return f"done ({free} of {pages} pages were free)"
-    except Exception as exc:  # another process holds the database: skip until tomorrow, never fail upkeep
-        return f"skipped: {exc}"
-
-
-def validate_vectors(conn) -> dict:
-    """The vector store's own validation, when that stage is installed and its table exists."""
-    try:
-        from soniquebay_assets.catalog import vectors
-    except ImportError:
-        return {"skipped": "no vectors module"}
-    try:
-        vectors.load_extension(conn)
-        return vectors.validate(conn)
-    except Exception as exc:
-        return {"ok": False, "defects": [f"validation error: {type(exc).__name__}: {exc}"]}
 
 
 def _deferred_table(metrics: dict) -> MetadataValue:

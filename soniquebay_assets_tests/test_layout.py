@@ -33,7 +33,11 @@ def test_shards_are_stable_bounded_and_case_insensitive():
 def test_shard_ranges_keep_runs_small_for_few_changes():
     assert shard_ranges([]) == []
     assert shard_ranges(["0a"]) == [("0a", "0a")]
-    assert shard_ranges(["0a", "0b", "0c", "f0"]) == [("0a", "0c"), ("f0", "f0")]
-    scattered = ["00", "10", "20", "30", "40", "ff"]
-    assert shard_ranges(scattered) == [("00", "ff")]  # too many runs: one range spanning them all
-    assert shard_ranges(scattered, max_runs=6) == [(s, s) for s in scattered]
+    assert shard_ranges(["0a", "0b", "0c", "f0"]) == [("0a", "0c"), ("f0", "f0")]  # a wide gap: two small runs
+    assert shard_ranges(["0a", "0c", "f0"]) == [("0a", "0c"), ("f0", "f0")]  # a narrow gap is cheaper than a run
+    scattered = [f"{i:02x}" for i in range(0, 256, 16)]  # 16 shards, gaps of 15
+    assert shard_ranges(scattered) == [("00", "f0")]
+    assert shard_ranges(scattered, max_runs=16) == [("00", "f0")]  # gaps under the cost of a run still merge
+    far = ["00", "40", "80", "c0", "ff"]
+    assert shard_ranges(far) == [(s, s) for s in far]
+    assert shard_ranges(far, max_runs=2) == [("00", "80"), ("c0", "ff")]

@@ -37,6 +37,7 @@ class _Ids:
         self.artists: dict[str, int] = {}
         self.genres: dict[str, int] = {}
         self.albums: dict[str, int] = {}
+        self.resolved: dict[tuple[str, str], str] = {}
 
 
 def _artist_id(conn: Any, ids: _Ids, name: str, mbid: str | None = None) -> int:
@@ -88,7 +89,10 @@ def _resolve_album_key(conn: Any, w: TrackWrite) -> str:
 
 
 def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
-    resolved = _resolve_album_key(conn, w)
+    cache_key = (w.album.key, w.album_folder)
+    if cache_key not in ids.resolved:
+        ids.resolved[cache_key] = _resolve_album_key(conn, w)
+    resolved = ids.resolved[cache_key]
     if resolved != w.album.key:
         w.album = replace(w.album, key=resolved)
     album = w.album
@@ -156,30 +160,46 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
     """Write one batch (call inside a transaction); returns the track ids, in order."""
     ids = _Ids()
     marks = ",".join("?" * len(_TRACK_COLUMNS.split(",")))
-    track_ids = []
+    rows, credits, genres = [], [], []
     for w in writes:
-        album_id = _album_id(conn, ids, w)
-        row = conn.execute(
-            f"INSERT INTO tracks({_TRACK_COLUMNS}) VALUES ({marks}) ON CONFLICT(file_id) DO UPDATE SET {_UPDATE_SET}, "
-            f"tags_changed_at = {NOW}, "
-            f"audio_changed_at = CASE WHEN tracks.fingerprint IS excluded.fingerprint THEN tracks.audio_changed_at "
-            f"ELSE {NOW} END, updated_at = {NOW} RETURNING track_id",
-            _track_row(w, album_id),
-        ).fetchone()
-        track_id = row[0]
-        track_ids.append(track_id)
-        conn.execute("DELETE FROM track_artists WHERE track_id = ?", (track_id,))
+        rows.append(_track_row(w, _album_id(conn, ids, w)))
         artist_mbids = list(w.tags.musicbrainz_artist_ids)
-        for position, (name, role) in enumerate(w.credits):
-            mbid = artist_mbids[position] if role == "main" and position < len(artist_mbids) else None
-            conn.execute("INSERT OR IGNORE INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?)",
-                         (track_id, _artist_id(conn, ids, name, mbid), role, position))
-        conn.execute("DELETE FROM track_genres WHERE track_id = ?", (track_id,))
-        for position, genre in enumerate(w.genres):
-            conn.execute("INSERT OR IGNORE INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?)",
-                         (track_id, _genre_id(conn, ids, genre), position))
+        credits.append([
+            (_artist_id(conn, ids, name, artist_mbids[pos] if role == "main" and pos < len(artist_mbids) else None),
+             role, pos)
+            for pos, (name, role) in enumerate(w.credits)
+        ])
+        genres.append([(_genre_id(conn, ids, genre), pos) for pos, genre in enumerate(w.genres)])
+    conn.executemany(
+        f"INSERT INTO tracks({_TRACK_COLUMNS}) VALUES ({marks}) ON CONFLICT(file_id) DO UPDATE SET {_UPDATE_SET}, "
+        f"tags_changed_at = {NOW}, "
+        f"audio_changed_at = CASE WHEN tracks.fingerprint IS excluded.fingerprint THEN tracks.audio_changed_at "
+        f"ELSE {NOW} END, updated_at = {NOW}",
+        rows,
+    )
+    by_file = _track_ids_by_file(conn, [w.file_id for w in writes])
+    track_ids = [by_file[w.file_id] for w in writes]
+    conn.executemany("DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])
+    conn.executemany(
+        "INSERT OR IGNORE INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?)",
+        [(t, artist_id, role, pos) for t, rows_ in zip(track_ids, credits, strict=True) for artist_id, role, pos in rows_],
+    )
+    conn.executemany("DELETE FROM track_genres WHERE track_id = ?", [(t,) for t in track_ids])
+    conn.executemany(
+        "INSERT OR IGNORE INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?)",
+        [(t, genre_id, pos) for t, rows_ in zip(track_ids, genres, strict=True) for genre_id, pos in rows_],
+    )
     conn.executemany("UPDATE files SET stage = 'cataloged' WHERE file_id = ?", [(w.file_id,) for w in writes])
     return track_ids
+
+
+def _track_ids_by_file(conn: Any, file_ids: Sequence[int]) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for i in range(0, len(file_ids), 900):
+        part = list(file_ids[i:i + 900])
+        found.update(conn.execute(
+            f"SELECT file_id, track_id FROM tracks WHERE file_id IN ({','.join('?' * len(part))})", part).fetchall())
+    return found
 
 
 def refresh_album_artists(conn: Any) -> None:

@@ -28,7 +28,7 @@ from soniquebay_assets.library.walker import (
 )
 from soniquebay_assets.pipeline import progress
 
-CATALOG_BATCH = 500
+CATALOG_BATCH = 2000
 EXTRACT_CHUNK = 128
 PARALLEL_THRESHOLD = 64  # below this many files a process pool costs more than it saves
 
@@ -257,11 +257,11 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
     def write(results: list[tuple]) -> None:
         nonlocal quality_sum
         ok_rows, failed, errors = [], [], []
-        for file_id, ok, payload, score_or_detail, fingerprint in results:
+        for file_id, ok, payload, score_or_detail, fingerprint, audio_format in results:
             if ok:
                 ok_rows.append((file_id, payload, score_or_detail, fingerprint))
                 quality_sum += score_or_detail
-                formats[json.loads(payload)["audio"].get("format") or "unknown"] += 1
+                formats[audio_format] += 1
             else:
                 failed.append(file_id)
                 reasons[payload] += 1

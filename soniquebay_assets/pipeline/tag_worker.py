@@ -11,7 +11,7 @@ from soniquebay_assets.library.walker import content_fingerprint
 
 
 def read_chunk(items: list[tuple[int, str, bytes | None, str, int]]) -> list[tuple]:
-    """items: (file_id, display path, raw path, root, size) -> (file_id, ok, payload|reason, score|detail, fp)."""
+    """items: (file_id, display path, raw path, root, size) -> (file_id, ok, payload|reason, score|detail, fp, format)."""
     out = []
     for file_id, path, raw_path, root, size in items:
         open_path = os.fsdecode(raw_path) if raw_path else path
@@ -20,13 +20,13 @@ def read_chunk(items: list[tuple[int, str, bytes | None, str, int]]) -> list[tup
             record = apply_fallbacks(record, path, root)
             fingerprint = content_fingerprint(open_path, size)
             out.append((file_id, True, json.dumps(record.to_dict(), ensure_ascii=False), record.quality_score,
-                        fingerprint))
+                        fingerprint, record.audio.format or "unknown"))
         except TagReadError as exc:
-            out.append((file_id, False, exc.reason, exc.detail, None))
+            out.append((file_id, False, exc.reason, exc.detail, None, None))
         except FileNotFoundError:
-            out.append((file_id, False, "file vanished", "deleted or moved after the folder walk", None))
+            out.append((file_id, False, "file vanished", "deleted or moved after the folder walk", None, None))
         except PermissionError:
-            out.append((file_id, False, "permission denied", "give the scanner read access to this file", None))
+            out.append((file_id, False, "permission denied", "give the scanner read access to this file", None, None))
         except Exception as exc:  # one bad file never costs the others
-            out.append((file_id, False, "unexpected read failure", f"{type(exc).__name__}: {exc}", None))
+            out.append((file_id, False, "unexpected read failure", f"{type(exc).__name__}: {exc}", None, None))
     return out

@@ -53,6 +53,7 @@ CREATE TABLE albums (
     updated_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE INDEX albums_mb_release ON albums(musicbrainz_release_id);
+CREATE INDEX albums_folder ON albums(folder);
 
 CREATE TABLE album_artists (
     album_id       INTEGER NOT NULL REFERENCES albums(album_id) ON DELETE CASCADE,

@@ -67,7 +67,7 @@ def library(tmp_path) -> Path:
 
 
 def _library_shards(library: Path) -> list[str]:
-    """Only the shards holding the test files (as the walker assigns them): a run over all 256 costs minutes
+    """Only the shards holding the test files (as the walker assigns them): a run over every shard costs minutes
     on a busy machine."""
     from soniquebay_assets.library.walker import walk_library
 

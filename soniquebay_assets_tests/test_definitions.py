@@ -29,7 +29,7 @@ def test_scan_chain_assets_share_the_shard_partitions():
     for name in ("file_inventory", "raw_metadata", "catalog_entities"):
         assert by_key[name].partitions_def == SHARDS
         assert by_key[name].backfill_policy is not None
-    assert len(SHARDS.get_partition_keys()) == 256
+    assert len(SHARDS.get_partition_keys()) == 128
 
 
 def test_scan_chain_groups_and_queues():

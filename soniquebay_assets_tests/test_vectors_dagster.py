@@ -13,6 +13,7 @@ from soniquebay_assets.catalog import db
 from soniquebay_assets.cli.main import main
 from soniquebay_assets.dagster_defs.assets.vectors import track_embeddings
 from soniquebay_assets.dagster_defs.definitions import defs
+from soniquebay_assets.domain.layout import SHARD_COUNT
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.queues import QUEUE_TAG, WORKER_VECTOR
@@ -53,7 +54,7 @@ def test_asset_is_registered_routed_and_partitioned():
     graph = defs.resolve_asset_graph()
     node = graph.get(AssetKey("track_embeddings"))
     assert node.group_name == "vector"
-    assert node.partitions_def is not None and len(node.partitions_def.get_partition_keys()) == 256
+    assert node.partitions_def is not None and len(node.partitions_def.get_partition_keys()) == SHARD_COUNT
     assert {AssetKey("catalog_entities"), AssetKey("enriched_tracks")} <= set(node.parent_keys)
     assert track_embeddings.op.tags[QUEUE_TAG] == WORKER_VECTOR
 

@@ -118,6 +118,12 @@ def record_error(conn: Any, path: str, stage: str, reason: str, detail: str = ""
     record_errors(conn, [(path, stage, reason, detail, shard, severity)])
 
 
+def error_paths(conn: Any, stage: str, shards: Sequence[str]) -> set[str]:
+    marks = ",".join("?" * len(shards))
+    return {r[0] for r in conn.execute(
+        f"SELECT path FROM scan_errors WHERE stage = ? AND shard IN ({marks})", [stage, *shards])}
+
+
 def clear_errors(conn: Any, paths: Iterable[str], stages: Sequence[str]) -> None:
     marks = ",".join("?" * len(stages))
     conn.executemany(f"DELETE FROM scan_errors WHERE path = ? AND stage IN ({marks})",

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from soniquebay_assets.domain.layout import SHARD_COUNT
+
 _WORDS = (
     "midnight highway blue fire golden river shadow electric summer winter heart dream city lights broken "
     "silver rain ocean thunder velvet echo neon wild paper moon desert storm glass garden ghost northern "
@@ -51,7 +53,7 @@ def synthetic_library(n_tracks: int, rng: random.Random) -> list[dict]:
                 title = " ".join(rng.choice(_WORDS).title() for _ in range(rng.randint(1, 4)))
                 tracks.append({
                     "title": title, "artist": artist, "album": f"{album} #{album_no}", "genres": genres, "year": year,
-                    "shard": f"{album_no % 256:02x}", "number": number,
+                    "shard": f"{album_no % SHARD_COUNT:02x}", "number": number,
                     "analysis": {"bpm": base_bpm + rng.uniform(-15, 15), "key": key,
                                  "mode": rng.choice(("major", "minor")), "energy": rng.random(),
                                  "danceability": rng.random(), "mood_happy": rng.random(),

@@ -1,7 +1,7 @@
 """A faster SQLite event log for the embedded Dagster instance.
 
 Dagster's SqliteEventLogStorage builds a new SQLAlchemy engine and connection for every event (~12 ms each here),
-so a run over 256 shards spent minutes logging. This subclass keeps one pooled connection per database file, with
+so a run over every shard spent minutes logging. This subclass keeps one pooled connection per database file, with
 WAL and synchronous=NORMAL, and is selected by the dagster.yaml the CLI writes into the data dir.
 """
 

@@ -1,4 +1,4 @@
-"""The shard partitions every catalog asset shares: 256 stable keys, an album's tracks always in one."""
+"""The shard partitions every catalog asset shares: 128 stable keys, an album's tracks always in one."""
 
 from dagster import BackfillPolicy, StaticPartitionsDefinition
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from soniquebay_assets.domain.tag_model import TagRecord
 
@@ -15,6 +16,7 @@ _VARIOUS_NAMES = {"various artists", "various", "va", "v.a.", "v/a", "compilatio
 _SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=65536)
 def name_key(name: str) -> str:
     """Case- and spacing-insensitive identity of a name ("The  Beatles" == "the beatles")."""
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", name)).strip().casefold()

@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import PurePosixPath
 
-SHARD_COUNT = 256
+SHARD_COUNT = 128
 SHARD_KEYS = [f"{i:02x}" for i in range(SHARD_COUNT)]
 
 # A folder that holds one disc of a multi-disc album: "CD1", "Disc 2", "disk_03", "CD 1 - Bonus".

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,7 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
     shard_of = {row[0]: row[3] for row in todo}
     path_of = {row[0]: row[1] for row in todo}
     items = [(fid, path, raw, root, size) for fid, path, raw, _shard, size, root in todo]
+    had_errors = inventory.error_paths(conn, "extract", shards) if todo else set()
     chunks = [items[i:i + EXTRACT_CHUNK] for i in range(0, len(items), EXTRACT_CHUNK)]
     reasons: Counter[str] = Counter()
     formats: Counter[str] = Counter()
@@ -268,7 +270,8 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
                 errors.append((path_of[file_id], "extract", payload, score_or_detail, shard_of[file_id], "error"))
         with transaction(conn):
             inventory.save_extracted(conn, ok_rows)
-            inventory.clear_errors(conn, [path_of[r[0]] for r in ok_rows], ["extract"])
+            inventory.clear_errors(conn, [path_of[r[0]] for r in ok_rows if path_of[r[0]] in had_errors],
+                                   ["extract"])
             inventory.mark_extract_failed(conn, failed)
             inventory.record_errors(conn, errors)
         stats.read += len(results)
@@ -314,6 +317,7 @@ def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
     """Turn extracted tags into artists, albums, tracks, credits and genres, one transaction per batch."""
     from soniquebay_assets.domain.tags import split_featured
 
+    split_featured = lru_cache(maxsize=65536)(split_featured)  # an album repeats its artist strings
     started = time.perf_counter()
     stats = CatalogStats()
     pending = inventory.files_to_catalog(conn, shards)

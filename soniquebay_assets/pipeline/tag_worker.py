@@ -19,7 +19,7 @@ def read_chunk(items: list[tuple[int, str, bytes | None, str, int]]) -> list[tup
             record = read_tags(open_path)
             record = apply_fallbacks(record, path, root)
             fingerprint = content_fingerprint(open_path, size)
-            out.append((file_id, True, json.dumps(record.to_dict(), ensure_ascii=False), record.quality_score,
+            out.append((file_id, True, json.dumps(record.to_dict(compact=True), ensure_ascii=False), record.quality_score,
                         fingerprint, record.audio.format or "unknown"))
         except TagReadError as exc:
             out.append((file_id, False, exc.reason, exc.detail, None, None))

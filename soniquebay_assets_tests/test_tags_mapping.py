@@ -198,7 +198,8 @@ def test_id3v24_mp3_full(tmp_path):
     assert record.tag_formats == ["id3v2.4"]
     assert (record.audio.format, record.audio.codec, record.audio.sample_rate, record.audio.channels) == (
         "mp3", "mp3", 22050, 1)
-    assert 0.9 < record.audio.duration_s < 1.2 and record.audio.bitrate > 0
+    assert record.audio.duration_s == pytest.approx(1.05, abs=0.15)  # audio length, not a timing
+    assert record.audio.bitrate > 0
 
 
 def test_id3v23_mp3_full_slash_joined_and_tyer_tdat(tmp_path):

@@ -13,9 +13,9 @@ from soniquebay_assets.catalog import db
 from soniquebay_assets.cli.main import main
 from soniquebay_assets.dagster_defs.assets.vectors import track_embeddings
 from soniquebay_assets.dagster_defs.definitions import defs
-from soniquebay_assets.domain.layout import SHARD_COUNT
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.dagster_defs.sensors import range_tags
+from soniquebay_assets.domain.layout import SHARD_COUNT
 from soniquebay_assets.queues import QUEUE_TAG, WORKER_VECTOR
 from soniquebay_assets_tests import vectors_support as vs
 from soniquebay_assets_tests.vectors_support import text_model  # noqa: F401  (session fixture)

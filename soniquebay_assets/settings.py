@@ -95,10 +95,6 @@ class DataDir:
     def covers(self) -> Path:
         return self.root / "covers"
 
-    @property
-    def http_cache(self) -> Path:
-        return self.root / "cache" / "http"
-
     def ensure(self) -> DataDir:
         for path in (self.root, self.dagster_home, self.snapshots):
             path.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,13 @@ def test_scan_json_tracks_and_errors(library, tmp_path):
     summary = json.loads(lines[0])
     assert SCAN_FIELDS <= summary.keys()
     assert (summary["files_seen"], summary["tracks"], summary["errors"]) == (3, 2, 1)
+    from soniquebay_assets.catalog.db import open_catalog
+
+    conn = open_catalog(data / "catalog.db")
+    history = conn.execute("SELECT origin, finished_at, stats FROM scans").fetchall()
+    conn.close()
+    assert len(history) == 1 and history[0][0] == "cli" and history[0][1]
+    assert json.loads(history[0][2])["files_seen"] == 3  # each CLI scan is kept in the scan history
 
     tracks = [json.loads(line) for line in soniquebay("tracks", "--json", "--data-dir", str(data)).stdout.splitlines()]
     assert len(tracks) == 2 and all(TRACK_FIELDS <= t.keys() for t in tracks)

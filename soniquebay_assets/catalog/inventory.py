@@ -113,11 +113,6 @@ def record_errors(conn: Any, errors: Sequence[tuple[str, str, str, str, str | No
     )
 
 
-def record_error(conn: Any, path: str, stage: str, reason: str, detail: str = "", shard: str | None = None,
-                 severity: str = "error") -> None:
-    record_errors(conn, [(path, stage, reason, detail, shard, severity)])
-
-
 def error_paths(conn: Any, stage: str, shards: Sequence[str]) -> set[str]:
     marks = ",".join("?" * len(shards))
     return {r[0] for r in conn.execute(

@@ -132,24 +132,6 @@ def fallback_title_share(conn: Any) -> float:
     return (fallback / total) if total else 0.0
 
 
-def find_track(conn: Any, path_or_id: str) -> int | None:
-    """A track id from an id or a path (absolute or as stored)."""
-    if path_or_id.isdigit():
-        row = conn.execute("SELECT track_id FROM tracks WHERE track_id = ?", (int(path_or_id),)).fetchone()
-        if row:
-            return row[0]
-    row = conn.execute("SELECT track_id FROM tracks WHERE path = ?", (path_or_id,)).fetchone()
-    return row[0] if row else None
-
-
 def cataloged_shards(conn: Any) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT shard FROM tracks ORDER BY shard")]
 
-
-def album_ids_of_tracks(conn: Any, track_ids: Sequence[int]) -> list[int]:
-    found: set[int] = set()
-    for i in range(0, len(track_ids), 900):
-        part = list(track_ids[i:i + 900])
-        found.update(r[0] for r in conn.execute(
-            f"SELECT DISTINCT album_id FROM tracks WHERE track_id IN ({','.join('?' * len(part))})", part))
-    return sorted(found)

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_progress: bool = False) -> dict:
     """Plan with one walk, then materialize the selected groups for the changed shards in one in-process run."""
-    from soniquebay_assets.catalog import queries
+    from soniquebay_assets.catalog import inventory, queries
     from soniquebay_assets.catalog.db import open_catalog
     from soniquebay_assets.domain.layout import shard_ranges
     from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
@@ -72,6 +72,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     data = DataDir(data_root).ensure()
     conn = open_catalog(data.catalog_path)
     try:
+        scan_id = inventory.start_scan(conn, [str(r) for r in roots], origin="cli")
         plan = plan_scan(conn, roots)
         shards = plan.affected
         if "scan" not in groups:
@@ -90,21 +91,22 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         summary["run_id"] = runs[0]["run_id"] if len(runs) == 1 else [r["run_id"] for r in runs]
         summary["run_failed"] = not all(r["success"] for r in runs)
         for run in runs:
-            inventory = run["metadata"].get("file_inventory", {})
+            found = run["metadata"].get("file_inventory", {})
             extract = run["metadata"].get("raw_metadata", {})
             for key in ("new", "changed", "moved", "deleted"):
-                summary[key] += int(inventory.get(key, 0))
-            summary["skipped_unchanged"] += int(inventory.get("unchanged", 0))
+                summary[key] += int(found.get(key, 0))
+            summary["skipped_unchanged"] += int(found.get("unchanged", 0))
             summary["errors_this_scan"] += int(extract.get("errored", 0))
         summary["stage_metadata"] = runs[0]["metadata"] if len(runs) == 1 else [r["metadata"] for r in runs]
     conn = open_catalog(data.catalog_path)
     try:
         counts = queries.catalog_counts(conn)
+        summary.update({"tracks": counts["tracks"], "albums": counts["albums"], "artists": counts["artists"],
+                        "genres": counts["genres"], "errors": counts["errors"], "warnings": counts["warnings"],
+                        "seconds": round(time.perf_counter() - started, 3), "data_dir": str(data_root)})
+        inventory.finish_scan(conn, scan_id, {k: v for k, v in summary.items() if k != "stage_metadata"})
     finally:
         conn.close()
-    summary.update({"tracks": counts["tracks"], "albums": counts["albums"], "artists": counts["artists"],
-                    "genres": counts["genres"], "errors": counts["errors"], "warnings": counts["warnings"],
-                    "seconds": round(time.perf_counter() - started, 3), "data_dir": str(data_root)})
     return summary
 
 

@@ -10,12 +10,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from soniquebay_assets.catalog import deferred, entities, inventory, queries
+from soniquebay_assets.catalog import deferred, entities, inventory
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
 from soniquebay_assets.domain.tag_model import TagRecord
@@ -128,12 +128,6 @@ class InventoryStats:
     deleted_paths: list[str] = field(default_factory=list)
     moved_paths: list[tuple[str, str]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["deleted_paths"] = data["deleted_paths"][:50]
-        data["moved_paths"] = data["moved_paths"][:50]
-        return data
-
 
 def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> InventoryStats:
     """Compare the walk with the catalog for these shards: add, mark changed, follow moves, delete."""
@@ -236,9 +230,6 @@ class ExtractStats:
     mean_quality: float | None = None
     seconds: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = None) -> ExtractStats:
     """Read tags of every new or changed file in these shards; bad files become recorded errors."""
@@ -303,14 +294,7 @@ class CatalogStats:
     errors: int = 0
     orphans_removed: dict[str, int] = field(default_factory=dict)
     track_ids: list[int] = field(default_factory=list)
-    album_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("track_ids")
-        data.pop("album_ids")
-        return data
 
 
 def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
@@ -344,7 +328,6 @@ def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
         entities.refresh_album_artists(conn)
         stats.orphans_removed = entities.delete_orphans(conn)
     stats.errors = len(failures)
-    stats.album_ids = queries.album_ids_of_tracks(conn, stats.track_ids)
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats
 

@@ -43,7 +43,6 @@ def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -
     conn = catalog.connect()
     try:
         stats = catalog_shards(conn, shards)
-        after_write(conn, stats)
         counts = queries.catalog_counts(conn)
         formats = queries.formats_breakdown(conn, shards)
         duration_h = queries.total_duration_s(conn, shards) / 3600
@@ -83,6 +82,3 @@ def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -
         ],
     )
 
-
-def after_write(conn, stats) -> None:
-    """Hook for follow-up work on written tracks (the deferred queue enqueues enrichment, vectors, covers)."""

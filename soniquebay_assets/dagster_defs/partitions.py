@@ -1,9 +1,16 @@
 """The shard partitions every catalog asset shares: 128 stable keys, an album's tracks always in one."""
 
-from dagster import BackfillPolicy, StaticPartitionsDefinition
+from dagster import BackfillPolicy, StaticPartitionsDefinition, asset
 
 from soniquebay_assets.domain.layout import SHARD_KEYS
+from soniquebay_assets.queues import op_tags_for
 
 SHARDS = StaticPartitionsDefinition(SHARD_KEYS)
 # One run may materialize any range of shards in a single step (one walk, one process pool).
 SINGLE_RUN = BackfillPolicy.single_run()
+
+
+def shard_asset(group: str, **kwargs):
+    """@asset over the shards, one step per shard range, routed to its group's Celery queue by op_tags."""
+    return asset(group_name=group, partitions_def=SHARDS, backfill_policy=SINGLE_RUN, op_tags=op_tags_for(group),
+                 **kwargs)

@@ -8,15 +8,14 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 
 from soniquebay_assets.catalog import queries
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
-from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
+from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.scan import catalog_shards
-from soniquebay_assets.queues import WORKER_INSERT_BULK, op_tags_for
+from soniquebay_assets.queues import WORKER_INSERT_BULK
 
 MAX_FALLBACK_TITLE_SHARE = 0.25
 
@@ -29,11 +28,8 @@ CHECKS = [
 ]
 
 
-@asset(
-    group_name="insert",
-    partitions_def=SHARDS,
-    backfill_policy=SINGLE_RUN,
-    op_tags=op_tags_for("insert"),
+@shard_asset(
+    "insert",
     deps=["raw_metadata"],
     check_specs=CHECKS,
     description="Catalog entities: artists, albums (compilations kept whole), tracks, credits and genres.",

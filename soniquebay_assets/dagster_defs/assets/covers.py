@@ -7,7 +7,6 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 
 from soniquebay_assets import settings
@@ -15,10 +14,10 @@ from soniquebay_assets.artwork.sources import DEFAULT_ORDER
 from soniquebay_assets.clients.coverartarchive import DEFAULT_BASE_URL as CAA_BASE_URL
 from soniquebay_assets.clients.lastfm import DEFAULT_BASE_URL as LASTFM_BASE_URL
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
-from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
+from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline import covers as pipeline
-from soniquebay_assets.queues import WORKER_COVER, op_tags_for
+from soniquebay_assets.queues import WORKER_COVER
 
 
 class CoverConfig(Config):
@@ -86,11 +85,8 @@ def _file_check(asset_name: str) -> list[AssetCheckSpec]:
                            description="Every picture recorded in the catalog exists on disk under <data dir>/covers.")]
 
 
-@asset(
-    group_name="cover",
-    partitions_def=SHARDS,
-    backfill_policy=SINGLE_RUN,
-    op_tags=op_tags_for("cover"),
+@shard_asset(
+    "cover",
     deps=["catalog_entities"],
     check_specs=_file_check("album_covers"),
     description="Album covers: embedded pictures, folder images, Cover Art Archive, Last.fm (order from config); "
@@ -100,11 +96,8 @@ def album_covers(context: AssetExecutionContext, catalog: CatalogResource, confi
     return _run(context, catalog, config, "album")
 
 
-@asset(
-    group_name="cover",
-    partitions_def=SHARDS,
-    backfill_policy=SINGLE_RUN,
-    op_tags=op_tags_for("cover"),
+@shard_asset(
+    "cover",
     # After album_covers: the two share the remote services' rate limits, so they never run side by side.
     deps=["catalog_entities", "album_covers"],
     check_specs=_file_check("artist_images"),

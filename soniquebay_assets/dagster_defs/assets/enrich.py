@@ -2,14 +2,14 @@
 
 import time
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
-from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
+from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
 from soniquebay_assets.pipeline.enrich import enrich_shards
-from soniquebay_assets.queues import WORKER_METADATA, op_tags_for
+from soniquebay_assets.queues import WORKER_METADATA
 
 
 class EnrichConfig(Config):
@@ -18,11 +18,8 @@ class EnrichConfig(Config):
     retry_errors: bool = False  # re-try tracks whose analysis failed (e.g. after installing ffmpeg)
 
 
-@asset(
-    group_name="metadata",
-    partitions_def=SHARDS,
-    backfill_policy=SINGLE_RUN,
-    op_tags=op_tags_for("metadata"),
+@shard_asset(
+    "metadata",
     deps=["catalog_entities"],
     description="Tempo, key (Camelot/Open Key), loudness and ReplayGain, moods and spectral features per track, "
                 "plus normalized genres; only new, audio-changed (or, on request, older-version) tracks.",

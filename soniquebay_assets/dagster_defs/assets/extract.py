@@ -1,20 +1,17 @@
 """Group `extract`: raw tags of every new or changed file (mutagen, in a process pool)."""
 
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
-from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
+from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.scan import extract_shards
-from soniquebay_assets.queues import WORKER_EXTRACT, op_tags_for
+from soniquebay_assets.queues import WORKER_EXTRACT
 
 
-@asset(
-    group_name="extract",
-    partitions_def=SHARDS,
-    backfill_policy=SINGLE_RUN,
-    op_tags=op_tags_for("extract"),
+@shard_asset(
+    "extract",
     deps=["file_inventory"],
     description="Tags, audio stream facts and a quality score for each new or changed file; bad files recorded.",
 )

@@ -3,25 +3,22 @@
 
 import time
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
-from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
+from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.library.walker import walk_library
 from soniquebay_assets.pipeline.scan import inventory_shards, load_snapshot
-from soniquebay_assets.queues import WORKER_SCAN, op_tags_for
+from soniquebay_assets.queues import WORKER_SCAN
 
 
 class InventoryConfig(Config):
     snapshot: str = ""  # a walk saved by the CLI or the sensor; empty: walk now
 
 
-@asset(
-    group_name="scan",
-    partitions_def=SHARDS,
-    backfill_policy=SINGLE_RUN,
-    op_tags=op_tags_for("scan"),
+@shard_asset(
+    "scan",
     description="Audio files under the library roots with size and mtime; new, changed, moved and deleted files.",
 )
 def file_inventory(

@@ -8,14 +8,13 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 
 from soniquebay_assets.dagster_defs.metadata import log_prefix, shard_summary
-from soniquebay_assets.dagster_defs.partitions import SHARDS, SINGLE_RUN
+from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.vectorize import validate_vectors, vectorize_shards
-from soniquebay_assets.queues import WORKER_VECTOR, op_tags_for
+from soniquebay_assets.queues import WORKER_VECTOR
 
 CHECKS = [
     AssetCheckSpec(
@@ -36,11 +35,8 @@ class VectorConfig(Config):
     batch_size: int = 64
 
 
-@asset(
-    group_name="vector",
-    partitions_def=SHARDS,
-    backfill_policy=SINGLE_RUN,
-    op_tags=op_tags_for("vector"),
+@shard_asset(
+    "vector",
     deps=["catalog_entities", "enriched_tracks"],
     check_specs=CHECKS,
     description="Track vectors (sentence-transformers text embedding + standardized audio features, L2-normalized) "

@@ -33,6 +33,9 @@ PREFETCH_BY_QUEUE = {
 
 ALL_QUEUES = tuple(QUEUE_BY_GROUP.values())
 
+# The groups of the scan chain (inventory -> tags -> catalog entities), in order.
+SCAN_CHAIN_GROUPS = ("scan", "extract", "insert")
+
 QUEUE_TAG = "dagster-celery/queue"
 
 

@@ -12,8 +12,9 @@ from soniquebay_assets.dagster_defs.definitions import all_assets
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.domain.layout import SHARD_KEYS
+from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
 
-SCAN_GROUPS = {"scan", "extract", "insert"}
+SCAN_GROUPS = set(SCAN_CHAIN_GROUPS)
 
 
 def test_instance(tmp_path: Path):

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from soniquebay_assets import queues
+from soniquebay_assets.cli.bench_celery import stop_process_group
+from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -29,7 +31,7 @@ WORKERS = {
     "rest": [queues.WORKER_METADATA, queues.WORKER_VECTOR, queues.WORKER_COVER, queues.WORKER_DEFERRED],
 }
 WORKER_FOR_STEP = {"file_inventory": "scan", "raw_metadata": "extract", "catalog_entities": "insert"}
-SCAN_GROUPS = ["scan", "extract", "insert"]
+SCAN_GROUPS = list(SCAN_CHAIN_GROUPS)
 FAST_EXECUTOR = {"consumer_check_timeout_s": 1.5, "no_consumer_grace_s": 20.0}
 
 
@@ -47,22 +49,6 @@ def _wait(predicate, timeout_s: float, what: str, interval_s: float = 0.3):
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 15) -> None:
-    """Stop a process group we started (each worker runs in its own session)."""
-    if proc.poll() is not None:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=timeout_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +77,7 @@ def redis_server():
         _wait(ping, 15, "redis-server to answer PING")
         yield port
     finally:
-        _stop(proc)
+        stop_process_group(proc)
 
 
 class Cluster:
@@ -146,7 +132,7 @@ class Cluster:
                 except ProcessLookupError:
                     pass
         for proc in self.procs.values():
-            _stop(proc)
+            stop_process_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +371,7 @@ def test_concurrent_runs_writing_one_catalog_never_hit_database_is_locked(cluste
             outcomes.append(__import__("json").loads(out.strip().splitlines()[-1]))
     finally:
         for proc in procs:
-            _stop(proc)
+            stop_process_group(proc)
     assert all(o["success"] for o in outcomes), outcomes
     assert not any("locked" in (o["failure"] or "") for o in outcomes)
     rows, pending = _catalog_rows(data_root)
@@ -419,7 +405,7 @@ def test_queue_losing_its_workers_mid_run_fails_the_run_naming_it(cluster, tmp_p
             _wait(lambda: (pause_dir / "file_inventory.pid").exists(), 150, "the inventory step to pause")
         except AssertionError:
             return
-        _stop(cluster.procs[f"vinsert-{db}"])
+        stop_process_group(cluster.procs[f"vinsert-{db}"])
 
     stopper = threading.Thread(target=stop_insert_worker_while_inventory_pauses, daemon=True)
     stopper.start()

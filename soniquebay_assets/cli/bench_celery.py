@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-SCAN_GROUPS = ["scan", "extract", "insert"]
+from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
+
+SCAN_GROUPS = list(SCAN_CHAIN_GROUPS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> dict:
         }
     finally:
         for proc in reversed(started_procs):
-            _stop(proc)
+            stop_process_group(proc)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -156,7 +158,8 @@ def _wait_for_consumers(broker: str, wanted: list[str], procs: list[subprocess.P
     raise SystemExit(f"soniquebay bench celery: workers on {wanted} not ready after {timeout_s:.0f}s")
 
 
-def _stop(proc: subprocess.Popen, timeout_s: float = 15) -> None:
+def stop_process_group(proc: subprocess.Popen, timeout_s: float = 15) -> None:
+    """Stop a process group we started (each worker runs in its own session): TERM, then KILL."""
     if proc.poll() is not None:
         return
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json, use_dagster_home
+from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
 
 # stage name -> asset groups it materializes; later stages add themselves here.
 STAGES: dict[str, list[str]] = {
-    "catalog": ["scan", "extract", "insert"],
+    "catalog": list(SCAN_CHAIN_GROUPS),
     "covers": ["cover"],
     "enrich": ["metadata"],
     "vectors": ["vector"],
-    "all": ["scan", "extract", "insert", "cover", "metadata", "vector"],
+    "all": [*SCAN_CHAIN_GROUPS, "cover", "metadata", "vector"],
 }
 
 

@@ -165,3 +165,20 @@ def lastfm_images(server: FakeArtworkServer, path: str) -> list[dict[str, str]]:
 
 
 PLACEHOLDER_PATH = "/i/u/300x300/2a96cbd8b46e442fc41c2b86b821562f.png"
+
+
+def fake_clock_http(seed: int = 1, **overrides):
+    """An HttpClient on a fake clock (sleeps only advance it), no rate limits, one retry, 2 s read timeout."""
+    import random
+
+    from soniquebay_assets.clients.http import HttpClient
+
+    clock = {"t": 0.0}
+
+    def sleep(seconds: float) -> None:
+        clock["t"] += seconds
+
+    options = dict(clock=lambda: clock["t"], sleep=sleep, rng=random.Random(seed), rate_limits={},
+                   default_rate_per_s=0, read_timeout_s=2.0, max_retries=1)
+    options.update(overrides)
+    return HttpClient(**options)

@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import logging
-import random
 import shutil
 from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from soniquebay_assets_tests.fake_artwork_server import (
     PLACEHOLDER_PATH,
     Reply,
     caa_index,
+    fake_clock_http,
     image_bytes,
     image_reply,
     json_reply,
@@ -64,15 +64,7 @@ def library(corpus_dir, tmp_path):
 
 
 def quiet_http(**overrides) -> HttpClient:
-    clock = {"t": 0.0}
-
-    def sleep(seconds: float) -> None:
-        clock["t"] += seconds
-
-    options = dict(clock=lambda: clock["t"], sleep=sleep, rng=random.Random(3), rate_limits={},
-                   default_rate_per_s=0, read_timeout_s=2.0, max_retries=1)
-    options.update(overrides)
-    return HttpClient(**options)
+    return fake_clock_http(seed=3, **overrides)
 
 
 def album_id(conn, title: str) -> int:

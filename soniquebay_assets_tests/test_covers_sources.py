@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from soniquebay_assets_tests.fake_artwork_server import (
     PLACEHOLDER_PATH,
     Reply,
     caa_index,
+    fake_clock_http,
     image_bytes,
     image_reply,
     json_reply,
@@ -53,15 +53,7 @@ def artwork_server():
 
 
 def fake_http(**overrides) -> HttpClient:
-    clock = {"t": 0.0}
-
-    def sleep(seconds: float) -> None:
-        clock["t"] += seconds
-
-    options = dict(clock=lambda: clock["t"], sleep=sleep, rng=random.Random(1), rate_limits={},
-                   default_rate_per_s=0, read_timeout_s=2.0, max_retries=1)
-    options.update(overrides)
-    return HttpClient(**options)
+    return fake_clock_http(seed=1, **overrides)
 
 
 def album(**kw) -> CoverEntity:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -159,8 +160,6 @@ def _is_audio_name(name: str) -> bool:
 
 def content_fingerprint(path: str, size: int, chunk: int = 16384) -> str:
     """Cheap identity of a file's content: its size plus hashes of its head, middle and tail."""
-    import hashlib
-
     h = hashlib.blake2b(str(size).encode(), digest_size=16)
     with open(path, "rb") as handle:
         for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):

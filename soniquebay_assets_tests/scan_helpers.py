@@ -92,3 +92,14 @@ def errors_by_path(data_dir: Path) -> dict[str, dict]:
         return {e["path"]: e for e in list_errors(conn)}
     finally:
         conn.close()
+
+
+def scan_catalog(conn, roots: list[Path]) -> list[str]:
+    """The scan chain's plain stage functions (no Dagster run) over every changed shard; returns those shards."""
+    from soniquebay_assets.pipeline.scan import catalog_shards, extract_shards, inventory_shards, plan_scan
+
+    plan = plan_scan(conn, roots)
+    inventory_shards(conn, plan.walk, plan.affected)
+    extract_shards(conn, plan.affected, workers=1)
+    catalog_shards(conn, plan.affected)
+    return plan.affected

@@ -691,11 +691,42 @@ def test_fast_utf16_decoder_matches_mutagen():
     samples += [rng.choice([b"", b"\xff\xfe", b"\xfe\xff"])
                 + bytes(rng.choice([0, 0, 0xFF, 0xFE, 0xD8, 0xDC, 0x41]) for _ in range(rng.randint(0, 9)))
                 for _ in range(3000)]
+    # edge cases: odd lengths, NUL pairs only at odd offsets, no terminator, lone surrogates, BOM only
+    samples += [b"\xff\xfea\x00\x00", b"\xff\xfea\x00\x00\x00b\x00", b"\xfe\xff\x00a\x00", b"\xff\xfe",
+                b"\xfe\xff\x00\x00", b"a\x00\x00\x00", b"\x00a\x00\x00b", b"\xff\xfe\x00\xd8\x00\x00",
+                b"\xfe\xff\xdc\x00\x00\x00", b"\xff\xfe" + "x\u00e9".encode("utf-16-le") * 50 + b"\x00"]
     for data in samples:
-        for encoding in ("utf-16", "utf-16-be", "utf-8", "latin1"):
+        for encoding in ("utf-16", "UTF16", "utf-16-be", "utf-16-le", "utf-8", "latin1"):
             for strict in (True, False):
                 assert outcome(tags_module._fast_decode_terminated, data, encoding, strict) == outcome(
                     original, data, encoding, strict), (data, encoding, strict)
+
+
+def test_fast_utf16_decoder_only_on_verified_mutagen(tmp_path):
+    """Installed exactly on the mutagen releases it was checked against; a read through it gives the same record
+    as mutagen's own decoder on real UTF-16 ID3v2.3 files."""
+    import mutagen.id3._specs as specs
+    from mutagen._util import decode_terminated as original
+
+    verified = tuple(mutagen.version[:2]) in tags_module.FAST_DECODE_VERIFIED_MUTAGEN
+    assert tags_module.FAST_DECODE_ACTIVE == verified
+    assert (specs.decode_terminated is tags_module._fast_decode_terminated) == verified
+    if not verified:
+        pytest.skip(f"mutagen {mutagen.version_string} not verified: mutagen's own decoder is in use")
+    path = write_audio(tmp_path / "v23.mp3")
+    tag = id3.ID3()
+    tag.add(id3.TIT2(encoding=1, text=["Titl\u00e9 \U0001f600"]))
+    tag.add(id3.TPE1(encoding=1, text=["A/B\u00e9"]))
+    tag.add(id3.TXXX(encoding=1, desc="MusicBrainz Album Id", text=["5b11f4ce-a62d-471e-81fc-a69a8278c7da"]))
+    tag.add(id3.COMM(encoding=1, lang="eng", desc="\u00e9", text=["c\u00f6mment"]))
+    tag.save(str(path), v2_version=3)
+    fast = tags_module.read_tags(path).to_dict()
+    try:
+        specs.decode_terminated = original
+        slow = tags_module.read_tags(path).to_dict()
+    finally:
+        specs.decode_terminated = tags_module._fast_decode_terminated
+    assert fast == slow and fast["title"] == "Titl\u00e9 \U0001f600"
 
 
 @pytest.mark.parametrize("folder, album", [

@@ -160,10 +160,6 @@ def _atomic_write(target: Path, data: bytes) -> None:
         raise
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def contact_sheet(thumbnails: list[Path], target: Path, *, cell: int = 150, columns: int = 6,
                   gap: int = 4) -> Path | None:
     """A PNG grid of thumbnails (for the Dagster UI); None when there is nothing to show."""

@@ -19,13 +19,14 @@ from soniquebay_assets.clients.http import HttpClient, HttpError
 from soniquebay_assets.clients.lastfm import DEFAULT_BASE_URL as LASTFM_BASE_URL
 from soniquebay_assets.clients.lastfm import LastfmClient
 from soniquebay_assets.domain.cover_choice import (
-    ALBUM_IMAGE_STEMS,
     ARTIST_FOLDER_STEMS,
     ARTIST_IMAGE_STEMS,
+    ARTWORK_SUBFOLDERS,
     FRONT_COVER,
     CoverCandidate,
     CoverEntity,
     is_disc_folder,
+    match_album_images,
     match_folder_images,
     same_name,
 )
@@ -174,8 +175,9 @@ def _parse_asf_picture(blob: bytes) -> tuple[int, str, bytes] | None:
 
 
 class FolderSource(CoverSource):
-    """cover/folder/front/album.{jpg,jpeg,png,webp} next to the tracks (or one level up from a disc folder);
-    for artists, artist.* there and artist/folder/cover.* in a parent folder named after the artist."""
+    """Album images next to the tracks (cover, folder, front, albumart..., see cover_choice.ALBUM_IMAGE_STEMS),
+    one level up from a disc folder, or in an artwork subfolder ("Scans"); for artists, artist.* there and
+    artist/folder/cover.* in a parent folder named after the artist."""
 
     name = "folder"
     entity_types = ("album", "artist")
@@ -189,9 +191,10 @@ class FolderSource(CoverSource):
         for folder in entity.folders:
             base = Path(folder)
             if entity.entity_type == "album":
-                places = [(base, ALBUM_IMAGE_STEMS)]
+                places = [(base, None)]
                 if is_disc_folder(base.name):
-                    places.append((base.parent, ALBUM_IMAGE_STEMS))
+                    places.append((base.parent, None))
+                places += [(sub, None) for sub in _artwork_subfolders(base)]
             else:
                 places = [(base, ARTIST_IMAGE_STEMS), (base.parent, ARTIST_IMAGE_STEMS)]
                 if same_name(base.parent.name, entity.name):
@@ -199,7 +202,13 @@ class FolderSource(CoverSource):
                 if same_name(base.name, entity.name):
                     places.append((base, ARTIST_FOLDER_STEMS))
             for place, stems in places:
-                for name in match_folder_images(_list_files(place), stems):
+                files = _list_files(place)
+                if stems is None:
+                    names = match_album_images(files, entity.name, entity.artist,
+                                               only_image=place.name.casefold() not in ARTWORK_SUBFOLDERS)
+                else:
+                    names = match_folder_images(files, stems)
+                for name in names:
                     path = str(place / name)
                     if path in seen:
                         continue
@@ -217,6 +226,15 @@ class FolderSource(CoverSource):
             return path.read_bytes()
         except OSError as exc:
             raise SourceFailure("unreadable_file", f"{path}: {type(exc).__name__}") from None
+
+
+def _artwork_subfolders(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(folder / e.name for e in entries
+                          if e.is_dir(follow_symlinks=False) and e.name.casefold() in ARTWORK_SUBFOLDERS)
+    except OSError:
+        return []
 
 
 def _list_files(folder: Path) -> list[str]:

@@ -156,21 +156,7 @@ def key_table(conn: Any, shards: Sequence[str] | None = None) -> list[tuple[str,
     )]
 
 
-def status_counts(conn: Any, shards: Sequence[str] | None = None) -> dict[str, int]:
-    where, params = _shard_where(shards)
-    return dict(conn.execute(
-        "SELECT ta.status, COUNT(*) FROM track_analysis ta JOIN tracks t ON t.track_id = ta.track_id "
-        f"WHERE 1 = 1{where} GROUP BY ta.status", params,
-    ).fetchall())
-
-
-def analysis_for(conn: Any, track_id: int) -> dict[str, Any] | None:
-    cursor = conn.execute("SELECT * FROM track_analysis WHERE track_id = ?", (track_id,))
-    row = cursor.fetchone()
-    return None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
-
-
-# Track listing fields (issue 3 item 9), registered into catalog.queries by that module.
+# Track listing fields, registered into catalog.queries by that module.
 _MOODS_JSON = (
     "CASE WHEN ta.mood_happy IS NULL THEN NULL ELSE json_object('happy', ta.mood_happy, 'sad', ta.mood_sad, "
     "'aggressive', ta.mood_aggressive, 'relaxed', ta.mood_relaxed, 'party', ta.mood_party) END"

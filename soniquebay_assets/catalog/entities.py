@@ -8,7 +8,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from soniquebay_assets.catalog.inventory import NOW
-from soniquebay_assets.domain.albums import VARIOUS_ARTISTS, AlbumIdentity, name_key
+from soniquebay_assets.domain.albums import (
+    VARIOUS_ARTISTS,
+    AlbumIdentity,
+    home_for_untagged,
+    is_untagged_album_key,
+    name_key,
+)
 from soniquebay_assets.domain.tag_model import TagRecord
 
 
@@ -37,7 +43,7 @@ class _Ids:
         self.artists: dict[str, int] = {}
         self.genres: dict[str, int] = {}
         self.albums: dict[str, int] = {}
-        self.resolved: dict[tuple[str, str], str] = {}
+        self.resolved: dict[tuple[str, str, str | None], str] = {}
 
 
 def _artist_id(conn: Any, ids: _Ids, name: str, mbid: str | None = None) -> int:
@@ -74,7 +80,12 @@ def _resolve_album_key(conn: Any, w: TrackWrite) -> str:
              and key != album.key]
     if not album.key.startswith("mb:"):
         mb_twins = [key for _, key in twins if key.startswith("mb:")]
-        return mb_twins[0] if len(mb_twins) == 1 else album.key
+        if len(mb_twins) == 1:
+            return mb_twins[0]
+        if is_untagged_album_key(album.key):
+            candidates = [(key, _album_artist_keys(conn, aid)) for aid, key, _ in same_folder]
+            return home_for_untagged(album.key, candidates, _main_artist(w)) or album.key
+        return album.key
     # This track knows the release id: adopt albums made earlier from its untagged siblings.
     existing = conn.execute("SELECT album_id FROM albums WHERE album_key = ?", (album.key,)).fetchone()
     for twin_id, twin_key in twins:
@@ -88,8 +99,18 @@ def _resolve_album_key(conn: Any, w: TrackWrite) -> str:
     return album.key
 
 
+def _album_artist_keys(conn: Any, album_id: int) -> frozenset[str]:
+    return frozenset(r[0] for r in conn.execute(
+        "SELECT ar.name_key FROM album_artists aa JOIN artists ar ON ar.artist_id = aa.artist_id "
+        "WHERE aa.album_id = ?", (album_id,)))
+
+
+def _main_artist(w: TrackWrite) -> str | None:
+    return next((name for name, role in w.credits if role == "main"), None)
+
+
 def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
-    cache_key = (w.album.key, w.album_folder)
+    cache_key = (w.album.key, w.album_folder, _main_artist(w))
     if cache_key not in ids.resolved:
         ids.resolved[cache_key] = _resolve_album_key(conn, w)
     resolved = ids.resolved[cache_key]
@@ -200,6 +221,37 @@ def _track_ids_by_file(conn: Any, file_ids: Sequence[int]) -> dict[int, int]:
         found.update(conn.execute(
             f"SELECT file_id, track_id FROM tracks WHERE file_id IN ({','.join('?' * len(part))})", part).fetchall())
     return found
+
+
+def merge_untagged_albums(conn: Any, shards: Sequence[str]) -> int:
+    """Move tracks of albums made from files without album-artist tag into their tagged twin (same title, same
+    folder), whichever file was cataloged first; returns the number of tracks moved."""
+    if not shards:
+        return 0
+    marks = ",".join("?" * len(shards))
+    untagged = conn.execute(
+        "SELECT DISTINCT al.album_id, al.album_key, al.folder FROM albums al JOIN tracks t ON t.album_id = al.album_id "
+        f"WHERE al.album_key LIKE 'tag:|%' AND t.shard IN ({marks})", list(shards)).fetchall()
+    moved = 0
+    for album_id, key, folder in untagged:
+        others = conn.execute("SELECT album_id, album_key FROM albums WHERE folder = ? AND album_id != ?",
+                              (folder, album_id)).fetchall()
+        if not others:
+            continue
+        id_of = {k: aid for aid, k in others}
+        candidates = [(k, _album_artist_keys(conn, aid)) for aid, k in others]
+        tracks = conn.execute(
+            "SELECT t.track_id, ar.name FROM tracks t LEFT JOIN track_artists ta ON ta.track_id = t.track_id "
+            "AND ta.role = 'main' AND ta.position = 0 LEFT JOIN artists ar ON ar.artist_id = ta.artist_id "
+            "WHERE t.album_id = ?", (album_id,)).fetchall()
+        for track_id, main_artist in tracks:
+            home = home_for_untagged(key, candidates, main_artist)
+            if home is None:
+                continue
+            conn.execute("UPDATE tracks SET album_id = ?, compilation = (SELECT is_compilation FROM albums "
+                         "WHERE album_id = ?) WHERE track_id = ?", (id_of[home], id_of[home], track_id))
+            moved += 1
+    return moved
 
 
 def refresh_album_artists(conn: Any) -> None:

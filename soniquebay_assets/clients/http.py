@@ -64,10 +64,6 @@ class HttpResponse:
     headers: Mapping[str, str]
     content: bytes
 
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
     def json(self) -> Any:
         import json
 

@@ -50,8 +50,35 @@ def album_identity(tags: TagRecord, root: str, album_folder: str) -> AlbumIdenti
         key = "mb:" + tags.musicbrainz_release_id.strip().lower()
     else:
         artist_part = "|".join(name_key(a) for a in album_artists)
-        key = f"tag:{artist_part}|{name_key(title)}|{root}/{album_folder.casefold()}"
+        key = f"tag:{artist_part}{_place(title, root, album_folder)}"
     return AlbumIdentity(key, title, album_artists, compilation, "album" in tags.fallbacks or not tags.album)
+
+
+def _place(title: str, root: str, album_folder: str) -> str:
+    return f"|{name_key(title)}|{root}/{album_folder.casefold()}"
+
+
+def is_untagged_album_key(key: str) -> bool:
+    """A key built without album artist and without release id: its tracks carry no album-artist tag."""
+    return key.startswith("tag:|")
+
+
+def home_for_untagged(untagged_key: str, candidates: list[tuple[str, frozenset[str]]],
+                      main_artist: str | None) -> str | None:
+    """The album a track without album-artist tag belongs to, among the albums of its folder.
+
+    candidates: (album key, name keys of its album artists). Only albums with the same title in the same place
+    count. One such album: that one (a file that lost its album-artist tag is still on its album). Several
+    (genuinely different album artists): the one crediting the track's main artist, else None (stay apart).
+    """
+    place = untagged_key[len("tag:"):]
+    twins = [(key, artists) for key, artists in candidates
+             if key != untagged_key and key.startswith("tag:") and key.endswith(place)]
+    if len(twins) == 1:
+        return twins[0][0]
+    main = name_key(main_artist) if main_artist else None
+    crediting = [key for key, artists in twins if main and main in artists]
+    return crediting[0] if len(crediting) == 1 else None
 
 
 def track_credits(tags: TagRecord, split_featured) -> list[tuple[str, str]]:

@@ -11,8 +11,15 @@ OTHER_PICTURE = 0
 ARTIST_PICTURE_TYPES = frozenset({7, 8})  # lead artist / performer, artist
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
-# Folder image stems by preference: the first listed wins when several exist in one folder.
-ALBUM_IMAGE_STEMS = ("cover", "folder", "front", "album")
+# Album folder image names by preference (compared case-folded, with "_", "-", "." and spaces alike): the first
+# listed wins when several exist in one folder. After them come, in this order: Windows Media Player's
+# AlbumArt_{GUID}_Large, an image named after the album ("<title>" or "<artist> - <title>"), any name holding the
+# word "cover" or "front" ("Scan - Front", "00-cover"), the small thumbnails (AlbumArtSmall, AlbumArt_{GUID}_Small),
+# and last the folder's only image. Names saying another side of the package (back, inlay, cd...) never count.
+ALBUM_IMAGE_STEMS = ("cover", "folder", "front", "front cover", "cover front", "album", "albumart", "album art",
+                     "albumcover", "album cover", "art", "artwork")
+# Subfolders where rippers and scanners put the artwork ("Album/Scans/Front.jpg"); searched after the folder.
+ARTWORK_SUBFOLDERS = frozenset({"scans", "scan", "artwork", "art", "covers", "cover", "images", "pictures"})
 ARTIST_IMAGE_STEMS = ("artist",)
 # In a folder named after the artist, these stems also describe the artist.
 ARTIST_FOLDER_STEMS = ("artist", "folder", "cover")
@@ -103,6 +110,68 @@ def match_folder_images(filenames: Iterable[str], stems: Sequence[str] = ALBUM_I
     """The file names that are folder images, best first (cover before folder before front before album)."""
     ranked = [(rank, name.lower(), name) for name in filenames
               if (rank := image_stem_rank(name, stems)) is not None]
+    return [name for _, _, name in sorted(ranked)]
+
+
+_SEPARATORS = re.compile(r"[\s_.\-]+")
+_WMP_ART = re.compile(r"^albumart_?\{[0-9a-f-]{36}\}_(large|small)$")
+_NOT_FRONT = frozenset({"back", "rear", "inlay", "inside", "tray", "booklet", "spine", "matrix", "label", "insert",
+                        "cd", "disc", "disk", "artist"})
+_FRONT_WORDS = frozenset({"cover", "front"})
+
+
+def _image_stem(filename: str) -> str | None:
+    lowered = filename.casefold()
+    for ext in IMAGE_EXTENSIONS:
+        if lowered.endswith(ext):
+            return lowered[: -len(ext)].strip()
+    return None
+
+
+def _words(text: str) -> str:
+    return " ".join(_SEPARATORS.sub(" ", text.casefold()).split())
+
+
+def album_image_rank(filename: str, album_title: str = "", artist: str = "") -> int | None:
+    """Preference of a file as an album's folder image (lower is better; see ALBUM_IMAGE_STEMS), None if not one.
+
+    The folder's-only-image rule needs the whole listing: see match_album_images.
+    """
+    stem = _image_stem(filename)
+    if stem is None:
+        return None
+    words = _words(stem)
+    named = len(ALBUM_IMAGE_STEMS)
+    if words in ALBUM_IMAGE_STEMS:
+        return ALBUM_IMAGE_STEMS.index(words)
+    wmp = _WMP_ART.match(stem)
+    if wmp:
+        return named if wmp.group(1) == "large" else named + 3
+    split = set(words.split())
+    if split & _NOT_FRONT:
+        return None
+    title = _words(album_title)
+    if title and (words == title or (artist and words == _words(f"{artist} - {album_title}"))):
+        return named + 1
+    if split & _FRONT_WORDS:
+        return named + 2
+    if words == "albumartsmall" or words == "thumb":
+        return named + 3
+    return None
+
+
+def match_album_images(filenames: Iterable[str], album_title: str = "", artist: str = "",
+                       only_image: bool = True) -> list[str]:
+    """The album images among a folder's file names, best first; with `only_image`, a folder's single image
+    counts too (last) unless its name says it is not the front (back, inlay, cd...)."""
+    names = list(filenames)
+    ranked = [(rank, name.casefold(), name) for name in names
+              if (rank := album_image_rank(name, album_title, artist)) is not None]
+    images = [name for name in names if _image_stem(name) is not None]
+    if only_image and not ranked and len(images) == 1:
+        stem_words = set(_words(_image_stem(images[0]) or "").split())
+        if not stem_words & _NOT_FRONT:
+            ranked.append((len(ALBUM_IMAGE_STEMS) + 4, images[0].casefold(), images[0]))
     return [name for _, _, name in sorted(ranked)]
 
 

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 
+from soniquebay_assets.domain.tag_values import is_placeholder
+
 # ; / , | and the ID3v2.4 NUL separator split a genre string; " & " and " and " do not (Drum & Bass, R&B)
 _SEPARATORS = re.compile(r"\s*(?:;|/|\||,|\x00|\\\\)\s*")
 _ID3V1_REF = re.compile(r"^\((\d{1,3})\)\s*(.*)$")
@@ -104,7 +106,7 @@ def canonical_casing(name: str) -> str:
 def normalize_genre(name: str) -> str | None:
     """Canonical display name for one genre value, or None for an empty/placeholder value."""
     cleaned = " ".join(name.split()).strip(" .")
-    if not cleaned or match_key(cleaned) in {"", "unknown", "other", "none", "genre", "misc", "null"}:
+    if is_placeholder(cleaned) or match_key(cleaned) in {"", "unknown", "other", "none", "genre", "misc", "null"}:
         return None
     return _synonyms().get(match_key(cleaned), canonical_casing(cleaned))
 

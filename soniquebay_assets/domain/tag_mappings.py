@@ -321,15 +321,6 @@ def _reverse(table: dict[str, tuple[str, ...]]) -> dict[str, list[tuple[str, int
 _REVERSE = {family: _reverse(table) for family, table in TABLES.items()}
 
 
-def lookup(raw: RawTags, keys: tuple[str, ...]) -> list[Any]:
-    """Values of the first key (in table order) that has a non-empty value."""
-    for key in keys:
-        found = raw.values.get(key)
-        if found and _non_empty(found):
-            return found
-    return []
-
-
 def _non_empty(values: list[Any]) -> bool:
     return any(str(v).strip() for v in values)
 
@@ -345,7 +336,10 @@ def _select(raw: RawTags) -> dict[str, list[Any]]:
         for name, priority in hits:
             current = best.get(name)
             if current is None or priority < current[0]:
-                best[name] = (priority, values)
+                # a placeholder ("<Unknown>", "(None)") is no value: a lower-priority key may still give one
+                kept = tv.drop_placeholders(values, name)
+                if kept:
+                    best[name] = (priority, kept)
     return {name: values for name, (_, values) in best.items()}
 
 

@@ -24,7 +24,41 @@ _PAIR = re.compile(r"^\s*(\d+)\s*(?:/|\bof\b)\s*(\d*)", re.IGNORECASE)
 _LEADING_INT = re.compile(r"^\s*(\d+)")
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 _TRUE = {"1", "true", "yes", "y", "on", "t"}
+
+# Whole values (after trimming, case-folding and unwrapping one pair of <> [] () brackets) that rippers and
+# taggers write when they know nothing: they mean "missing" in every text field. Only whole values match, so
+# "None of Your Business" or "Unknown Pleasures" stay real names. Documented in docs/tags.md.
+PLACEHOLDERS = frozenset({
+    "unknown", "unknown artist", "unknown album", "unknown album artist", "unknown title", "unknown track",
+    "unknown genre", "unknown composer", "none", "non", "n/a", "n.a.", "-", "--", "---", "?", "??", "???",
+    "no artist", "no album", "no title", "no genre", "undefined", "untitled album",
+})
+_BRACKETS = {"<": ">", "[": "]", "(": ")"}
+# Field-specific defaults: Windows Media Player's "Unknown album (12/2/2008 3:45:10 PM)" as an album. "Track 01"
+# titles are NOT placeholders: real releases use them (soundtracks, untitled tracks), and the file name a
+# fallback would read carries the same words anyway.
+_PLACEHOLDER_PATTERNS = {
+    "album": re.compile(r"^unknown album\s*\(.*\)$"),
+}
 _FALSE = {"0", "false", "no", "n", "off", "f"}
+
+
+def is_placeholder(value: object, field: str | None = None) -> bool:
+    """True when a text value only says "unknown" (see PLACEHOLDERS); `field` adds that field's patterns."""
+    if not isinstance(value, str):
+        return False
+    text = " ".join(value.strip().strip("\x00").split()).casefold()
+    if len(text) > 2 and _BRACKETS.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    if not text or text in PLACEHOLDERS:
+        return True
+    pattern = _PLACEHOLDER_PATTERNS.get(field or "")
+    return bool(pattern and pattern.match(text))
+
+
+def drop_placeholders(values: Iterable[object], field: str | None = None) -> list[object]:
+    """The values that are not placeholders (non-text values such as MP4 number pairs are kept)."""
+    return [v for v in values if not is_placeholder(v, field)]
 
 
 def clean_values(values: Iterable[object]) -> list[str]:
@@ -44,13 +78,15 @@ def first_value(values: Iterable[object]) -> str | None:
 
 
 def split_genres(values: Iterable[object]) -> list[str]:
-    """Every value split on ; / , | and NUL; duplicates (case-insensitive) dropped."""
+    """Every value split on ; / , | and NUL; placeholders and duplicates (case-insensitive) dropped."""
     out: list[str] = []
     seen: set[str] = set()
     for value in clean_values(values):
+        if is_placeholder(value):  # before splitting: "n/a" is one placeholder, not genres "n" and "a"
+            continue
         for part in _GENRE_SPLIT.split(value):
             part = part.strip()
-            if part and part.casefold() not in seen:
+            if part and not is_placeholder(part) and part.casefold() not in seen:
                 seen.add(part.casefold())
                 out.append(part)
     return out
@@ -63,14 +99,14 @@ def split_people(values: Iterable[object], slash_joined: bool = False, expected_
     value is also split on "/", unless that would look wrong: a part shorter than 3 characters ("AC/DC") or
     exactly one MusicBrainz artist id tagged (`expected_count == 1`). A matching id count always wins.
     """
-    cleaned = clean_values(values)
+    cleaned = [v for v in clean_values(values) if not is_placeholder(v)]
     if len(cleaned) > 1:
         return cleaned
     if not cleaned:
         return []
-    parts = clean_values(_PERSON_SPLIT.split(cleaned[0]))
+    parts = [p for p in clean_values(_PERSON_SPLIT.split(cleaned[0])) if not is_placeholder(p)]
     if slash_joined and len(parts) == 1 and "/" in parts[0]:
-        slash_parts = clean_values(_SLASH_SPLIT.split(parts[0]))
+        slash_parts = [p for p in clean_values(_SLASH_SPLIT.split(parts[0])) if not is_placeholder(p)]
         if expected_count == len(slash_parts):
             return slash_parts
         if expected_count != 1 and all(len(p) >= 3 for p in slash_parts):

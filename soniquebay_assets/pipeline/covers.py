@@ -310,15 +310,3 @@ def write_contact_sheet(conn: Any, data_dir: DataDir | Path | str, entity_type: 
         for path in old:
             path.unlink(missing_ok=True)
     return written
-
-
-def refresh_missing_covers(conn: Any, shards: Sequence[str], *, data_dir: DataDir | Path | str,
-                           sources: Sequence[CoverSource], http: HttpClient | None = None,
-                           now: datetime | None = None, limit: int | None = None) -> dict[str, CoverStats]:
-    """Albums then artists of `shards`: only those without a picture whose negative cache allows a new try."""
-    return {
-        "album": fetch_album_covers(conn, shards, data_dir=data_dir, sources=sources, http=http, now=now,
-                                    limit=limit),
-        "artist": fetch_artist_images(conn, shards, data_dir=data_dir, sources=sources, http=http, now=now,
-                                      limit=limit),
-    }

@@ -325,6 +325,7 @@ def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
         if failures:
             inventory.record_errors(conn, failures)
             inventory.mark_failed_paths(conn, [f[0] for f in failures])
+        entities.merge_untagged_albums(conn, shards)
         entities.refresh_album_artists(conn)
         stats.orphans_removed = entities.delete_orphans(conn)
     stats.errors = len(failures)

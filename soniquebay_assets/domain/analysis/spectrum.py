@@ -31,12 +31,6 @@ class Spectrum:
     def frame_count(self) -> int:
         return sum(m.shape[1] for m in self.magnitudes)
 
-    def concatenated(self) -> np.ndarray:
-        """All frames of all excerpts side by side (for statistics that ignore excerpt boundaries)."""
-        if not self.magnitudes:
-            return np.zeros((self.n_fft // 2 + 1, 0), dtype=np.float32)
-        return np.concatenate(self.magnitudes, axis=1)
-
 
 def compute_spectrum(segments: list[np.ndarray], sr: int, *, n_fft: int = N_FFT, hop: int = HOP) -> Spectrum:
     """Hann-windowed magnitude STFT of each segment; segments shorter than one window are zero-padded."""

@@ -67,6 +67,16 @@ def quiet_http(**overrides) -> HttpClient:
     return fake_clock_http(seed=3, **overrides)
 
 
+def get_cover(conn, entity_type: str, entity_id: int) -> dict | None:
+    row = conn.execute("SELECT * FROM covers WHERE entity_type = ? AND entity_id = ?",
+                       (entity_type, entity_id)).fetchone()
+    return None if row is None else {**dict(row), "thumbnails": json.loads(row["thumbnails"])}
+
+
+def delete_cover(conn, entity_type: str, entity_id: int) -> None:
+    conn.execute("DELETE FROM covers WHERE entity_type = ? AND entity_id = ?", (entity_type, entity_id))
+
+
 def album_id(conn, title: str) -> int:
     return conn.execute("SELECT album_id FROM albums WHERE title = ?", (title,)).fetchone()[0]
 
@@ -105,7 +115,7 @@ def test_refresh_selects_only_albums_without_a_cover(library):
     fetch_album_covers(conn, library["shards"], data_dir=data, sources=sources, now=NOW)
     again = fetch_album_covers(conn, library["shards"], data_dir=data, sources=sources, now=NOW)
     assert (again.without_cover, again.selected, again.found) == (0, 0, 0)
-    repo.delete_cover(conn, "album", album_id(conn, XMOTO[0]))
+    delete_cover(conn, "album", album_id(conn, XMOTO[0]))
     third = fetch_album_covers(conn, library["shards"], data_dir=data, sources=sources, now=NOW)
     assert (third.selected, third.found, dict(third.by_source)) == (1, 1, {"embedded": 1})
     files = [p for p in data.covers.rglob("*") if p.is_file() and "thumbs" not in p.parts]
@@ -153,12 +163,12 @@ def test_cover_art_archive_release_group_fallback_bomb_and_failure(library, artw
         stats = fetch_album_covers(conn, library["shards"], data_dir=data, sources=sources, http=http, now=NOW)
     assert stats.found == 2 and dict(stats.by_source) == {"coverartarchive": 2}
     assert stats.failures == {"coverartarchive:rejected_too_many_pixels": 1}
-    assert repo.get_cover(conn, "album", xmoto["album_id"])["width"] == 1200
-    lupus_cover = repo.get_cover(conn, "album", lupus["album_id"])
+    assert get_cover(conn, "album", xmoto["album_id"])["width"] == 1200
+    lupus_cover = get_cover(conn, "album", lupus["album_id"])
     assert lupus_cover["mime"] == "image/png" and lupus_cover["origin"].endswith("/img/lupus.png")
     assert set(lupus_cover["thumbnails"]) == {"150", "300", "600"}
     assert artwork_server.hits(f"/release/{lupus['musicbrainz_release_id']}") == 1  # 404, then the group
-    assert repo.get_cover(conn, "album", sampler["album_id"]) is None
+    assert get_cover(conn, "album", sampler["album_id"]) is None
     # Albums without MusicBrainz ids were never sent to the archive.
     assert all("/release" in r.path or r.path.startswith(("/img", "/ia")) for r in artwork_server.requests)
     summary = coverage_summary(conn, "album")
@@ -295,7 +305,7 @@ def test_non_image_body_is_rejected_and_the_next_candidate_used(library, artwork
     with quiet_http() as http:
         sources = build_sources(["coverartarchive"], http=http, caa_base_url=artwork_server.base_url)
         stats = fetch_album_covers(conn, library["shards"], data_dir=data, sources=sources, http=http, now=NOW)
-    cover = repo.get_cover(conn, "album", xmoto["album_id"])
+    cover = get_cover(conn, "album", xmoto["album_id"])
     assert cover is not None and cover["origin"].endswith("/img/back.jpg")  # the front was not an image
     assert artwork_server.hits("/img/html.jpg") == 1
     assert stats.found >= 1
@@ -307,11 +317,11 @@ def test_deleted_album_loses_its_cover_rows_and_prune_removes_unused_files(libra
     conn, data = library["conn"], library["data"]
     fetch_album_covers(conn, library["shards"], data_dir=data, sources=build_sources(["embedded", "folder"]), now=NOW)
     xmoto = album_id(conn, XMOTO[0])
-    sha = repo.get_cover(conn, "album", xmoto)["sha256"]
+    sha = get_cover(conn, "album", xmoto)["sha256"]
     repo.record_miss(conn, "album", xmoto, "lastfm", kind="miss", reason="not_found", now="x", expires_at="y")
     conn.execute("DELETE FROM tracks WHERE album_id = ?", (xmoto,))
     conn.execute("DELETE FROM albums WHERE album_id = ?", (xmoto,))
-    assert repo.get_cover(conn, "album", xmoto) is None
+    assert get_cover(conn, "album", xmoto) is None
     assert repo.cached_misses(conn, "album", [xmoto]) == {}
     before = {p.name for p in data.covers.rglob("*") if p.is_file()}
     removed = prune_unreferenced(data.covers, repo.referenced_hashes(conn))

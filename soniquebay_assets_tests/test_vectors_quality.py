@@ -1,4 +1,4 @@
-"""Item 7: on the shared corpus, nearest neighbours share album/artist/genre far more often than random tracks."""
+"""On the shared corpus, nearest neighbours share album/artist/genre far more often than random tracks."""
 
 from __future__ import annotations
 

@@ -152,23 +152,9 @@ def upsert_cover(conn: Any, entity_type: str, entity_id: int, *, source: str, or
     )
 
 
-def delete_cover(conn: Any, entity_type: str, entity_id: int) -> None:
-    conn.execute("DELETE FROM covers WHERE entity_type = ? AND entity_id = ?", (entity_type, entity_id))
-
-
 def referenced_hashes(conn: Any) -> set[str]:
     """Every sha256 a cover row still points at (what the image store must keep)."""
     return {r[0] for r in conn.execute("SELECT DISTINCT sha256 FROM covers")}
-
-
-def get_cover(conn: Any, entity_type: str, entity_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM covers WHERE entity_type = ? AND entity_id = ?",
-                       (entity_type, entity_id)).fetchone()
-    if row is None:
-        return None
-    out = dict(row)
-    out["thumbnails"] = json.loads(out["thumbnails"])
-    return out
 
 
 def list_covers(conn: Any, entity_type: str | None = None) -> list[dict[str, Any]]:

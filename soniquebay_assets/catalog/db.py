@@ -155,4 +155,7 @@ def open_catalog(path: str | Path) -> Any:
     """Connect and bring the schema up to date."""
     conn = connect(path)
     migrate(conn)
+    from soniquebay_assets.catalog.shard_layout import ensure_shard_layout  # imports transaction() from here
+
+    ensure_shard_layout(conn)
     return conn

@@ -10,7 +10,7 @@ from typing import Any
 TRACK_LISTING_EXTRA_COLUMNS: dict[str, str] = {}
 TRACK_LISTING_EXTRA_JOINS: list[str] = []
 
-# Enrichment (issue 3): analysed tempo/key/loudness/moods via LEFT JOIN track_analysis; tag-vs-analysis rule there.
+# Analysed tempo/key/loudness/moods via LEFT JOIN track_analysis; the tag-vs-analysis rule lives in that module.
 from soniquebay_assets.catalog import analysis as _analysis  # noqa: E402
 
 TRACK_LISTING_EXTRA_COLUMNS.update(_analysis.TRACK_LISTING_COLUMNS)
@@ -23,9 +23,22 @@ def _shard_filter(shards: Sequence[str] | None, column: str) -> tuple[str, list[
     return f" AND {column} IN ({','.join('?' * len(shards))})", list(shards)
 
 
-def list_tracks(conn: Any, shards: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-    """One dict per track with the fields `soniquebay tracks --json` prints."""
-    extra = "".join(f", {expr} AS {name}" for name, expr in TRACK_LISTING_EXTRA_COLUMNS.items())
+# Every other tag column, for `soniquebay export` (the listing above keeps `soniquebay tracks` short).
+EXPORT_TAG_COLUMNS: dict[str, str] = {
+    "artist_display": "t.artist_display", "date": "t.date", "original_date": "t.original_date",
+    "label": "t.label", "isrc": "t.isrc", "comment": "t.comment",
+    "musicbrainz_track_id": "t.musicbrainz_track_id",
+    "musicbrainz_release_group_id": "al.musicbrainz_release_group_id",
+    "replaygain_track_peak_tag": "t.replaygain_track_peak", "replaygain_album_gain_tag": "t.replaygain_album_gain",
+    "replaygain_album_peak_tag": "t.replaygain_album_peak", "audio_ok": "t.audio_ok",
+}
+
+
+def list_tracks(conn: Any, shards: Sequence[str] | None = None, *,
+                more_columns: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """One dict per track with the fields `soniquebay tracks --json` prints (plus `more_columns`, name -> SQL)."""
+    columns = {**(more_columns or {}), **TRACK_LISTING_EXTRA_COLUMNS}
+    extra = "".join(f", {expr} AS {name}" for name, expr in columns.items())
     joins = " ".join(TRACK_LISTING_EXTRA_JOINS)
     where, params = _shard_filter(shards, "t.shard")
     sql = (
@@ -55,7 +68,7 @@ def list_tracks(conn: Any, shards: Sequence[str] | None = None) -> Iterator[dict
         item["title_from_fallback"] = bool(item["title_from_fallback"])
         item["has_embedded_picture"] = bool(item["has_embedded_picture"])
         item["duration_s"] = round(item["duration_s"], 3) if item["duration_s"] is not None else None
-        for name in TRACK_LISTING_EXTRA_COLUMNS:
+        for name in columns:
             if isinstance(item.get(name), str) and item[name][:1] in "[{":
                 try:
                     item[name] = json.loads(item[name])

@@ -43,9 +43,6 @@ def _open(args: argparse.Namespace):
     return open_catalog(data.catalog_path)
 
 
-_TRACK_FIELDS_TEXT = ("track_number", "title", "artists", "album", "year", "duration_s", "format")
-
-
 def run_tracks(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import queries
 

@@ -16,8 +16,8 @@ from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
 # Each stage adds its asset module here.
 ASSET_MODULES = [scan, extract, catalog, covers, enrich]
 
-ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep (issue 6)
-ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check (issue 4)
+ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep
+ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check
 
 JOBS = [scan_job]
 SENSORS = [library_changes_sensor]

@@ -114,11 +114,3 @@ def load_model(model: str | os.PathLike | None = None, *, threads: int | None = 
         _cache[key] = loaded
         return loaded
 
-
-def model_is_loaded(model: str | os.PathLike | None = None) -> bool:
-    """Whether `model` is already in this process's cache (for tests and diagnostics)."""
-    try:
-        _, path = resolve_model(model)
-    except ModelNotFoundError:
-        return False
-    return str(path) in _cache

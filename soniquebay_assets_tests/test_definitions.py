@@ -13,8 +13,8 @@ def test_definitions_load():
     Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for a in all_assets() for k in a.keys}
     assert {"file_inventory", "raw_metadata", "catalog_entities"} <= keys
-    assert defs.get_sensor_def("library_changes_sensor") is not None
-    assert defs.get_job_def("scan_job") is not None
+    assert defs.resolve_sensor_def("library_changes_sensor") is not None
+    assert defs.resolve_job_def("scan_job") is not None
 
 
 def test_every_asset_routes_to_its_group_queue_through_op_tags():

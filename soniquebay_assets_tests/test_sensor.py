@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from dagster import SensorResult, SkipReason, build_sensor_context
 
@@ -40,7 +41,7 @@ def test_sensor_requests_changed_shards_then_skips(tmp_path, data_dir, make_audi
             in_range = request.tags["soniquebay/changed_shards"].split(",")
             assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (in_range[0], in_range[-1])
         snapshot = result.run_requests[0].run_config["ops"]["file_inventory"]["config"]["snapshot"]
-        assert json.loads(open(snapshot).read())["files"]  # the run reuses the sensor's walk
+        assert json.loads(Path(snapshot).read_text())["files"]  # the run reuses the sensor's walk
         cursor = result.cursor
         # Same files, run not yet done: the cursor stops a duplicate request.
         again, _ = _tick(instance, library, data_dir, cursor)

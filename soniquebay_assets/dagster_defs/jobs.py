@@ -2,12 +2,10 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from soniquebay_assets.dagster_defs.partitions import SHARDS
 from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
 
 scan_job = define_asset_job(
     "scan_job",
     selection=AssetSelection.groups(*SCAN_CHAIN_GROUPS),
-    partitions_def=SHARDS,
     description="Inventory, tags and catalog entities for the requested shards.",
 )

@@ -41,7 +41,7 @@ def _run(context: AssetExecutionContext, catalog: CatalogResource, config: Cover
         stats = fetch(conn, shards, data_dir=catalog.data_dir, sources=sources, http=http,
                       limit=config.max_entities or None)
         summary = pipeline.coverage_summary(conn, entity_type)
-        sheet = pipeline.write_contact_sheet(conn, catalog.data_dir, entity_type, context.run_id[:8])
+        sheet = pipeline.write_contact_sheet(conn, catalog.data_dir, entity_type, context.run.run_id[:8])
         missing = pipeline.missing_cover_files(conn, catalog.data_dir, entity_type)
     finally:
         http.close()

@@ -698,7 +698,7 @@ def test_fast_utf16_decoder_matches_mutagen():
     for data in samples:
         for encoding in ("utf-16", "UTF16", "utf-16-be", "utf-16-le", "utf-8", "latin1"):
             for strict in (True, False):
-                assert outcome(tags_module._fast_decode_terminated, data, encoding, strict) == outcome(
+                assert outcome(tags_module.fast_decode_terminated, data, encoding, strict) == outcome(
                     original, data, encoding, strict), (data, encoding, strict)
 
 
@@ -710,7 +710,7 @@ def test_fast_utf16_decoder_only_on_verified_mutagen(tmp_path):
 
     verified = tuple(mutagen.version[:2]) in tags_module.FAST_DECODE_VERIFIED_MUTAGEN
     assert tags_module.FAST_DECODE_ACTIVE == verified
-    assert (specs.decode_terminated is tags_module._fast_decode_terminated) == verified
+    assert (specs.decode_terminated is tags_module.fast_decode_terminated) == verified
     if not verified:
         pytest.skip(f"mutagen {mutagen.version_string} not verified: mutagen's own decoder is in use")
     path = write_audio(tmp_path / "v23.mp3")
@@ -725,7 +725,7 @@ def test_fast_utf16_decoder_only_on_verified_mutagen(tmp_path):
         specs.decode_terminated = original
         slow = tags_module.read_tags(path).to_dict()
     finally:
-        specs.decode_terminated = tags_module._fast_decode_terminated
+        specs.decode_terminated = tags_module.fast_decode_terminated
     assert fast == slow and fast["title"] == "Titl\u00e9 \U0001f600"
 
 

@@ -49,10 +49,6 @@ class DecodedAudio:
     partial_reason: str | None = None
     decoder: str = "soundfile"
 
-    @property
-    def decoded_seconds(self) -> float:
-        return sum(s.size for s in self.segments) / self.sr
-
 
 def decode_excerpts(path: str | Path, *, sr: int = ANALYSIS_SR, duration_hint: float | None = None,
                     ffmpeg: str | None = None) -> DecodedAudio:

@@ -13,11 +13,15 @@ from mutagen.flac import FLAC
 from mutagen.mp4 import MP4
 from mutagen.oggvorbis import OggVorbis
 
+from soniquebay_assets.artwork.sources import build_sources
 from soniquebay_assets.catalog.db import open_catalog
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 from soniquebay_assets.domain.tag_values import PLACEHOLDERS, is_placeholder
 from soniquebay_assets.domain.tags import apply_fallbacks, read_tags
+from soniquebay_assets.pipeline.covers import fetch_album_covers, fetch_artist_images
+from soniquebay_assets.settings import DataDir
 from soniquebay_assets_tests.audio_factory import write_audio, write_tagged
+from soniquebay_assets_tests.fake_artwork_server import fake_clock_http, json_reply, serve
 from soniquebay_assets_tests.scan_helpers import scan_catalog
 
 
@@ -207,3 +211,34 @@ def test_different_album_artists_in_one_folder_stay_apart(tmp_path):
                                      ("Greatest Hits", "Gamma", 1)]
     finally:
         conn.close()
+
+
+@pytest.fixture()
+def artwork_server():
+    yield from serve()
+
+
+def test_remote_cover_lookups_skip_placeholder_names(tmp_path, artwork_server):
+    """Untagged files are credited to "Unknown Artist": Last.fm is asked about the real artist and album only,
+    never about that placeholder (it would answer with somebody else's picture)."""
+    root = tmp_path / "lib"
+    write_tagged(root / "Real Band" / "Real Album" / "01 - Song.flac", title="Song", artist="Real Band",
+                 album="Real Album", albumartist="Real Band")
+    write_tagged(root / "Unknown Artist" / "Unknown Album" / "01 - Track 01.flac", artist="<Unknown>")
+    artwork_server.routes["/2.0/"] = lambda query: json_reply({"error": 6, "message": "not found"})
+    data = DataDir(tmp_path / "data").ensure()
+    conn = open_catalog(data.catalog_path)
+    try:
+        shards = scan_catalog(conn, [root])
+        assert UNKNOWN_ARTIST in {r[0] for r in conn.execute("SELECT name FROM artists")}
+        with fake_clock_http(seed=5) as http:
+            sources = build_sources(["lastfm"], http=http, lastfm_api_key="k" * 32,
+                                    lastfm_base_url=artwork_server.url("/2.0/"))
+            albums = fetch_album_covers(conn, shards, data_dir=data, sources=sources, http=http)
+            artists = fetch_artist_images(conn, shards, data_dir=data, sources=sources, http=http)
+    finally:
+        conn.close()
+    asked = sorted((r.query.get("method"), r.query.get("artist"), r.query.get("album"))
+                   for r in artwork_server.requests)
+    assert asked == [("album.getinfo", "Real Band", "Real Album"), ("artist.getinfo", "Real Band", None)]
+    assert albums.no_source == 1 and artists.selected == 1

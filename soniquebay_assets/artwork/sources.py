@@ -30,6 +30,7 @@ from soniquebay_assets.domain.cover_choice import (
     match_folder_images,
     same_name,
 )
+from soniquebay_assets.domain.tag_values import is_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +297,10 @@ class LastfmSource(CoverSource):
         return None if self.client.enabled else "no API key (set SONIQUEBAY_LASTFM_API_KEY)"
 
     def applicable(self, entity: CoverEntity) -> bool:
+        # a lookup by "Unknown Artist" (the catalog's name for untagged tracks) finds somebody else's picture
         if entity.entity_type == "album":
-            return bool(entity.name.strip() and entity.artist.strip())
-        return bool(entity.name.strip())
+            return not is_placeholder(entity.name) and not is_placeholder(entity.artist)
+        return not is_placeholder(entity.name)
 
     def find(self, entity: CoverEntity) -> list[CoverCandidate]:
         if not self.applicable(entity):

@@ -30,6 +30,7 @@ from soniquebay_assets.domain.cover_choice import (
     rank_artist_candidates,
     rank_candidates,
 )
+from soniquebay_assets.domain.tag_values import is_placeholder
 from soniquebay_assets.settings import DataDir
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,8 @@ def fetch_artist_images(conn: Any, shards: Sequence[str], *, data_dir: DataDir |
     now = now or datetime.now(UTC)
     entities = []
     for row in repo.artists_without_image(conn, shards):
-        if is_various_artists(row["name"], row["musicbrainz_artist_id"]):
-            continue
+        if is_various_artists(row["name"], row["musicbrainz_artist_id"]) or is_placeholder(row["name"]):
+            continue  # a credit, not a person: no picture to look for
         folders = _folders(repo.artist_track_paths(conn, row["artist_id"]))
         entities.append((row, CoverEntity(
             entity_type="artist", entity_id=row["artist_id"], name=row["name"],

@@ -58,7 +58,7 @@ SCALARS = ("track_id", "path", "title", "album", "album_artist", "track_number",
 def test_parquet_and_jsonl_round_trip_with_lists(exported_library, tmp_path):
     data, expected = exported_library
     assert all(t["analysis_status"] and t["loudness_lufs"] is not None for t in expected)  # analysis is there
-    for fmt, read in (("parquet", pd.read_parquet), ("jsonl", lambda p: pd.read_json(p, lines=True, convert_dates=False, dtype=False))):
+    for fmt, read in (("parquet", pd.read_parquet), ("jsonl", lambda p: pd.read_json(p, lines=True, dtype=False))):
         target = tmp_path / f"tracks.{fmt}"
         _export(data, fmt, target)
         frame = read(target).set_index("track_id", drop=False)

@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
+from soniquebay_assets.catalog.build_settings import recorded_shard_count
 from soniquebay_assets.catalog.db import open_catalog
-from soniquebay_assets.catalog.shard_layout import recorded_shard_count
 from soniquebay_assets.domain.layout import SHARD_COUNT, SHARD_KEYS, album_folder_key, shard_for, shard_ranges
 from soniquebay_assets_tests.audio_factory import write_tagged
 from soniquebay_assets_tests.scan_helpers import scan_catalog
@@ -82,7 +82,7 @@ def test_catalog_built_with_another_shard_count_is_resharded(tmp_path):
         for recorded in (None, "256"):
             conn.executemany("UPDATE files SET shard = ? WHERE path = ?", [(s, p) for p, s in old.items()])
             conn.execute("UPDATE tracks SET shard = (SELECT shard FROM files f WHERE f.file_id = tracks.file_id)")
-            conn.execute("DELETE FROM catalog_settings")
+            conn.execute("DELETE FROM catalog_settings WHERE name = 'shard_count'")
             if recorded:
                 conn.execute("INSERT INTO catalog_settings(name, value) VALUES ('shard_count', ?)", (recorded,))
             conn.close()

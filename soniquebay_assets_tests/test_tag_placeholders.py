@@ -4,6 +4,7 @@ common tag format, read by read_tags and cataloged by the scan chain."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from mutagen.oggvorbis import OggVorbis
 from soniquebay_assets.artwork.sources import build_sources
 from soniquebay_assets.catalog.db import open_catalog
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
-from soniquebay_assets.domain.tag_values import PLACEHOLDERS, is_placeholder
+from soniquebay_assets.domain.tag_values import PLACEHOLDERS, TAG_RULES_VERSION, is_placeholder
 from soniquebay_assets.domain.tags import apply_fallbacks, read_tags
 from soniquebay_assets.pipeline.covers import fetch_album_covers, fetch_artist_images
+from soniquebay_assets.pipeline.scan import catalog_shards, extract_shards, inventory_shards, plan_scan
 from soniquebay_assets.settings import DataDir
 from soniquebay_assets_tests.audio_factory import write_audio, write_tagged
 from soniquebay_assets_tests.fake_artwork_server import fake_clock_http, json_reply, serve
@@ -242,3 +244,43 @@ def test_remote_cover_lookups_skip_placeholder_names(tmp_path, artwork_server):
                    for r in artwork_server.requests)
     assert asked == [("album.getinfo", "Real Band", "Real Album"), ("artist.getinfo", "Real Band", None)]
     assert albums.no_source == 1 and artists.selected == 1
+
+
+def test_catalog_read_under_older_rules_is_reread_once(tmp_path):
+    """A catalog whose tags were read before placeholders were missing values (its raw tags hold "<Unknown>",
+    and no tag_rules_version is recorded) reads every file again at the next scan: the placeholder artist goes,
+    track ids stay; a second scan reads nothing."""
+    root = tmp_path / "lib"
+    write_tagged(root / "Band" / "Album" / "01 - One.flac", title="One", artist="<Unknown>", album="Album")
+    write_tagged(root / "Band" / "Album" / "02 - Two.flac", title="Two", artist="Band", album="Album")
+    path = tmp_path / "catalog.db"
+    conn = open_catalog(path)
+    try:
+        scan_catalog(conn, [root])
+        track_ids = {r[0]: r[1] for r in conn.execute("SELECT path, track_id FROM tracks")}
+        # what an older version stored and cataloged: the placeholder as a name
+        payload = json.loads(conn.execute("SELECT payload FROM raw_tags r JOIN files f USING (file_id) "
+                                          "WHERE f.path LIKE '%01 - One.flac'").fetchone()[0])
+        payload["artists"] = ["<Unknown>"]
+        conn.execute("UPDATE raw_tags SET payload = ? WHERE file_id = (SELECT file_id FROM files "
+                     "WHERE path LIKE '%01 - One.flac')", (json.dumps(payload),))
+        conn.execute("UPDATE files SET stage = 'extracted' WHERE path LIKE '%01 - One.flac'")
+        catalog_shards(conn, sorted({r[0] for r in conn.execute("SELECT shard FROM files")}))
+        assert "<Unknown>" in {r[0] for r in conn.execute("SELECT name FROM artists")}
+        conn.execute("DELETE FROM catalog_settings WHERE name = 'tag_rules_version'")
+        conn.close()
+        conn = open_catalog(path)
+        assert conn.execute("SELECT value FROM catalog_settings WHERE name = 'tag_rules_version'").fetchone()[0] == \
+            str(TAG_RULES_VERSION)
+        plan = plan_scan(conn, [root])
+        inventory_shards(conn, plan.walk, plan.affected)
+        assert extract_shards(conn, plan.affected, workers=1).read == 2
+        catalog_shards(conn, plan.affected)
+        assert {r[0] for r in conn.execute("SELECT name FROM artists")} == {UNKNOWN_ARTIST, "Band"}
+        assert {r[0]: r[1] for r in conn.execute("SELECT path, track_id FROM tracks")} == track_ids
+        conn.close()
+        conn = open_catalog(path)
+        plan = plan_scan(conn, [root])
+        assert plan.affected == []  # nothing left to read
+    finally:
+        conn.close()

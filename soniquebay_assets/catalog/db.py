@@ -155,7 +155,7 @@ def open_catalog(path: str | Path) -> Any:
     """Connect and bring the schema up to date."""
     conn = connect(path)
     migrate(conn)
-    from soniquebay_assets.catalog.shard_layout import ensure_shard_layout  # imports transaction() from here
+    from soniquebay_assets.catalog.build_settings import check_catalog_settings  # it imports transaction()
 
-    ensure_shard_layout(conn)
+    check_catalog_settings(conn)
     return conn

@@ -25,6 +25,10 @@ _LEADING_INT = re.compile(r"^\s*(\d+)")
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 _TRUE = {"1", "true", "yes", "y", "on", "t"}
 
+# Bump when a rule change here or in tag_mappings should reach files already read: catalogs recorded with an
+# older version re-read every file's tags once (catalog/build_settings.py). 2: placeholders are missing values.
+TAG_RULES_VERSION = 2
+
 # Whole values (after trimming, case-folding and unwrapping one pair of <> [] () brackets) that rippers and
 # taggers write when they know nothing: they mean "missing" in every text field. Only whole values match, so
 # "None of Your Business" or "Unknown Pleasures" stay real names. Documented in docs/tags.md.

@@ -1,4 +1,5 @@
-"""The shard count a catalog was built with: recorded once, checked on every open, re-sharded when it changed."""
+"""How a catalog was built (table catalog_settings), checked on every open: the shard count (re-shard when it
+changed) and the version of the tag value rules (re-read every file's tags once when they changed)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.layout import SHARD_COUNT, SHARD_KEYS, shard_for
+from soniquebay_assets.domain.tag_values import TAG_RULES_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +17,46 @@ class ShardLayoutError(RuntimeError):
     """The catalog's shards cannot be brought to this version's shard count; the message says what to do."""
 
 
+def check_catalog_settings(conn: Any) -> None:
+    """Everything open_catalog brings in line after the migrations."""
+    ensure_shard_layout(conn)
+    ensure_tag_rules(conn)
+
+
+def _setting(conn: Any, name: str) -> str | None:
+    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def _record(conn: Any, name: str, value: object) -> None:
+    conn.execute("INSERT INTO catalog_settings(name, value) VALUES (?, ?) "
+                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, str(value)))
+
+
 def recorded_shard_count(conn: Any) -> int | None:
-    row = conn.execute("SELECT value FROM catalog_settings WHERE name = 'shard_count'").fetchone()
-    return int(row[0]) if row else None
+    value = _setting(conn, "shard_count")
+    return int(value) if value is not None else None
+
+
+def ensure_tag_rules(conn: Any) -> int:
+    """A catalog whose tags were read under older value rules (e.g. before placeholders such as "<Unknown>"
+    became missing values) has every read file queued for one new tag read at the next scan; track ids, analysis
+    and covers stay (same file ids, same audio). Returns the files queued."""
+    if _setting(conn, "tag_rules_version") == str(TAG_RULES_VERSION):
+        return 0
+    with transaction(conn):
+        recorded = _setting(conn, "tag_rules_version")
+        if recorded == str(TAG_RULES_VERSION):
+            return 0
+        queued = 0
+        if recorded is not None or conn.execute("SELECT 1 FROM raw_tags LIMIT 1").fetchone():
+            queued = conn.execute("UPDATE files SET stage = 'inventoried' "
+                                  "WHERE stage IN ('extracted', 'cataloged')").rowcount
+        _record(conn, "tag_rules_version", TAG_RULES_VERSION)
+    if queued:
+        log.warning("tag value rules changed (version %s -> %s): %d files will have their tags read again at the "
+                    "next scan", recorded or "unrecorded", TAG_RULES_VERSION, queued)
+    return queued
 
 
 def ensure_shard_layout(conn: Any) -> int:
@@ -33,9 +72,7 @@ def ensure_shard_layout(conn: Any) -> int:
         moved = 0
         if recorded is not None or (highest is not None and highest > SHARD_KEYS[-1]):
             moved = _reshard(conn, recorded)
-        conn.execute(
-            "INSERT INTO catalog_settings(name, value) VALUES ('shard_count', ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (str(SHARD_COUNT),))
+        _record(conn, "shard_count", SHARD_COUNT)
     return moved
 
 

@@ -14,7 +14,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 # Album folder image names by preference (compared case-folded, with "_", "-", "." and spaces alike): the first
 # listed wins when several exist in one folder. After them come, in this order: Windows Media Player's
 # AlbumArt_{GUID}_Large, an image named after the album ("<title>" or "<artist> - <title>"), any name holding the
-# word "cover" or "front" ("Scan - Front", "00-cover"), the small thumbnails (AlbumArtSmall, AlbumArt_{GUID}_Small),
+# word "cover" or "front" ("Scan - Front", "00-cover"), the small thumbnails (AlbumArtSmall, AlbumArt_{GUID}_Small, thumb),
 # and last the folder's only image. Names saying another side of the package (back, inlay, cd...) never count.
 ALBUM_IMAGE_STEMS = ("cover", "folder", "front", "front cover", "cover front", "album", "albumart", "album art",
                      "albumcover", "album cover", "art", "artwork")

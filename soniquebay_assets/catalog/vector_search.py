@@ -23,8 +23,10 @@ from soniquebay_assets.catalog import vectors
 from soniquebay_assets.domain import embedding_text as et
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
-CANDIDATES_PER_RESULT = 50
-MIN_CANDIDATES = 500
+# Rescoring 1,000 float rows costs well under a millisecond; on 100k distinct real-model tracks 500 candidates
+# gave recall@10 0.96 and 1,000 gave 0.98 (centred codes).
+CANDIDATES_PER_RESULT = 100
+MIN_CANDIDATES = 1000
 # Below this size the index scores every row exactly. Kept small on purpose: a float scan over tens of
 # thousands of rows is a multi-threaded BLAS call that stalls badly when other jobs hold the cores (measured
 # here: 20k rows 6-30 ms under load), while the Hamming pass is plain single-threaded numpy.
@@ -65,8 +67,11 @@ class VectorIndex:
     def __init__(self, ids: np.ndarray, matrix: np.ndarray, generation: int = -1) -> None:
         self.ids = ids
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        # Sign bits of centred vectors: sentence embeddings share a large common direction, so raw signs of many
+        # dimensions are the same for every track and carry no information (recall@10 0.93 -> 0.96 at 100k).
+        self.centre = self.matrix.mean(axis=0) if len(ids) else np.zeros(self.matrix.shape[1], dtype=np.float32)
         # word-major (words x n): each XOR/popcount pass runs over one contiguous array (3-4x faster than n x words)
-        packed = _pack_signs(self.matrix) if len(ids) else np.zeros((0, 1), dtype=np.uint64)
+        packed = _pack_signs(self.matrix - self.centre) if len(ids) else np.zeros((0, 1), dtype=np.uint64)
         self.bits = np.ascontiguousarray(packed.T)
         self.generation = generation
         self.position = {int(track_id): i for i, track_id in enumerate(ids.tolist())}
@@ -79,7 +84,7 @@ class VectorIndex:
         n = len(self.ids)
         if n <= max(count, EXACT_BELOW):
             return np.arange(n)
-        code = _pack_signs(query[None, :])[0]
+        code = _pack_signs((query - self.centre)[None, :])[0]
         hamming = np.zeros(n, dtype=np.uint16)
         scratch = np.empty(n, dtype=np.uint64)
         for word in range(self.bits.shape[0]):

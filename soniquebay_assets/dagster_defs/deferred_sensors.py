@@ -23,6 +23,7 @@ from dagster import (
     schedule,
 )
 
+from soniquebay_assets import settings
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.dagster_defs.partitions import SHARDS
 from soniquebay_assets.dagster_defs.resources import CatalogResource
@@ -35,7 +36,6 @@ KIND_TARGETS = {
     "vectors": ("track_embeddings",),
     "covers": ("album_covers", "artist_images"),
 }
-KIND_EVERY_MINUTES = {"enrichment": 2, "vectors": 3, "covers": 5}
 MAX_SHARDS_PER_TICK = 16  # one run per tick over at most this many shards: bounded work per run
 MAX_ITEMS_PER_TICK = 5000
 CLAIM_TAG = "soniquebay/deferred_claim"
@@ -76,7 +76,7 @@ def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
 
 
 def build_kind_schedule(kind: str, job):
-    minutes = KIND_EVERY_MINUTES[kind]
+    minutes = settings.every_minutes(kind)
 
     @schedule(name=f"deferred_{kind}_schedule", cron_schedule=f"*/{minutes} * * * *", job=job,
               default_status=DefaultScheduleStatus.RUNNING,

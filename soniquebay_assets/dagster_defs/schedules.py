@@ -16,13 +16,14 @@ from dagster import (
     schedule,
 )
 
+from soniquebay_assets import settings
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.dagster_defs.deferred_sensors import deferred_definitions
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE
 from soniquebay_assets.queues import op_tags_for
 
-RETRY_EVERY_MINUTES = 15
+RETRY_EVERY_MINUTES = settings.every_minutes("retry")
 MAINTENANCE_CRON = "30 3 * * *"
 
 

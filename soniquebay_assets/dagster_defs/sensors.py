@@ -4,9 +4,10 @@
 import json
 from collections.abc import Sequence
 
-from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from soniquebay_assets import settings
 from soniquebay_assets.dagster_defs.jobs import scan_job
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.domain.layout import shard_ranges
@@ -21,7 +22,8 @@ def range_tags(start: str | Sequence[str], end: str | None = None) -> dict[str, 
     return {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
 
 
-@sensor(job=scan_job, minimum_interval_seconds=60,
+@sensor(job=scan_job, minimum_interval_seconds=settings.sensor_interval_s(),
+        default_status=DefaultSensorStatus.RUNNING,  # a deployment scans with no manual step
         description="Walks the library and requests a scan of the shards with new, changed or deleted files.")
 def library_changes_sensor(
     context: SensorEvaluationContext, catalog: CatalogResource, library: LibraryResource

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from soniquebay_assets.catalog import analysis as repo
+from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
 from soniquebay_assets.domain.genres import mood_tags, normalize_genres
@@ -149,6 +150,8 @@ def _write_batch(conn: Any, batch: list[tuple[Any, dict[str, Any]]]) -> None:
         repo.save_mood_tags(conn, tags)
         repo.clear_enrich_errors(conn, clean)
         repo.record_enrich_errors(conn, errors)
+        # a vector built before this analysis lacks its audio part: the track's vector is due again
+        deferred.enqueue(conn, "vectors", "track", [(track.track_id, track.shard) for track, _ in batch])
 
 
 def refresh_normalized_genres(conn: Any, shards: list[str]) -> int:

@@ -21,7 +21,8 @@ CHECKS = [
         "validate_vectors",
         asset="track_embeddings",
         description="Every vector has the recorded dimension, finite values and unit norm; no orphan rows; "
-        "every track has a vector (missing vectors only warn: shards not yet vectorized).",
+        "every track has a vector (missing vectors only warn: shards not yet vectorized); no text-only vector beside "
+        "a finished analysis.",
     )
 ]
 
@@ -109,6 +110,7 @@ def check_result(report: dict) -> AssetCheckResult:
             "n_tracks": report["n_tracks"],
             "missing": report.get("missing", 0),
             "text_only": report.get("text_only", 0),
+            "text_only_with_analysis": report.get("text_only_with_analysis", 0),
             "bad_dimension": report.get("bad_dimension", 0),
             "non_finite": report.get("non_finite", 0),
             "bad_norm": report.get("bad_norm", 0),

@@ -219,6 +219,29 @@ def fail_claimed(conn: Any, worker: str, error: str, *, now: float | None = None
     return fail(conn, claimed_by(conn, worker), error, now=now)
 
 
+def release_claimed(conn: Any, worker: str, reason: str, *, now: float | None = None) -> dict[str, int]:
+    """A claim whose run died before its steps could fail (process killed): its items are due again at once,
+    or dead once out of attempts (a run that always dies must not loop forever)."""
+    stamp = _now(now)
+    with _write(conn):
+        dead = conn.execute(
+            "UPDATE deferred_work SET state = 'dead', last_error = ?, claimed_by = NULL, claimed_at = NULL,"
+            " updated_at = ? WHERE claimed_by = ? AND state = 'in_progress' AND attempts >= max_attempts",
+            (reason[:2000], stamp, worker)).rowcount
+        pending = conn.execute(
+            "UPDATE deferred_work SET state = 'pending', last_error = ?, claimed_by = NULL, claimed_at = NULL,"
+            " not_before = ?, updated_at = ? WHERE claimed_by = ? AND state = 'in_progress'",
+            (reason[:2000], stamp, stamp, worker)).rowcount
+    return {"released": pending, "dead": dead}
+
+
+def claims_in_progress(conn: Any) -> dict[str, float]:
+    """claim id -> when it was taken, for every claim still holding items."""
+    return {row[0]: row[1] for row in conn.execute(
+        "SELECT claimed_by, MIN(claimed_at) FROM deferred_work WHERE state = 'in_progress' AND claimed_by IS NOT NULL"
+        " GROUP BY claimed_by")}
+
+
 def _update_ids(conn: Any, sql: str, leading: list, ids: Sequence[int]) -> int:
     changed = 0
     for start in range(0, len(ids), _CHUNK):

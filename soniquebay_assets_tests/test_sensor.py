@@ -6,9 +6,10 @@ import json
 
 from dagster import SensorResult, SkipReason, build_sensor_context
 
+from soniquebay_assets.dagster_defs.partitions import contiguous_groups
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
-from soniquebay_assets.domain.layout import shard_ranges
+from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.library.walker import walk_library
 from soniquebay_assets_tests.scan_helpers import materialize_scan, test_instance
 
@@ -34,11 +35,12 @@ def test_sensor_requests_changed_shards_then_skips(tmp_path, data_dir, make_audi
         assert isinstance(result, SensorResult)
         shards = sorted({f.shard for f in walk_library([library]).files})
         requested = sorted(r.tags["soniquebay/changed_shards"] for r in result.run_requests)
-        expected = [",".join(s for s in shards if a <= s <= b) for a, b in shard_ranges(shards)]
+        expected = [",".join(group) for group in contiguous_groups(shards)]
         assert requested == sorted(expected) and ",".join(requested).split(",") == shards
-        for request in result.run_requests:  # each run covers only its changed shards' range
+        for request in result.run_requests:  # each run's range holds only changed shards, no gap
             in_range = request.tags["soniquebay/changed_shards"].split(",")
             assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (in_range[0], in_range[-1])
+            assert [s for s in SHARD_KEYS if in_range[0] <= s <= in_range[-1]] == in_range
         snapshot = result.run_requests[0].run_config["ops"]["file_inventory"]["config"]["snapshot"]
         assert json.loads(open(snapshot).read())["files"]  # the run reuses the sensor's walk
         cursor = result.cursor

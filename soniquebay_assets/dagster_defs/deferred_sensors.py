@@ -25,7 +25,7 @@ from dagster import (
 
 from soniquebay_assets import settings
 from soniquebay_assets.catalog import deferred
-from soniquebay_assets.dagster_defs.partitions import SHARDS
+from soniquebay_assets.dagster_defs.partitions import SHARDS, contiguous_groups
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE, PREFIX_BY_DEFERRED_KIND
@@ -45,19 +45,6 @@ KIND_TAG = "soniquebay/deferred_kind"
 
 def job_name(kind: str) -> str:
     return f"deferred_{kind}_job"
-
-
-def contiguous_groups(shards: Iterable[str]) -> list[list[str]]:
-    """The shards as runs of neighbouring keys: a run covers a range, and every shard in it is marked
-    materialized, so a range never spans a shard without work."""
-    index = {key: i for i, key in enumerate(SHARDS.get_partition_keys())}
-    groups: list[list[str]] = []
-    for shard in sorted(set(shards), key=index.__getitem__):
-        if groups and index[shard] == index[groups[-1][-1]] + 1:
-            groups[-1].append(shard)
-        else:
-            groups.append([shard])
-    return groups
 
 
 def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str | None = None,

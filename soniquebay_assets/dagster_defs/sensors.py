@@ -9,9 +9,11 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from soniquebay_assets import settings
 from soniquebay_assets.dagster_defs.jobs import scan_job
+from soniquebay_assets.dagster_defs.partitions import contiguous_groups
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
-from soniquebay_assets.domain.layout import shard_ranges
 from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
+
+MAX_SCAN_RUNS_PER_TICK = 32
 
 
 def range_tags(start: str | Sequence[str], end: str | None = None) -> dict[str, str]:
@@ -45,13 +47,15 @@ def library_changes_sensor(
             f"{plan.files_seen} files walked in {plan.walk_seconds:.2f}s; no shard changed since the last request"
         )
     snapshot = save_snapshot(plan.walk, catalog.data_dir.snapshots)
-    requested.update({s: current[s] for s in fresh})
+    # one run per range of neighbouring changed shards (a range never spans an unchanged shard); past
+    # MAX_SCAN_RUNS_PER_TICK the other shards stay out of the cursor and are requested at the next tick
+    groups = contiguous_groups(fresh)[:MAX_SCAN_RUNS_PER_TICK]
     config = {"ops": {"file_inventory": {"config": {"snapshot": str(snapshot)}}}}
     requests = []
-    for start, end in shard_ranges(fresh):
-        in_range = [s for s in fresh if start <= s <= end]
+    for in_range in groups:
+        requested.update({s: current[s] for s in in_range})
         run_key = "scan-" + "-".join(f"{s}{current[s][:6]}" for s in in_range)[:200]
         requests.append(RunRequest(run_key=run_key, run_config=config,
-                                   tags={**range_tags(start, end),
+                                   tags={**range_tags(in_range[0], in_range[-1]),
                                          "soniquebay/changed_shards": ",".join(in_range)[:1000]}))
     return SensorResult(run_requests=requests, cursor=json.dumps(requested))

@@ -25,6 +25,7 @@ from dagster import (
 
 from soniquebay_assets import settings
 from soniquebay_assets.catalog import deferred
+from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE
 from soniquebay_assets.dagster_defs.partitions import SHARDS, contiguous_groups
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.dagster_defs.sensors import range_tags
@@ -72,6 +73,7 @@ def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str
         claimed_shards = sorted({item.shard for item in items})
         requests.append(RunRequest(
             run_key=claim,
+            run_config=QUIET_CONSOLE,
             tags={**range_tags(claimed_shards[0], claimed_shards[-1]), CLAIM_TAG: claim, KIND_TAG: kind,
                   "soniquebay/deferred_items": str(len(items)),
                   "soniquebay/deferred_shards": ",".join(claimed_shards)[:1000]},
@@ -166,25 +168,29 @@ def release_ended_claims(conn, instance, *, now: float | None = None) -> dict:
     return counts
 
 
+# items are due for the next stage only once settled: settle at the library sensor's pace, at most every 30 s
+SETTLE_INTERVAL_S = min(30, settings.sensor_interval_s())
+
+
 def build_settle_sensors(jobs: list) -> list:
     """Run-status sensors over the deferred jobs: SUCCESS -> done, FAILURE/CANCELED -> retry or dead letter."""
     if not jobs:
         return []
 
     @run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitored_jobs=jobs, name="deferred_done_sensor",
-                       default_status=DefaultSensorStatus.RUNNING,
+                       default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=SETTLE_INTERVAL_S,
                        description="Marks the deferred items of a successful deferred run done.")
     def deferred_done_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
         return _settle(context, catalog, success=True)
 
     @run_status_sensor(run_status=DagsterRunStatus.FAILURE, monitored_jobs=jobs, name="deferred_failed_sensor",
-                       default_status=DefaultSensorStatus.RUNNING,
+                       default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=SETTLE_INTERVAL_S,
                        description="Backs off (or dead-letters) the deferred items of a failed deferred run.")
     def deferred_failed_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
         return _settle(context, catalog, success=False)
 
     @run_status_sensor(run_status=DagsterRunStatus.CANCELED, monitored_jobs=jobs, name="deferred_canceled_sensor",
-                       default_status=DefaultSensorStatus.RUNNING,
+                       default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=SETTLE_INTERVAL_S,
                        description="A canceled deferred run counts as a failed attempt for its items.")
     def deferred_canceled_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
         return _settle(context, catalog, success=False, error="run canceled")

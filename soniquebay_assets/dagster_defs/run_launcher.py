@@ -44,7 +44,7 @@ class MonitoredRunLauncher(DefaultRunLauncher):
     """DefaultRunLauncher whose run workers can be health-checked by Dagster's run monitoring."""
 
     def launch_run(self, context: LaunchRunContext) -> None:
-        context.instance.add_run_tags(context.dagster_run.run_id, {LAUNCH_HOST_TAG: socket.gethostname()})
+        self._instance.add_run_tags(context.dagster_run.run_id, {LAUNCH_HOST_TAG: socket.gethostname()})
         super().launch_run(context)
 
     @property

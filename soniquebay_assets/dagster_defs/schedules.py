@@ -19,6 +19,7 @@ from dagster import (
 from soniquebay_assets import settings
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.dagster_defs.deferred_sensors import deferred_definitions, release_ended_claims
+from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE
 from soniquebay_assets.queues import op_tags_for
@@ -60,7 +61,8 @@ def deferred_retry_schedule(context: ScheduleEvaluationContext, catalog: Catalog
         conn.close()
     if not due and not stale:
         return SkipReason(f"{DEFERRED_QUEUE} no failed work due for retry; claims of ended runs settled: {ended}")
-    return RunRequest(tags={"soniquebay/deferred_due_failed": str(due), "soniquebay/deferred_stale": str(stale)})
+    return RunRequest(run_config=QUIET_CONSOLE,
+                      tags={"soniquebay/deferred_due_failed": str(due), "soniquebay/deferred_stale": str(stale)})
 
 
 def _tick(context: ScheduleEvaluationContext) -> float:
@@ -76,7 +78,7 @@ maintenance_job = define_asset_job("deferred_maintenance_job", selection=AssetSe
           default_status=DefaultScheduleStatus.RUNNING,
           description="Daily 03:30: expired items, orphans, vector validation, integrity check, ANALYZE/VACUUM.")
 def deferred_maintenance_schedule(context: ScheduleEvaluationContext):
-    return RunRequest()
+    return RunRequest(run_config=QUIET_CONSOLE)
 
 
 def all_schedule_definitions(asset_keys: Iterable[str]) -> tuple[list, list, list]:

@@ -8,7 +8,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from soniquebay_assets import settings
-from soniquebay_assets.dagster_defs.jobs import scan_job
+from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE, scan_job
 from soniquebay_assets.dagster_defs.partitions import contiguous_groups
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
@@ -50,7 +50,7 @@ def library_changes_sensor(
     # one run per range of neighbouring changed shards (a range never spans an unchanged shard); past
     # MAX_SCAN_RUNS_PER_TICK the other shards stay out of the cursor and are requested at the next tick
     groups = contiguous_groups(fresh)[:MAX_SCAN_RUNS_PER_TICK]
-    config = {"ops": {"file_inventory": {"config": {"snapshot": str(snapshot)}}}}
+    config = {**QUIET_CONSOLE, "ops": {"file_inventory": {"config": {"snapshot": str(snapshot)}}}}
     requests = []
     for in_range in groups:
         requested.update({s: current[s] for s in in_range})

@@ -10,7 +10,7 @@ from dagster import (
     MetadataValue,
 )
 
-from soniquebay_assets.dagster_defs.metadata import log_prefix, shard_summary
+from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.vectorize import validate_vectors, vectorize_shards
@@ -62,6 +62,7 @@ def track_embeddings(context: AssetExecutionContext, config: VectorConfig, catal
         f"({stats['text_only']} text-only), {stats['unchanged']} unchanged, {stats['fragments_encoded']} texts embedded "
         f"in {stats['encode_seconds']} s; rebuilt={stats['rebuilt']}, driver {stats['sqlite_driver']}"
     )
+    describe_each_shard(context, catalog)
     return MaterializeResult(metadata=vector_metadata(stats, report, shards), check_results=[check_result(report)])
 
 

@@ -309,13 +309,21 @@ def test_worker_stopped_fails_fast_then_retry_finishes_and_library_edits_stay_ex
                             on_timeout=lambda: _runs_table(dep))
     text = _run_text(dep, failed.run_id)
     assert "worker_metadata" in text and "no live Celery worker" in text, text[-3000:]
-    conn = dep.catalog()
-    try:
-        waiting = conn.execute("SELECT COUNT(*) FROM deferred_work WHERE kind = 'enrichment'"
-                               " AND state IN ('failed', 'pending')").fetchone()[0]
-    finally:
-        conn.close()
-    assert waiting > 0  # released with a backoff, not lost
+    claim = failed.tags["soniquebay/deferred_claim"]
+
+    def claim_backed_off() -> dict | None:
+        conn = dep.catalog()
+        try:
+            states = dict(conn.execute("SELECT state, COUNT(*) FROM deferred_work WHERE kind = 'enrichment'"
+                                       " AND last_error LIKE ? GROUP BY state", (f"%{failed.run_id[:8]}%",)).fetchall())
+            held = conn.execute("SELECT COUNT(*) FROM deferred_work WHERE claimed_by = ? AND state = 'in_progress'",
+                                (claim,)).fetchone()[0]
+        finally:
+            conn.close()
+        return states if states and not held else None
+
+    states = wait_for(claim_backed_off, 120, "the failed run's items to back off", interval_s=2)
+    assert set(states) <= {"failed", "pending"}, states  # released with a backoff, not lost, not dead
 
     dep.start("worker-heavy")  # back: the retry schedule requeues the work and everything finishes
     state = _wait_processed(dep)

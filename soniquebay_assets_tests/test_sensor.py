@@ -65,3 +65,32 @@ def test_sensor_without_library_explains_what_to_set(tmp_path, data_dir, monkeyp
             "catalog": CatalogResource(data_dir_path=str(data_dir)), "library": LibraryResource()})
         result = library_changes_sensor(context)
     assert isinstance(result, SkipReason) and "SONIQUEBAY_LIBRARY" in result.skip_message
+
+
+def test_sensor_asks_again_for_a_shard_whose_scan_never_landed(tmp_path, data_dir, make_audio):
+    """A requested scan that failed (no worker, a crash) is requested again later, unless one is still running."""
+    import time
+
+    from dagster import DagsterRunStatus
+
+    from soniquebay_assets.dagster_defs import sensors
+    from soniquebay_assets.dagster_defs.definitions import defs
+
+    library = tmp_path / "music"
+    make_audio(library / "A/One/01 a.flac", title="a", artist="A", album="One")
+    with test_instance(tmp_path) as instance:
+        first, _ = _tick(instance, library, data_dir)
+        [request] = first.run_requests
+        shard = request.tags["soniquebay/changed_shards"]
+        cursor = json.loads(first.cursor)
+        again, _ = _tick(instance, library, data_dir, first.cursor)
+        assert isinstance(again, SkipReason)  # just requested: not yet
+        cursor[shard][1] = time.time() - sensors.RESCAN_AFTER_S - 1  # long ago, and the shard is still unscanned
+        job = defs.get_repository_def().get_job("scan_job")
+        running = instance.create_run_for_job(job_def=job, tags=request.tags, status=DagsterRunStatus.STARTED)
+        busy, _ = _tick(instance, library, data_dir, json.dumps(cursor))
+        assert isinstance(busy, SkipReason)  # its scan is still running
+        instance.report_run_failed(running)
+        retried, _ = _tick(instance, library, data_dir, json.dumps(cursor))
+        assert [r.tags["soniquebay/changed_shards"] for r in retried.run_requests] == [shard]
+        assert retried.run_requests[0].run_key != request.run_key

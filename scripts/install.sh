@@ -11,6 +11,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)  # the deployment test creates its database with psql
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${missing[*]}"

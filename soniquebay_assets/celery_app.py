@@ -65,11 +65,67 @@ def allow_process_pools_in_pool_children(**_: Any) -> None:
     config["authkey"] = AuthenticationString(bytes(config.get("authkey") or os.urandom(32)))
 
 
+_STEP_LOG = "soniquebay.worker"
+_started_at: dict[str, tuple[float, str]] = {}
+
+
+def _step_label(task: Any, args: Any, kwargs: Any) -> tuple[str, str]:
+    """(`[WORKER_*]` prefix of the queue the task came from, "step KEY of run ID") for one execute_plan task."""
+    from soniquebay_assets.logging_prefixes import PREFIX_BY_QUEUE
+
+    queue = ((getattr(task.request, "delivery_info", None) or {}).get("routing_key")) or "?"
+    prefix = PREFIX_BY_QUEUE.get(queue, f"[{queue.upper()}]")
+    # dagster-celery sends the step as keyword arguments (serdes-packed ExecuteStepArgs)
+    packed = (kwargs or {}).get("execute_step_args_packed") or (args[0] if args else {})
+    if not isinstance(packed, dict):
+        packed = {}
+    steps = packed.get("step_keys_to_execute") or ["?"]
+    run_id = packed.get("pipeline_run_id") or packed.get("run_id") or "?"
+    return prefix, f"step {', '.join(steps)} of run {str(run_id)[:8]}"
+
+
+def log_step_start(task_id: str = "", task: Any = None, args: Any = None, kwargs: Any = None, **_: Any) -> None:
+    """One line when a step starts on this worker."""
+    import logging
+    import time
+
+    prefix, label = _step_label(task, args, kwargs)
+    _started_at[task_id] = (time.monotonic(), f"{prefix} {label}")
+    logging.getLogger(_STEP_LOG).info(f"{prefix} {label} started")
+
+
+def log_step_end(task_id: str = "", task: Any = None, args: Any = None, kwargs: Any = None, retval: Any = None,
+                 state: str = "", **_: Any) -> None:
+    """One line when it ends: success or failure (from the step events it returns) and seconds taken."""
+    import logging
+    import time
+
+    began, label = _started_at.pop(task_id, (None, None))
+    if label is None:
+        prefix, rest = _step_label(task, args, kwargs)
+        label = f"{prefix} {rest}"
+    failed = state != "SUCCESS" or "STEP_FAILURE" in str(retval)[-20000:]
+    took = f" in {time.monotonic() - began:.1f}s" if began is not None else ""
+    logging.getLogger(_STEP_LOG).info(f"{label} {'failed' if failed else 'succeeded'}{took}")
+
+
+def quiet_celery_loggers(**_: Any) -> None:
+    """Celery logs every task received and its whole result (the step's serialized events): keep the
+    concise step lines instead."""
+    import logging
+
+    for name in ("celery.app.trace", "celery.worker.strategy", "soniquebay_assets"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _worker_app() -> Any:
-    from celery.signals import worker_process_init
+    from celery.signals import after_setup_logger, task_postrun, task_prerun, worker_process_init
     from dagster_celery.tasks import create_task
 
     worker_process_init.connect(allow_process_pools_in_pool_children, weak=False)
+    after_setup_logger.connect(quiet_celery_loggers, weak=False)
+    task_prerun.connect(log_step_start, weak=False)
+    task_postrun.connect(log_step_end, weak=False)
     worker_app = make_celery_app()
     create_task(worker_app)  # registers "execute_plan", the task every step is sent as
     return worker_app

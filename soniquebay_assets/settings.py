@@ -99,3 +99,44 @@ class DataDir:
         for path in (self.root, self.dagster_home, self.snapshots):
             path.mkdir(parents=True, exist_ok=True)
         return self
+
+
+# Cadences of the deployment's sensors and schedules (read when the definitions load). The defaults suit a
+# library server; tests and small set-ups may shorten them.
+ENV_SENSOR_INTERVAL_S = "SONIQUEBAY_SENSOR_INTERVAL_SECONDS"
+ENV_EVERY_MINUTES = {
+    "enrichment": "SONIQUEBAY_ENRICHMENT_EVERY_MINUTES",
+    "vectors": "SONIQUEBAY_VECTORS_EVERY_MINUTES",
+    "covers": "SONIQUEBAY_COVERS_EVERY_MINUTES",
+    "retry": "SONIQUEBAY_RETRY_EVERY_MINUTES",
+}
+DEFAULT_EVERY_MINUTES = {"enrichment": 2, "vectors": 3, "covers": 5, "retry": 15}
+
+
+def _positive_int(name: str, default: int, *, maximum: int | None = None) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: give a whole number") from None
+    if value < 1 or (maximum is not None and value > maximum):
+        raise ValueError(f"{name}={raw!r}: give a number from 1 to {maximum or 'up'}")
+    return value
+
+
+def sensor_interval_s() -> int:
+    """SONIQUEBAY_SENSOR_INTERVAL_SECONDS: least time between two library walks of the sensor (default 60)."""
+    return _positive_int(ENV_SENSOR_INTERVAL_S, 60)
+
+
+def every_minutes(schedule: str) -> int:
+    """SONIQUEBAY_<KIND>_EVERY_MINUTES: cadence of a deferred schedule (enrichment 2, vectors 3, covers 5, retry 15)."""
+    return _positive_int(ENV_EVERY_MINUTES[schedule], DEFAULT_EVERY_MINUTES[schedule], maximum=59)
+
+
+def dagster_home_from_env() -> Path | None:
+    """DAGSTER_HOME when set (the instance a deployment's webserver, daemon and workers share), else None."""
+    raw = os.environ.get("DAGSTER_HOME", "").strip()
+    return Path(raw).expanduser().resolve() if raw else None

@@ -41,14 +41,33 @@ def test_worker_command_line(tmp_path):
                 "--data-dir", str(tmp_path / "data"), "--print-command")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    command = out["command"]
-    assert command[command.index("-A") + 1] == "soniquebay_assets.celery_app"
-    assert command.count("-Q") == 1  # one comma list: repeated -Q would keep only the last queue
-    assert command[command.index("-Q") + 1] == "worker_scan,worker_extract,worker_insert_bulk"
-    assert command[command.index("--prefetch-multiplier") + 1] == "2"
-    assert command[command.index("--concurrency") + 1] == "4"
+    # one Celery process per prefetch value, so each queue keeps its own: scan 4, extract and insert 2
+    commands = out["commands"]
+    assert len(commands) == 2
+    by_queues = {c[c.index("-Q") + 1]: c for c in commands}
+    assert set(by_queues) == {"worker_scan", "worker_extract,worker_insert_bulk"}
+    for queue_list, command in by_queues.items():
+        assert command[command.index("-A") + 1] == "soniquebay_assets.celery_app"
+        assert command.count("-Q") == 1  # one comma list: repeated -Q would keep only the last queue
+        assert command[command.index("--prefetch-multiplier") + 1] == str(
+            queues.PREFETCH_BY_QUEUE[queue_list.split(",")[0]])
+        assert command[command.index("--concurrency") + 1] == "4"
+    assert len({c[c.index("-n") + 1] for c in commands}) == 2  # distinct Celery node names
     assert out["env"]["DAGSTER_HOME"] == str(tmp_path / "data" / "dagster_home")
     assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").is_file()
+
+
+def test_worker_autoscale_and_single_prefetch_group(tmp_path):
+    done = _cli("worker", "--queues", "worker_deferred", "--autoscale", "3,1", "--data-dir", str(tmp_path),
+                "--print-command")
+    assert done.returncode == 0, done.stderr
+    [command] = json.loads(done.stdout)["commands"]
+    assert command[command.index("--autoscale") + 1] == "3,1" and "--concurrency" not in command
+    assert command[command.index("-n") + 1].startswith("worker_deferred@")
+    for bad in ("3", "1,3", "a,b"):
+        done = _cli("worker", "--queues", "worker_deferred", "--autoscale", bad, "--data-dir", str(tmp_path),
+                    "--print-command")
+        assert done.returncode == 2 and "--autoscale" in done.stderr
 
 
 def test_worker_refuses_bad_queue_lists(tmp_path):
@@ -105,7 +124,8 @@ def test_definitions_jobs_run_in_process_by_default(data_dir, monkeypatch):
     with instance_for_test() as instance:
         with execute_job(repo.get_reconstructable_job("deferred_retry_job"), instance=instance) as result:
             assert result.success
-            assert result.output_for_node("retry_deferred_work") == {"retried": 0, "reclaimed": 0, "dead": 0}
+            assert result.output_for_node("retry_deferred_work") == {
+                "retried": 0, "reclaimed": 0, "dead": 0, "ended_claims": {"done": 0, "released": 0, "dead": 0}}
             messages = [e.message or "" for e in result.all_events]
     assert any("in process" in m for m in messages), messages
     assert not any("Celery" in m for m in messages)

@@ -99,11 +99,20 @@ def test_services_share_broker_instance_and_volumes(compose):
 def test_instance_config_is_valid_postgres_with_default_launcher(tmp_path, monkeypatch):
     from dagster._core.instance.config import dagster_instance_config
 
+    from soniquebay_assets.dagster_defs.run_launcher import MonitoredRunLauncher
+
     raw = yaml.safe_load((DOCKER / "dagster.yaml").read_text(encoding="utf-8"))
     assert "postgres" in raw["storage"]
-    assert raw["run_launcher"]["class"] == "DefaultRunLauncher"  # CeleryRunLauncher breaks the celery executor
-    for key in ("DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_DB"):
-        monkeypatch.setenv(key, "x")
+    assert raw["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"  # the pinned driver
+    # Dagster's default launcher (CeleryRunLauncher breaks the celery executor) with a run-worker health check
+    assert raw["run_launcher"]["class"] == "MonitoredRunLauncher"
+    assert issubclass(MonitoredRunLauncher, __import__("dagster").DefaultRunLauncher)
+    assert raw["run_monitoring"]["enabled"] is True
+    compose_env = yaml.safe_load((DOCKER / "compose.yaml").read_text(encoding="utf-8"))["x-soniquebay-env"]
+    for key in ("DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_DB",
+                "DAGSTER_LOCAL_STORAGE_DIR", "DAGSTER_COMPUTE_LOGS_DIR"):
+        assert key in compose_env, f"compose does not set {key}, which docker/dagster.yaml reads"
+        monkeypatch.setenv(key, "x" if "DIR" not in key else str(tmp_path / compose_env[key].strip("/")))
     (tmp_path / "dagster.yaml").write_text((DOCKER / "dagster.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     config, _cls = dagster_instance_config(str(tmp_path))  # schema validation, no connection
     assert config["storage"]["postgres"]["postgres_db"]["port"] == 5432

@@ -79,7 +79,7 @@ def test_kind_schedule_requests_one_bounded_run_for_due_shards_only(catalog):
     deferred.enqueue(conn, "enrichment", "track", [(i, f"{i:02x}") for i in range(1, 41)], now=now - 60)
     deferred.enqueue(conn, "enrichment", "track", [(200, "fe")], delay_s=3600, now=now)  # not due
     deferred.enqueue(conn, "covers", "album", [(1, "01")], now=now - 60)  # another kind
-    request = _kind_schedule("enrichment")(_context(resource, now))
+    [request] = _kind_schedule("enrichment")(_context(resource, now))  # 01..10: one range of neighbours
     assert isinstance(request, RunRequest)
     shards = request.tags["soniquebay/deferred_shards"].split(",")
     assert len(shards) == ds.MAX_SHARDS_PER_TICK and "fe" not in shards
@@ -92,12 +92,30 @@ def test_kind_schedule_requests_one_bounded_run_for_due_shards_only(catalog):
     assert sorted(r[0] for r in claimed) == sorted(shards)
     assert int(request.tags["soniquebay/deferred_items"]) == len(claimed)
     # the next tick takes the next shards, never the claimed ones
-    second = _kind_schedule("enrichment")(_context(resource, now))
+    [second] = _kind_schedule("enrichment")(_context(resource, now))
     assert not set(second.tags["soniquebay/deferred_shards"].split(",")) & set(shards)
-    third = _kind_schedule("enrichment")(_context(resource, now))
+    [third] = _kind_schedule("enrichment")(_context(resource, now))
     assert isinstance(third, RunRequest)  # 40 shards: 16 + 16 + 8
     assert isinstance(_kind_schedule("enrichment")(_context(resource, now)), SkipReason)
     assert deferred.metrics(conn)["covers"]["pending"] == 1
+
+
+def test_kind_schedule_runs_cover_only_shards_with_work(catalog):
+    """Scattered due shards become one run per range of neighbours: no run spans a shard without work."""
+    resource, conn = catalog
+    now = time.time()
+    due = ["03", "04", "05", "20", "41", "42", "7e", "7f"]
+    deferred.enqueue(conn, "enrichment", "track", [(i, s) for i, s in enumerate(due, start=1)], now=now - 60)
+    requests = _kind_schedule("enrichment")(_context(resource, now))
+    covered = [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) for r in requests]
+    assert len(covered) == ds.MAX_RUNS_PER_TICK
+    assert covered == [("03", "05"), ("20", "20"), ("41", "42"), ("7e", "7f")]
+    assert len({r.tags[ds.CLAIM_TAG] for r in requests}) == len(requests)  # each run settles its own items
+    for r in requests:
+        claimed = {row[0] for row in conn.execute(
+            "SELECT shard FROM deferred_work WHERE claimed_by = ?", (r.tags[ds.CLAIM_TAG],))}
+        assert claimed == set(r.tags["soniquebay/deferred_shards"].split(","))
+    assert isinstance(_kind_schedule("enrichment")(_context(resource, now)), SkipReason)
 
 
 def test_kind_schedule_skips_without_due_work(catalog):
@@ -118,8 +136,8 @@ def _run_with_tags(instance: DagsterInstance, tags: dict):
 def test_settle_sensors_mark_done_or_back_off(catalog):
     resource, conn = catalog
     deferred.enqueue(conn, "enrichment", "track", [(1, "00"), (2, "00"), (3, "01")], now=time.time() - 10)
-    ok = ds.request_for_kind(conn, "enrichment", max_shards=1)
-    bad = ds.request_for_kind(conn, "enrichment", max_shards=1)
+    [ok] = ds.request_for_kind(conn, "enrichment", max_shards=1)
+    [bad] = ds.request_for_kind(conn, "enrichment", max_shards=1)
     jobs = list(ds.build_kind_jobs(["enriched_tracks"]).values())
     done_sensor, failed_sensor, _canceled = ds.build_settle_sensors(jobs)
     with DagsterInstance.ephemeral() as instance:
@@ -200,12 +218,48 @@ def test_schedule_run_and_settle_end_to_end_for_covers(catalog, tmp_path, make_a
     extract_shards(conn, plan.affected, workers=1)
     catalog_shards(conn, plan.affected)
     assert deferred.metrics(conn)["covers"]["pending"] == 2
-    request = _kind_schedule("covers")(_context(resource))
-    assert isinstance(request, RunRequest)
+    requests = _kind_schedule("covers")(_context(resource))
+    assert requests and all(isinstance(r, RunRequest) for r in requests)
     covers = [a for a in all_assets() if {k.to_user_string() for k in a.keys} & set(ds.KIND_TARGETS["covers"])]
-    run_tags = {k: v for k, v in request.tags.items() if k.startswith("dagster/")}
-    result = materialize(covers, resources={"catalog": resource}, tags=run_tags, raise_on_error=False)
-    assert result.success
-    assert ds.settle_claim(conn, request.tags, success=result.success) == {"done": 2}
+    settled = 0
+    for request in requests:
+        run_tags = {k: v for k, v in request.tags.items() if k.startswith("dagster/")}
+        result = materialize(covers, resources={"catalog": resource}, tags=run_tags, raise_on_error=False)
+        assert result.success
+        settled += ds.settle_claim(conn, request.tags, success=result.success)["done"]
+    assert settled == 2
     m = deferred.metrics(conn)["covers"]
     assert (m["done"], m["pending"], m["in_progress"]) == (2, 0, 0)
+
+
+def test_claims_of_ended_runs_are_settled_not_held(catalog):
+    """A run that ended without its settle sensor (daemon killed) or a claim whose run never started does not
+    hold its items until the 2 h stale-claim limit."""
+    from dagster import DagsterRunStatus
+
+    resource, conn = catalog
+    now = time.time()
+    deferred.enqueue(conn, "enrichment", "track", [(1, "00"), (2, "01"), (3, "02"), (4, "03")], now=now - 3600)
+    for claim, shard in (("c-ok", "00"), ("c-failed", "01"), ("c-orphan", "02"), ("c-running", "03")):
+        deferred.claim(conn, "enrichment", claim, shards=[shard], now=now - 3000)
+    job = __import__("soniquebay_assets.dagster_defs.definitions", fromlist=["defs"]).defs.get_repository_def(
+    ).get_job("deferred_retry_job")
+    with DagsterInstance.ephemeral() as instance:
+        for claim, status in (("c-ok", DagsterRunStatus.SUCCESS), ("c-failed", DagsterRunStatus.FAILURE),
+                              ("c-running", DagsterRunStatus.STARTED)):
+            instance.create_run_for_job(job_def=job, tags={ds.CLAIM_TAG: claim}, status=status)
+        counts = ds.release_ended_claims(conn, instance, now=now)
+    assert counts == {"done": 1, "released": 2, "dead": 0}
+    states = dict(conn.execute("SELECT entity_id, state FROM deferred_work").fetchall())
+    assert states == {1: "done", 2: "pending", 3: "pending", 4: "in_progress"}
+
+
+def test_run_whose_process_died_releases_its_items_at_once(catalog):
+    resource, conn = catalog
+    deferred.enqueue(conn, "vectors", "track", [(1, "00")], now=time.time() - 10)
+    [request] = ds.request_for_kind(conn, "vectors")
+    message = "Detected run worker status WorkerStatus.FAILED: run worker process 4242 on host is gone"
+    assert ds.worker_died(message) and not ds.worker_died("boom: HTTP 500")
+    assert ds.settle_claim(conn, request.tags, success=False, error=message, worker_died=True) == {
+        "released": 1, "dead": 0}
+    assert tuple(conn.execute("SELECT state, attempts FROM deferred_work").fetchone()) == ("pending", 1)

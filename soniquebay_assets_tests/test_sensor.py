@@ -7,9 +7,10 @@ from pathlib import Path
 
 from dagster import SensorResult, SkipReason, build_sensor_context
 
+from soniquebay_assets.dagster_defs.partitions import contiguous_groups
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
-from soniquebay_assets.domain.layout import shard_ranges
+from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.library.walker import walk_library
 from soniquebay_assets_tests.scan_helpers import materialize_scan, test_instance
 
@@ -35,11 +36,12 @@ def test_sensor_requests_changed_shards_then_skips(tmp_path, data_dir, make_audi
         assert isinstance(result, SensorResult)
         shards = sorted({f.shard for f in walk_library([library]).files})
         requested = sorted(r.tags["soniquebay/changed_shards"] for r in result.run_requests)
-        expected = [",".join(s for s in shards if a <= s <= b) for a, b in shard_ranges(shards)]
+        expected = [",".join(group) for group in contiguous_groups(shards)]
         assert requested == sorted(expected) and ",".join(requested).split(",") == shards
-        for request in result.run_requests:  # each run covers only its changed shards' range
+        for request in result.run_requests:  # each run's range holds only changed shards, no gap
             in_range = request.tags["soniquebay/changed_shards"].split(",")
             assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (in_range[0], in_range[-1])
+            assert [s for s in SHARD_KEYS if in_range[0] <= s <= in_range[-1]] == in_range
         snapshot = result.run_requests[0].run_config["ops"]["file_inventory"]["config"]["snapshot"]
         assert json.loads(Path(snapshot).read_text())["files"]  # the run reuses the sensor's walk
         cursor = result.cursor
@@ -64,3 +66,32 @@ def test_sensor_without_library_explains_what_to_set(tmp_path, data_dir, monkeyp
             "catalog": CatalogResource(data_dir_path=str(data_dir)), "library": LibraryResource()})
         result = library_changes_sensor(context)
     assert isinstance(result, SkipReason) and "SONIQUEBAY_LIBRARY" in result.skip_message
+
+
+def test_sensor_asks_again_for_a_shard_whose_scan_never_landed(tmp_path, data_dir, make_audio):
+    """A requested scan that failed (no worker, a crash) is requested again later, unless one is still running."""
+    import time
+
+    from dagster import DagsterRunStatus
+
+    from soniquebay_assets.dagster_defs import sensors
+    from soniquebay_assets.dagster_defs.definitions import defs
+
+    library = tmp_path / "music"
+    make_audio(library / "A/One/01 a.flac", title="a", artist="A", album="One")
+    with test_instance(tmp_path) as instance:
+        first, _ = _tick(instance, library, data_dir)
+        [request] = first.run_requests
+        shard = request.tags["soniquebay/changed_shards"]
+        cursor = json.loads(first.cursor)
+        again, _ = _tick(instance, library, data_dir, first.cursor)
+        assert isinstance(again, SkipReason)  # just requested: not yet
+        cursor[shard][1] = time.time() - sensors.RESCAN_AFTER_S - 1  # long ago, and the shard is still unscanned
+        job = defs.get_repository_def().get_job("scan_job")
+        running = instance.create_run_for_job(job_def=job, tags=request.tags, status=DagsterRunStatus.STARTED)
+        busy, _ = _tick(instance, library, data_dir, json.dumps(cursor))
+        assert isinstance(busy, SkipReason)  # its scan is still running
+        instance.report_run_failed(running)
+        retried, _ = _tick(instance, library, data_dir, json.dumps(cursor))
+        assert [r.tags["soniquebay/changed_shards"] for r in retried.run_requests] == [shard]
+        assert retried.run_requests[0].run_key != request.run_key

@@ -24,6 +24,15 @@ BACKOFF_CAP_S = 6 * 3600.0
 STALE_CLAIM_S = 2 * 3600.0
 _CHUNK = 900  # stay under SQLite's host-parameter limit
 
+# Data ordering: a track's vector is built from its analysis, so its vectors item is not due while the track's
+# enrichment item is still to do (pending, claimed, or failed and waiting for a retry).
+_WAITS_FOR_ANALYSIS = (
+    " AND NOT (deferred_work.kind = 'vectors' AND deferred_work.entity_type = 'track' AND EXISTS ("
+    "SELECT 1 FROM deferred_work analysis_item WHERE analysis_item.kind = 'enrichment'"
+    " AND analysis_item.entity_type = 'track' AND analysis_item.entity_id = deferred_work.entity_id"
+    " AND analysis_item.state IN ('pending', 'in_progress', 'failed')))"
+)
+
 _COLUMNS = "work_id, kind, entity_type, entity_id, shard, priority, attempts, max_attempts, not_before, claimed_by"
 
 
@@ -149,7 +158,7 @@ def claim(conn: Any, kind: str, worker: str, *, limit: int = 100, shards: Sequen
         rows = conn.execute(
             "UPDATE deferred_work SET state = 'in_progress', claimed_by = ?, claimed_at = ?, attempts = attempts + 1,"
             " updated_at = ? WHERE work_id IN (SELECT work_id FROM deferred_work"
-            "  WHERE kind = ? AND state = 'pending' AND not_before <= ?" + shard_filter +
+            "  WHERE kind = ? AND state = 'pending' AND not_before <= ?" + shard_filter + _WAITS_FOR_ANALYSIS +
             "  ORDER BY priority, not_before, work_id LIMIT ?)"
             f" RETURNING {_COLUMNS}",
             [worker, stamp, stamp, *params, int(limit)],
@@ -208,6 +217,29 @@ def complete_claimed(conn: Any, worker: str, *, now: float | None = None) -> int
 
 def fail_claimed(conn: Any, worker: str, error: str, *, now: float | None = None) -> dict[str, int]:
     return fail(conn, claimed_by(conn, worker), error, now=now)
+
+
+def release_claimed(conn: Any, worker: str, reason: str, *, now: float | None = None) -> dict[str, int]:
+    """A claim whose run died before its steps could fail (process killed): its items are due again at once,
+    or dead once out of attempts (a run that always dies must not loop forever)."""
+    stamp = _now(now)
+    with _write(conn):
+        dead = conn.execute(
+            "UPDATE deferred_work SET state = 'dead', last_error = ?, claimed_by = NULL, claimed_at = NULL,"
+            " updated_at = ? WHERE claimed_by = ? AND state = 'in_progress' AND attempts >= max_attempts",
+            (reason[:2000], stamp, worker)).rowcount
+        pending = conn.execute(
+            "UPDATE deferred_work SET state = 'pending', last_error = ?, claimed_by = NULL, claimed_at = NULL,"
+            " not_before = ?, updated_at = ? WHERE claimed_by = ? AND state = 'in_progress'",
+            (reason[:2000], stamp, stamp, worker)).rowcount
+    return {"released": pending, "dead": dead}
+
+
+def claims_in_progress(conn: Any) -> dict[str, float]:
+    """claim id -> when it was taken, for every claim still holding items."""
+    return {row[0]: row[1] for row in conn.execute(
+        "SELECT claimed_by, MIN(claimed_at) FROM deferred_work WHERE state = 'in_progress' AND claimed_by IS NOT NULL"
+        " GROUP BY claimed_by")}
 
 
 def _update_ids(conn: Any, sql: str, leading: list, ids: Sequence[int]) -> int:
@@ -280,7 +312,7 @@ def pending_shards(conn: Any, kind: str, *, limit: int = 16, now: float | None =
     _check_kind(kind)
     rows = conn.execute(
         "SELECT shard FROM deferred_work WHERE kind = ? AND state = 'pending' AND not_before <= ?"
-        " GROUP BY shard ORDER BY MIN(priority), MIN(not_before), shard LIMIT ?",
+        + _WAITS_FOR_ANALYSIS + " GROUP BY shard ORDER BY MIN(priority), MIN(not_before), shard LIMIT ?",
         (kind, _now(now), int(limit))).fetchall()
     return [r[0] for r in rows]
 

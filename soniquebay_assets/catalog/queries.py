@@ -148,3 +148,25 @@ def fallback_title_share(conn: Any) -> float:
 def cataloged_shards(conn: Any) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT shard FROM tracks ORDER BY shard")]
 
+
+
+def shard_facts(conn: Any, shards: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per shard: files, tracks, problem files, analysed tracks and vectors (what a partition's metadata shows)."""
+    facts = {shard: {"files": 0, "tracks": 0, "problem_files": 0, "analysed_tracks": 0, "vectors": 0}
+             for shard in shards}
+    if not shards:
+        return facts
+    marks = ",".join("?" * len(shards))
+    queries = {
+        "files": f"SELECT shard, COUNT(*) FROM files WHERE shard IN ({marks}) GROUP BY shard",
+        "tracks": f"SELECT shard, COUNT(*) FROM tracks WHERE shard IN ({marks}) GROUP BY shard",
+        "problem_files": f"SELECT shard, COUNT(*) FROM scan_errors WHERE shard IN ({marks}) GROUP BY shard",
+        "analysed_tracks": f"SELECT t.shard, COUNT(*) FROM track_analysis a JOIN tracks t ON t.track_id = a.track_id"
+                           f" WHERE t.shard IN ({marks}) GROUP BY t.shard",
+        "vectors": f"SELECT t.shard, COUNT(*) FROM track_vectors v JOIN tracks t ON t.track_id = v.track_id"
+                   f" WHERE t.shard IN ({marks}) GROUP BY t.shard",
+    }
+    for name, sql in queries.items():
+        for shard, count in conn.execute(sql, list(shards)):
+            facts[shard][name] = int(count)
+    return facts

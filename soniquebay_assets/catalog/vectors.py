@@ -256,6 +256,12 @@ def read_track_inputs(conn: Any, shards: Sequence[str] | None = None) -> list[Tr
     return inputs
 
 
+def text_only_track_shards(conn: Any) -> dict[int, str]:
+    """track_id -> shard of every track whose stored vector has no audio part."""
+    return dict(conn.execute("SELECT v.track_id, t.shard FROM track_vectors v JOIN tracks t ON t.track_id = v.track_id"
+                             " WHERE v.text_only = 1").fetchall())
+
+
 def stored_hashes(conn: Any, track_ids: Sequence[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     for i in range(0, len(track_ids), 900):

@@ -21,6 +21,16 @@ event_log_storage:
   class: PooledSqliteEventLogStorage
   config:
     base_dir: {events_dir}
+# A run whose process died (daemon killed or restarted) is marked failed instead of staying STARTED forever.
+run_launcher:
+  module: soniquebay_assets.dagster_defs.run_launcher
+  class: MonitoredRunLauncher
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 120
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 20
 """
 
 
@@ -42,6 +52,19 @@ def use_dagster_home(data: DataDir) -> Path:
     if not config.exists():
         config.write_text(DAGSTER_YAML.format(events_dir=home / "history" / "runs"), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["SONIQUEBAY_DATA_DIR"] = str(data.root)
+    return home
+
+
+def instance_home(data: DataDir) -> Path:
+    """The Dagster instance in use: $DAGSTER_HOME when it is set (a deployment), else the data dir's own."""
+    from soniquebay_assets.settings import dagster_home_from_env
+
+    home = dagster_home_from_env()
+    if home is None:
+        return use_dagster_home(data)
+    if not (home / "dagster.yaml").is_file():
+        raise ValueError(f"DAGSTER_HOME={home} has no dagster.yaml; unset it to use {data.dagster_home}")
     os.environ["SONIQUEBAY_DATA_DIR"] = str(data.root)
     return home
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from, print_json, use_dagster_home
+from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, instance_home, print_json
 
 
 def register(subparsers) -> None:
@@ -74,8 +74,12 @@ def collect(data_root, *, runs: int = 200, inspect: bool = True) -> dict[str, An
 
 def run(args: argparse.Namespace) -> int:
     data = data_dir_from(args)
-    use_dagster_home(data)
+    try:
+        home = instance_home(data)
+    except ValueError as exc:
+        return fail(str(exc))
     report = collect(data.root, runs=args.runs, inspect=not args.no_inspect)
+    report["dagster_home"] = str(home)
     if args.json:
         print_json(report)
     else:
@@ -88,7 +92,7 @@ def _fmt(value, suffix: str = "") -> str:
 
 
 def _print(report: dict[str, Any]) -> None:
-    lines = [f"executor: {report['executor']}   broker: {report['broker']}"]
+    lines = [f"executor: {report['executor']}   broker: {report['broker']}   instance: {report.get('dagster_home')}"]
     if report["broker_problem"]:
         lines.append(f"  ({report['broker_problem']})")
     lines.append(f"{'queue':<20}{'depth':>7}{'workers':>9}{'ok rate':>9}{'mean s':>9}  errors")

@@ -23,8 +23,10 @@ from dagster import (
     schedule,
 )
 
+from soniquebay_assets import settings
 from soniquebay_assets.catalog import deferred
-from soniquebay_assets.dagster_defs.partitions import SHARDS
+from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE
+from soniquebay_assets.dagster_defs.partitions import SHARDS, contiguous_groups
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE, PREFIX_BY_DEFERRED_KIND
@@ -35,8 +37,8 @@ KIND_TARGETS = {
     "vectors": ("track_embeddings",),
     "covers": ("album_covers", "artist_images"),
 }
-KIND_EVERY_MINUTES = {"enrichment": 2, "vectors": 3, "covers": 5}
-MAX_SHARDS_PER_TICK = 16  # one run per tick over at most this many shards: bounded work per run
+MAX_SHARDS_PER_TICK = 16  # at most this many shards per tick: bounded work per run
+MAX_RUNS_PER_TICK = 4  # ranges of neighbouring due shards, one run each
 MAX_ITEMS_PER_TICK = 5000
 CLAIM_TAG = "soniquebay/deferred_claim"
 KIND_TAG = "soniquebay/deferred_kind"
@@ -47,21 +49,38 @@ def job_name(kind: str) -> str:
 
 
 def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str | None = None,
-                     max_shards: int = MAX_SHARDS_PER_TICK, max_items: int = MAX_ITEMS_PER_TICK):
-    """Claim due items of `kind` in the most urgent shards and describe the run that will do them."""
+                     max_shards: int = MAX_SHARDS_PER_TICK, max_items: int = MAX_ITEMS_PER_TICK,
+                     max_runs: int = MAX_RUNS_PER_TICK):
+    """Claim due items of `kind` in the most urgent shards and describe the runs that will do them: one run per
+    range of neighbouring shards with work (at most `max_runs`; the rest waits for the next tick)."""
     prefix = PREFIX_BY_DEFERRED_KIND[kind]
-    shards = deferred.pending_shards(conn, kind, limit=max_shards, now=now)
-    if not shards:
+    urgent = deferred.pending_shards(conn, kind, limit=max_shards, now=now)
+    if not urgent:
         return SkipReason(f"{prefix} no due {kind} work")
-    claim_id = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
-    items = deferred.claim(conn, kind, claim_id, limit=max_items, shards=shards, now=now)
-    if not items:  # another tick took them between the two queries
+    rank = {shard: i for i, shard in enumerate(urgent)}
+    groups = sorted(contiguous_groups(urgent), key=lambda g: min(rank[s] for s in g))[:max_runs]
+    base = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
+    requests = []
+    budget = max_items
+    for number, shards in enumerate(sorted(groups)):
+        if budget <= 0:
+            break
+        claim = base if len(groups) == 1 else f"{base}-{number}"
+        items = deferred.claim(conn, kind, claim, limit=budget, shards=shards, now=now)
+        if not items:  # another tick took them between the two queries
+            continue
+        budget -= len(items)
+        claimed_shards = sorted({item.shard for item in items})
+        requests.append(RunRequest(
+            run_key=claim,
+            run_config=QUIET_CONSOLE,
+            tags={**range_tags(claimed_shards[0], claimed_shards[-1]), CLAIM_TAG: claim, KIND_TAG: kind,
+                  "soniquebay/deferred_items": str(len(items)),
+                  "soniquebay/deferred_shards": ",".join(claimed_shards)[:1000]},
+        ))
+    if not requests:
         return SkipReason(f"{prefix} due {kind} work was claimed elsewhere")
-    return RunRequest(
-        run_key=claim_id,
-        tags={**range_tags(shards), CLAIM_TAG: claim_id, KIND_TAG: kind,
-              "soniquebay/deferred_items": str(len(items)), "soniquebay/deferred_shards": ",".join(shards)[:1000]},
-    )
+    return requests
 
 
 def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
@@ -76,21 +95,22 @@ def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
 
 
 def build_kind_schedule(kind: str, job):
-    minutes = KIND_EVERY_MINUTES[kind]
+    minutes = settings.every_minutes(kind)
 
     @schedule(name=f"deferred_{kind}_schedule", cron_schedule=f"*/{minutes} * * * *", job=job,
               default_status=DefaultScheduleStatus.RUNNING,
-              description=f"Every {minutes} min: a run of {job.name} over the shards with due {kind} work, if any.")
+              description=f"Every {minutes} min: runs of {job.name} over the shards with due {kind} work, if any.")
     def _kind_schedule(context: ScheduleEvaluationContext, catalog: CatalogResource):
         conn = catalog.connect()
         try:
-            request = request_for_kind(conn, kind, now=_tick_time(context))
+            requests = request_for_kind(conn, kind, now=_tick_time(context))
         finally:
             conn.close()
-        if isinstance(request, RunRequest):
+        for request in requests if isinstance(requests, list) else []:
             context.log.info(f"{PREFIX_BY_DEFERRED_KIND[kind]} requesting {request.run_key}: "
-                             f"{request.tags['soniquebay/deferred_items']} items")
-        return request
+                             f"{request.tags['soniquebay/deferred_items']} items in shards "
+                             f"{request.tags['soniquebay/deferred_shards']}")
+        return requests
 
     return _kind_schedule
 
@@ -100,14 +120,56 @@ def _tick_time(context: ScheduleEvaluationContext) -> float:
     return max(scheduled.timestamp(), time.time()) if scheduled is not None else time.time()
 
 
-def settle_claim(conn, tags: dict, *, success: bool, error: str = "", now: float | None = None) -> dict:
-    """Mark a finished run's claimed items done, or failed/dead with backoff."""
+def settle_claim(conn, tags: dict, *, success: bool, error: str = "", now: float | None = None,
+                 worker_died: bool = False) -> dict:
+    """Mark a finished run's claimed items done, or failed/dead with backoff; a run whose process died
+    releases its items at once (nothing was wrong with them)."""
     claim_id = tags.get(CLAIM_TAG)
     if not claim_id:
         return {}
     if success:
         return {"done": deferred.complete_claimed(conn, claim_id, now=now)}
+    if worker_died:
+        return deferred.release_claimed(conn, claim_id, error or "run process died", now=now)
     return deferred.fail_claimed(conn, claim_id, error or "run failed", now=now)
+
+
+# Messages Dagster's run monitoring gives a run whose process vanished (see run_launcher.py).
+_WORKER_DIED_MARKERS = ("Detected run worker status", "run worker process")
+CLAIM_GRACE_S = 600.0  # a claim taken by a tick whose run never got created is released after this
+
+
+def worker_died(message: str) -> bool:
+    return any(marker in (message or "") for marker in _WORKER_DIED_MARKERS)
+
+
+def release_ended_claims(conn, instance, *, now: float | None = None) -> dict:
+    """Claims still holding items although their run ended (its settle sensor missed it) or never started:
+    done for a successful run, released otherwise. Returns counts."""
+    from dagster import RunsFilter
+
+    now = time.time() if now is None else now
+    counts = {"done": 0, "released": 0, "dead": 0}
+    for claim_id, claimed_at in deferred.claims_in_progress(conn).items():
+        runs = instance.get_runs(RunsFilter(tags={CLAIM_TAG: claim_id}), limit=5)
+        if not runs:
+            if now - (claimed_at or now) < CLAIM_GRACE_S:
+                continue
+            outcome = deferred.release_claimed(conn, claim_id, "no run was started for this claim", now=now)
+        elif any(not run.is_finished for run in runs):
+            continue
+        elif any(run.status == DagsterRunStatus.SUCCESS for run in runs):
+            outcome = {"done": deferred.complete_claimed(conn, claim_id, now=now)}
+        else:
+            outcome = deferred.release_claimed(conn, claim_id, f"run {runs[0].run_id[:8]} ended "
+                                               f"{runs[0].status.value} without settling its items", now=now)
+        for key, value in outcome.items():
+            counts[key] = counts.get(key, 0) + value
+    return counts
+
+
+# items are due for the next stage only once settled: settle at the library sensor's pace, at most every 30 s
+SETTLE_INTERVAL_S = min(30, settings.sensor_interval_s())
 
 
 def build_settle_sensors(jobs: list) -> list:
@@ -116,19 +178,19 @@ def build_settle_sensors(jobs: list) -> list:
         return []
 
     @run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitored_jobs=jobs, name="deferred_done_sensor",
-                       default_status=DefaultSensorStatus.RUNNING,
+                       default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=SETTLE_INTERVAL_S,
                        description="Marks the deferred items of a successful deferred run done.")
     def deferred_done_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
         return _settle(context, catalog, success=True)
 
     @run_status_sensor(run_status=DagsterRunStatus.FAILURE, monitored_jobs=jobs, name="deferred_failed_sensor",
-                       default_status=DefaultSensorStatus.RUNNING,
+                       default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=SETTLE_INTERVAL_S,
                        description="Backs off (or dead-letters) the deferred items of a failed deferred run.")
     def deferred_failed_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
         return _settle(context, catalog, success=False)
 
     @run_status_sensor(run_status=DagsterRunStatus.CANCELED, monitored_jobs=jobs, name="deferred_canceled_sensor",
-                       default_status=DefaultSensorStatus.RUNNING,
+                       default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=SETTLE_INTERVAL_S,
                        description="A canceled deferred run counts as a failed attempt for its items.")
     def deferred_canceled_sensor(context: RunStatusSensorContext, catalog: CatalogResource):
         return _settle(context, catalog, success=False, error="run canceled")
@@ -138,12 +200,13 @@ def build_settle_sensors(jobs: list) -> list:
 
 def _settle(context: RunStatusSensorContext, catalog: CatalogResource, *, success: bool, error: str = ""):
     run = context.dagster_run
+    message = getattr(context.dagster_event, "message", None) or ""
     if not error and not success:
-        message = getattr(context.dagster_event, "message", None) or ""
         error = f"run {run.run_id[:8]} failed: {message}"[:2000]
     conn = catalog.connect()
     try:
-        counts = settle_claim(conn, dict(run.tags), success=success, error=error)
+        counts = settle_claim(conn, dict(run.tags), success=success, error=error,
+                              worker_died=not success and worker_died(message))
     finally:
         conn.close()
     kind = run.tags.get(KIND_TAG, "?")

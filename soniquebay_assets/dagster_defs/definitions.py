@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions, Field, LoggerDefinition, load_assets_from_modules
+from dagster._loggers import colored_console_logger
 
 from soniquebay_assets.dagster_defs.assets import catalog, covers, enrich, extract, scan
 from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
@@ -35,11 +36,21 @@ _DEFERRED_JOBS, _DEFERRED_SCHEDULES, _DEFERRED_SENSORS = all_schedule_definition
     k.to_user_string() for a in all_assets() for k in a.keys
 )
 
+# Every run and Celery worker prints the events of its steps to its console at this level: WARNING keeps worker
+# logs to the concise step lines (the UI's event log still holds every event). Run config may lower it.
+quiet_console_logger = LoggerDefinition(
+    colored_console_logger.logger_fn,
+    config_schema={"log_level": Field(str, is_required=False, default_value="WARNING"),
+                   "name": Field(str, is_required=False, default_value="dagster")},
+    description="The colored console logger, at WARNING unless the run config says otherwise.",
+)
+
 defs = Definitions(
     assets=all_assets(),
     jobs=JOBS + _DEFERRED_JOBS,
     sensors=SENSORS + _DEFERRED_SENSORS,
     schedules=SCHEDULES + _DEFERRED_SCHEDULES,
     resources=default_resources(),
+    loggers={"console": quiet_console_logger},
     executor=build_executor(),  # in-process unless SONIQUEBAY_EXECUTOR=celery or run config selects it
 )

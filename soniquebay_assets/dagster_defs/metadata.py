@@ -24,3 +24,21 @@ def shard_summary(shards: Sequence[str]) -> str:
 def log_prefix(queue: str) -> str:
     """`[WORKER_SCAN]` style prefix for structured logs."""
     return f"[{queue.upper()}]"
+
+
+def describe_each_shard(context, catalog) -> None:
+    """Give each partition of the run its own shard's figures: a run over a range records one materialization
+    per shard, and each one then says what that shard holds, beside the run's totals."""
+    from soniquebay_assets.catalog import queries
+
+    shards = sorted(context.partition_keys)
+    if len(shards) < 1:
+        return
+    conn = catalog.connect()
+    try:
+        facts = queries.shard_facts(conn, shards)
+    finally:
+        conn.close()
+    for shard in shards:
+        context.add_asset_metadata({"shard": shard, **{f"shard_{k}": v for k, v in facts[shard].items()}},
+                                   partition_key=shard)

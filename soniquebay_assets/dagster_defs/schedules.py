@@ -16,13 +16,15 @@ from dagster import (
     schedule,
 )
 
+from soniquebay_assets import settings
 from soniquebay_assets.catalog import deferred
-from soniquebay_assets.dagster_defs.deferred_sensors import deferred_definitions
+from soniquebay_assets.dagster_defs.deferred_sensors import deferred_definitions, release_ended_claims
+from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE
 from soniquebay_assets.queues import op_tags_for
 
-RETRY_EVERY_MINUTES = 15
+RETRY_EVERY_MINUTES = settings.every_minutes("retry")
 MAINTENANCE_CRON = "30 3 * * *"
 
 
@@ -30,12 +32,14 @@ MAINTENANCE_CRON = "30 3 * * *"
 def retry_deferred_work(context: OpExecutionContext, catalog: CatalogResource) -> dict:
     conn = catalog.connect()
     try:
+        ended = release_ended_claims(conn, context.instance)
         stale = deferred.reclaim_stale(conn)
         retried = deferred.retry_failed(conn)
     finally:
         conn.close()
-    context.log.info(f"{DEFERRED_QUEUE} retry: {retried} failed items pending again; stale claims {stale}")
-    return {"retried": retried, **stale}
+    context.log.info(f"{DEFERRED_QUEUE} retry: {retried} failed items pending again; claims of ended runs "
+                     f"{ended}; stale claims {stale}")
+    return {"retried": retried, **stale, "ended_claims": ended}
 
 
 @job(description="Requeue failed deferred work whose backoff has elapsed.", tags={"soniquebay/deferred": "retry"})
@@ -50,11 +54,15 @@ def deferred_retry_schedule(context: ScheduleEvaluationContext, catalog: Catalog
     conn = catalog.connect()
     try:
         due, stale = deferred.retry_counts(conn, now=_tick(context))
+        # settling claims of ended runs is cheap and needs no run: done here, at every tick
+        ended = (release_ended_claims(conn, context.instance, now=_tick(context))
+                 if deferred.claims_in_progress(conn) else {})
     finally:
         conn.close()
     if not due and not stale:
-        return SkipReason(f"{DEFERRED_QUEUE} no failed work due for retry")
-    return RunRequest(tags={"soniquebay/deferred_due_failed": str(due), "soniquebay/deferred_stale": str(stale)})
+        return SkipReason(f"{DEFERRED_QUEUE} no failed work due for retry; claims of ended runs settled: {ended}")
+    return RunRequest(run_config=QUIET_CONSOLE,
+                      tags={"soniquebay/deferred_due_failed": str(due), "soniquebay/deferred_stale": str(stale)})
 
 
 def _tick(context: ScheduleEvaluationContext) -> float:
@@ -70,7 +78,7 @@ maintenance_job = define_asset_job("deferred_maintenance_job", selection=AssetSe
           default_status=DefaultScheduleStatus.RUNNING,
           description="Daily 03:30: expired items, orphans, vector validation, integrity check, ANALYZE/VACUUM.")
 def deferred_maintenance_schedule(context: ScheduleEvaluationContext):
-    return RunRequest()
+    return RunRequest(run_config=QUIET_CONSOLE)
 
 
 def all_schedule_definitions(asset_keys: Iterable[str]) -> tuple[list, list, list]:

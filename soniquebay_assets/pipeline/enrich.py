@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from soniquebay_assets.catalog import analysis as repo
+from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
 from soniquebay_assets.domain.genres import mood_tags, normalize_genres
+from soniquebay_assets.library.process_guard import exit_with_owner
 from soniquebay_assets.pipeline import progress
 from soniquebay_assets.settings import DataDir
 
@@ -64,8 +66,11 @@ def _since(started: float) -> float:
     return round(time.perf_counter() - started, 4)
 
 
-def _init_worker(numba_cache: str) -> None:
-    """Runs first in each worker: librosa/numba (if ever imported) must find a persistent JIT cache."""
+def _init_worker(numba_cache: str, owner_pid: int | None = None) -> None:
+    """Runs first in each worker: librosa/numba (if ever imported) must find a persistent JIT cache; a pool
+    worker ends with the process that owns the pool."""
+    if owner_pid is not None:
+        exit_with_owner(owner_pid)
     os.environ.setdefault("NUMBA_CACHE_DIR", numba_cache)
     # one BLAS/FFT thread per worker: the pool already uses every core
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -145,6 +150,8 @@ def _write_batch(conn: Any, batch: list[tuple[Any, dict[str, Any]]]) -> None:
         repo.save_mood_tags(conn, tags)
         repo.clear_enrich_errors(conn, clean)
         repo.record_enrich_errors(conn, errors)
+        # a vector built before this analysis lacks its audio part: the track's vector is due again
+        deferred.enqueue(conn, "vectors", "track", [(track.track_id, track.shard) for track, _ in batch])
 
 
 def refresh_normalized_genres(conn: Any, shards: list[str]) -> int:
@@ -177,7 +184,7 @@ def _run(todo: list, workers: int | None, numba_cache: str):
         # spawn, not fork: the parent may be a Dagster process with threads and an open SQLite connection
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(remaining)), mp_context=context,
-                                 initializer=_init_worker, initargs=(numba_cache,)) as pool:
+                                 initializer=_init_worker, initargs=(numba_cache, os.getpid())) as pool:
             if not _pool_starts(pool):  # e.g. spawn cannot re-import a `python -` main: work in-process
                 _init_worker(numba_cache)
                 for track in remaining:

@@ -19,6 +19,7 @@ from soniquebay_assets.catalog import deferred, entities, inventory
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
 from soniquebay_assets.domain.tag_model import TagRecord
+from soniquebay_assets.library.process_guard import exit_with_owner
 from soniquebay_assets.library.walker import (
     FoundFile,
     WalkProblem,
@@ -276,7 +277,8 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
             write(read_chunk(chunk))
     else:
         context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with_owner,
+                                 initargs=(os.getpid(),)) as pool:
             for results in pool.map(read_chunk, chunks):
                 write(results)
     stats.errors_by_reason = dict(reasons)

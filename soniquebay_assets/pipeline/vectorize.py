@@ -181,6 +181,9 @@ def vectorize_shards(
     # A refit changes every audio block: re-derive the whole catalog now so all vectors share one scaler.
     had_vectors = conn.execute("SELECT EXISTS (SELECT 1 FROM track_vectors)").fetchone()[0]
     scope = None if (refit and had_vectors) else shards
+    stale = stale_text_only(conn, scaler)
+    if stale and scope is not None:  # vectors built before their track's analysis: repaired by whichever vectors run comes next
+        scope = sorted(set(scope) | set(stale.values()))
     inputs = vectors.read_track_inputs(conn, scope)
     counts = vectorize_inputs(conn, inputs, settings, scaler, model=model, batch_size=batch_size)
     seconds = time.perf_counter() - started
@@ -188,6 +191,7 @@ def vectorize_shards(
         **counts,
         "shards": len(shards) if shards is not None else "all",
         "scope": "all" if scope is None else "shards",
+        "repaired_text_only": len(stale),
         "rebuilt": rebuilt,
         "scaler_refit": refit,
         "scaler_version": scaler.version if scaler else None,
@@ -243,10 +247,33 @@ def rebuild_index(
     return stats
 
 
+def stale_text_only(conn: Any, scaler: et.ScalerStats | None = None) -> dict[int, str]:
+    """track_id -> shard of text-only vectors whose track now has usable audio features (and a scaler can exist)."""
+    candidates = vectors.text_only_track_shards(conn)
+    if not candidates:
+        return {}
+    analysis = vectors.read_analysis(conn, list(candidates))
+    with_features = {tid for tid, row in analysis.items() if et.raw_features(row) is not None}
+    if not with_features:
+        return {}
+    if scaler is None and vectors.latest_scaler(conn) is None:
+        analysed = sum(et.raw_features(row) is not None for row in vectors.read_analysis(conn).values())
+        if analysed < MIN_SCALER_SAMPLES:  # too few analysed tracks to standardize: text-only is all there is
+            return {}
+    return {tid: candidates[tid] for tid in sorted(with_features)}
+
+
 def validate_vectors(conn: Any) -> dict:
-    """Dimension, NaN/inf, norm, orphans, missing vectors; plus the driver in use."""
+    """Dimension, NaN/inf, norm, orphans, missing vectors, text-only vectors beside a finished analysis; plus the
+    driver in use."""
     vectors.load_extension(conn)
     report = vectors.validate(conn)
+    stale = stale_text_only(conn)
+    report["text_only_with_analysis"] = len(stale)
+    if stale:
+        report.setdefault("defects", []).append(f"{len(stale)} text-only vectors beside a finished analysis")
+        report["ok"] = False
+        report["examples"] = (report.get("examples") or []) + sorted(stale)[:10]
     report.update(vectors.driver_report(conn))
     return report
 

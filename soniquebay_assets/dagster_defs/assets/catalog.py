@@ -11,7 +11,7 @@ from dagster import (
 )
 
 from soniquebay_assets.catalog import queries
-from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.scan import catalog_shards
@@ -52,6 +52,7 @@ def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -
         f"{log_prefix(WORKER_INSERT_BULK)} shards {shard_summary(shards)}: wrote {stats.written} tracks, "
         f"{stats.errors} errors; catalog now {counts['tracks']} tracks, {counts['albums']} albums"
     )
+    describe_each_shard(context, catalog)
     return MaterializeResult(
         metadata={
             "shards": shard_summary(shards),

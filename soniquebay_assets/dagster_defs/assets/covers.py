@@ -13,7 +13,7 @@ from soniquebay_assets import settings
 from soniquebay_assets.artwork.sources import DEFAULT_ORDER
 from soniquebay_assets.clients.coverartarchive import DEFAULT_BASE_URL as CAA_BASE_URL
 from soniquebay_assets.clients.lastfm import DEFAULT_BASE_URL as LASTFM_BASE_URL
-from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline import covers as pipeline
@@ -77,6 +77,7 @@ def _run(context: AssetExecutionContext, catalog: CatalogResource, config: Cover
         metadata["contact_sheet"] = MetadataValue.path(str(sheet))
     check = AssetCheckResult(check_name="cover_files_present", passed=not missing,
                              metadata={"missing_files": len(missing), "examples": MetadataValue.json(missing[:10])})
+    describe_each_shard(context, catalog)
     return MaterializeResult(metadata=metadata, check_results=[check])
 
 

@@ -4,7 +4,7 @@ import time
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 
-from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
@@ -38,6 +38,7 @@ def enriched_tracks(context: AssetExecutionContext, config: EnrichConfig, catalo
         f"({stats['ok']} ok, {stats['partial']} partial, {stats['failed']} failed), {stats['skipped']} skipped, "
         f"{stats['mean_seconds_per_track'] or 0:.3f} s/track"
     )
+    describe_each_shard(context, catalog)
     return MaterializeResult(metadata=enrich_metadata(stats, shards, started))
 
 

@@ -3,7 +3,7 @@
 
 from dagster import AssetExecutionContext, MaterializeResult
 
-from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.scan import extract_shards
@@ -26,6 +26,7 @@ def raw_metadata(context: AssetExecutionContext, catalog: CatalogResource) -> Ma
         f"{log_prefix(WORKER_EXTRACT)} shards {shard_summary(shards)}: read {stats.read}, ok {stats.ok}, "
         f"errors {stats.errors} in {stats.seconds}s"
     )
+    describe_each_shard(context, catalog)
     return MaterializeResult(
         metadata={
             "shards": shard_summary(shards),

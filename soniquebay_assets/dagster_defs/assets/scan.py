@@ -5,7 +5,7 @@ import time
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 
-from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.library.walker import walk_library
@@ -39,6 +39,7 @@ def file_inventory(
         f"{log_prefix(WORKER_SCAN)} shards {shard_summary(shards)}: {stats.files_seen} files, {stats.new} new, "
         f"{stats.changed} changed, {stats.moved} moved, {stats.deleted} deleted, {stats.walk_problems} walk problems"
     )
+    describe_each_shard(context, catalog)
     return MaterializeResult(
         metadata={
             "shards": shard_summary(shards),

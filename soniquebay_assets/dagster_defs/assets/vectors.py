@@ -10,7 +10,7 @@ from dagster import (
     MetadataValue,
 )
 
-from soniquebay_assets.dagster_defs.metadata import log_prefix, shard_summary
+from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.vectorize import validate_vectors, vectorize_shards
@@ -21,7 +21,8 @@ CHECKS = [
         "validate_vectors",
         asset="track_embeddings",
         description="Every vector has the recorded dimension, finite values and unit norm; no orphan rows; "
-        "every track has a vector (missing vectors only warn: shards not yet vectorized).",
+        "every track has a vector (missing vectors only warn: shards not yet vectorized); no text-only vector beside "
+        "a finished analysis.",
     )
 ]
 
@@ -61,6 +62,7 @@ def track_embeddings(context: AssetExecutionContext, config: VectorConfig, catal
         f"({stats['text_only']} text-only), {stats['unchanged']} unchanged, {stats['fragments_encoded']} texts embedded "
         f"in {stats['encode_seconds']} s; rebuilt={stats['rebuilt']}, driver {stats['sqlite_driver']}"
     )
+    describe_each_shard(context, catalog)
     return MaterializeResult(metadata=vector_metadata(stats, report, shards), check_results=[check_result(report)])
 
 
@@ -109,6 +111,7 @@ def check_result(report: dict) -> AssetCheckResult:
             "n_tracks": report["n_tracks"],
             "missing": report.get("missing", 0),
             "text_only": report.get("text_only", 0),
+            "text_only_with_analysis": report.get("text_only_with_analysis", 0),
             "bad_dimension": report.get("bad_dimension", 0),
             "non_finite": report.get("non_finite", 0),
             "bad_norm": report.get("bad_norm", 0),

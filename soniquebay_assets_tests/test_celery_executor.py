@@ -174,7 +174,7 @@ def _plan(data_root: Path, lib: Path):
     from soniquebay_assets.settings import DataDir
 
     data = DataDir(data_root).ensure()
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         plan = plan_scan(conn, [lib])
     finally:

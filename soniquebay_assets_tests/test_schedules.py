@@ -29,7 +29,7 @@ from soniquebay_assets.dagster_defs.resources import CatalogResource
 @pytest.fixture()
 def catalog(data_dir: Path):
     resource = CatalogResource(data_dir_path=str(data_dir))
-    conn = open_catalog(resource.data_dir.catalog_path)
+    conn = open_catalog(resource.data_dir.catalog_url)
     yield resource, conn
     conn.close()
 

@@ -17,6 +17,7 @@ from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.domain.layout import SHARD_COUNT
 from soniquebay_assets.queues import QUEUE_TAG, WORKER_VECTOR
+from soniquebay_assets.settings import DataDir
 from soniquebay_assets_tests import vectors_support as vs
 from soniquebay_assets_tests.vectors_support import text_model  # noqa: F401  (session fixture)
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("text_model")
 
 @pytest.fixture()
 def catalog_dir(data_dir):
-    conn = vs.new_catalog(data_dir / "catalog.db")
+    conn = vs.new_catalog(DataDir(data_dir).catalog_url)
     ids = {}
     for shard, artist, album, genre, titles in (
         ("00", "Nina Simone", "Pastel Blues", "jazz", ["Be My Husband", "Nobody Knows You"]),
@@ -119,7 +120,7 @@ def test_similar_and_vectors_commands(catalog_dir, capsys):
 
 
 def test_similar_before_any_vectors_says_what_to_do(data_dir, capsys):
-    vs.new_catalog(data_dir / "catalog.db").close()
+    vs.new_catalog(DataDir(data_dir).catalog_url).close()
     assert main(["similar", "--track", "1", "--data-dir", str(data_dir)]) == 2
     assert "no track vectors yet" in capsys.readouterr().err
 

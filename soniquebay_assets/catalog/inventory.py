@@ -186,10 +186,11 @@ def files_to_catalog(conn: Any, shards: Sequence[str]) -> list[dict[str, Any]]:
 
 def start_scan(conn: Any, roots: Sequence[str], origin: str) -> int:
     with transaction(conn):
-        cur = conn.execute(
-            f"INSERT INTO scans(started_at, roots, origin) VALUES ({NOW}, ?, ?)", (json.dumps(list(roots)), origin)
-        )
-    return cur.lastrowid
+        row = conn.execute(
+            f"INSERT INTO scans(started_at, roots, origin) VALUES ({NOW}, ?, ?) RETURNING scan_id",
+            (json.dumps(list(roots)), origin),
+        ).fetchone()
+    return int(row[0])
 
 
 def finish_scan(conn: Any, scan_id: int, stats: dict[str, Any]) -> None:

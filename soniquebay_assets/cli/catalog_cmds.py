@@ -38,9 +38,9 @@ def _open(args: argparse.Namespace):
     from soniquebay_assets.catalog.db import open_catalog
 
     data = data_dir_from(args)
-    if not data.catalog_path.exists():
+    if not data.catalog_exists():
         return None
-    return open_catalog(data.catalog_path)
+    return open_catalog(data.catalog_url)
 
 
 _TRACK_FIELDS_TEXT = ("track_number", "title", "artists", "album", "year", "duration_s", "format")

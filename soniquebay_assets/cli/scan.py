@@ -71,7 +71,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
 
     started = time.perf_counter()
     data = DataDir(data_root).ensure()
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         scan_id = inventory.start_scan(conn, [str(r) for r in roots], origin="cli")
         plan = plan_scan(conn, roots)
@@ -99,7 +99,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
             summary["skipped_unchanged"] += int(found.get("unchanged", 0))
             summary["errors_this_scan"] += int(extract.get("errored", 0))
         summary["stage_metadata"] = runs[0]["metadata"] if len(runs) == 1 else [r["metadata"] for r in runs]
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         counts = queries.catalog_counts(conn)
         summary.update({"tracks": counts["tracks"], "albums": counts["albums"], "artists": counts["artists"],

@@ -23,6 +23,8 @@ from soniquebay_assets_tests.scan_helpers import (
     tracks_by_title,
 )
 
+pytestmark = pytest.mark.both_backends
+
 GROUPS = SCAN_GROUPS | {"metadata"}
 
 

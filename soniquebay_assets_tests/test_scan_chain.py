@@ -19,6 +19,8 @@ from soniquebay_assets_tests.scan_helpers import (
     tracks_by_title,
 )
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture()
 def instance(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from dagster import SensorResult, SkipReason, build_sensor_context
 
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
@@ -11,6 +12,8 @@ from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
 from soniquebay_assets.domain.layout import shard_ranges
 from soniquebay_assets.library.walker import walk_library
 from soniquebay_assets_tests.scan_helpers import materialize_scan, test_instance
+
+pytestmark = pytest.mark.both_backends
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

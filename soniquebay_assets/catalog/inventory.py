@@ -108,7 +108,7 @@ def record_errors(conn: Any, errors: Sequence[tuple[str, str, str, str, str | No
     conn.executemany(
         "INSERT INTO scan_errors(path, stage, reason, detail, shard, severity) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(path, stage) DO UPDATE SET reason = excluded.reason, detail = excluded.detail, "
-        f"shard = excluded.shard, severity = excluded.severity, occurrences = occurrences + 1, last_seen = {NOW}",
+        f"shard = excluded.shard, severity = excluded.severity, occurrences = scan_errors.occurrences + 1, last_seen = {NOW}",
         errors,
     )
 

@@ -355,7 +355,7 @@ def record_vector_error(conn: Any, track_id: int, reason: str, detail: str) -> N
     conn.execute(
         "INSERT INTO scan_errors(path, stage, reason, detail, shard) SELECT path, 'vector', ?, ?, shard FROM tracks"
         " WHERE track_id = ? ON CONFLICT(path, stage) DO UPDATE SET reason = excluded.reason, detail = excluded.detail,"
-        " occurrences = occurrences + 1, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        " occurrences = scan_errors.occurrences + 1, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
         (reason, detail[:2000], track_id),
     )
 

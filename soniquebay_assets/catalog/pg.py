@@ -9,6 +9,8 @@ triggers -> trigger functions).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -267,3 +269,27 @@ def sync_sequences(conn: PgConnection) -> None:
         conn.raw.execute(
             f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
             f" GREATEST((SELECT MAX({column}) FROM {table}), 1), (SELECT MAX({column}) FROM {table}) IS NOT NULL)")
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """The URL with `schema` as the connection's search_path (libpq `options`)."""
+    from urllib.parse import quote
+
+    option = "options=" + quote(f"-csearch_path={schema}", safe="")
+    return url + ("&" if "?" in url else "?") + option
+
+
+@contextmanager
+def scratch_schema(url: str, prefix: str = "soniquebay_scratch") -> Iterator[str]:
+    """A throwaway schema in the database of `url` (benchmarks): yields a URL using it, drops it after."""
+    import os
+    import uuid
+
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    conn = connect(url)
+    try:
+        conn.raw.execute(f'CREATE SCHEMA "{name}"')
+        yield with_search_path(url, name)
+    finally:
+        conn.raw.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        conn.close()

@@ -287,6 +287,18 @@ def table_exists(conn: Any, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
 
+def create_table(conn: Any, ddl: str) -> None:
+    """Run one portable (SQLite-spelled) CREATE statement on either backend, under the writer lock."""
+    with transaction(conn):
+        if dialect_of(conn) == POSTGRESQL:
+            from soniquebay_assets.catalog import pg
+
+            for statement in pg.translate_ddl(ddl):
+                conn.raw.execute(statement)
+        else:
+            conn.execute(ddl)
+
+
 def table_columns(conn: Any, name: str) -> list[str]:
     if dialect_of(conn) == POSTGRESQL:
         from soniquebay_assets.catalog import pg

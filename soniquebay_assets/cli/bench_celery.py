@@ -77,9 +77,9 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
     conn = open_catalog(data.catalog_url)
     try:
         plan = plan_scan(conn, [library])
+        snapshot = save_snapshot(plan.walk, conn)
     finally:
         conn.close()
-    snapshot = save_snapshot(plan.walk, data.snapshots)
     started = time.perf_counter()
     if celery_broker is None:
         from soniquebay_assets.cli.scan import _materialize

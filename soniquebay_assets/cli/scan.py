@@ -78,6 +78,8 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         shards = plan.affected
         if "scan" not in groups:
             shards = queries.cataloged_shards(conn)
+        # the walk goes into the catalog: the run's inventory step may run on another host
+        snapshot = save_snapshot(plan.walk, conn) if shards else None
     finally:
         conn.close()
     summary: dict[str, Any] = {
@@ -86,7 +88,6 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
     }
     if shards:
-        snapshot = save_snapshot(plan.walk, data.snapshots)
         runs = [_materialize(groups, start, end, roots, data_root, snapshot, show_progress)
                 for start, end in shard_ranges(shards)]
         summary["run_id"] = runs[0]["run_id"] if len(runs) == 1 else [r["run_id"] for r in runs]

@@ -33,16 +33,16 @@ def library_changes_sensor(
     conn = catalog.connect()
     try:
         plan = plan_scan(conn, roots)
+        requested = json.loads(context.cursor) if context.cursor else {}
+        current = {s: plan.digests.get(s, ("empty", 0))[0] for s in plan.affected}
+        fresh = sorted(s for s, d in current.items() if requested.get(s) != d)
+        if not fresh:
+            return SkipReason(
+                f"{plan.files_seen} files walked in {plan.walk_seconds:.2f}s; no shard changed since the last request"
+            )
+        snapshot = save_snapshot(plan.walk, conn)  # in the catalog: the run may go to another host
     finally:
         conn.close()
-    requested = json.loads(context.cursor) if context.cursor else {}
-    current = {s: plan.digests.get(s, ("empty", 0))[0] for s in plan.affected}
-    fresh = sorted(s for s, d in current.items() if requested.get(s) != d)
-    if not fresh:
-        return SkipReason(
-            f"{plan.files_seen} files walked in {plan.walk_seconds:.2f}s; no shard changed since the last request"
-        )
-    snapshot = save_snapshot(plan.walk, catalog.data_dir.snapshots)
     requested.update({s: current[s] for s in fresh})
     config = {"ops": {"file_inventory": {"config": {"snapshot": str(snapshot)}}}}
     requests = []

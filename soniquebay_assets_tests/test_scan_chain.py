@@ -57,6 +57,7 @@ def test_first_scan_builds_a_correct_catalog(instance, library, data_dir):
     result = materialize_scan(instance, library, data_dir)
     inventory = metadata_of(result, "file_inventory")
     assert inventory["new"] == 9 and inventory["deleted"] == 0
+    assert inventory["host"] == metadata_of(result, "catalog_entities")["host"] and inventory["host"]
     tracks = tracks_by_title(data_dir)
     assert len(tracks) == 9
     assert tracks["Noon"]["artists"] == ["Alpha"]

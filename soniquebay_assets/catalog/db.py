@@ -289,14 +289,17 @@ def table_exists(conn: Any, name: str) -> bool:
 
 def create_table(conn: Any, ddl: str) -> None:
     """Run one portable (SQLite-spelled) CREATE statement on either backend, under the writer lock."""
-    with transaction(conn):
-        if dialect_of(conn) == POSTGRESQL:
-            from soniquebay_assets.catalog import pg
+    if not conn.in_transaction:
+        with transaction(conn):
+            create_table(conn, ddl)
+        return
+    if dialect_of(conn) == POSTGRESQL:
+        from soniquebay_assets.catalog import pg
 
-            for statement in pg.translate_ddl(ddl):
-                conn.raw.execute(statement)
-        else:
-            conn.execute(ddl)
+        for statement in pg.translate_ddl(ddl):
+            conn.raw.execute(statement)
+    else:
+        conn.execute(ddl)
 
 
 def table_columns(conn: Any, name: str) -> list[str]:

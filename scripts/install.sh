@@ -12,6 +12,9 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)  # the deployment test creates its database with psql
+# PostgreSQL server binaries (catalog tests on PostgreSQL, the multi-host test's own server) and `ip` (its hosts)
+{ command -v postgres >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } || missing+=(postgresql)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${missing[*]}"
@@ -20,7 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     say "optional system packages missing: ${missing[*]} (sudo apt-get install ${missing[*]});"
-    say "without redis-server the Celery tests skip; without ffmpeg M4A/AAC/WMA audio is not analysed"
+    say "without redis-server the Celery tests skip; without ffmpeg M4A/AAC/WMA audio is not analysed;"
+    say "without postgresql the PostgreSQL catalog tests skip (a server at 127.0.0.1:5432 is used when one answers)"
   fi
 fi
 

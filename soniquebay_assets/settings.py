@@ -12,6 +12,9 @@ ENV_EXECUTOR = "SONIQUEBAY_EXECUTOR"
 ENV_BROKER_URL = "SONIQUEBAY_BROKER_URL"
 ENV_RESULT_BACKEND = "SONIQUEBAY_RESULT_BACKEND"
 ENV_VISIBILITY_TIMEOUT = "SONIQUEBAY_CELERY_VISIBILITY_TIMEOUT"
+ENV_CATALOG_URL = "SONIQUEBAY_CATALOG_URL"
+ENV_COVERS_DIR = "SONIQUEBAY_COVERS_DIR"
+ENV_HOST_LABEL = "SONIQUEBAY_HOST_LABEL"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 EXECUTORS = ("in_process", "celery")
 
@@ -69,15 +72,50 @@ def http_contact() -> str | None:
     return os.environ.get(ENV_HTTP_CONTACT, "").strip() or None
 
 
+def catalog_url_from_env() -> str | None:
+    """SONIQUEBAY_CATALOG_URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB; None means the data dir's file."""
+    return os.environ.get(ENV_CATALOG_URL, "").strip() or None
+
+
+def covers_dir_from_env() -> Path | None:
+    """SONIQUEBAY_COVERS_DIR: where cover images go (a shared mount when workers run on several hosts)."""
+    raw = os.environ.get(ENV_COVERS_DIR, "").strip()
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def host_label() -> str:
+    """This worker's name in step metadata: SONIQUEBAY_HOST_LABEL, else the host name."""
+    import socket
+
+    return os.environ.get(ENV_HOST_LABEL, "").strip() or socket.gethostname()
+
+
 @dataclass(frozen=True)
 class DataDir:
     """Layout of the data folder: the catalog, a Dagster home, caches and stored images."""
 
     root: Path = field(default_factory=default_data_dir)
+    catalog_url_override: str | None = None
 
     @property
     def catalog_path(self) -> Path:
         return self.root / "catalog.db"
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog to open: the override, else SONIQUEBAY_CATALOG_URL, else catalog.db in this folder."""
+        return self.catalog_url_override or catalog_url_from_env() or f"sqlite:///{self.catalog_path}"
+
+    @property
+    def catalog_is_local_file(self) -> bool:
+        return self.catalog_url.startswith("sqlite:") or "://" not in self.catalog_url
+
+    def catalog_exists(self) -> bool:
+        """False only for an embedded catalog whose file was never created (a server catalog is asked on open)."""
+        url = self.catalog_url
+        if url.startswith("sqlite:///"):
+            return Path(url[len("sqlite:///"):]).exists()
+        return "://" in url or Path(url).exists()
 
     @property
     def dagster_home(self) -> Path:
@@ -93,7 +131,7 @@ class DataDir:
 
     @property
     def covers(self) -> Path:
-        return self.root / "covers"
+        return covers_dir_from_env() or self.root / "covers"
 
     def ensure(self) -> DataDir:
         for path in (self.root, self.dagster_home, self.snapshots):

@@ -36,15 +36,103 @@ def corpus_dir() -> Path:
 
 
 @pytest.fixture()
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh data dir, also exported as SONIQUEBAY_DATA_DIR for code that reads settings."""
-    path = tmp_path / "data"
-    path.mkdir()
-    monkeypatch.setenv("SONIQUEBAY_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture()
 def make_audio():
     """Factory writing real, tagged audio files: see audio_factory.write_tagged."""
     return audio_factory.write_tagged
+
+
+# ------------------------------------------------------------------------------------------ catalog backends
+# Modules marked `both_backends` run their catalog tests on SQLite and on PostgreSQL. PostgreSQL is the
+# server at SONIQUEBAY_TEST_PG (default 127.0.0.1:5432, user postgres, trust auth); each test session creates
+# its own database and drops it at the end; tables are truncated between tests.
+
+PG_SERVER = os.environ.get("SONIQUEBAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc):
+    if "catalog_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("catalog_backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture()
+def catalog_backend(request) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+class PgTestServer:
+    """One scratch database per test session on the PostgreSQL server; `fresh()` empties it for a test."""
+
+    def __init__(self, server: str) -> None:
+        import uuid
+
+        self.server = server.rstrip("/")
+        self.name = f"soniquebay_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self.url = f"{self.server}/{self.name}"
+        self._migrated = False
+
+    def admin(self):
+        import psycopg
+
+        return psycopg.connect(f"{self.server}/postgres", autocommit=True, connect_timeout=5)
+
+    def create(self) -> None:
+        with self.admin() as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        with self.admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def fresh(self) -> str:
+        """The URL of the session database with the schema migrated and every table empty."""
+        from soniquebay_assets.catalog import db, pg, vector_search
+
+        conn = db.open_catalog(self.url)
+        try:
+            tables = [t for t in pg.user_tables(conn) if t != "schema_migrations"]
+            if tables:
+                conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        finally:
+            conn.close()
+        vector_search._index_cache.clear()  # per-process index of the previous test's vectors
+        return self.url
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The session's PostgreSQL database; skips when no server answers, except in CI where that fails."""
+    server = PgTestServer(PG_SERVER)
+    try:
+        server.create()
+    except Exception as exc:  # psycopg missing or server down
+        reason = f"PostgreSQL not reachable at {PG_SERVER} ({type(exc).__name__}: {str(exc).strip()[:200]})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + "; CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    yield server
+    server.drop()
+
+
+@pytest.fixture()
+def catalog_target(request, catalog_backend: str, tmp_path: Path) -> str | Path:
+    """Where a test's catalog lives: a fresh SQLite file, or the emptied session PostgreSQL database."""
+    if catalog_backend == "postgresql":
+        return request.getfixturevalue("pg_server").fresh()
+    return tmp_path / "catalog.db"
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_target) -> Path:
+    """A fresh data dir, also exported as SONIQUEBAY_DATA_DIR for code that reads settings.
+
+    With the PostgreSQL backend SONIQUEBAY_CATALOG_URL points every catalog opened through settings there.
+    """
+    path = tmp_path / "data"
+    path.mkdir()
+    monkeypatch.setenv("SONIQUEBAY_DATA_DIR", str(path))
+    if isinstance(catalog_target, str):
+        monkeypatch.setenv("SONIQUEBAY_CATALOG_URL", catalog_target)
+    else:
+        monkeypatch.delenv("SONIQUEBAY_CATALOG_URL", raising=False)
+    return path

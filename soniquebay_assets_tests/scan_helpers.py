@@ -13,6 +13,7 @@ from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryRes
 from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
+from soniquebay_assets.settings import DataDir
 
 SCAN_GROUPS = set(SCAN_CHAIN_GROUPS)
 
@@ -55,7 +56,7 @@ def _shards_of(roots: list[Path], data_dir: Path) -> list[str]:
     from soniquebay_assets.library.walker import walk_library
 
     shards = {f.shard for f in walk_library(roots).files}
-    if (data_dir / "catalog.db").exists():
+    if DataDir(data_dir).catalog_exists():
         conn = catalog(data_dir)
         shards |= {r[0] for r in conn.execute("SELECT DISTINCT shard FROM files")}
         conn.close()
@@ -71,7 +72,7 @@ def metadata_of(result, asset_name: str) -> dict[str, Any]:
 
 
 def catalog(data_dir: Path):
-    return open_catalog(data_dir / "catalog.db")
+    return open_catalog(DataDir(data_dir).catalog_url)
 
 
 def tracks_by_title(data_dir: Path) -> dict[str, dict]:

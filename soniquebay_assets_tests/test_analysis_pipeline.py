@@ -14,6 +14,7 @@ from dagster import instance_for_test
 from soniquebay_assets.catalog.db import open_catalog
 from soniquebay_assets.domain.analysis import synth
 from soniquebay_assets.pipeline import enrich
+from soniquebay_assets.settings import DataDir
 from soniquebay_assets_tests.scan_helpers import (
     SCAN_GROUPS,
     errors_by_path,
@@ -21,6 +22,8 @@ from soniquebay_assets_tests.scan_helpers import (
     metadata_of,
     tracks_by_title,
 )
+
+pytestmark = pytest.mark.both_backends
 
 GROUPS = SCAN_GROUPS | {"metadata"}
 
@@ -113,7 +116,7 @@ def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
         assert tracks["03 garbage.mp3"]["analysis_status"] == "error" and garbage_error["severity"] == "error"
 
     # the exposure rule: a low-confidence analysis yields to the tag, and the listing says so
-    conn = open_catalog(data_dir / "catalog.db")
+    conn = open_catalog(DataDir(data_dir).catalog_url)
     try:
         song_id = song["track_id"]
         conn.execute("UPDATE track_analysis SET bpm_confidence = 0.05, key_confidence = 0.05 WHERE track_id = ?",
@@ -137,7 +140,7 @@ def _shards(conn) -> list[str]:
 
 def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data_dir, monkeypatch):
     materialize_scan(instance, library, data_dir, shards=_library_shards(library), groups=SCAN_GROUPS)
-    conn = open_catalog(data_dir / "catalog.db")
+    conn = open_catalog(DataDir(data_dir).catalog_url)
     try:
         shards = _shards(conn)
         first = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=2)  # 5 tracks: the process pool

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from soniquebay_assets.catalog.db import (
+    CatalogTooNew,
+    CatalogUnavailable,
+    backend_of,
     connect,
     detect_driver,
     migrate,
@@ -52,3 +55,90 @@ def test_unique_keys_make_upserts_idempotent():
     for _ in range(3):
         conn.execute("INSERT INTO genres(name, name_key) VALUES ('Rock', 'rock') ON CONFLICT(name_key) DO NOTHING")
     assert conn.execute("SELECT COUNT(*) FROM genres").fetchone()[0] == 1
+
+
+# ------------------------------------------------------------------------------------------ both backends
+
+
+@pytest.mark.both_backends
+def test_migrations_apply_once_on_both_backends(catalog_target):
+    versions = [v for v, _, _ in migration_files()]
+    conn = connect(catalog_target)
+    migrate(conn)
+    assert migrate(conn) == []
+    recorded = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert recorded == versions
+    conn.close()
+
+
+@pytest.mark.both_backends
+def test_failed_batch_and_idempotent_upserts_on_both_backends(catalog_target):
+    conn = open_catalog(catalog_target)
+    with pytest.raises(RuntimeError):
+        with transaction(conn):
+            conn.execute("INSERT INTO genres(name, name_key) VALUES ('Rock', 'rock')")
+            raise RuntimeError("boom in the middle of a batch")
+    assert conn.execute("SELECT COUNT(*) FROM genres").fetchone()[0] == 0
+    for _ in range(3):
+        conn.execute("INSERT INTO genres(name, name_key) VALUES (?, ?) ON CONFLICT(name_key) DO NOTHING",
+                     ("Rock", "rock"))
+    row = conn.execute("SELECT genre_id, name FROM genres").fetchone()
+    assert row["name"] == row[1] == "Rock" and dict(row) == {"genre_id": row[0], "name": "Rock"}
+    assert conn.execute("SELECT COUNT(*) FROM genres").fetchone()[0] == 1
+    conn.close()
+
+
+@pytest.mark.both_backends
+def test_types_and_defaults_behave_the_same(catalog_target):
+    conn = open_catalog(catalog_target)
+    with transaction(conn):
+        conn.execute("INSERT INTO files(path, raw_path, root, shard, album_folder, size, mtime_ns) "
+                     "VALUES (?, ?, '/r', '00', '/r/a', ?, ?)", ("/r/a/é 100%?.flac", b"\xff\x00", 3, 2**62))
+    row = conn.execute("SELECT path, raw_path, size, mtime_ns, first_seen FROM files").fetchone()
+    assert row[0] == "/r/a/é 100%?.flac" and bytes(row[1]) == b"\xff\x00" and row[2] == 3 and row[3] == 2**62
+    assert row[4].endswith("Z") and "T" in row[4]  # same timestamp text on both backends
+    # text compares and sorts bytewise, as SQLite does
+    with transaction(conn):
+        conn.executemany("INSERT INTO genres(name, name_key) VALUES (?, ?)", [("b", "b"), ("B", "B"), ("a", "a")])
+    assert [r[0] for r in conn.execute("SELECT name_key FROM genres ORDER BY name_key")] == ["B", "a", "b"]
+    conn.close()
+
+
+@pytest.mark.both_backends
+def test_catalog_migrated_by_a_newer_version_is_refused(catalog_target):
+    conn = open_catalog(catalog_target)
+    newest = max(v for v, _, _ in migration_files())
+    conn.execute("INSERT INTO schema_migrations(version, name) VALUES (?, ?)", (newest + 50, "from_the_future.sql"))
+    try:
+        with pytest.raises(CatalogTooNew, match="newer version"):
+            open_catalog(catalog_target)
+    finally:
+        conn.execute("DELETE FROM schema_migrations WHERE version = ?", (newest + 50,))
+        conn.close()
+
+
+def test_bad_catalog_urls_are_clear_errors_with_the_password_hidden(tmp_path):
+    with pytest.raises(CatalogUnavailable) as unreachable:
+        connect("postgresql://someone:s3cret@127.0.0.1:1/catalog")
+    assert "s3cret" not in str(unreachable.value) and "someone:***@127.0.0.1:1/catalog" in str(unreachable.value)
+    with pytest.raises(CatalogUnavailable, match="unknown scheme"):
+        connect("mysql://u:s3cret@h/db")
+    with pytest.raises(CatalogUnavailable, match="names no file"):
+        connect("sqlite://")
+    assert backend_of(f"sqlite:///{tmp_path}/c.db") == ("sqlite", f"{tmp_path}/c.db")
+    assert backend_of(tmp_path / "c.db")[0] == "sqlite"
+
+
+def test_sqlite_ddl_translates_to_postgresql():
+    from soniquebay_assets.catalog import pg
+
+    [table] = pg.translate_ddl(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v REAL NOT NULL DEFAULT 0, b BLOB, -- a TEXT comment\n"
+        " s TEXT NOT NULL DEFAULT 'INTEGER text', at TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))")
+    assert "id BIGSERIAL PRIMARY KEY" in table and "v DOUBLE PRECISION" in table and "b BYTEA" in table
+    assert 'DEFAULT \'INTEGER text\'' in table and "comment" not in table and "to_char(now()" in table
+    trigger = pg.translate_ddl("CREATE TRIGGER gone AFTER DELETE ON albums BEGIN\n"
+                               "  DELETE FROM covers WHERE entity_id = OLD.album_id;\nEND;")
+    assert trigger[0].startswith("CREATE OR REPLACE FUNCTION gone_fn()") and "RETURN OLD" in trigger[0]
+    assert trigger[-1] == "CREATE TRIGGER gone AFTER DELETE ON albums FOR EACH ROW EXECUTE FUNCTION gone_fn()"
+    assert pg.translate("SELECT ? WHERE a LIKE '%?%'") == "SELECT %s WHERE a LIKE '%%?%%'"

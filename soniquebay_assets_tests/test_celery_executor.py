@@ -174,12 +174,13 @@ def _plan(data_root: Path, lib: Path):
     from soniquebay_assets.settings import DataDir
 
     data = DataDir(data_root).ensure()
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         plan = plan_scan(conn, [lib])
+        snapshot = save_snapshot(plan.walk, conn)
     finally:
         conn.close()
-    return plan.affected, save_snapshot(plan.walk, data.snapshots)
+    return plan.affected, snapshot
 
 
 def _catalog_rows(data_root: Path) -> tuple[list[tuple], dict[str, int]]:

@@ -54,7 +54,7 @@ def library(corpus_dir, tmp_path):
     root = tmp_path / "lib"
     shutil.copytree(corpus_dir / "converted", root, ignore=shutil.ignore_patterns("*.json"))
     data = DataDir(tmp_path / "data").ensure()
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     plan = plan_scan(conn, [root])
     inventory_shards(conn, plan.walk, plan.affected)
     extract_shards(conn, plan.affected, workers=1)

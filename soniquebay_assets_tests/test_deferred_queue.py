@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
 
 import pytest
 
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog.db import connect, open_catalog, transaction
 
+pytestmark = pytest.mark.both_backends
+
 T0 = 1_700_000_000.0
 
 
 @pytest.fixture()
-def catalog(tmp_path: Path):
-    conn = open_catalog(tmp_path / "catalog.db")
+def catalog(catalog_target):
+    conn = open_catalog(catalog_target)
     yield conn
     conn.close()
 
@@ -84,8 +85,8 @@ def _claim_loop(path: str, worker: str, out) -> None:
     out.put((worker, taken))
 
 
-def test_two_processes_racing_never_take_the_same_item(tmp_path):
-    path = tmp_path / "catalog.db"
+def test_two_processes_racing_never_take_the_same_item(catalog_target):
+    path = catalog_target
     conn = open_catalog(path)
     _add(conn, 600)
     conn.close()
@@ -179,7 +180,7 @@ def test_unknown_kind_is_refused(catalog):
         deferred.claim(catalog, "lyrics", "w")
 
 
-def test_catalog_insert_enqueues_deferred_work_once(tmp_path, make_audio):
+def test_catalog_insert_enqueues_deferred_work_once(tmp_path, make_audio, catalog_target):
     from soniquebay_assets.pipeline.scan import catalog_shards, extract_shards, inventory_shards, plan_scan
 
     lib = tmp_path / "lib"
@@ -187,7 +188,7 @@ def test_catalog_insert_enqueues_deferred_work_once(tmp_path, make_audio):
         for n in (1, 2):
             make_audio(lib / f"Band {album}" / f"Album {album}" / f"{n:02d}.flac", seconds=0.3, title=f"Song {n}",
                        artist=f"Band {album}", album=f"Album {album}", tracknumber=n)
-    conn = open_catalog(tmp_path / "catalog.db")
+    conn = open_catalog(catalog_target)
 
     def scan() -> None:
         plan = plan_scan(conn, [lib])

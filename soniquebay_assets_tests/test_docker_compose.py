@@ -91,7 +91,13 @@ def test_services_share_broker_instance_and_volumes(compose):
         volumes = services[name]["volumes"]
         music = [v for v in volumes if _target(v) == env["SONIQUEBAY_LIBRARY"]]
         assert music and all(v.endswith(":ro") for v in music), f"{name}: music must be mounted read-only"
-        assert any(_target(v) == env["SONIQUEBAY_DATA_DIR"] for v in volumes)
+        # the catalog is in the postgres service: no data volume shared, only covers and the music mount
+        assert env["SONIQUEBAY_CATALOG_URL"].startswith("postgresql://") and "@postgres:5432/soniquebay" in \
+            env["SONIQUEBAY_CATALOG_URL"]
+        assert not any(_target(v) == env["SONIQUEBAY_DATA_DIR"] for v in volumes)
+        assert {_target(v) for v in volumes} == {env["SONIQUEBAY_LIBRARY"], env["SONIQUEBAY_COVERS_DIR"]}
+    init = compose["configs"]["catalog-database"]["content"]
+    assert "CREATE DATABASE soniquebay" in init
     assert "3000:3000" in services["webserver"]["ports"]
     assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
 

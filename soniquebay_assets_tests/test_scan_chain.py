@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from soniquebay_assets.settings import DataDir
 from soniquebay_assets_tests.audio_factory import write_audio
 from soniquebay_assets_tests.scan_helpers import (
     catalog,
@@ -17,6 +18,8 @@ from soniquebay_assets_tests.scan_helpers import (
     test_instance,
     tracks_by_title,
 )
+
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture()
@@ -54,6 +57,7 @@ def test_first_scan_builds_a_correct_catalog(instance, library, data_dir):
     result = materialize_scan(instance, library, data_dir)
     inventory = metadata_of(result, "file_inventory")
     assert inventory["new"] == 9 and inventory["deleted"] == 0
+    assert inventory["host"] == metadata_of(result, "catalog_entities")["host"] and inventory["host"]
     tracks = tracks_by_title(data_dir)
     assert len(tracks) == 9
     assert tracks["Noon"]["artists"] == ["Alpha"]
@@ -183,7 +187,7 @@ def test_file_vanishing_between_walk_and_read(instance, tmp_path, data_dir, make
     root = tmp_path / "music"
     make_audio(root / "A/B/01 Here.flac", title="Here", artist="A", album="B")
     make_audio(root / "A/B/02 Gone.flac", title="Gone", artist="A", album="B")
-    conn = open_catalog(data_dir / "catalog.db")
+    conn = open_catalog(DataDir(data_dir).catalog_url)
     walk = walk_library([root])
     shards = sorted({f.shard for f in walk.files})
     inventory_shards(conn, walk, shards)

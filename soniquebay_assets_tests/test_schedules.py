@@ -25,11 +25,13 @@ from soniquebay_assets.dagster_defs import deferred_sensors as ds
 from soniquebay_assets.dagster_defs import schedules
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture()
 def catalog(data_dir: Path):
     resource = CatalogResource(data_dir_path=str(data_dir))
-    conn = open_catalog(resource.data_dir.catalog_path)
+    conn = open_catalog(resource.data_dir.catalog_url)
     yield resource, conn
     conn.close()
 
@@ -195,6 +197,8 @@ def test_vacuum_only_when_enough_pages_are_free(catalog):
 
     _resource, conn = catalog
     assert vacuum_if_worth_it(conn).startswith("not needed")
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        return  # autovacuum's job there: the upkeep never rewrites a server database
     deferred.enqueue(conn, "vectors", "track", [(i, "00") for i in range(20_000)])
     conn.execute("DELETE FROM deferred_work")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+import pytest
 from dagster import SensorResult, SkipReason, build_sensor_context
 
 from soniquebay_assets.dagster_defs.partitions import contiguous_groups
@@ -12,7 +12,10 @@ from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryRes
 from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
 from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.library.walker import walk_library
-from soniquebay_assets_tests.scan_helpers import materialize_scan, test_instance
+from soniquebay_assets.pipeline.scan import load_snapshot
+from soniquebay_assets_tests.scan_helpers import catalog, materialize_scan, test_instance
+
+pytestmark = pytest.mark.both_backends
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -43,7 +46,11 @@ def test_sensor_requests_changed_shards_then_skips(tmp_path, data_dir, make_audi
             assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (in_range[0], in_range[-1])
             assert [s for s in SHARD_KEYS if in_range[0] <= s <= in_range[-1]] == in_range
         snapshot = result.run_requests[0].run_config["ops"]["file_inventory"]["config"]["snapshot"]
-        assert json.loads(Path(snapshot).read_text())["files"]  # the run reuses the sensor's walk
+        conn = catalog(data_dir)
+        try:  # the run reuses the sensor's walk, stored in the catalog so any worker host can read it
+            assert snapshot.startswith("catalog:") and load_snapshot(snapshot, conn).files
+        finally:
+            conn.close()
         cursor = result.cursor
         # Same files, run not yet done: the cursor stops a duplicate request.
         again, _ = _tick(instance, library, data_dir, cursor)

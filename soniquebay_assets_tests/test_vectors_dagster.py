@@ -9,7 +9,6 @@ import sys
 import pytest
 from dagster import AssetKey, instance_for_test, materialize
 
-from soniquebay_assets.catalog import db
 from soniquebay_assets.cli.main import main
 from soniquebay_assets.dagster_defs.assets.vectors import track_embeddings
 from soniquebay_assets.dagster_defs.definitions import defs
@@ -17,15 +16,16 @@ from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.domain.layout import SHARD_COUNT
 from soniquebay_assets.queues import QUEUE_TAG, WORKER_VECTOR
+from soniquebay_assets.settings import DataDir
 from soniquebay_assets_tests import vectors_support as vs
 from soniquebay_assets_tests.vectors_support import text_model  # noqa: F401  (session fixture)
 
-pytestmark = pytest.mark.usefixtures("text_model")
+pytestmark = [pytest.mark.usefixtures("text_model"), pytest.mark.both_backends]
 
 
 @pytest.fixture()
 def catalog_dir(data_dir):
-    conn = vs.new_catalog(data_dir / "catalog.db")
+    conn = vs.new_catalog(DataDir(data_dir).catalog_url)
     ids = {}
     for shard, artist, album, genre, titles in (
         ("00", "Nina Simone", "Pastel Blues", "jazz", ["Be My Husband", "Nobody Knows You"]),
@@ -67,7 +67,7 @@ def test_asset_materializes_shards_and_reports_the_check(catalog_dir):
         mats = first.get_asset_materialization_events()
         metadata = {k: getattr(v, "value", v) for k, v in mats[0].event_specific_data.materialization.metadata.items()}
         assert metadata["vectorized"] == 2 and metadata["text_only"] == 2
-        assert metadata["sqlite_driver"] == db.detect_driver().name
+        assert metadata["sqlite_driver"] == vs.expected_driver_name()
         check = first.get_asset_check_evaluations()[0]
         assert check.check_name == "validate_vectors"
         assert not check.passed  # shard 01 not vectorized yet: a warning, not corruption
@@ -111,7 +111,7 @@ def test_similar_and_vectors_commands(catalog_dir, capsys):
 
     assert main(["vectors", "validate", "--json", "--data-dir", str(data_dir)]) == 0
     report = _json_lines(capsys)[0]
-    assert report["ok"] and report["n_vectors"] == 4 and report["sqlite_driver"] == db.detect_driver().name
+    assert report["ok"] and report["n_vectors"] == 4 and report["sqlite_driver"] == vs.expected_driver_name()
 
     assert main(["vectors", "rebuild", "--audio-weight", "0.8", "--json", "--data-dir", str(data_dir)]) == 0
     rebuilt = _json_lines(capsys)[0]
@@ -119,7 +119,7 @@ def test_similar_and_vectors_commands(catalog_dir, capsys):
 
 
 def test_similar_before_any_vectors_says_what_to_do(data_dir, capsys):
-    vs.new_catalog(data_dir / "catalog.db").close()
+    vs.new_catalog(DataDir(data_dir).catalog_url).close()
     assert main(["similar", "--track", "1", "--data-dir", str(data_dir)]) == 2
     assert "no track vectors yet" in capsys.readouterr().err
 

@@ -12,12 +12,12 @@ from soniquebay_assets.pipeline import vectorize as vz
 from soniquebay_assets_tests import vectors_support as vs
 from soniquebay_assets_tests.vectors_support import text_model  # noqa: F401  (session fixture)
 
-pytestmark = pytest.mark.usefixtures("text_model")
+pytestmark = [pytest.mark.usefixtures("text_model"), pytest.mark.both_backends]
 
 
 @pytest.fixture()
-def conn(tmp_path):
-    connection = vs.new_catalog(tmp_path / "catalog.db")
+def conn(catalog_target):
+    connection = vs.new_catalog(catalog_target)
     yield connection
     connection.close()
 
@@ -42,11 +42,12 @@ def _library(conn):
     return ids
 
 
-def test_first_run_vectorizes_and_flags_text_only(conn):
+def test_first_run_vectorizes_and_flags_text_only(conn, catalog_target):
     ids = _library(conn)
     stats = vz.vectorize_shards(conn, ["00", "01", "02"])
     assert stats["vectorized"] == 7 and stats["failed"] == 0 and stats["rebuilt"]
-    assert stats["text_only"] == 2 and stats["sqlite_driver"] == db.detect_driver().name
+    assert stats["text_only"] == 2
+    assert stats["sqlite_driver"] == ("postgresql" if isinstance(catalog_target, str) else db.detect_driver().name)
     assert stats["model"] == embedder.DEFAULT_MODEL and stats["dim"] == 384 + len(et.FEATURE_NAMES)
     flags = dict(conn.execute("SELECT track_id, text_only FROM track_vectors").fetchall())
     assert flags[ids["One More Time"]] == 1 and flags[ids["Escape"]] == 0

@@ -17,9 +17,12 @@ def _unit(rng, dim):
     return v / np.linalg.norm(v)
 
 
+pytestmark = pytest.mark.both_backends
+
+
 @pytest.fixture()
-def conn(tmp_path):
-    connection = vs.new_catalog(tmp_path / "catalog.db")
+def conn(catalog_target):
+    connection = vs.new_catalog(catalog_target)
     vectors.load_extension(connection)
     yield connection
     connection.close()
@@ -37,6 +40,9 @@ def _store(conn, settings, items):
 
 def test_driver_is_detected_and_reported(conn):
     report = vectors.driver_report(conn)
+    if db.dialect_of(conn) == db.POSTGRESQL:
+        assert report["sqlite_driver"] == "postgresql" and report["vector_store"] == "bytea table"
+        return
     assert report["sqlite_driver"] == db.detect_driver().name
     assert report["sqlite_vec_version"].startswith("v")
     assert db.detect_driver().can_load_extensions
@@ -120,10 +126,10 @@ def test_validation_finds_corrupt_vectors(conn):
     assert not report["ok"] and report["bad_norm"] == 1 and report["non_finite"] == 1
 
 
-def test_plain_connection_without_extension_still_reads_the_catalog(conn, tmp_path):
+def test_plain_connection_without_extension_still_reads_the_catalog(conn, catalog_target):
     _space(conn)
     vs.add_track(conn, "/lib/a/1.flac", title="T", artists=["A"], album="Al")
-    plain = db.connect(tmp_path / "catalog.db")  # other stages never load sqlite-vec
+    plain = db.connect(catalog_target)  # other stages never load sqlite-vec
     try:
         assert plain.execute("SELECT COUNT(*) FROM tracks").fetchone()[0] == 1
         with db.transaction(plain):

@@ -22,18 +22,19 @@ CREATE TABLE IF NOT EXISTS track_analysis (
 """
 
 
-def new_catalog(path: Path) -> Any:
+def new_catalog(path: Path | str) -> Any:
     return db.open_catalog(path)
 
 
 def _entity(conn: Any, table: str, key_column: str, key: str, values: dict) -> int:
-    row = conn.execute(f"SELECT rowid FROM {table} WHERE {key_column} = ?", (key,)).fetchone()
+    id_column = {"albums": "album_id", "artists": "artist_id", "genres": "genre_id"}[table]
+    row = conn.execute(f"SELECT {id_column} FROM {table} WHERE {key_column} = ?", (key,)).fetchone()
     if row:
         return int(row[0])
     columns = [key_column, *values]
     marks = ",".join("?" * len(columns))
-    cursor = conn.execute(f"INSERT INTO {table}({','.join(columns)}) VALUES ({marks})", [key, *values.values()])
-    return int(cursor.lastrowid)
+    return int(conn.execute(f"INSERT INTO {table}({','.join(columns)}) VALUES ({marks}) RETURNING {id_column}",
+                            [key, *values.values()]).fetchone()[0])
 
 
 def add_track(
@@ -56,24 +57,26 @@ def add_track(
             {"title": album, "album_artist": album_artist, "folder": f"/lib/{album}", "year": year},
         )  # fmt: skip
         file_id = conn.execute(
-            "INSERT INTO files(path, root, shard, album_folder, size, mtime_ns) VALUES (?, '/lib', ?, ?, 1, 1)",
+            "INSERT INTO files(path, root, shard, album_folder, size, mtime_ns) VALUES (?, '/lib', ?, ?, 1, 1)"
+            " RETURNING file_id",
             (path, shard, album),
-        ).lastrowid
+        ).fetchone()[0]
         track_id = conn.execute(
             "INSERT INTO tracks(file_id, path, shard, size, mtime_ns, title, artist_display, album_id, year)"
-            " VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?) RETURNING track_id",
             (file_id, path, shard, title, " & ".join(artists), album_id, year),
-        ).lastrowid
+        ).fetchone()[0]
         for position, name in enumerate(artists):
             artist_id = _entity(conn, "artists", "name_key", name.casefold(), {"name": name})
             conn.execute(
-                "INSERT OR IGNORE INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, 'main', ?)",
+                "INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, 'main', ?)"
+                " ON CONFLICT DO NOTHING",
                 (track_id, artist_id, position),
             )
         for position, name in enumerate(genres):
             genre_id = _entity(conn, "genres", "name_key", name.casefold(), {"name": name})
             conn.execute(
-                "INSERT OR IGNORE INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?)",
+                "INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (track_id, genre_id, position),
             )
     return int(track_id)
@@ -87,8 +90,9 @@ def set_title(conn: Any, track_id: int, title: str) -> None:
 def add_analysis(conn: Any, track_id: int, **features: Any) -> None:
     """Write (or replace) an analysis row; creates track_analysis when the enrichment migration is absent."""
     with db.transaction(conn):
-        conn.execute(_ANALYSIS_FALLBACK)
-        present = {row[1] for row in conn.execute("PRAGMA table_info(track_analysis)")}
+        if not db.table_exists(conn, "track_analysis"):
+            conn.execute(_ANALYSIS_FALLBACK)
+        present = set(db.table_columns(conn, "track_analysis"))
         values = {"track_id": track_id, **{k: v for k, v in features.items() if k in present}}
         if "status" in present and "status" not in values:
             values["status"] = "ok"
@@ -110,3 +114,11 @@ def text_model():
     from soniquebay_assets.library import embedder
 
     return embedder.load_model()
+
+
+def expected_driver_name() -> str:
+    """What vector metadata reports as the driver: the sqlite module, or 'postgresql' for a server catalog."""
+    import os
+
+    return "postgresql" if os.environ.get("SONIQUEBAY_CATALOG_URL", "").startswith("postgres") \
+        else db.detect_driver().name

@@ -47,7 +47,7 @@ def tracks_to_analyze(conn: Any, shards: Sequence[str], *, current_version: int,
         "SELECT t.track_id, t.path, t.shard, t.duration_s FROM tracks t "
         "LEFT JOIN track_analysis ta ON ta.track_id = t.track_id "
         f"WHERE t.shard IN ({_marks(shards)}) AND (ta.track_id IS NULL OR t.audio_changed_at > ta.analyzed_at "
-        "OR (? AND ta.analysis_version < ?) OR (? AND ta.status = 'error')) ORDER BY t.shard, t.path"
+        "OR (? = 1 AND ta.analysis_version < ?) OR (? = 1 AND ta.status = 'error')) ORDER BY t.shard, t.path"
     )
     rows = conn.execute(sql, [*shards, int(force_version), current_version, int(retry_errors)]).fetchall()
     return [TrackToAnalyze(r[0], r[1], r[2], r[3]) for r in rows]
@@ -138,20 +138,24 @@ def bpm_histogram(conn: Any, shards: Sequence[str] | None = None, width: int = 1
     """Analysed BPM counts in `width`-BPM bins ('120-129'), ordered by bin."""
     where, params = _shard_where(shards)
     rows = conn.execute(
-        f"SELECT CAST(ta.bpm / {width} AS INTEGER) * {width} AS bin, COUNT(*) FROM track_analysis ta "
-        f"JOIN tracks t ON t.track_id = ta.track_id WHERE ta.bpm IS NOT NULL{where} GROUP BY bin ORDER BY bin",
+        "SELECT ta.bpm FROM track_analysis ta "
+        f"JOIN tracks t ON t.track_id = ta.track_id WHERE ta.bpm IS NOT NULL{where}",
         params,
     ).fetchall()
-    return {f"{b}-{b + width - 1}": n for b, n in rows}
+    counts: dict[int, int] = {}
+    for (bpm,) in rows:  # binned here: SQL casts truncate in SQLite but round in PostgreSQL
+        start = int(bpm // width) * width
+        counts[start] = counts.get(start, 0) + 1
+    return {f"{b}-{b + width - 1}": counts[b] for b in sorted(counts)}
 
 
 def key_table(conn: Any, shards: Sequence[str] | None = None) -> list[tuple[str, str, int]]:
     """(key with mode, Camelot, count) of analysed keys, most common first."""
     where, params = _shard_where(shards)
     return [tuple(r) for r in conn.execute(
-        "SELECT ta.key || ' ' || ta.mode, ta.camelot, COUNT(*) AS n FROM track_analysis ta "
+        "SELECT ta.key || ' ' || ta.mode, MIN(ta.camelot), COUNT(*) AS n FROM track_analysis ta "
         f"JOIN tracks t ON t.track_id = ta.track_id WHERE ta.key IS NOT NULL{where} "
-        "GROUP BY ta.key, ta.mode ORDER BY n DESC, ta.camelot",
+        "GROUP BY ta.key, ta.mode ORDER BY n DESC, 2",
         params,
     )]
 
@@ -184,7 +188,7 @@ TRACK_LISTING_COLUMNS: dict[str, str] = {
     "analysis_status": "ta.status",
     "genres_normalized": (
         "(SELECT json_group_array(genre) FROM (SELECT genre FROM track_genres_normalized gn "
-        " WHERE gn.track_id = t.track_id ORDER BY gn.position))"
+        " WHERE gn.track_id = t.track_id ORDER BY gn.position) AS names)"
     ),
 }
 TRACK_LISTING_JOINS = ["LEFT JOIN track_analysis ta ON ta.track_id = t.track_id"]

@@ -1,4 +1,9 @@
-"""SQLite connections for the catalog: driver detection, pragmas, migrations."""
+"""Catalog connections: SQLite (embedded default) or PostgreSQL (several hosts), pragmas, migrations.
+
+A catalog is named by a URL: `sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB`; a bare path means SQLite.
+Both connections offer the same small API (execute, executemany, rows by index and name, total_changes,
+in_transaction, close) and a `dialect` attribute for the few statements that differ.
+"""
 
 from __future__ import annotations
 
@@ -58,18 +63,67 @@ def detect_driver() -> Driver:
         return _driver
 
 
+class CatalogUnavailable(RuntimeError):
+    """The catalog URL is malformed or its server does not answer (the message hides any password)."""
+
+
+class CatalogTooNew(RuntimeError):
+    """The catalog was migrated by a newer version of this program."""
+
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+
+
+def backend_of(target: str | Path) -> tuple[str, str]:
+    """(backend, path or URL) for a catalog target: a path, sqlite:///PATH or postgresql://..."""
+    if isinstance(target, Path):
+        return SQLITE, str(target)
+    text = str(target).strip()
+    if text.startswith("sqlite:"):
+        # SQLAlchemy's spelling: sqlite:///relative.db, sqlite:////absolute/path.db
+        path = text[len("sqlite:///"):] if text.startswith("sqlite:///") else ""
+        if not path:
+            raise CatalogUnavailable(f"catalog URL {text!r} names no file: write sqlite:////absolute/path/catalog.db")
+        return SQLITE, path
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+            return POSTGRESQL, text
+        from soniquebay_assets.catalog.pg import redact
+
+        raise CatalogUnavailable(f"catalog URL {redact(text)!r}: unknown scheme {scheme!r}; "
+                                 "use sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    return SQLITE, text
+
+
+def display_target(target: str | Path) -> str:
+    """The catalog target for messages: a path, or the URL with its password hidden."""
+    from soniquebay_assets.catalog.pg import redact
+
+    return redact(str(target))
+
+
+def dialect_of(conn: Any) -> str:
+    return getattr(conn, "dialect", SQLITE)
+
+
 def connect(path: str | Path, *, readonly: bool = False) -> Any:
-    """Open the catalog with WAL, a busy timeout and foreign keys; ':memory:' works for tests."""
+    """Open the catalog (SQLite: WAL, busy timeout, foreign keys; ':memory:' works for tests; or PostgreSQL)."""
+    backend, target = backend_of(path)
+    if backend == POSTGRESQL:
+        return _connect_postgresql(target)
     driver = detect_driver()
-    target = str(path)
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     if readonly and target != ":memory:":
         conn = driver.module.connect(
-            f"file:{target}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+            f"file:{target}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+            factory=_sqlite_connection_class(driver),
         )
     else:
-        conn = driver.module.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn = driver.module.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                                     factory=_sqlite_connection_class(driver))
     conn.row_factory = driver.module.Row
     conn.isolation_level = None  # explicit transactions only, see transaction()
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -80,6 +134,33 @@ def connect(path: str | Path, *, readonly: bool = False) -> Any:
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -65536")
     return conn
+
+
+_sqlite_classes: dict[str, type] = {}
+
+
+def _sqlite_connection_class(driver: Driver) -> type:
+    """The driver's Connection with a `dialect` attribute (the PostgreSQL connection has one too)."""
+    if driver.name not in _sqlite_classes:
+        _sqlite_classes[driver.name] = type("SqliteCatalogConnection", (driver.module.Connection,),
+                                            {"dialect": SQLITE})
+    return _sqlite_classes[driver.name]
+
+
+def _connect_postgresql(url: str) -> Any:
+    from soniquebay_assets.catalog import pg
+
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+        raise CatalogUnavailable("the PostgreSQL catalog needs psycopg: pip install 'psycopg[binary]'") from exc
+    try:
+        return pg.connect(url)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CatalogUnavailable(f"cannot open the catalog at {pg.redact(url)}: {pg.redact(reason)}") from None
+    except ValueError as exc:
+        raise CatalogUnavailable(f"bad catalog URL {pg.redact(url)}: {exc}") from None
 
 
 @contextmanager
@@ -113,14 +194,26 @@ def migration_files() -> list[tuple[int, str, str]]:
 
 
 def migrate(conn: Any) -> list[str]:
-    """Apply the migrations not yet recorded in schema_migrations; returns the names applied."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"
-    )
+    """Apply the migrations not yet recorded in schema_migrations; returns the names applied.
+
+    Refuses a catalog that a newer version migrated further (its schema may not be what this code expects).
+    """
+    postgres = dialect_of(conn) == POSTGRESQL
+    create = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
+              " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (datetime('now')))")
+    if postgres:
+        from soniquebay_assets.catalog import pg
+
+        with transaction(conn):  # the writer lock: two hosts starting together create the table once
+            for statement in pg.translate_ddl(create):
+                conn.raw.execute(statement)
+    else:
+        conn.execute(create)
+    shipped = migration_files()
+    _refuse_newer(conn, shipped)
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     applied = []
-    for version, name, sql in migration_files():
+    for version, name, sql in shipped:
         if version in done:
             continue
         with transaction(conn):
@@ -128,10 +221,24 @@ def migrate(conn: Any) -> list[str]:
             if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
                 continue
             for statement in _split_sql(sql):
-                conn.execute(statement)
+                if postgres:
+                    for translated in pg.translate_ddl(statement):
+                        conn.raw.execute(translated)
+                else:
+                    conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations(version, name) VALUES (?, ?)", (version, name))
         applied.append(name)
     return applied
+
+
+def _refuse_newer(conn: Any, shipped: list[tuple[int, str, str]]) -> None:
+    known = max((v for v, _, _ in shipped), default=0)
+    row = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version DESC LIMIT 1").fetchone()
+    if row is not None and int(row[0]) > known:
+        raise CatalogTooNew(
+            f"the catalog was migrated by a newer version of soniquebay (schema {row[0]} {row[1]}; this version "
+            f"knows up to {known}): upgrade soniquebay on this host, or point it at another catalog"
+        )
 
 
 def _split_sql(script: str) -> list[str]:
@@ -154,8 +261,63 @@ def _split_sql(script: str) -> list[str]:
 def open_catalog(path: str | Path) -> Any:
     """Connect and bring the schema up to date."""
     conn = connect(path)
-    migrate(conn)
-    from soniquebay_assets.catalog.build_settings import check_catalog_settings  # it imports transaction()
+    try:
+        migrate(conn)
+        from soniquebay_assets.catalog.build_settings import (
+            check_catalog_settings,  # it imports transaction()
+        )
 
-    check_catalog_settings(conn)
+        check_catalog_settings(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+@contextmanager
+def connection(target: str | Path) -> Iterator[Any]:
+    """`with connection(url) as conn:` an up-to-date catalog connection, closed on exit."""
+    conn = open_catalog(target)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def table_exists(conn: Any, name: str) -> bool:
+    if dialect_of(conn) == POSTGRESQL:
+        from soniquebay_assets.catalog import pg
+
+        return pg.table_exists(conn, name)
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+
+def create_table(conn: Any, ddl: str) -> None:
+    """Run one portable (SQLite-spelled) CREATE statement on either backend, under the writer lock."""
+    if not conn.in_transaction:
+        with transaction(conn):
+            create_table(conn, ddl)
+        return
+    if dialect_of(conn) == POSTGRESQL:
+        from soniquebay_assets.catalog import pg
+
+        for statement in pg.translate_ddl(ddl):
+            conn.raw.execute(statement)
+    else:
+        conn.execute(ddl)
+
+
+def table_columns(conn: Any, name: str) -> list[str]:
+    if dialect_of(conn) == POSTGRESQL:
+        from soniquebay_assets.catalog import pg
+
+        return pg.table_columns(conn, name)
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({name})")]
+
+
+def database_key(conn: Any) -> str:
+    """Identifies the database behind `conn` (for per-process caches)."""
+    if dialect_of(conn) == POSTGRESQL:
+        return conn.url
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) or f"memory:{id(conn)}"

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.catalog.db import POSTGRESQL, dialect_of, transaction
 
 KINDS = ("enrichment", "vectors", "covers")
 ENTITY_TYPES = ("track", "album", "artist")
@@ -55,12 +55,12 @@ def _now(now: float | None) -> float:
 
 
 @contextmanager
-def _write(conn: Any) -> Iterator[Any]:
+def _write(conn: Any, *, immediate: bool = True) -> Iterator[Any]:
     """Join the caller's transaction (e.g. the catalog insert batch) or open a BEGIN IMMEDIATE one."""
     if conn.in_transaction:
         yield conn
     else:
-        with transaction(conn):
+        with transaction(conn, immediate=immediate):
             yield conn
 
 
@@ -152,14 +152,17 @@ def claim(conn: Any, kind: str, worker: str, *, limit: int = 100, shards: Sequen
             return []
         shard_filter = f" AND shard IN ({','.join('?' * len(shards))})"
         params += list(shards)
-    # One UPDATE ... RETURNING under BEGIN IMMEDIATE: the select and the state change cannot interleave with
-    # another claimer, and only due rows are ordered, so an item not yet due never sits in front of due ones.
-    with _write(conn):
+    # One UPDATE ... RETURNING: on SQLite under BEGIN IMMEDIATE, so the select and the state change cannot
+    # interleave with another claimer; on PostgreSQL the selected rows are locked FOR UPDATE and rows another
+    # claimer holds are skipped, so claimers on several hosts never wait on each other nor take the same item.
+    # Only due rows are ordered, so an item not yet due never sits in front of due ones.
+    postgres = dialect_of(conn) == POSTGRESQL
+    with _write(conn, immediate=not postgres):
         rows = conn.execute(
             "UPDATE deferred_work SET state = 'in_progress', claimed_by = ?, claimed_at = ?, attempts = attempts + 1,"
             " updated_at = ? WHERE work_id IN (SELECT work_id FROM deferred_work"
             "  WHERE kind = ? AND state = 'pending' AND not_before <= ?" + shard_filter + _WAITS_FOR_ANALYSIS +
-            "  ORDER BY priority, not_before, work_id LIMIT ?)"
+            "  ORDER BY priority, not_before, work_id LIMIT ?" + (" FOR UPDATE SKIP LOCKED" if postgres else "") + ")"
             f" RETURNING {_COLUMNS}",
             [worker, stamp, stamp, *params, int(limit)],
         ).fetchall()
@@ -327,7 +330,7 @@ def metrics(conn: Any, *, now: float | None = None) -> dict[str, dict[str, Any]]
     for kind, state, count in conn.execute("SELECT kind, state, COUNT(*) FROM deferred_work GROUP BY kind, state"):
         out[kind][state] = count
     for kind, due, oldest in conn.execute(
-            "SELECT kind, SUM(not_before <= ?), MIN(updated_at) FROM deferred_work WHERE state = 'pending'"
+            "SELECT kind, SUM(CASE WHEN not_before <= ? THEN 1 ELSE 0 END), MIN(updated_at) FROM deferred_work WHERE state = 'pending'"
             " GROUP BY kind", (stamp,)):
         out[kind]["due"] = int(due or 0)
         out[kind]["oldest_pending_age_s"] = round(stamp - oldest, 1) if oldest is not None else None

@@ -126,13 +126,15 @@ def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
         "title_from_fallback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(album_key) DO UPDATE SET title = excluded.title, "
         "album_artist = CASE WHEN excluded.album_artist != '' THEN excluded.album_artist ELSE albums.album_artist END, "
-        "is_compilation = MAX(albums.is_compilation, excluded.is_compilation), "
+        "is_compilation = CASE WHEN excluded.is_compilation > albums.is_compilation THEN excluded.is_compilation "
+        "ELSE albums.is_compilation END, "
         "year = COALESCE(excluded.year, albums.year), date = COALESCE(excluded.date, albums.date), "
         "original_date = COALESCE(excluded.original_date, albums.original_date), "
         "musicbrainz_release_group_id = COALESCE(excluded.musicbrainz_release_group_id, "
         "albums.musicbrainz_release_group_id), label = COALESCE(excluded.label, albums.label), "
         "track_total = COALESCE(excluded.track_total, albums.track_total), "
-        "disc_total = MAX(COALESCE(excluded.disc_total, 0), COALESCE(albums.disc_total, 0)), "
+        "disc_total = CASE WHEN COALESCE(excluded.disc_total, 0) > COALESCE(albums.disc_total, 0) "
+        "THEN COALESCE(excluded.disc_total, 0) ELSE COALESCE(albums.disc_total, 0) END, "
         f"title_from_fallback = excluded.title_from_fallback, updated_at = {NOW} RETURNING album_id",
         (
             album.key, album.title, ", ".join(album.album_artists), int(album.is_compilation), t.year, t.date,
@@ -147,7 +149,8 @@ def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
         conn.execute("DELETE FROM album_artists WHERE album_id = ?", (album_id,))
         for position, name in enumerate(album.album_artists):
             mbid = mbids[position] if position < len(mbids) else None
-            conn.execute("INSERT OR IGNORE INTO album_artists(album_id, artist_id, position) VALUES (?, ?, ?)",
+            conn.execute("INSERT INTO album_artists(album_id, artist_id, position) VALUES (?, ?, ?) "
+                         "ON CONFLICT DO NOTHING",
                          (album_id, _artist_id(conn, ids, name, mbid), position))
     return album_id
 
@@ -194,7 +197,7 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
     conn.executemany(
         f"INSERT INTO tracks({_TRACK_COLUMNS}) VALUES ({marks}) ON CONFLICT(file_id) DO UPDATE SET {_UPDATE_SET}, "
         f"tags_changed_at = {NOW}, "
-        f"audio_changed_at = CASE WHEN tracks.fingerprint IS excluded.fingerprint THEN tracks.audio_changed_at "
+        f"audio_changed_at = CASE WHEN tracks.fingerprint IS NOT DISTINCT FROM excluded.fingerprint THEN tracks.audio_changed_at "
         f"ELSE {NOW} END, updated_at = {NOW}",
         rows,
     )
@@ -202,12 +205,12 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
     track_ids = [by_file[w.file_id] for w in writes]
     conn.executemany("DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])
     conn.executemany(
-        "INSERT OR IGNORE INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?)",
+        "INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(t, artist_id, role, pos) for t, rows_ in zip(track_ids, credits, strict=True) for artist_id, role, pos in rows_],
     )
     conn.executemany("DELETE FROM track_genres WHERE track_id = ?", [(t,) for t in track_ids])
     conn.executemany(
-        "INSERT OR IGNORE INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?)",
+        "INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         [(t, genre_id, pos) for t, rows_ in zip(track_ids, genres, strict=True) for genre_id, pos in rows_],
     )
     conn.executemany("UPDATE files SET stage = 'cataloged' WHERE file_id = ?", [(w.file_id,) for w in writes])

@@ -108,7 +108,7 @@ def record_errors(conn: Any, errors: Sequence[tuple[str, str, str, str, str | No
     conn.executemany(
         "INSERT INTO scan_errors(path, stage, reason, detail, shard, severity) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(path, stage) DO UPDATE SET reason = excluded.reason, detail = excluded.detail, "
-        f"shard = excluded.shard, severity = excluded.severity, occurrences = occurrences + 1, last_seen = {NOW}",
+        f"shard = excluded.shard, severity = excluded.severity, occurrences = scan_errors.occurrences + 1, last_seen = {NOW}",
         errors,
     )
 
@@ -186,10 +186,11 @@ def files_to_catalog(conn: Any, shards: Sequence[str]) -> list[dict[str, Any]]:
 
 def start_scan(conn: Any, roots: Sequence[str], origin: str) -> int:
     with transaction(conn):
-        cur = conn.execute(
-            f"INSERT INTO scans(started_at, roots, origin) VALUES ({NOW}, ?, ?)", (json.dumps(list(roots)), origin)
-        )
-    return cur.lastrowid
+        row = conn.execute(
+            f"INSERT INTO scans(started_at, roots, origin) VALUES ({NOW}, ?, ?) RETURNING scan_id",
+            (json.dumps(list(roots)), origin),
+        ).fetchone()
+    return int(row[0])
 
 
 def finish_scan(conn: Any, scan_id: int, stats: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ _ANALYSIS_KEYS = ("bpm", "key", "mode", "energy", "danceability", "mood_happy", 
 
 def insert_library(conn: Any, tracks: Sequence[dict]) -> list[int]:
     """Albums, artists, genres, tracks and (when the table exists) analysis rows for bench track dicts."""
-    has_analysis = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'track_analysis'").fetchone() is not None
+    has_analysis = db.table_exists(conn, "track_analysis")
     albums: dict[str, int] = {}
     artists: dict[str, int] = {}
     genres: dict[str, int] = {}
@@ -22,30 +22,31 @@ def insert_library(conn: Any, tracks: Sequence[dict]) -> list[int]:
         for i, t in enumerate(tracks):
             if t["album"] not in albums:
                 albums[t["album"]] = conn.execute(
-                    "INSERT INTO albums(album_key, title, album_artist, folder, year) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO albums(album_key, title, album_artist, folder, year) VALUES (?, ?, ?, ?, ?) RETURNING album_id",
                     (f"bench:{t['album']}", t["album"], t["artist"], f"/bench/{t['album']}", t["year"]),
-                ).lastrowid
+                ).fetchone()[0]
             if t["artist"] not in artists:
                 artists[t["artist"]] = conn.execute(
-                    "INSERT INTO artists(name, name_key) VALUES (?, ?)", (t["artist"], t["artist"].casefold())
-                ).lastrowid
+                    "INSERT INTO artists(name, name_key) VALUES (?, ?) RETURNING artist_id", (t["artist"], t["artist"].casefold())
+                ).fetchone()[0]
             path = f"/bench/{t['album']}/{i:06d}.flac"
             file_id = conn.execute(
-                "INSERT INTO files(path, root, shard, album_folder, size, mtime_ns) VALUES (?, '/bench', ?, ?, 1, 1)",
+                "INSERT INTO files(path, root, shard, album_folder, size, mtime_ns) VALUES (?, '/bench', ?, ?, 1, 1)"
+                " RETURNING file_id",
                 (path, t["shard"], t["album"]),
-            ).lastrowid
+            ).fetchone()[0]
             track_id = conn.execute(
                 "INSERT INTO tracks(file_id, path, shard, size, mtime_ns, title, artist_display, album_id, year)"
-                " VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?) RETURNING track_id",
                 (file_id, path, t["shard"], t["title"], t["artist"], albums[t["album"]], t["year"]),
-            ).lastrowid
+            ).fetchone()[0]
             conn.execute("INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, 'main', 0)",
                          (track_id, artists[t["artist"]]))  # fmt: skip
             for position, genre in enumerate(t["genres"]):
                 if genre not in genres:
                     genres[genre] = conn.execute(
-                        "INSERT INTO genres(name, name_key) VALUES (?, ?)", (genre, genre.casefold())
-                    ).lastrowid
+                        "INSERT INTO genres(name, name_key) VALUES (?, ?) RETURNING genre_id", (genre, genre.casefold())
+                    ).fetchone()[0]
                 conn.execute("INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?)",
                              (track_id, genres[genre], position))  # fmt: skip
             if has_analysis and t.get("analysis"):
@@ -64,7 +65,8 @@ def insert_bare_tracks(conn: Any, n: int) -> None:
     with db.transaction(conn):
         album_id = conn.execute(
             "INSERT INTO albums(album_key, title, album_artist, folder) VALUES ('bench', 'Bench', 'Bench', '/b')"
-        ).lastrowid
+            " RETURNING album_id"
+        ).fetchone()[0]
         conn.executemany(
             "INSERT INTO files(file_id, path, root, shard, album_folder, size, mtime_ns) VALUES (?, ?, '/b', '00', 'b', 1, 1)",
             [(i, f"/b/{i}.flac") for i in range(1, n + 1)],
@@ -74,6 +76,10 @@ def insert_bare_tracks(conn: Any, n: int) -> None:
             " VALUES (?, ?, ?, '00', 1, 1, ?, 'Bench', ?)",
             [(i, i, f"/b/{i}.flac", f"Track {i}", album_id) for i in range(1, n + 1)],
         )
+    if db.dialect_of(conn) == db.POSTGRESQL:
+        from soniquebay_assets.catalog import pg
+
+        pg.sync_sequences(conn)
 
 
 def insert_vectors(conn: Any, vectors_by_id: Sequence[tuple[int, bytes]]) -> None:

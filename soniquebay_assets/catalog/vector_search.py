@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from soniquebay_assets.catalog import vectors
+from soniquebay_assets.catalog import db, vectors
 from soniquebay_assets.domain import embedding_text as et
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
@@ -121,8 +121,7 @@ _index_lock = threading.Lock()
 
 
 def _database_key(conn: Any) -> str:
-    row = conn.execute("PRAGMA database_list").fetchone()
-    return str(row[2]) or f"memory:{id(conn)}"
+    return db.database_key(conn)
 
 
 def get_index(conn: Any) -> VectorIndex:
@@ -191,7 +190,7 @@ def track_facts(conn: Any, track_ids: Sequence[int]) -> dict[int, dict]:
             "SELECT t.track_id, t.path, t.title, t.artist_display, t.album_id, t.bpm_tag, t.key_tag,"
             " (SELECT json_group_array(name) FROM (SELECT ar.name AS name FROM track_artists ta"
             "   JOIN artists ar ON ar.artist_id = ta.artist_id WHERE ta.track_id = t.track_id"
-            "   ORDER BY ta.role = 'featured', ta.position))"
+            "   ORDER BY ta.role = 'featured', ta.position) AS names)"
             f" FROM tracks t WHERE t.track_id IN ({marks})",
             batch,
         ):
@@ -276,7 +275,12 @@ def search_similar(
     else:
         query = vectors.check_vector(np.asarray(vector, dtype=np.float32) / max(float(np.linalg.norm(vector)), 1e-12), settings.dim)
 
-    ranker = _SqliteRanker(conn) if method == "sqlite" else _IndexRanker(conn)
+    if method != "sqlite":
+        ranker: Any = _IndexRanker(conn)
+    elif db.dialect_of(conn) == db.POSTGRESQL:
+        ranker = _ExactRanker(conn)  # no vector type in PostgreSQL here: the exact scan runs in numpy
+    else:
+        ranker = _SqliteRanker(conn)
     total = ranker.size
     count = min(total, max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * k))
     while True:
@@ -306,6 +310,16 @@ class _IndexRanker:
         return self.index.ids[rows], scores
 
 
+class _ExactRanker:
+    def __init__(self, conn: Any) -> None:
+        self.index = get_index(conn)
+        self.size = len(self.index)
+
+    def rank(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        rows, scores = self.index.exact(query, count)
+        return self.index.ids[rows], scores
+
+
 class _SqliteRanker:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -327,7 +341,7 @@ def track_relations(conn: Any, *, tagged_only: bool = False) -> dict[int, tuple[
     The placeholder artist never relates tracks; with `tagged_only`, albums named from a folder do not either.
     """
     relations: dict[int, tuple[int | None, set[int], set[str]]] = {}
-    album_sql = "SELECT t.track_id, CASE WHEN a.title_from_fallback AND ? THEN NULL ELSE t.album_id END"
+    album_sql = "SELECT t.track_id, CASE WHEN a.title_from_fallback = 1 AND ? = 1 THEN NULL ELSE t.album_id END"
     for track_id, album_id in conn.execute(f"{album_sql} FROM tracks t JOIN albums a ON a.album_id = t.album_id", (int(tagged_only),)):
         relations[track_id] = (album_id, set(), set())
     for track_id, artist_id in conn.execute(
@@ -338,7 +352,7 @@ def track_relations(conn: Any, *, tagged_only: bool = False) -> dict[int, tuple[
         if track_id in relations:
             relations[track_id][1].add(artist_id)
     genre_sql = ["SELECT tg.track_id, g.name FROM track_genres tg JOIN genres g ON g.genre_id = tg.genre_id"]
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'track_genres_normalized'").fetchone():
+    if db.table_exists(conn, "track_genres_normalized"):
         genre_sql.append("SELECT track_id, genre FROM track_genres_normalized")
     for sql in genre_sql:
         for track_id, name in conn.execute(sql):

@@ -1,7 +1,8 @@
-"""Vector storage in sqlite-vec: the vector-space settings, scaler fits, per-track vectors, validation.
+"""Vector storage: the vector-space settings, scaler fits, per-track vectors, validation.
 
-The vec0 table needs the sqlite-vec extension loaded on the connection: `load_extension(conn)` first.
-Similarity search lives in `catalog/vector_search.py`.
+On SQLite the vectors live in a sqlite-vec vec0 table (the extension must be loaded on the connection:
+`load_extension(conn)` first); on PostgreSQL, which has no vector type here, in a plain table of float32 bytes
+(BYTEA) searched by the in-memory index. Similarity search lives in `catalog/vector_search.py`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class VectorStoreUnavailable(RuntimeError):
 
 
 def load_extension(conn: Any) -> str:
-    """Load sqlite-vec on `conn` (idempotent); returns the sqlite driver name in use."""
+    """Load sqlite-vec on `conn` (idempotent); returns the sqlite driver name in use ('postgresql' there)."""
+    if db.dialect_of(conn) == db.POSTGRESQL:
+        return db.POSTGRESQL
     driver = db.detect_driver()
     try:
         conn.execute("SELECT vec_version()").fetchone()
@@ -58,6 +61,9 @@ def load_extension(conn: Any) -> str:
 
 def driver_report(conn: Any) -> dict:
     """Which sqlite driver and sqlite-vec version this process uses (shown by CLI and asset metadata)."""
+    if db.dialect_of(conn) == db.POSTGRESQL:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        return {"sqlite_driver": db.POSTGRESQL, "postgresql_version": version, "vector_store": "bytea table"}
     driver = db.detect_driver()
     version = conn.execute("SELECT vec_version()").fetchone()[0]
     sqlite_version = conn.execute("SELECT sqlite_version()").fetchone()[0]
@@ -96,7 +102,7 @@ def generation(conn: Any) -> int:
 
 
 def vec_table_exists(conn: Any) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (VEC_TABLE,)).fetchone() is not None
+    return db.table_exists(conn, VEC_TABLE)
 
 
 def reset_space(conn: Any, *, model_name: str, text_dim: int, weights: et.Weights) -> VectorSettings:
@@ -111,9 +117,12 @@ def _reset_space(conn: Any, model_name: str, text_dim: int, weights: et.Weights)
     dim = text_dim + audio_dim
     key = et.config_key(model_name, text_dim, weights)
     conn.execute(f"DROP TABLE IF EXISTS {VEC_TABLE}")
-    conn.execute(
-        f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0(track_id INTEGER PRIMARY KEY, embedding float[{dim}] distance_metric=cosine)"
-    )
+    if db.dialect_of(conn) == db.POSTGRESQL:
+        conn.execute(f"CREATE TABLE {VEC_TABLE} (track_id BIGINT PRIMARY KEY, embedding BYTEA NOT NULL)")
+    else:
+        conn.execute(
+            f"CREATE VIRTUAL TABLE {VEC_TABLE} USING vec0(track_id INTEGER PRIMARY KEY, embedding float[{dim}] distance_metric=cosine)"
+        )
     conn.execute("DELETE FROM track_vectors")
     conn.execute("DELETE FROM embedding_fragments WHERE model_name != ?", (model_name,))  # another model's cache
     conn.execute(
@@ -173,14 +182,14 @@ def save_scaler(conn: Any, fit: et.ScalerStats) -> et.ScalerStats:
 
 
 def analysis_available(conn: Any) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'track_analysis'").fetchone() is not None
+    return db.table_exists(conn, "track_analysis")
 
 
 def _analysis_select(conn: Any) -> str | None:
     """SELECT list for the analysis columns that exist (the enrichment schema may lag or grow)."""
     if not analysis_available(conn):
         return None
-    present = {row[1] for row in conn.execute("PRAGMA table_info(track_analysis)")}
+    present = set(db.table_columns(conn, "track_analysis"))
     columns = [c for c in _ANALYSIS_COLUMNS if c in present]
     extras = [c for c in ("status", "analysis_version") if c in present]
     return ", ".join(["track_id", *columns, *extras])
@@ -237,9 +246,9 @@ def read_track_inputs(conn: Any, shards: Sequence[str] | None = None) -> list[Tr
         "SELECT t.track_id, t.shard, t.title, t.artist_display, t.year, a.title, a.album_artist,"
         " (SELECT json_group_array(name) FROM (SELECT ar.name AS name FROM track_artists ta"
         "   JOIN artists ar ON ar.artist_id = ta.artist_id WHERE ta.track_id = t.track_id"
-        "   ORDER BY ta.role = 'featured', ta.position)),"
+        "   ORDER BY ta.role = 'featured', ta.position) AS names),"
         " (SELECT json_group_array(name) FROM (SELECT g.name AS name FROM track_genres tg"
-        "   JOIN genres g ON g.genre_id = tg.genre_id WHERE tg.track_id = t.track_id ORDER BY tg.position))"
+        "   JOIN genres g ON g.genre_id = tg.genre_id WHERE tg.track_id = t.track_id ORDER BY tg.position) AS names)"
         f" FROM tracks t LEFT JOIN albums a ON a.album_id = t.album_id{where} ORDER BY t.track_id",
         params,
     ).fetchall()
@@ -352,7 +361,7 @@ def record_vector_error(conn: Any, track_id: int, reason: str, detail: str) -> N
     conn.execute(
         "INSERT INTO scan_errors(path, stage, reason, detail, shard) SELECT path, 'vector', ?, ?, shard FROM tracks"
         " WHERE track_id = ? ON CONFLICT(path, stage) DO UPDATE SET reason = excluded.reason, detail = excluded.detail,"
-        " occurrences = occurrences + 1, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        " occurrences = scan_errors.occurrences + 1, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
         (reason, detail[:2000], track_id),
     )
 

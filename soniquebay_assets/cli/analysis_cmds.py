@@ -117,7 +117,7 @@ def run_enrich(args: argparse.Namespace) -> int:
     from soniquebay_assets.pipeline.enrich import enrich_shards
 
     data = data_dir_from(args)
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         shards = queries.cataloged_shards(conn)
         stats = enrich_shards(conn, shards, data_dir=data, workers=args.workers,

@@ -74,12 +74,12 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
 
     data = DataDir(data_root).ensure()
     use_dagster_home(data)
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         plan = plan_scan(conn, [library])
+        snapshot = save_snapshot(plan.walk, conn)
     finally:
         conn.close()
-    snapshot = save_snapshot(plan.walk, data.snapshots)
     started = time.perf_counter()
     if celery_broker is None:
         from soniquebay_assets.cli.scan import _materialize
@@ -96,7 +96,7 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
     with DagsterInstance.get() as instance:
         steps = {s.step_key: round(s.end_time - s.start_time, 3) for s in instance.get_run_step_stats(result["run_id"])
                  if s.start_time and s.end_time}
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         counts = queries.catalog_counts(conn)
     finally:

@@ -38,9 +38,9 @@ def _open(args: argparse.Namespace):
     from soniquebay_assets.catalog.db import open_catalog
 
     data = data_dir_from(args)
-    if not data.catalog_path.exists():
+    if not data.catalog_exists():
         return None
-    return open_catalog(data.catalog_path)
+    return open_catalog(data.catalog_url)
 
 
 def run_tracks(args: argparse.Namespace) -> int:
@@ -81,7 +81,7 @@ def run_errors(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import queries
-    from soniquebay_assets.catalog.db import detect_driver
+    from soniquebay_assets.catalog.db import detect_driver, dialect_of, display_target
 
     conn = _open(args)
     if conn is None:
@@ -91,6 +91,8 @@ def run_stats(args: argparse.Namespace) -> int:
         counts["formats"] = queries.formats_breakdown(conn)
         counts["errors_by_reason"] = queries.errors_by_reason(conn)
         counts["sqlite_driver"] = detect_driver().name
+        counts["catalog"] = display_target(data_dir_from(args).catalog_url)
+        counts["catalog_backend"] = dialect_of(conn)
     finally:
         conn.close()
     if args.json:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from soniquebay_assets.settings import DataDir, default_data_dir
+from soniquebay_assets.settings import ENV_CATALOG_URL, DataDir, default_data_dir
 
 # The instance the CLI and `soniquebay dev` share (the repo-root dagster.yaml is the same with {env: ...} paths).
 DAGSTER_YAML = """\
@@ -37,11 +37,21 @@ run_monitoring:
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="catalog and Dagster home folder (default: $SONIQUEBAY_DATA_DIR or the per-user data dir)")
+    parser.add_argument("--catalog-url", default=None,
+                        help="catalog database: sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+                             "(default: $SONIQUEBAY_CATALOG_URL, else catalog.db in the data dir)")
 
 
 def data_dir_from(args: argparse.Namespace) -> DataDir:
     root = args.data_dir.expanduser().resolve() if getattr(args, "data_dir", None) else default_data_dir()
-    return DataDir(root).ensure()
+    url = getattr(args, "catalog_url", None)
+    if url:
+        from soniquebay_assets.catalog.db import backend_of
+
+        backend_of(url)  # a malformed URL fails here, before anything is written
+        # runs started from here (in-process or on workers launched by this process) open the same catalog
+        os.environ[ENV_CATALOG_URL] = url
+    return DataDir(root, catalog_url_override=url or None).ensure()
 
 
 def use_dagster_home(data: DataDir) -> Path:

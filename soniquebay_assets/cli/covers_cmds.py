@@ -27,9 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from soniquebay_assets.pipeline.covers import coverage_summary
 
     data = data_dir_from(args)
-    if not data.catalog_path.exists():
+    if not data.catalog_exists():
         return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         if args.prune:
             from soniquebay_assets.artwork.image_store import prune_unreferenced

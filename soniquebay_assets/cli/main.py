@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "soniquebay_assets.cli.analysis_cmds",
     "soniquebay_assets.cli.similar_cmds",
     "soniquebay_assets.cli.export_cmds",
+    "soniquebay_assets.cli.catalog_copy_cmds",
 ]
 
 
@@ -45,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        from soniquebay_assets.catalog.db import CatalogTooNew, CatalogUnavailable
+
+        if isinstance(exc, CatalogUnavailable | CatalogTooNew):
+            sys.stderr.write(f"soniquebay: {exc}\n")
+            return 2
+        raise
     except KeyboardInterrupt:
         sys.stderr.write("soniquebay: interrupted; the catalog keeps every batch already written\n")
         return 130

@@ -71,13 +71,15 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
 
     started = time.perf_counter()
     data = DataDir(data_root).ensure()
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         scan_id = inventory.start_scan(conn, [str(r) for r in roots], origin="cli")
         plan = plan_scan(conn, roots)
         shards = plan.affected
         if "scan" not in groups:
             shards = queries.cataloged_shards(conn)
+        # the walk goes into the catalog: the run's inventory step may run on another host
+        snapshot = save_snapshot(plan.walk, conn) if shards else None
     finally:
         conn.close()
     summary: dict[str, Any] = {
@@ -86,7 +88,6 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
     }
     if shards:
-        snapshot = save_snapshot(plan.walk, data.snapshots)
         # one run per range of neighbouring shards: a run marks every shard of its range materialized
         runs = [_materialize(groups, group[0], group[-1], roots, data_root, snapshot, show_progress)
                 for group in contiguous_groups(shards)]
@@ -100,7 +101,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
             summary["skipped_unchanged"] += int(found.get("unchanged", 0))
             summary["errors_this_scan"] += int(extract.get("errored", 0))
         summary["stage_metadata"] = runs[0]["metadata"] if len(runs) == 1 else [r["metadata"] for r in runs]
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         counts = queries.catalog_counts(conn)
         summary.update({"tracks": counts["tracks"], "albums": counts["albums"], "artists": counts["artists"],

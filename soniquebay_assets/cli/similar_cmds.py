@@ -49,7 +49,7 @@ def register(subparsers) -> None:
 def _connect(args: argparse.Namespace):
     from soniquebay_assets.catalog import db, vectors
 
-    conn = db.open_catalog(data_dir_from(args).catalog_path)
+    conn = db.open_catalog(data_dir_from(args).catalog_url)
     vectors.load_extension(conn)
     return conn
 

@@ -45,7 +45,7 @@ def collect(data_root, *, runs: int = 200, inspect: bool = True) -> dict[str, An
     routes = monitoring.asset_routes(all_assets())
     with DagsterInstance.get() as instance:
         stats = monitoring.step_stats(instance, limit_runs=runs)
-    conn = open_catalog(data.catalog_path)
+    conn = open_catalog(data.catalog_url)
     try:
         deferred_metrics = deferred.metrics(conn)
         catalog_errors = queries.errors_by_reason(conn) if hasattr(queries, "errors_by_reason") else {}

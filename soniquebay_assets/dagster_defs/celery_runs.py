@@ -38,10 +38,19 @@ def reconstructable_group_job(groups: Sequence[str]):
 
 def celery_run_config(roots: Sequence[Path], data_root: Path, snapshot: Path | None, groups: Sequence[str],
                       *, executor_config: dict | None = None) -> dict[str, Any]:
-    """Resource config travels in the run config so every worker reads the same library and data dir."""
+    """Resource config travels in the run config so every worker reads the same library and catalog.
+
+    With a server catalog (PostgreSQL) the run carries its URL and each worker keeps its own data dir (caches);
+    with the embedded one it carries the data dir holding the catalog file.
+    """
+    from soniquebay_assets.settings import DataDir
+
+    data = DataDir(Path(data_root))
+    catalog_config = {"data_dir_path": str(data_root)} if data.catalog_is_local_file \
+        else {"catalog_url": data.catalog_url}
     run_config: dict[str, Any] = {
         "resources": {
-            "catalog": {"config": {"data_dir_path": str(data_root)}},
+            "catalog": {"config": catalog_config},
             "library": {"config": {"roots": [str(r) for r in roots]}},
         },
         "execution": {"config": {"celery": dict(executor_config or {})}},

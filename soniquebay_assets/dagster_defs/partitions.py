@@ -1,9 +1,13 @@
 """The shard partitions every catalog asset shares: 128 stable keys, an album's tracks always in one."""
 
-from dagster import BackfillPolicy, StaticPartitionsDefinition, asset
+import functools
+
+from dagster import BackfillPolicy, MaterializeResult, StaticPartitionsDefinition, asset
+from dagster._record import copy as copy_record
 
 from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.queues import op_tags_for
+from soniquebay_assets.settings import host_label
 
 SHARDS = StaticPartitionsDefinition(SHARD_KEYS)
 # One run may materialize any range of shards in a single step (one walk, one process pool).
@@ -24,6 +28,22 @@ def contiguous_groups(shards) -> list[list[str]]:
 
 
 def shard_asset(group: str, **kwargs):
-    """@asset over the shards, one step per shard range, routed to its group's Celery queue by op_tags."""
-    return asset(group_name=group, partitions_def=SHARDS, backfill_policy=SINGLE_RUN, op_tags=op_tags_for(group),
-                 **kwargs)
+    """@asset over the shards, one step per shard range, routed to its group's Celery queue by op_tags.
+
+    Every materialization records the host that ran the step (`host` metadata): with workers on several
+    hosts it says where each step went.
+    """
+    decorate = asset(group_name=group, partitions_def=SHARDS, backfill_policy=SINGLE_RUN,
+                     op_tags=op_tags_for(group), **kwargs)
+
+    def wrap(compute):
+        @functools.wraps(compute)
+        def with_host(*args, **kw):
+            result = compute(*args, **kw)
+            if isinstance(result, MaterializeResult):
+                result = copy_record(result, metadata={**(result.metadata or {}), "host": host_label()})
+            return result
+
+        return decorate(with_host)
+
+    return wrap

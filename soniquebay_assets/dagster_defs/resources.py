@@ -12,16 +12,22 @@ from soniquebay_assets.settings import DataDir, default_data_dir, library_roots_
 
 
 class CatalogResource(ConfigurableResource):
-    """The catalog SQLite file inside the data dir (default: SONIQUEBAY_DATA_DIR or the per-user folder)."""
+    """The catalog: `catalog_url`, else SONIQUEBAY_CATALOG_URL, else catalog.db in the data dir.
+
+    The data dir (default SONIQUEBAY_DATA_DIR or the per-user folder) holds what stays on each host: caches and,
+    with the embedded default, the catalog file itself.
+    """
 
     data_dir_path: str = ""
+    catalog_url: str = ""
 
     @property
     def data_dir(self) -> DataDir:
-        return DataDir(Path(self.data_dir_path) if self.data_dir_path else default_data_dir()).ensure()
+        root = Path(self.data_dir_path) if self.data_dir_path else default_data_dir()
+        return DataDir(root, catalog_url_override=self.catalog_url or None).ensure()
 
     def connect(self) -> Any:
-        return open_catalog(self.data_dir.catalog_path)
+        return open_catalog(self.data_dir.catalog_url)
 
 
 class LibraryResource(ConfigurableResource):

@@ -59,23 +59,23 @@ def library_changes_sensor(
     conn = catalog.connect()
     try:
         plan = plan_scan(conn, roots)
+        requested = json.loads(context.cursor) if context.cursor else {}
+        current = {s: plan.digests.get(s, ("empty", 0))[0] for s in plan.affected}
+        now = time.time()
+        fresh = sorted(s for s, d in current.items() if _requested_digest(requested.get(s)) != d)
+        # requested long ago and still not scanned: its run failed (no worker, a crash); ask again unless a scan
+        # of it is still queued or running
+        stale = [s for s in current if s not in fresh and now - _requested_at(requested.get(s)) >= RESCAN_AFTER_S]
+        if stale:
+            busy = _shards_of_active_scans(context.instance)
+            fresh = sorted(set(fresh) | {s for s in stale if s not in busy})
+        if not fresh:
+            return SkipReason(
+                f"{plan.files_seen} files walked in {plan.walk_seconds:.2f}s; no shard changed since the last request"
+            )
+        snapshot = save_snapshot(plan.walk, conn)  # in the catalog: the run may go to another host
     finally:
         conn.close()
-    requested = json.loads(context.cursor) if context.cursor else {}
-    current = {s: plan.digests.get(s, ("empty", 0))[0] for s in plan.affected}
-    now = time.time()
-    fresh = sorted(s for s, d in current.items() if _requested_digest(requested.get(s)) != d)
-    # requested long ago and still not scanned: its run failed (no worker, a crash); ask again unless a scan
-    # of it is still queued or running
-    stale = [s for s in current if s not in fresh and now - _requested_at(requested.get(s)) >= RESCAN_AFTER_S]
-    if stale:
-        busy = _shards_of_active_scans(context.instance)
-        fresh = sorted(set(fresh) | {s for s in stale if s not in busy})
-    if not fresh:
-        return SkipReason(
-            f"{plan.files_seen} files walked in {plan.walk_seconds:.2f}s; no shard changed since the last request"
-        )
-    snapshot = save_snapshot(plan.walk, catalog.data_dir.snapshots)
     # one run per range of neighbouring changed shards (a range never spans an unchanged shard); past
     # MAX_SCAN_RUNS_PER_TICK the other shards stay out of the cursor and are requested at the next tick
     groups = contiguous_groups(fresh)[:MAX_SCAN_RUNS_PER_TICK]

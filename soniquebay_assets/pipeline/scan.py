@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from soniquebay_assets.catalog import deferred, entities, inventory
+from soniquebay_assets.catalog import deferred, entities, inventory, snapshots
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
 from soniquebay_assets.domain.tag_model import TagRecord
@@ -76,27 +76,40 @@ def plan_scan(conn: Any, roots: Sequence[str | Path]) -> ScanPlan:
     return ScanPlan(walk, digests, sorted(affected), seconds, len(walk.files), unchanged)
 
 
-def save_snapshot(walk: WalkResult, directory: Path) -> Path:
-    """Persist a walk so the run's inventory step uses it instead of walking again."""
-    directory.mkdir(parents=True, exist_ok=True)
-    payload = {
+def save_snapshot(walk: WalkResult, target: Any) -> str | Path:
+    """Persist a walk so the run's inventory step uses it instead of walking again.
+
+    `target` is a catalog connection (the walk goes into the catalog, readable from any worker host; returns
+    a `catalog:` reference) or a folder (a JSON file there; returns its path).
+    """
+    payload = json.dumps({
         "roots": walk.roots,
         "unavailable_roots": walk.unavailable_roots,
         "files": [[_enc(f.path), f.root, f.album_folder, f.shard, f.size, f.mtime_ns] for f in walk.files],
         "problems": [[_enc(p.path), p.reason, p.detail, p.severity] for p in walk.problems],
-    }
+    })
+    if not isinstance(target, str | Path):
+        return snapshots.save(target, payload, len(walk.files))
+    directory = Path(target)
+    directory.mkdir(parents=True, exist_ok=True)
     digest = hashlib.blake2b(json.dumps(walk.roots).encode() + str(time.time_ns()).encode(), digest_size=8)
     path = directory / f"walk-{time.strftime('%Y%m%dT%H%M%S')}-{digest.hexdigest()}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    tmp.write_text(payload, encoding="utf-8")
     tmp.replace(path)
     for old in sorted(directory.glob("walk-*.json"))[:-10]:  # keep the last ten for inspection
         old.unlink(missing_ok=True)
     return path
 
 
-def load_snapshot(path: str | Path) -> WalkResult:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+def load_snapshot(reference: str | Path, conn: Any = None) -> WalkResult:
+    """A walk saved by save_snapshot: a `catalog:` reference (needs `conn`) or a JSON file path."""
+    if snapshots.is_reference(str(reference)):
+        if conn is None:
+            raise ValueError(f"walk snapshot {reference} lives in the catalog: give a catalog connection")
+        data = json.loads(snapshots.load(conn, str(reference)))
+    else:
+        data = json.loads(Path(reference).read_text(encoding="utf-8"))
     walk = WalkResult(roots=data["roots"], unavailable_roots=data["unavailable_roots"])
     walk.files = [FoundFile(_dec(p), root, folder, shard, size, mtime) for p, root, folder, shard, size, mtime
                   in data["files"]]

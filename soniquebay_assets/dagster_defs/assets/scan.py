@@ -26,12 +26,9 @@ def file_inventory(
 ) -> MaterializeResult:
     started = time.perf_counter()
     shards = sorted(context.partition_keys)
-    if config.snapshot:
-        walk = load_snapshot(config.snapshot)
-    else:
-        walk = walk_library(library.root_paths())
     conn = catalog.connect()
     try:
+        walk = load_snapshot(config.snapshot, conn) if config.snapshot else walk_library(library.root_paths())
         stats = inventory_shards(conn, walk, shards)
     finally:
         conn.close()

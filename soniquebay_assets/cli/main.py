@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "soniquebay_assets.cli.covers_cmds",
     "soniquebay_assets.cli.analysis_cmds",
     "soniquebay_assets.cli.similar_cmds",
+    "soniquebay_assets.cli.online_cmds",
 ]
 
 

@@ -31,7 +31,7 @@ from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE, PREFIX_BY_DEFERRE
 
 # kind -> assets that do the work (written by the enrichment, vectors and covers stages)
 KIND_TARGETS = {
-    "enrichment": ("enriched_tracks",),
+    "enrichment": ("enriched_tracks", "external_metadata"),
     "vectors": ("track_embeddings",),
     "covers": ("album_covers", "artist_images"),
 }

@@ -6,6 +6,7 @@ from dagster import Definitions, load_assets_from_modules
 
 from soniquebay_assets.dagster_defs.assets import catalog, covers, enrich, extract, scan
 from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
+from soniquebay_assets.dagster_defs.assets import online as online_assets
 from soniquebay_assets.dagster_defs.assets import vectors as vector_assets
 from soniquebay_assets.dagster_defs.executor import build_executor
 from soniquebay_assets.dagster_defs.jobs import scan_job
@@ -18,6 +19,7 @@ ASSET_MODULES = [scan, extract, catalog, covers, enrich]
 
 ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep (issue 6)
 ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check (issue 4)
+ASSET_MODULES += [online_assets]  # MusicBrainz / Last.fm / AcoustID metadata
 
 JOBS = [scan_job]
 SENSORS = [library_changes_sensor]

@@ -38,11 +38,15 @@ def fingerprint_file(path: str, *, timeout_s: float = 60.0) -> Fingerprint:
                               timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise FingerprintError("fpcalc_timeout", f"fpcalc took over {timeout_s:.0f}s") from None
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-        raise FingerprintError("fpcalc_failed", f"exit {done.returncode}: {message[0][:200]}")
+    # fpcalc exits non-zero on a decoding hiccup near the end yet still prints a usable fingerprint.
     try:
         payload = json.loads(done.stdout.decode("utf-8"))
-        return Fingerprint(fingerprint=str(payload["fingerprint"]), duration_s=float(payload["duration"]))
+        found = Fingerprint(fingerprint=str(payload["fingerprint"]), duration_s=float(payload["duration"]))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        if done.returncode != 0:
+            message = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+            raise FingerprintError("fpcalc_failed", f"exit {done.returncode}: {message[0][:200]}") from None
         raise FingerprintError("fpcalc_bad_output", type(exc).__name__) from None
+    if not found.fingerprint:
+        raise FingerprintError("fpcalc_failed", "empty fingerprint")
+    return found

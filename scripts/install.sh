@@ -11,6 +11,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v fpcalc >/dev/null 2>&1 || missing+=(libchromaprint-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${missing[*]}"
@@ -19,7 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     say "optional system packages missing: ${missing[*]} (sudo apt-get install ${missing[*]});"
-    say "without redis-server the Celery tests skip; without ffmpeg M4A/AAC/WMA audio is not analysed"
+    say "without redis-server the Celery tests skip; without ffmpeg M4A/AAC/WMA audio is not analysed;"
+    say "without libchromaprint-tools (fpcalc) tracks are not identified by AcoustID fingerprint"
   fi
 fi
 

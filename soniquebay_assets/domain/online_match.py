@@ -18,6 +18,9 @@ from difflib import SequenceMatcher
 # artist, a deluxe edition with extra tracks, durations off by more than a few seconds) falls below it.
 MATCH_THRESHOLD = 0.85
 WEIGHTS = {"title": 0.30, "artist": 0.25, "track_count": 0.15, "durations": 0.30}
+# Floors no weighted mean can buy off: a tribute band with the same track list is still another artist.
+MIN_TITLE = 0.8
+MIN_ARTIST = 0.8
 # A track within this many seconds of the release's length counts as identical; at DURATION_WORST_S or more apart
 # it counts as unrelated (rips, pregaps and rounding move lengths by a second or two).
 DURATION_SAME_S = 3.0
@@ -222,12 +225,20 @@ def rank(album: AlbumFacts, candidates: Sequence[ReleaseCandidate]) -> list[Rele
     return sorted(scored, key=lambda c: (-c.score, -(c.service_score or 0), c.release_id))
 
 
+def is_confident(candidate: ReleaseCandidate) -> bool:
+    """Matched automatically: fully looked up, over the threshold and over each floor."""
+    parts = candidate.components
+    return (candidate.score >= MATCH_THRESHOLD and parts.get("durations") is not None
+            and (parts.get("title") or 0.0) >= MIN_TITLE and (parts.get("artist") or 0.0) >= MIN_ARTIST)
+
+
 def decide(album: AlbumFacts, looked_up: Sequence[ReleaseCandidate],
            others: Sequence[ReleaseCandidate]) -> MatchDecision:
     """`matched` when a fully looked-up release reaches the threshold; else the best few as `candidates`."""
     full = rank(album, looked_up)
-    if full and full[0].score >= MATCH_THRESHOLD and full[0].components.get("durations") is not None:
-        return MatchDecision("matched", full[0], full[:CANDIDATES_KEPT])
+    confident = [c for c in full if is_confident(c)]
+    if confident:
+        return MatchDecision("matched", confident[0], full[:CANDIDATES_KEPT])
     seen = {c.release_id for c in full}
     pool = full + [c for c in rank(album, others) if c.release_id not in seen]
     pool.sort(key=lambda c: -c.score)

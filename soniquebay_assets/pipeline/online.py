@@ -240,7 +240,7 @@ def _match_album(run: _Run, row: dict[str, Any]) -> set[int]:
     # One lookup for the best search result; a second only when the first disappoints and the runner-up could
     # still reach the threshold: at most three requests per album.
     for position, candidate in enumerate(ranked[:2]):
-        if position == 1 and (not looked_up or looked_up[0].score >= match.MATCH_THRESHOLD
+        if position == 1 and (not looked_up or match.is_confident(looked_up[0])
                               or candidate.score < match.MATCH_THRESHOLD):
             break
         release = run.cached("musicbrainz", f"lookup|{candidate.release_id}", RESPONSE_TTL_S["musicbrainz_release"],

@@ -406,3 +406,14 @@ def test_real_musicbrainz_release_parses(corpus_dir):
     album = AlbumFacts("Dark Side of the Moon", "Pink Floyd",
                        tuple(length / 1000 + 1 for length in release.track_lengths_ms))
     assert score_candidate(album, release).score >= 0.85
+
+
+def test_deferred_enrichment_runs_include_external_metadata():
+    from dagster import AssetKey
+
+    from soniquebay_assets.dagster_defs import deferred_sensors as ds
+    from soniquebay_assets.dagster_defs.definitions import defs
+
+    job = defs.get_repository_def().get_job("deferred_enrichment_job")
+    assert set(job.asset_layer.executable_asset_keys) == {AssetKey("enriched_tracks"), AssetKey("external_metadata")}
+    assert set(ds.build_kind_jobs(["enriched_tracks"])) == {"enrichment"}

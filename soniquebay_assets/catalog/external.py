@@ -29,7 +29,7 @@ def albums_to_match(conn: Any, shards: Sequence[str], now: str, source: str = "m
         return []
     rows = conn.execute(
         f"""
-        SELECT a.album_id, a.title, a.album_artist, a.is_compilation, MIN(t.shard) AS shard,
+        SELECT a.album_id, a.title, a.album_artist, a.is_compilation, a.title_from_fallback, MIN(t.shard) AS shard,
                COUNT(t.track_id) AS track_count
         FROM albums a JOIN tracks t ON t.album_id = a.album_id
         WHERE t.shard IN ({_marks(shards)})
@@ -38,7 +38,7 @@ def albums_to_match(conn: Any, shards: Sequence[str], now: str, source: str = "m
                           AND (m.status IN ('matched', 'candidates') OR m.decided_by = 'user'))
           AND NOT EXISTS (SELECT 1 FROM external_misses x WHERE x.entity_type = 'album'
                           AND x.entity_id = a.album_id AND x.source = ? AND x.expires_at > ?)
-        GROUP BY a.album_id, a.title, a.album_artist, a.is_compilation
+        GROUP BY a.album_id, a.title, a.album_artist, a.is_compilation, a.title_from_fallback
         ORDER BY a.album_id
         """,
         [*shards, source, now],

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from difflib import SequenceMatcher
 
+from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
+
 # An album whose best release scores at least this is matched automatically; below, candidates are kept for the
 # user. 0.85 needs near-identical title and artist plus a consistent track list: one wrong component (a different
 # artist, a deluxe edition with extra tracks, durations off by more than a few seconds) falls below it.
@@ -51,7 +53,12 @@ def text_similarity(a: str | None, b: str | None) -> float:
     return best
 
 
-def artist_similarity(album_artist: str | None, credit: str | None, *, compilation: bool = False) -> float:
+def artist_similarity(album_artist: str | None, credit: str | None, *,
+                      compilation: bool = False) -> float | None:
+    """None when the album has no artist to compare (untagged): the score then rests on the rest, and the
+    artist floor keeps such an album from being matched automatically."""
+    if not album_artist or album_artist == UNKNOWN_ARTIST:
+        return None
     if compilation and normalize_text(credit) in VARIOUS_ARTISTS:
         return 1.0
     return text_similarity(album_artist, credit)
@@ -226,7 +233,8 @@ def rank(album: AlbumFacts, candidates: Sequence[ReleaseCandidate]) -> list[Rele
 
 
 def is_confident(candidate: ReleaseCandidate) -> bool:
-    """Matched automatically: fully looked up, over the threshold and over each floor."""
+    """Matched automatically: fully looked up, over the threshold and over each floor (a missing title or
+    artist component counts as below its floor)."""
     parts = candidate.components
     return (candidate.score >= MATCH_THRESHOLD and parts.get("durations") is not None
             and (parts.get("title") or 0.0) >= MIN_TITLE and (parts.get("artist") or 0.0) >= MIN_ARTIST)

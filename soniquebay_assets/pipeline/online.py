@@ -26,6 +26,7 @@ from soniquebay_assets.clients.http import HttpClient, HttpError
 from soniquebay_assets.clients.lastfm import LastfmClient
 from soniquebay_assets.clients.musicbrainz import MusicBrainzClient
 from soniquebay_assets.domain import online_match as match
+from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 from soniquebay_assets.domain.cover_choice import is_various_artists
 from soniquebay_assets.domain.genres import whitelisted_genres
 
@@ -205,6 +206,9 @@ def _match_albums(run: _Run, shards: Sequence[str], limit: int | None) -> set[in
         rows = rows[:limit]
     artists: set[int] = set()
     for row in rows:
+        if row["title_from_fallback"] and row["album_artist"] == UNKNOWN_ARTIST:
+            _nothing_to_search(run, row)
+            continue
         if not run.usable("musicbrainz"):
             run.stats.retry.append(("album", row["album_id"], row["shard"], f"musicbrainz {run.unusable['musicbrainz']}"))
             continue
@@ -215,6 +219,15 @@ def _match_albums(run: _Run, shards: Sequence[str], limit: int | None) -> set[in
             run.stats.album_failures += 1
             run.failed("musicbrainz", exc, "album", row["album_id"], row["shard"])
     return artists
+
+
+def _nothing_to_search(run: _Run, row: dict[str, Any]) -> None:
+    """A folder name and no artist: a search would only return strangers' albums."""
+    with transaction(run.conn):
+        repo.save_album_match(run.conn, row["album_id"], status="unmatched", source="musicbrainz", best=None,
+                              album_track_count=int(row["track_count"]), candidates=[], now=run.now_iso)
+    run.miss("album", row["album_id"], "musicbrainz", reason="no_usable_tags")
+    run.stats.unmatched += 1
 
 
 def _mb_call(run: _Run, fetch: Callable[[], Any]) -> Callable[[], Any]:
@@ -233,8 +246,9 @@ def _match_album(run: _Run, row: dict[str, Any]) -> set[int]:
                              compilation=bool(row["is_compilation"]))
     search_key = f"release|{match.normalize_text(album.title)}|{match.normalize_text(album.album_artist)}|" \
                  f"{album.track_count}"
+    artist = "" if album.album_artist == UNKNOWN_ARTIST else album.album_artist
     payload = run.cached("musicbrainz", search_key, RESPONSE_TTL_S["musicbrainz_search"],
-                         _mb_call(run, lambda: mb.search_releases(album.title, album.album_artist, album.track_count)))
+                         _mb_call(run, lambda: mb.search_releases(album.title, artist, album.track_count)))
     ranked = match.rank(album, match.parse_search(payload or {}))
     looked_up: list[match.ReleaseCandidate] = []
     # One lookup for the best search result; a second only when the first disappoints and the runner-up could

@@ -194,6 +194,13 @@ def test_503_with_retry_after_is_honoured(library, server):
     finally:
         http.close()
     assert stats.matched == 1 and stats.failures == {}
+    # The albums past the per-run cap wait in the deferred queue, due now (not a failure, no backoff).
+    conn = library["conn"]
+    assert stats.deferred_later == 3
+    rows = conn.execute("SELECT state, attempts, not_before FROM deferred_work WHERE kind = 'enrichment' "
+                        "AND entity_type = 'album'").fetchall()
+    assert len(rows) == 3 and all(r["state"] == "pending" and r["attempts"] == 0 and r["not_before"] <= NOW.timestamp()
+                                  for r in rows)
     first, second = [r.at for r in server.requests if r.path == "/ws/2/release"][:2]
     assert second - first >= 1.95
 
@@ -201,6 +208,7 @@ def test_503_with_retry_after_is_honoured(library, server):
 @pytest.mark.parametrize("reply, reason", [
     (Reply(200, b'{"releases": [ {"id": "x", ', {"Content-Type": "application/json"}), "bad_json"),
     (Reply(200, b"{" + b" " * (5 * 1024 * 1024) + b"}", {"Content-Type": "application/json"}), "too_large"),
+    (Reply(200, stream_bytes=6 * 1024 * 1024), "too_large"),  # no Content-Length: cut while streaming
 ])
 def test_malformed_and_huge_answers_go_to_the_negative_cache(library, server, reply, reason):
     server.set("/ws/2/release", reply)
@@ -220,6 +228,11 @@ def test_malformed_and_huge_answers_go_to_the_negative_cache(library, server, re
 def test_slow_answer_times_out_and_waits_in_the_deferred_queue(library, server):
     exact_routes(server)
     server.set(f"/ws/2/release/{EXACT_ID}", Reply(200, b"{}", {"Content-Type": "application/json"}, delay_s=2.5))
+    # Slow but within the timeout: answered normally.
+    for rid in (TWIN_A, TWIN_B):
+        slow = release_lookup(rid, "Twin Album", "Twin Artist", EXACT_ARTIST_ID, [22000, 22000, 22000])
+        server.set(f"/ws/2/release/{rid}", Reply(200, json.dumps(slow).encode(),
+                                                 {"Content-Type": "application/json"}, delay_s=0.3))
     http = fake_clock_http(seed=5, retry_connect_errors=False, read_timeout_s=0.5, max_retries=0)
     stats = run(library, services_for(server, http))
     assert stats.failures["musicbrainz:timeout"] == 1 and stats.deferred_retry == 1
@@ -424,3 +437,15 @@ def test_deferred_enrichment_runs_include_external_metadata():
     job = defs.get_repository_def().get_job("deferred_enrichment_job")
     assert set(job.asset_layer.executable_asset_keys) == {AssetKey("enriched_tracks"), AssetKey("external_metadata")}
     assert set(ds.build_kind_jobs(["enriched_tracks"])) == {"enrichment"}
+
+
+def test_an_answer_of_an_unexpected_shape_is_a_cached_failure(library, server):
+    route_release_search(server, {"Exact Album": search_answer([
+        search_release(EXACT_ID, "Exact Album", "Exact Artist", EXACT_ARTIST_ID, 3)])})
+    odd = release_lookup(EXACT_ID, "Exact Album", "Exact Artist", EXACT_ARTIST_ID, [2000, 3000, 4000])
+    odd["media"][0]["position"] = "side A"  # JSON that parses, in a shape the parser did not expect
+    server.set(f"/ws/2/release/{EXACT_ID}", json_reply(odd))
+    stats = run(library, services_for(server))
+    assert stats.failures["musicbrainz:bad_answer"] == 1 and stats.album_failures == 1
+    assert stats.unmatched == 3  # the other albums went on
+    assert repo.get_album(library["conn"], album_id(library["conn"], "Exact Album"))["match_status"] == "pending"

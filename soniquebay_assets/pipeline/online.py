@@ -44,6 +44,8 @@ FAILURE_TTL_MAX_S = 7 * DAY
 OFFLINE_REASONS = frozenset({"connect_error"})
 TRANSIENT_REASONS = frozenset({"timeout", "transport_error", "server_error", "rate_limited", "circuit_open"})
 CONFIG_REASONS = frozenset({"auth", "disabled"})
+# An answer whose JSON parsed but whose shape surprised the parser: cached like malformed JSON.
+SHAPE_ERRORS = (ValueError, TypeError, KeyError, AttributeError)
 
 
 def iso(moment: datetime) -> str:
@@ -218,6 +220,9 @@ def _match_albums(run: _Run, shards: Sequence[str], limit: int | None) -> set[in
         except HttpError as exc:
             run.stats.album_failures += 1
             run.failed("musicbrainz", exc, "album", row["album_id"], row["shard"])
+        except SHAPE_ERRORS as exc:
+            run.stats.album_failures += 1
+            run.failed("musicbrainz", _bad_answer(exc), "album", row["album_id"], row["shard"])
     return artists
 
 
@@ -228,6 +233,10 @@ def _nothing_to_search(run: _Run, row: dict[str, Any]) -> None:
                               album_track_count=int(row["track_count"]), candidates=[], now=run.now_iso)
     run.miss("album", row["album_id"], "musicbrainz", reason="no_usable_tags")
     run.stats.unmatched += 1
+
+
+def _bad_answer(exc: Exception) -> HttpError:
+    return HttpError("bad_answer", f"unexpected answer shape: {type(exc).__name__}")
 
 
 def _mb_call(run: _Run, fetch: Callable[[], Any]) -> Callable[[], Any]:
@@ -333,6 +342,8 @@ def _lookup_artists(run: _Run, shards: Sequence[str], limit: int | None) -> set[
                     changed.add(row["artist_id"])
             except HttpError as exc:
                 run.failed(source, exc, "artist", row["artist_id"], row["shard"])
+            except SHAPE_ERRORS as exc:
+                run.failed(source, _bad_answer(exc), "artist", row["artist_id"], row["shard"])
     return changed
 
 
@@ -401,10 +412,13 @@ def _identify_tracks(run: _Run, shards: Sequence[str], limit: int | None) -> Non
             continue
         try:
             results = run.services.acoustid.lookup(fingerprint.fingerprint, fingerprint.duration_s)
+            best = match.acoustid_best(results)
         except HttpError as exc:
             run.failed("acoustid", exc, "track", row["track_id"], row["shard"])
             continue
-        best = match.acoustid_best(results)
+        except SHAPE_ERRORS as exc:
+            run.failed("acoustid", _bad_answer(exc), "track", row["track_id"], row["shard"])
+            continue
         if best is None:
             run.miss("track", row["track_id"], "acoustid")
             continue

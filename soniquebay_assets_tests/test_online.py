@@ -449,3 +449,26 @@ def test_an_answer_of_an_unexpected_shape_is_a_cached_failure(library, server):
     assert stats.failures["musicbrainz:bad_answer"] == 1 and stats.album_failures == 1
     assert stats.unmatched == 3  # the other albums went on
     assert repo.get_album(library["conn"], album_id(library["conn"], "Exact Album"))["match_status"] == "pending"
+
+
+def test_scan_command_runs_the_online_stage(library, server, tmp_path):
+    """`soniquebay scan --stages catalog,online` as a user runs it: a subprocess against the fake services."""
+    import os
+    import subprocess
+    import sys
+
+    exact_routes(server)
+    data = tmp_path / "cli-data"
+    env = {**os.environ, "SONIQUEBAY_MUSICBRAINZ_URL": server.base_url, "SONIQUEBAY_DATA_DIR": str(data)}
+    proc = subprocess.run([sys.executable, "-m", "soniquebay_assets.cli.main", "scan", str(library["root"]),
+                           "--stages", "catalog,online", "--json"], capture_output=True, text=True, env=env,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(proc.stdout)["stage_metadata"]
+    runs = runs if isinstance(runs, list) else [runs]  # one run per contiguous shard range
+    totals = [sum(r["external_metadata"][k] for r in runs) for k in ("matched", "candidates", "unmatched")]
+    assert totals == [1, 1, 2]
+    proc = subprocess.run([sys.executable, "-m", "soniquebay_assets.cli.main", "albums", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    statuses = sorted(json.loads(line)["match_status"] for line in proc.stdout.splitlines())
+    assert statuses == ["candidates", "matched", "unmatched", "unmatched"]

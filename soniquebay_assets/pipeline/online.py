@@ -184,10 +184,10 @@ def fetch_external_metadata(conn: Any, shards: Sequence[str], *, services: Onlin
         repo.purge_expired_cache(conn, run.now_iso)
         repo.delete_orphans(conn)
     http_before = dict(services.http.stats)
-    changed_artists = _match_albums(run, shards, max_albums)
-    changed_artists |= _lookup_artists(run, shards, max_artists)
+    _match_albums(run, shards, max_albums)
+    genres_changed = _lookup_artists(run, shards, max_artists)
     _identify_tracks(run, shards, max_tracks)
-    if changed_artists:
+    if genres_changed:
         _merge_genres(run, shards)
     _requeue(conn, stats, claim_id, run.now)
     stats.http = {k: v - http_before.get(k, 0) for k, v in services.http.stats.items()}
@@ -201,12 +201,11 @@ def fetch_external_metadata(conn: Any, shards: Sequence[str], *, services: Onlin
 # -- albums --------------------------------------------------------------------------------------------------
 
 
-def _match_albums(run: _Run, shards: Sequence[str], limit: int | None) -> set[int]:
+def _match_albums(run: _Run, shards: Sequence[str], limit: int | None) -> None:
     rows = repo.albums_to_match(run.conn, shards, run.now_iso)
     if limit is not None and len(rows) > limit:
         run.stats.later += [("album", r["album_id"], r["shard"]) for r in rows[limit:]]
         rows = rows[:limit]
-    artists: set[int] = set()
     for row in rows:
         if row["title_from_fallback"] and row["album_artist"] == UNKNOWN_ARTIST:
             _nothing_to_search(run, row)
@@ -216,14 +215,13 @@ def _match_albums(run: _Run, shards: Sequence[str], limit: int | None) -> set[in
             continue
         run.stats.albums_selected += 1
         try:
-            artists |= _match_album(run, row)
+            _match_album(run, row)
         except HttpError as exc:
             run.stats.album_failures += 1
             run.failed("musicbrainz", exc, "album", row["album_id"], row["shard"])
         except SHAPE_ERRORS as exc:
             run.stats.album_failures += 1
             run.failed("musicbrainz", _bad_answer(exc), "album", row["album_id"], row["shard"])
-    return artists
 
 
 def _nothing_to_search(run: _Run, row: dict[str, Any]) -> None:
@@ -246,8 +244,8 @@ def _mb_call(run: _Run, fetch: Callable[[], Any]) -> Callable[[], Any]:
     return counted
 
 
-def _match_album(run: _Run, row: dict[str, Any]) -> set[int]:
-    """Search, look the best one or two releases up, decide and store; returns artist ids given MusicBrainz ids."""
+def _match_album(run: _Run, row: dict[str, Any]) -> None:
+    """Search, look the best one or two releases up, decide and store."""
     mb = run.services.musicbrainz
     tracks = repo.album_tracks(run.conn, row["album_id"])
     album = match.AlbumFacts(title=row["title"], album_artist=row["album_artist"],
@@ -275,7 +273,6 @@ def _match_album(run: _Run, row: dict[str, Any]) -> set[int]:
     decision = match.decide(album, looked_up, [c for c in ranked if c.release_id not in
                                                {f.release_id for f in looked_up}])
     summaries = [c.summary() for c in decision.candidates]
-    changed_artists: set[int] = set()
     with transaction(run.conn):
         repo.save_album_match(run.conn, row["album_id"], status=decision.status, source="musicbrainz",
                               best=decision.best.summary() if decision.best else None,
@@ -286,13 +283,11 @@ def _match_album(run: _Run, row: dict[str, Any]) -> set[int]:
         else:
             repo.clear_miss(run.conn, "album", row["album_id"], "musicbrainz")
         if decision.status == "matched" and decision.best is not None:
-            _save_release_facts(run, row["album_id"], tracks, decision.best, changed_artists)
+            _save_release_facts(run, row["album_id"], tracks, decision.best)
     setattr(run.stats, decision.status, getattr(run.stats, decision.status) + 1)
-    return changed_artists
 
 
-def _save_release_facts(run: _Run, album_id: int, tracks: list[dict], best: match.ReleaseCandidate,
-                        changed_artists: set[int]) -> None:
+def _save_release_facts(run: _Run, album_id: int, tracks: list[dict], best: match.ReleaseCandidate) -> None:
     """Recording ids per track (paired in disc/track order) and the album artists' ids from the artist credit."""
     recordings = best.recording_ids or ()
     rows = [(t["track_id"], "musicbrainz", rec, None, None, round(best.score, 4), run.now_iso)
@@ -509,7 +504,7 @@ def decide_album(conn: Any, album_id: int, *, accept: str | None, services: Onli
         repo.save_album_match(conn, album_id, status="matched", source="musicbrainz", best=full.summary(),
                               album_track_count=len(tracks), candidates=album["candidates"], now=iso(now),
                               decided_by="user")
-        _save_release_facts(run, album_id, tracks, full, set())
+        _save_release_facts(run, album_id, tracks, full)
     return repo.get_album(conn, album_id) or {}
 
 

@@ -178,12 +178,12 @@ def save_artist_external(conn: Any, artist_id: int, source: str, *, now: str, ex
     conn.execute(
         """
         INSERT INTO artist_external(artist_id, source, musicbrainz_artist_id, score, summary, listeners, tags,
-                                    similar, url, fetched_at, expires_at)
+                                    similar_artists, url, fetched_at, expires_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (artist_id, source) DO UPDATE SET
             musicbrainz_artist_id = excluded.musicbrainz_artist_id, score = excluded.score,
             summary = excluded.summary, listeners = excluded.listeners, tags = excluded.tags,
-            similar = excluded.similar, url = excluded.url, fetched_at = excluded.fetched_at,
+            similar_artists = excluded.similar_artists, url = excluded.url, fetched_at = excluded.fetched_at,
             expires_at = excluded.expires_at
         """,
         (artist_id, source, musicbrainz_artist_id, score, summary, listeners, json.dumps(list(tags)),
@@ -382,6 +382,6 @@ def artist_facts(conn: Any, artist_id: int) -> dict[str, dict[str, Any]]:
     out = {}
     for row in rows:
         item = dict(row)
-        item["tags"], item["similar"] = json.loads(item["tags"]), json.loads(item["similar"])
+        item["tags"], item["similar_artists"] = json.loads(item["tags"]), json.loads(item["similar_artists"])
         out[item["source"]] = item
     return out

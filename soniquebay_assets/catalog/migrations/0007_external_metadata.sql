@@ -46,7 +46,7 @@ CREATE TABLE artist_external (
     summary        TEXT,
     listeners      INTEGER,
     tags           TEXT NOT NULL DEFAULT '[]',        -- JSON list, most popular first, as the service gave them
-    similar        TEXT NOT NULL DEFAULT '[]',        -- JSON list of artist names
+    similar_artists TEXT NOT NULL DEFAULT '[]',       -- JSON list of artist names ("similar" is reserved in SQL)
     url            TEXT,
     fetched_at     TEXT NOT NULL,
     expires_at     TEXT NOT NULL,                     -- refreshed after this

@@ -20,6 +20,8 @@ from soniquebay_assets.pipeline import online as pipeline
 from soniquebay_assets.queues import QUEUE_BY_GROUP
 
 CHECK_NAME = "matched_track_counts"
+# The rate limits live in one process: a pool limited to 1 keeps two runs from asking MusicBrainz side by side.
+SERVICES_POOL = "musicbrainz"
 
 
 class OnlineConfig(Config):
@@ -37,6 +39,7 @@ class OnlineConfig(Config):
 @shard_asset(
     "online",
     deps=["catalog_entities"],
+    pool=SERVICES_POOL,
     check_specs=[AssetCheckSpec(CHECK_NAME, asset="external_metadata",
                                 description="Every album matched to a MusicBrainz release has as many tracks as "
                                             "that release.")],

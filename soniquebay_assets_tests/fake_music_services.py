@@ -36,15 +36,17 @@ def search_answer(releases: Sequence[dict]) -> dict:
 
 def release_lookup(release_id: str, title: str, artist: str, artist_id: str, lengths_ms: Sequence[int], *,
                    group_id: str = "f5093c06-23e3-404f-aeaa-40f72885ee3a", date: str = "1999-05-01",
-                   label: str = "Harvest", recording_prefix: str = "d4156411-b884-368f-a4cb-7c0101a5") -> dict:
-    """A /ws/2/release/ID?inc=recordings+release-groups+labels+artist-credits answer."""
+                   label: str = "Harvest", recording_prefix: str = "d4156411-b884-368f-a4cb-7c0101a5",
+                   track_credits: dict[int, list[dict]] | None = None) -> dict:
+    """A /ws/2/release/ID?inc=recordings+release-groups+labels+artist-credits answer (`track_credits`: position ->
+    that track's own artist-credit, e.g. with a featured artist)."""
     tracks = []
     for i, length in enumerate(lengths_ms, start=1):
+        credit = (track_credits or {}).get(i) or artist_credit(artist, artist_id)
         recording = {"id": f"{recording_prefix}{i:04d}", "title": f"Track {i}", "length": length,
-                     "video": False, "disambiguation": "", "artist-credit": artist_credit(artist, artist_id)}
+                     "video": False, "disambiguation": "", "artist-credit": credit}
         tracks.append({"id": f"0aa1c8d5-0000-4000-8000-{i:012d}", "number": str(i), "position": i,
-                       "title": f"Track {i}", "length": length, "recording": recording,
-                       "artist-credit": artist_credit(artist, artist_id)})
+                       "title": f"Track {i}", "length": length, "recording": recording, "artist-credit": credit})
     return {
         "id": release_id, "title": title, "status": "Official", "date": date, "country": "GB",
         "artist-credit": artist_credit(artist, artist_id),

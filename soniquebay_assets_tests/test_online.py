@@ -38,6 +38,7 @@ ACOUSTID_KEY = "Zq8mXk3PvB"
 EXACT_ID = "b84ee12a-09ef-421b-82de-0441a926375b"
 EXACT_ARTIST_ID = "83d91898-7763-47d7-b03b-b92132375c47"
 OTHER_ID = "1f2e3d4c-0000-4000-8000-000000000001"
+GUEST_ID = "5c5c5c5c-0000-4000-8000-00000000005c"
 TWIN_A = "2a2a2a2a-0000-4000-8000-00000000000a"
 TWIN_B = "2b2b2b2b-0000-4000-8000-00000000000b"
 
@@ -53,7 +54,7 @@ def library(tmp_path, make_audio):
     root = tmp_path / "lib"
     for i, seconds in enumerate((2.0, 3.0, 4.0), start=1):
         make_audio(root / "Exact Artist" / "Exact Album" / f"{i:02d}.flac", seconds=seconds, title=f"Song {i}",
-                   artist="Exact Artist", album="Exact Album", albumartist="Exact Artist", tracknumber=str(i),
+                   artist="Exact Artist feat. Guest Star" if i == 2 else "Exact Artist", album="Exact Album", albumartist="Exact Artist", tracknumber=str(i),
                    genre="Rock")
     for i in range(1, 4):
         make_audio(root / "Twin Artist" / "Twin Album" / f"{i:02d}.flac", seconds=2.0, title=f"Twin {i}",
@@ -88,7 +89,11 @@ def exact_routes(server) -> None:
     })
     server.set(f"/ws/2/release/{EXACT_ID}",
                json_reply(release_lookup(EXACT_ID, "Exact Album", "Exact Artist", EXACT_ARTIST_ID,
-                                         [2040, 2980, 4010])))
+                                         [2040, 2980, 4010], track_credits={2: [
+                                             {"name": "Exact Artist", "joinphrase": " feat. ",
+                                              "artist": {"id": EXACT_ARTIST_ID, "name": "Exact Artist"}},
+                                             {"name": "Guest Star", "joinphrase": "",
+                                              "artist": {"id": GUEST_ID, "name": "Guest Star"}}]})))
     # Both twins have the right title, artist and count, but lengths 20 s away from the files': not the same.
     for rid in (TWIN_A, TWIN_B):
         server.set(f"/ws/2/release/{rid}",
@@ -128,6 +133,10 @@ def test_exact_match_ambiguous_and_no_result(library, server):
     assert [r[1] for r in recordings] == [f"d4156411-b884-368f-a4cb-7c0101a5{i:04d}" for i in (1, 2, 3)]
     artist = conn.execute("SELECT artist_id FROM artists WHERE name = 'Exact Artist'").fetchone()[0]
     assert repo.artist_facts(conn, artist)["musicbrainz"]["musicbrainz_artist_id"] == EXACT_ARTIST_ID
+    # A featured artist credited on one of the release's tracks gets its id too, without a search.
+    guest = conn.execute("SELECT artist_id FROM artists WHERE name = 'Guest Star'").fetchone()[0]
+    assert repo.artist_facts(conn, guest)["musicbrainz"]["musicbrainz_artist_id"] == GUEST_ID
+    assert not any("Guest" in r.query.get("query", "") for r in server.requests if r.path == "/ws/2/artist")
 
     twin = by_title["Twin Album"]
     assert twin["match_status"] == "candidates" and twin["release_id"] in (TWIN_A, TWIN_B)
@@ -259,7 +268,7 @@ def test_offline_defers_everything_and_fails_nothing(library):
     waiting = conn.execute("SELECT entity_type, COUNT(*) FROM deferred_work WHERE kind = 'enrichment' "
                            "AND entity_type IN ('album', 'artist') AND state = 'pending' "
                            "GROUP BY entity_type").fetchall()
-    assert dict((r[0], r[1]) for r in waiting) == {"album": 3, "artist": 3}
+    assert dict((r[0], r[1]) for r in waiting) == {"album": 3, "artist": 4}
     assert {a["match_status"] for a in repo.list_albums(conn) if a["title"] != "Loose"} == {"pending"}
 
     # A deferred run that claimed them backs them off (exponentially) instead of marking them done.

@@ -217,10 +217,18 @@ def online_genres_by_track(conn: Any, track_ids: Sequence[int]) -> dict[int, lis
     return out
 
 
-def album_artist_rows(conn: Any, album_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT ar.artist_id, ar.name, ar.musicbrainz_artist_id FROM album_artists aa "
-                        "JOIN artists ar ON ar.artist_id = aa.artist_id WHERE aa.album_id = ? ORDER BY aa.position",
-                        (album_id,)).fetchall()
+def album_credited_artists(conn: Any, album_id: int) -> list[dict[str, Any]]:
+    """Artists heading the album or credited on one of its tracks."""
+    rows = conn.execute(
+        """
+        SELECT ar.artist_id, ar.name, ar.musicbrainz_artist_id FROM artists ar
+        WHERE ar.artist_id IN (SELECT aa.artist_id FROM album_artists aa WHERE aa.album_id = ?
+                               UNION
+                               SELECT ta.artist_id FROM track_artists ta JOIN tracks t ON t.track_id = ta.track_id
+                               WHERE t.album_id = ?)
+        ORDER BY ar.artist_id
+        """,
+        (album_id, album_id)).fetchall()
     return [dict(r) for r in rows]
 
 

@@ -127,7 +127,7 @@ class ReleaseCandidate:
     service_score: int | None = None  # MusicBrainz's own search score, 0..100
     track_lengths_ms: tuple[int | None, ...] | None = None
     recording_ids: tuple[str | None, ...] | None = None
-    artist_ids: dict[str, str] = field(default_factory=dict)  # credited name -> MusicBrainz artist id
+    artist_ids: dict[str, str] = field(default_factory=dict)  # credited name (release, tracks) -> artist id
     score: float = 0.0
     components: dict[str, float | None] = field(default_factory=dict)
 
@@ -197,6 +197,9 @@ def parse_release(data: dict) -> ReleaseCandidate | None:
                 if not isinstance(track, dict):
                     continue
                 recording = track.get("recording") if isinstance(track.get("recording"), dict) else {}
+                for credits in (track.get("artist-credit"), recording.get("artist-credit")):
+                    for name, mbid in _credit_name(credits)[1].items():
+                        artist_ids.setdefault(name, mbid)
                 length = track.get("length") if track.get("length") is not None else recording.get("length")
                 lengths.append(int(length) if isinstance(length, int | float) else None)
                 recordings.append(str(recording["id"]) if recording.get("id") else None)

@@ -288,13 +288,14 @@ def _match_album(run: _Run, row: dict[str, Any]) -> None:
 
 
 def _save_release_facts(run: _Run, album_id: int, tracks: list[dict], best: match.ReleaseCandidate) -> None:
-    """Recording ids per track (paired in disc/track order) and the album artists' ids from the artist credit."""
+    """Recording ids per track (paired in disc/track order) and the ids of the album's artists from the release's
+    and its tracks' artist credits (no extra request)."""
     recordings = best.recording_ids or ()
     rows = [(t["track_id"], "musicbrainz", rec, None, None, round(best.score, 4), run.now_iso)
             for t, rec in zip(tracks, recordings, strict=False) if rec]
     repo.save_track_external(run.conn, rows)
     credited = {match.normalize_text(name): mbid for name, mbid in best.artist_ids.items()}
-    for artist in repo.album_artist_rows(run.conn, album_id):
+    for artist in repo.album_credited_artists(run.conn, album_id):
         mbid = credited.get(match.normalize_text(artist["name"]))
         if mbid and not artist["musicbrainz_artist_id"]:
             repo.save_artist_external(run.conn, artist["artist_id"], "musicbrainz", now=run.now_iso,

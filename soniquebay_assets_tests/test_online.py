@@ -425,6 +425,7 @@ def test_scan_default_stages_include_online():
     assert "online" in selected_groups("all") and selected_groups("online") == ["online"]
 
 
+@pytest.mark.corpus
 def test_real_musicbrainz_release_parses(corpus_dir):
     from soniquebay_assets.domain.online_match import AlbumFacts, parse_release, score_candidate
 
@@ -436,6 +437,12 @@ def test_real_musicbrainz_release_parses(corpus_dir):
     album = AlbumFacts("Dark Side of the Moon", "Pink Floyd",
                        tuple(length / 1000 + 1 for length in release.track_lengths_ms))
     assert score_candidate(album, release).score >= 0.85
+    # Every real answer kept in the corpus parses; a multi-disc release keeps all its discs' tracks in order.
+    for path in sorted((corpus_dir / "edge" / "picard" / "ws_data").glob("*.json")):
+        parse_release(json.loads(path.read_text()))
+    multidisc = json.loads((corpus_dir / "edge" / "picard" / "ws_data" / "release_multidisc.json").read_text())
+    parsed = parse_release(multidisc)
+    assert len(parsed.track_lengths_ms) == sum(m["track-count"] for m in multidisc["media"]) == parsed.track_count
 
 
 def test_deferred_enrichment_runs_include_external_metadata():

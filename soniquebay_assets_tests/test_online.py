@@ -489,3 +489,21 @@ def test_scan_command_runs_the_online_stage(library, server, tmp_path):
                           capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
     statuses = sorted(json.loads(line)["match_status"] for line in proc.stdout.splitlines())
     assert statuses == ["candidates", "matched", "unmatched", "unmatched"]
+
+
+def test_a_deferred_run_releases_capped_work_and_keeps_the_rest_for_settling(library, server):
+    exact_routes(server)
+    conn = library["conn"]
+    shards = {r[0]: r[1] for r in conn.execute("SELECT album_id, MIN(shard) FROM tracks GROUP BY album_id")}
+    deferred.enqueue(conn, "enrichment", "album", shards.items(), now=NOW.timestamp())
+    claimed = deferred.claim(conn, "enrichment", "claim-7", shards=sorted(set(shards.values())),
+                             now=NOW.timestamp())
+    assert len(claimed) == 4
+    stats = run(library, services_for(server), max_albums=1, claim_id="claim-7")
+    assert stats.matched == 1 and stats.deferred_later == 3
+    states = {r["entity_id"]: (r["state"], r["attempts"]) for r in conn.execute(
+        "SELECT entity_id, state, attempts FROM deferred_work WHERE kind = 'enrichment' AND entity_type = 'album'")}
+    exact = album_id(conn, "Exact Album")
+    assert states.pop(exact) == ("in_progress", 1)  # done by this run: settled when the run succeeds
+    assert set(states.values()) == {("pending", 0)}  # capped out: back without costing an attempt
+    assert deferred.complete_claimed(conn, "claim-7", now=NOW.timestamp()) == 1

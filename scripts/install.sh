@@ -15,6 +15,7 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)  # the deploymen
 # PostgreSQL server binaries (catalog tests on PostgreSQL, the multi-host test's own server) and `ip` (its hosts)
 { command -v postgres >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } || missing+=(postgresql)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v fpcalc >/dev/null 2>&1 || missing+=(libchromaprint-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${missing[*]}"
@@ -25,6 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "optional system packages missing: ${missing[*]} (sudo apt-get install ${missing[*]});"
     say "without redis-server the Celery tests skip; without ffmpeg M4A/AAC/WMA audio is not analysed;"
     say "without postgresql the PostgreSQL catalog tests skip (a server at 127.0.0.1:5432 is used when one answers)"
+    say "without libchromaprint-tools (fpcalc) tracks are not identified by AcoustID fingerprint"
   fi
 fi
 

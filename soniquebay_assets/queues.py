@@ -18,6 +18,7 @@ QUEUE_BY_GROUP = {
     "vector": WORKER_VECTOR,
     "cover": WORKER_COVER,
     "deferred": WORKER_DEFERRED,
+    "online": WORKER_METADATA,  # MusicBrainz / Last.fm / AcoustID lookups share the metadata workers
 }
 
 # Celery prefetch per queue, from the original design (I/O-bound queues prefetch more).
@@ -31,7 +32,7 @@ PREFETCH_BY_QUEUE = {
     WORKER_DEFERRED: 2,
 }
 
-ALL_QUEUES = tuple(QUEUE_BY_GROUP.values())
+ALL_QUEUES = tuple(dict.fromkeys(QUEUE_BY_GROUP.values()))  # several groups may share a queue
 
 # The groups of the scan chain (inventory -> tags -> catalog entities), in order.
 SCAN_CHAIN_GROUPS = ("scan", "extract", "insert")

@@ -178,3 +178,30 @@ def dagster_home_from_env() -> Path | None:
     """DAGSTER_HOME when set (the instance a deployment's webserver, daemon and workers share), else None."""
     raw = os.environ.get("DAGSTER_HOME", "").strip()
     return Path(raw).expanduser().resolve() if raw else None
+ENV_ACOUSTID_API_KEY = "SONIQUEBAY_ACOUSTID_API_KEY"
+ENV_MUSICBRAINZ_URL = "SONIQUEBAY_MUSICBRAINZ_URL"
+ENV_LASTFM_URL = "SONIQUEBAY_LASTFM_URL"
+ENV_ACOUSTID_URL = "SONIQUEBAY_ACOUSTID_URL"
+DEFAULT_MUSICBRAINZ_URL = "https://musicbrainz.org"
+DEFAULT_LASTFM_URL = "https://ws.audioscrobbler.com/2.0/"
+DEFAULT_ACOUSTID_URL = "https://api.acoustid.org"
+
+
+def acoustid_api_key() -> str | None:
+    """AcoustID application key, or None: without it tracks are not identified by fingerprint (never logged)."""
+    return os.environ.get(ENV_ACOUSTID_API_KEY, "").strip() or None
+
+
+def musicbrainz_url() -> str:
+    """Base URL of the MusicBrainz web service (a mirror or a test server may stand in)."""
+    return os.environ.get(ENV_MUSICBRAINZ_URL, "").strip().rstrip("/") or DEFAULT_MUSICBRAINZ_URL
+
+
+def lastfm_url() -> str:
+    """Base URL of the Last.fm API (the `2.0/` endpoint)."""
+    return os.environ.get(ENV_LASTFM_URL, "").strip() or DEFAULT_LASTFM_URL
+
+
+def acoustid_url() -> str:
+    """Base URL of the AcoustID web service."""
+    return os.environ.get(ENV_ACOUSTID_URL, "").strip().rstrip("/") or DEFAULT_ACOUSTID_URL

@@ -136,3 +136,12 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_target) ->
     else:
         monkeypatch.delenv("SONIQUEBAY_CATALOG_URL", raising=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _online_services_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the real MusicBrainz, Last.fm or AcoustID: a refused loopback port unless a test says so."""
+    for name in ("SONIQUEBAY_MUSICBRAINZ_URL", "SONIQUEBAY_LASTFM_URL", "SONIQUEBAY_ACOUSTID_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("SONIQUEBAY_LASTFM_API_KEY", "SONIQUEBAY_ACOUSTID_API_KEY"):
+        monkeypatch.delenv(name, raising=False)

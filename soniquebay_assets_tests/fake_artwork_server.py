@@ -34,6 +34,7 @@ class Seen:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    at: float = 0.0  # time.monotonic() on arrival, for asserting the spacing a rate limit keeps
 
 
 class FakeArtworkServer:
@@ -95,7 +96,7 @@ class FakeArtworkServer:
 
     def _reply_for(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Reply:
         with self._lock:
-            self.requests.append(Seen(path, query, headers))
+            self.requests.append(Seen(path, query, headers, time.monotonic()))
             route = self.routes.get(path)
             if route is None:
                 return Reply(404, b'{"error": "not found"}', {"Content-Type": "application/json"})

@@ -72,3 +72,40 @@ def test_mood_tags_from_scores():
     assert mood_tags({"energy": 0.2}) == ["calm"]
     assert mood_tags({}) == []
     assert mood_tags({"energy": None, "mood_sad": None}) == []
+
+
+def test_online_tags_merge_through_the_whitelist_and_tree_without_dropping_own_genres():
+    from soniquebay_assets.domain.genres import merge_genres, whitelisted_genres
+
+    assert whitelisted_genres(["seen live", "Hip-Hop", "british", "alt rock", "hip hop"]) == ["Hip Hop",
+                                                                                            "Alternative Rock"]
+    # Own genres first and untouched (even one outside the whitelist); Metal adds nothing beside Death Metal.
+    assert merge_genres(["Death Metal", "Zeuhl"], ["metal", "thrash", "female vocalists"]) == [
+        "Death Metal", "Zeuhl", "Thrash Metal"]
+    assert merge_genres([], ["rock", "pop", "jazz", "blues", "folk"], max_added=3) == ["Rock", "Pop", "Jazz"]
+    assert merge_genres(["Rock"], []) == ["Rock"]
+
+
+def test_album_scoring_threshold_separates_same_from_different_releases():
+    from soniquebay_assets.domain.online_match import (
+        MATCH_THRESHOLD,
+        AlbumFacts,
+        ReleaseCandidate,
+        is_confident,
+        score_candidate,
+    )
+
+    album = AlbumFacts("Abbey Road (Remastered)", "The Beatles", (259.0, 207.0, 182.0))
+
+    def release(title="Abbey Road", artist="The Beatles", lengths=(259500, 206800, 181900)):
+        return ReleaseCandidate("r", title, artist, len(lengths), track_lengths_ms=lengths)
+
+    assert score_candidate(album, release()).score >= 0.97 and is_confident(release_scored := score_candidate(
+        album, release()))
+    assert release_scored.components["title"] == 1.0  # "(Remastered)" ignored
+    assert not is_confident(score_candidate(album, release(artist="Beatles Revival Band")))
+    assert score_candidate(album, release(lengths=(239000, 187000, 162000))).score < MATCH_THRESHOLD
+    assert score_candidate(album, release(lengths=(259500, 206800, 181900, 200000, 210000))).score < MATCH_THRESHOLD
+    compilation = AlbumFacts("Now 42", "Various Artists", (200.0,), compilation=True)
+    assert score_candidate(compilation, ReleaseCandidate("c", "Now 42", "Various Artists", 1,
+                                                         track_lengths_ms=(200000,))).score == 1.0

@@ -239,3 +239,34 @@ def test_parse_retry_after_seconds_and_http_date():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == pytest.approx(10.0)
     assert parse_retry_after("soon", 0.0) is None
     assert parse_retry_after(None, 0.0) is None
+
+
+def test_named_services_keep_their_own_pace_on_one_host(artwork_server):
+    artwork_server.set("/a", json_reply({}))
+    artwork_server.set("/b", json_reply({}))
+    clock = FakeClock()
+    with make_client(clock) as http:
+        http.set_service_rate("slow", 1.0)
+        http.set_service_rate("fast", 4.0)
+        for _ in range(3):
+            http.get(artwork_server.url("/a"), service="slow")
+            http.get(artwork_server.url("/b"), service="fast")
+    # Three calls each, interleaved: "slow" needs 2 s of spacing, "fast" fits inside it; same host, no sharing.
+    assert clock.now - 1000.0 == pytest.approx(2.0)
+    assert len(artwork_server.requests) == 6
+
+
+def test_connect_errors_can_fail_at_once_for_batch_work():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    clock = FakeClock()
+    with make_client(clock, retry_connect_errors=False) as http:
+        with pytest.raises(HttpError) as caught:
+            http.get(f"http://127.0.0.1:{port}/x")
+        assert caught.value.reason == "connect_error"
+        assert http.stats["requests"] == 1 and http.stats["retries"] == 0 and clock.sleeps == []
+    with make_client(clock) as http:
+        with pytest.raises(HttpError):
+            http.get(f"http://127.0.0.1:{port}/x")
+        assert http.stats["requests"] == 4  # the default still retries

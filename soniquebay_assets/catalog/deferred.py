@@ -214,6 +214,23 @@ def claimed_by(conn: Any, worker: str) -> list[int]:
         "SELECT work_id FROM deferred_work WHERE claimed_by = ? AND state = 'in_progress'", (worker,))]
 
 
+def claimed_entities(conn: Any, worker: str, kind: str) -> dict[tuple[str, int], int]:
+    """(entity_type, entity_id) -> work_id of the in-progress items of `kind` a claimer holds."""
+    rows = conn.execute("SELECT entity_type, entity_id, work_id FROM deferred_work"
+                        " WHERE claimed_by = ? AND kind = ? AND state = 'in_progress'", (worker, kind))
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+def release(conn: Any, work_ids: Sequence[int], *, delay_s: float = 0.0, now: float | None = None) -> int:
+    """Give claimed items back without counting an attempt (work left for a later run): pending after delay_s."""
+    stamp = _now(now)
+    with _write(conn):
+        return _update_ids(conn, "UPDATE deferred_work SET state = 'pending', claimed_by = NULL, claimed_at = NULL,"
+                           " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, not_before = ?,"
+                           " updated_at = ? WHERE state = 'in_progress' AND work_id IN ({})",
+                           [stamp + delay_s, stamp], work_ids)
+
+
 def complete_claimed(conn: Any, worker: str, *, now: float | None = None) -> int:
     return complete(conn, claimed_by(conn, worker), now=now)
 

@@ -17,7 +17,8 @@ STAGES: dict[str, list[str]] = {
     "covers": ["cover"],
     "enrich": ["metadata"],
     "vectors": ["vector"],
-    "all": [*SCAN_CHAIN_GROUPS, "cover", "metadata", "vector"],
+    "online": ["online"],
+    "all": [*SCAN_CHAIN_GROUPS, "cover", "metadata", "vector", "online"],
 }
 
 

@@ -26,13 +26,15 @@ log = logging.getLogger(__name__)
 
 PROJECT_URL_HINT = "self-hosted; set SONIQUEBAY_HTTP_CONTACT to an email or URL"
 # Published rules: MusicBrainz 1 req/s per IP (503 beyond); Cover Art Archive is served by the same team (we
-# apply the same 1 req/s, also to the archive.org image host it redirects to); Last.fm asks for about 5 req/s.
+# apply the same 1 req/s, also to the archive.org image host it redirects to); Last.fm asks for about 5 req/s;
+# AcoustID allows 3 req/s per application key.
 DEFAULT_RATE_LIMITS: dict[str, float] = {
     "musicbrainz.org": 1.0,
     "coverartarchive.org": 1.0,
     "archive.org": 1.0,
     "audioscrobbler.com": 5.0,
     "last.fm": 5.0,
+    "acoustid.org": 3.0,
 }
 DEFAULT_RATE_PER_S = 2.0  # any other host
 DEFAULT_MAX_BODY_BYTES = 15 * 1024 * 1024
@@ -134,6 +136,7 @@ class HttpClient:
         default_rate_per_s: float = DEFAULT_RATE_PER_S,
         breaker_threshold: int = 5,
         breaker_cooldown_s: float = 300.0,
+        retry_connect_errors: bool = True,
         secrets: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -151,6 +154,9 @@ class HttpClient:
         self.default_rate_per_s = default_rate_per_s
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown_s = breaker_cooldown_s
+        # Off for batch work that treats "offline" (refused, DNS failure) as a reason to defer, not to wait.
+        self.retry_connect_errors = retry_connect_errors
+        self.service_rates: dict[str, float] = {}
         self.redact = Redactor(secrets)
         self._clock, self._sleep = clock, sleep
         self._rng = rng or random.Random()
@@ -166,6 +172,10 @@ class HttpClient:
             headers={"User-Agent": self.user_agent},
             transport=transport,
         )
+
+    def set_service_rate(self, service: str, rate_per_s: float) -> None:
+        """Rate limit a service by name whatever host serves it (a mirror, a test server on loopback)."""
+        self.service_rates[service] = rate_per_s
 
     def add_secret(self, secret: str | None) -> None:
         """Register an API key so it is redacted everywhere this client reports."""
@@ -191,6 +201,7 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
         accept: str | None = None,
+        service: str | None = None,
     ) -> HttpResponse:
         """GET with redirects, retries, rate limit, breaker and size cap; returns any final non-retried status."""
         cap = self.max_body_bytes if max_bytes is None else max_bytes
@@ -198,7 +209,7 @@ class HttpClient:
         headers = {"Accept": accept} if accept else {}
         seen: list[str] = []
         for _hop in range(self.max_redirects + 1):
-            response = self._get_with_retries(current, headers, cap)
+            response = self._get_with_retries(current, headers, cap, service)
             if response.status not in REDIRECT_STATUSES:
                 return response
             location = response.headers.get("location")
@@ -214,9 +225,11 @@ class HttpClient:
         raise HttpError("too_many_redirects",
                         f"more than {self.max_redirects} redirects from {self.redact(seen[0])}")
 
-    def get_json(self, url: str, *, params: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    def get_json(self, url: str, *, params: Mapping[str, str] | None = None,
+                 service: str | None = None) -> tuple[int, Any]:
         """(status, parsed JSON or None when the status is not 2xx)."""
-        response = self.get(url, params=params, accept="application/json", max_bytes=2 * 1024 * 1024)
+        response = self.get(url, params=params, accept="application/json", max_bytes=2 * 1024 * 1024,
+                            service=service)
         if not 200 <= response.status < 300:
             return response.status, None
         return response.status, response.json()
@@ -236,8 +249,8 @@ class HttpClient:
                 best, best_len = rate, len(domain)
         return best
 
-    def _wait_turn(self, host: str, state: _HostState) -> None:
-        rate = self.rate_for(host)
+    def _wait_turn(self, host: str, state: _HostState, service: str | None = None) -> None:
+        rate = self.service_rates[service] if service in self.service_rates else self.rate_for(host)
         interval = 1.0 / rate if rate > 0 else 0.0
         with state.lock:
             now = self._clock()
@@ -270,13 +283,15 @@ class HttpClient:
         delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
         return max(delay, retry_after or 0.0)
 
-    def _get_with_retries(self, url: httpx.URL, headers: dict[str, str], cap: int) -> HttpResponse:
+    def _get_with_retries(self, url: httpx.URL, headers: dict[str, str], cap: int,
+                          service: str | None = None) -> HttpResponse:
         host = url.host
-        state = self._host_state(host)
+        # A named service keeps its own pace and breaker, so two services behind one host never share them.
+        state = self._host_state(f"service:{service}" if service in self.service_rates else host)
         last_error: HttpError | None = None
         for attempt in range(self.max_retries + 1):
             self._check_breaker(host, state)
-            self._wait_turn(host, state)
+            self._wait_turn(host, state, service)
             retry_after: float | None = None
             try:
                 response = self._fetch_once(url, headers, cap)
@@ -286,6 +301,8 @@ class HttpClient:
                     raise
                 self._record(host, state, ok=False)
                 last_error = exc
+                if exc.reason == "connect_error" and not self.retry_connect_errors:
+                    raise
             else:
                 if response.status not in RETRY_STATUSES:
                     self._record(host, state, ok=True)

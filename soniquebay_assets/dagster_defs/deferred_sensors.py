@@ -39,6 +39,8 @@ KIND_TARGETS = {
 }
 MAX_SHARDS_PER_TICK = 16  # at most this many shards per tick: bounded work per run
 MAX_RUNS_PER_TICK = 4  # ranges of neighbouring due shards, one run each
+# kind -> assets that join the kind's runs when they are defined (their stage may be absent)
+KIND_OPTIONAL_TARGETS = {"enrichment": ("external_metadata",)}
 MAX_ITEMS_PER_TICK = 5000
 CLAIM_TAG = "soniquebay/deferred_claim"
 KIND_TAG = "soniquebay/deferred_kind"
@@ -86,12 +88,16 @@ def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str
 def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
     """kind -> asset job, only for kinds whose target assets are all defined (others wait for their stage)."""
     present = set(asset_keys)
-    return {
-        kind: define_asset_job(job_name(kind), selection=AssetSelection.assets(*targets), partitions_def=SHARDS,
-                               tags={KIND_TAG: kind, "dagster/max_retries": "0"},  # the queue backs off itself
-                               description=f"Deferred {kind}: {', '.join(targets)} for shards with due work.")
-        for kind, targets in KIND_TARGETS.items() if set(targets) <= present
-    }
+    jobs = {}
+    for kind, targets in KIND_TARGETS.items():
+        if not set(targets) <= present:
+            continue
+        selected = [*targets, *(t for t in KIND_OPTIONAL_TARGETS.get(kind, ()) if t in present)]
+        jobs[kind] = define_asset_job(
+            job_name(kind), selection=AssetSelection.assets(*selected), partitions_def=SHARDS,
+            tags={KIND_TAG: kind, "dagster/max_retries": "0"},  # the queue backs off itself
+            description=f"Deferred {kind}: {', '.join(selected)} for shards with due work.")
+    return jobs
 
 
 def build_kind_schedule(kind: str, job):

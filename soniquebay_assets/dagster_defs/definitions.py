@@ -7,6 +7,7 @@ from dagster._loggers import colored_console_logger
 
 from soniquebay_assets.dagster_defs.assets import catalog, covers, enrich, extract, scan
 from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
+from soniquebay_assets.dagster_defs.assets import online as online_assets
 from soniquebay_assets.dagster_defs.assets import vectors as vector_assets
 from soniquebay_assets.dagster_defs.executor import build_executor
 from soniquebay_assets.dagster_defs.jobs import scan_job
@@ -19,6 +20,7 @@ ASSET_MODULES = [scan, extract, catalog, covers, enrich]
 
 ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep
 ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check
+ASSET_MODULES += [online_assets]  # MusicBrainz / Last.fm / AcoustID metadata
 
 JOBS = [scan_job]
 SENSORS = [library_changes_sensor]

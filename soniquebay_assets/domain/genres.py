@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 
@@ -135,3 +135,55 @@ def mood_tags(scores: Mapping[str, float | None]) -> list[str]:
             if (op == ">=" and value >= threshold) or (op == "<=" and value <= threshold):
                 tags.append(tag)
     return tags
+
+
+# -- online tags (Last.fm) merged through a whitelist and a tree, like beets' lastgenre --------------------------
+
+MAX_ADDED_GENRES = 3
+
+
+@lru_cache(maxsize=1)
+def _parents() -> dict[str, str]:
+    text = resources.files("soniquebay_assets.domain").joinpath("data/genre_tree.json").read_text("utf-8")
+    return json.loads(text)["parent"]
+
+
+def ancestors(genre: str) -> list[str]:
+    """Broader genres of a canonical genre, nearest first (cycles cut)."""
+    out: list[str] = []
+    current = _parents().get(genre)
+    while current and current not in out and current != genre:
+        out.append(current)
+        current = _parents().get(current)
+    return out
+
+
+def whitelisted_genres(tags: Iterable[str]) -> list[str]:
+    """Canonical genres among free-form tags (most popular first): only names or synonyms of the curated table,
+    so 'seen live', 'british' or 'female vocalists' never become genres."""
+    seen: list[str] = []
+    for tag in tags:
+        canonical = _synonyms().get(match_key(" ".join(str(tag).split())))
+        if canonical and canonical not in seen:
+            seen.append(canonical)
+    return seen
+
+
+def merge_genres(own: Sequence[str], online: Iterable[str], *, max_added: int = MAX_ADDED_GENRES) -> list[str]:
+    """The files' own genres, untouched and first, then up to `max_added` whitelisted online genres that are neither
+    already there nor a broader genre of one already there."""
+    merged = list(own)
+    covered = set(merged)
+    for genre in merged:
+        covered.update(ancestors(genre))
+    added = 0
+    for genre in whitelisted_genres(online):
+        if added >= max_added:
+            break
+        if genre in covered:
+            continue
+        merged.append(genre)
+        covered.add(genre)
+        covered.update(ancestors(genre))
+        added += 1
+    return merged

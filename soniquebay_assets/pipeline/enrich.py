@@ -19,7 +19,7 @@ from soniquebay_assets.catalog import analysis as repo
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
-from soniquebay_assets.domain.genres import mood_tags, normalize_genres
+from soniquebay_assets.domain.genres import merge_genres, mood_tags, normalize_genres
 from soniquebay_assets.library.process_guard import exit_with_owner
 from soniquebay_assets.pipeline import progress
 from soniquebay_assets.settings import DataDir
@@ -156,9 +156,20 @@ def _write_batch(conn: Any, batch: list[tuple[Any, dict[str, Any]]]) -> None:
 
 def refresh_normalized_genres(conn: Any, shards: list[str]) -> int:
     """Recompute canonical genres for every track of the shards (cheap; follows tag edits without re-analysis)."""
-    genres = {track_id: normalize_genres(names) for track_id, names in repo.tagged_genres(conn, shards).items()}
+    genres, _added = merged_normalized_genres(conn, shards)
     with transaction(conn):
         return repo.replace_normalized_genres(conn, genres)
+
+
+def merged_normalized_genres(conn: Any, shards: list[str]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """(track -> the files' own canonical genres followed by whitelisted online genres, track -> genres added)."""
+    from soniquebay_assets.catalog.external import online_genres_by_track
+
+    own = {track_id: normalize_genres(names) for track_id, names in repo.tagged_genres(conn, shards).items()}
+    online = online_genres_by_track(conn, list(own))
+    merged = {track_id: merge_genres(genres, online.get(track_id, ())) for track_id, genres in own.items()}
+    added = {track_id: genres[len(own[track_id]):] for track_id, genres in merged.items() if len(genres) > len(own[track_id])}
+    return merged, added
 
 
 def _pool_starts(pool: ProcessPoolExecutor) -> bool:

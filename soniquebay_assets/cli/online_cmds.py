@@ -1,0 +1,121 @@
+"""`soniquebay albums` (albums with their MusicBrainz match) and `soniquebay match` (the user's decision)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
+
+
+def register(subparsers) -> None:
+    albums = subparsers.add_parser("albums", help="list albums with their MusicBrainz match status")
+    add_data_dir(albums)
+    albums.add_argument("--json", action="store_true",
+                        help="one JSON object per line: album_id, title, album_artist, musicbrainz_release_id, "
+                             "match_status, match_score, candidates, ...")
+    albums.add_argument("--status", choices=("tagged", "matched", "candidates", "unmatched", "pending"),
+                        default=None, help="only albums with this match status")
+    albums.set_defaults(handler=run_albums)
+
+    decide = subparsers.add_parser("match", help="accept a MusicBrainz release for an album, or reject its candidates")
+    add_data_dir(decide)
+    decide.add_argument("--album", type=int, required=True, help="album id (from `soniquebay albums`)")
+    choice = decide.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--accept", metavar="RELEASE_ID", help="the MusicBrainz release id to accept")
+    choice.add_argument("--reject", action="store_true", help="none of the candidates is this album")
+    decide.add_argument("--json", action="store_true", help="print the album's new state as one JSON object")
+    decide.set_defaults(handler=run_match)
+
+
+def album_json(row: dict) -> dict:
+    """The public shape of one album: tag values beside what MusicBrainz said."""
+    status = row["match_status"]
+    release_id = row["tagged_release_id"] if status == "tagged" else (row["release_id"] if status == "matched"
+                                                                       else None)
+    return {
+        "album_id": row["album_id"],
+        "title": row["title"],
+        "album_artist": row["album_artist"],
+        "musicbrainz_release_id": release_id,
+        "match_status": status,
+        "match_score": round(row["score"], 4) if row["score"] is not None and status != "tagged" else None,
+        "decided_by": row["decided_by"],
+        "track_count": row["track_count"],
+        "tagged": {"musicbrainz_release_id": row["tagged_release_id"],
+                   "musicbrainz_release_group_id": row["tagged_release_group_id"],
+                   "label": row["tagged_label"], "date": row["tagged_date"]},
+        "musicbrainz": None if status in ("tagged", "pending") else {
+            "release_id": row["release_id"], "release_group_id": row["release_group_id"],
+            "title": row["release_title"], "artist": row["release_artist"], "label": row["label"],
+            "date": row["release_date"], "track_count": row["release_track_count"], "source": row["source"],
+            "fetched_at": row["fetched_at"]},
+        "candidates": row["candidates"],
+    }
+
+
+def _open(args: argparse.Namespace):
+    from soniquebay_assets.catalog.db import open_catalog
+
+    data = data_dir_from(args)
+    if not data.catalog_path.exists():
+        return None
+    return open_catalog(data.catalog_path)
+
+
+def run_albums(args: argparse.Namespace) -> int:
+    from soniquebay_assets.catalog import external
+
+    conn = _open(args)
+    if conn is None:
+        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    try:
+        for row in external.list_albums(conn, args.status):
+            item = album_json(row)
+            if args.json:
+                print_json(item)
+            else:
+                score = f"{item['match_score']:.2f}" if item["match_score"] is not None else "   -"
+                sys.stdout.write(f"{item['album_id']:>6}  {item['match_status']:<10} {score}  "
+                                 f"{item['album_artist']} - {item['title']}\n")
+    finally:
+        conn.close()
+    return 0
+
+
+def run_match(args: argparse.Namespace) -> int:
+    from soniquebay_assets import settings
+    from soniquebay_assets.clients.http import HttpError
+    from soniquebay_assets.clients.musicbrainz import is_mbid
+    from soniquebay_assets.pipeline import online
+
+    if args.accept and not is_mbid(args.accept):
+        return fail(f"--accept {args.accept!r} is not a MusicBrainz release id (36 characters, like "
+                    f"b84ee12a-09ef-421b-82de-0441a926375b)")
+    conn = _open(args)
+    if conn is None:
+        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    services = None
+    try:
+        if args.accept:
+            services = online.open_services(
+                musicbrainz_url=settings.musicbrainz_url(), lastfm_url=settings.lastfm_url(),
+                acoustid_url=settings.acoustid_url(), lastfm_api_key=None, acoustid_api_key=None,
+                contact=settings.http_contact())
+        try:
+            row = online.decide_album(conn, args.album, accept=args.accept, services=services)
+        except LookupError as exc:
+            return fail(str(exc).strip("'\""))
+        except HttpError as exc:
+            return fail(f"MusicBrainz could not be asked ({exc}); nothing was changed, try again later", code=1)
+    finally:
+        if services is not None:
+            services.close()
+        conn.close()
+    item = album_json(row)
+    if args.json:
+        print_json(item)
+    else:
+        sys.stdout.write(f"album {item['album_id']}: {item['match_status']} "
+                         f"{item['musicbrainz_release_id'] or ''}\n")
+    return 0

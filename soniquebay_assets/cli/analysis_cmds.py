@@ -86,7 +86,9 @@ def _group_columns(args: argparse.Namespace, rows, others: list[str]) -> list[st
         if unknown:
             raise ValueError(f"--group: no column {', '.join(unknown)} in the truth header ({', '.join(others)})")
         return wanted
-    return [name for name in others if 1 < len({extra.get(name) for _, _, extra in rows}) <= MAX_GROUP_VALUES]
+    truth_names = {name for names in TRUTH_COLUMNS.values() for name in names}
+    return [name for name in others if name not in truth_names
+            and 1 < len({extra.get(name) for _, _, extra in rows}) <= MAX_GROUP_VALUES]
 
 
 def _peer_estimates(path: Path, key_field: str) -> dict[str, dict]:
@@ -100,7 +102,7 @@ def _peer_estimates(path: Path, key_field: str) -> dict[str, dict]:
             continue
         rec = json.loads(line)
         values = {"bpm": rec.get("bpm"), "key": rec.get(key_field), "mode": rec.get(mode_field),
-                  "bpm_confidence": rec.get("bpm_confidence"), "key_confidence": rec.get("key_strength"),
+                  "bpm_confidence": rec.get("bpm_confidence"), "key_strength": rec.get(key_field.replace("key", "strength", 1) if key_field != "key" else "key_strength"),
                   "status": "error" if rec.get("error") else "ok", "error": rec.get("error")}
         out[str(Path(rec["path"]).resolve())] = values
         out.setdefault(Path(rec["path"]).name, values)
@@ -153,7 +155,7 @@ def run_eval(args: argparse.Namespace) -> int:
             pair = (estimate, true_key)
             rows.append({"path": item.path, "truth": item.truth,
                          "key": f"{values['key']} {values.get('mode')}" if values.get("key") else None,
-                         "confidence": values.get("key_confidence"),
+                         "confidence": values.get("key_confidence"), "strength": values.get("key_strength"),
                          "confusion": evaluation.key_confusion(*pair), **item.extra,
                          "status": values.get("status"), "error": values.get("error")})
         pairs.append(pair)

@@ -36,6 +36,7 @@ class AnalysisResult:
     key: str | None = None
     mode: str | None = None
     key_confidence: float | None = None
+    key_strength: float | None = None  # not stored in the catalog: reported by analyze_file and eval
     camelot: str | None = None
     open_key: str | None = None
     loudness_lufs: float | None = None
@@ -125,6 +126,7 @@ def analyze_samples(y: np.ndarray | list[np.ndarray], sr: int, *, duration_s: fl
             result.notes.append(key.reason)
         else:
             result.key, result.mode, result.key_confidence = key.key, key.mode, key.confidence
+            result.key_strength = key.strength
             result.camelot, result.open_key = key.camelot, key.open_key
         if loud.range_lu is None:
             result.notes.append("too short for loudness range (needs 3 s)")

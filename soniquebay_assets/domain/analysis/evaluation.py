@@ -85,3 +85,48 @@ def key_accuracy(pairs: list[tuple[tuple[int, str] | None, tuple[int, str]]]) ->
         return KeyScores(0, 0.0, 0.0, relations)
     weighted = sum(MIREX_WEIGHTS[r] * c for r, c in relations.items()) / n
     return KeyScores(n, relations["exact"] / n, weighted, relations)
+
+
+# Ratios of estimate to truth that name a tempo confusion (metrical levels), checked within the 4 % tolerance.
+TEMPO_RATIOS = {"x1": 1.0, "x2": 2.0, "x1/2": 0.5, "x3/2": 1.5, "x2/3": 2.0 / 3.0, "x3": 3.0, "x1/3": 1.0 / 3.0,
+                "x4": 4.0, "x1/4": 0.25, "x4/3": 4.0 / 3.0, "x3/4": 0.75}
+
+
+def tempo_confusion(estimate: float | None, truth: float) -> str:
+    """The metrical relation of an estimate to the truth ('x1', 'x2', 'x3/2'...), 'other' or 'not_measured'."""
+    if estimate is None:
+        return "not_measured"
+    for name, ratio in TEMPO_RATIOS.items():
+        if abs(estimate - truth * ratio) <= TEMPO_TOLERANCE * truth * ratio:
+            return name
+    return "other"
+
+
+def key_confusion(estimate: tuple[int, str] | None, truth: tuple[int, str]) -> str:
+    """key_relation with the fifth split by direction: 'fifth_up' (dominant) or 'fifth_down' (subdominant)."""
+    relation = key_relation(estimate, truth)
+    if relation != "fifth" or estimate is None:
+        return "not_measured" if estimate is None else relation
+    return "fifth_up" if (estimate[0] - truth[0]) % 12 == 7 else "fifth_down"
+
+
+def tempo_report(pairs: list[tuple[float | None, float]]) -> dict:
+    """Accuracy1, Accuracy2 and the count of each confusion class."""
+    scores = tempo_accuracy(pairs)
+    classes: dict[str, int] = {}
+    for estimate, truth in pairs:
+        name = tempo_confusion(estimate, truth)
+        classes[name] = classes.get(name, 0) + 1
+    return {"n": scores.n, "accuracy1": round(scores.accuracy1, 4), "accuracy2": round(scores.accuracy2, 4),
+            "confusions": dict(sorted(classes.items(), key=lambda kv: -kv[1]))}
+
+
+def key_report(pairs: list[tuple[tuple[int, str] | None, tuple[int, str]]]) -> dict:
+    """Exact rate, MIREX weighted score and the count of each confusion class (fifth split by direction)."""
+    scores = key_accuracy(pairs)
+    classes: dict[str, int] = {}
+    for estimate, truth in pairs:
+        name = key_confusion(estimate, truth)
+        classes[name] = classes.get(name, 0) + 1
+    return {"n": scores.n, "exact": round(scores.exact, 4), "mirex_weighted": round(scores.weighted, 4),
+            "confusions": dict(sorted(classes.items(), key=lambda kv: -kv[1]))}

@@ -1,8 +1,10 @@
-"""Musical key from an STFT chroma and key profiles (Krumhansl-Schmuckler, Temperley, EDMA), plus notations.
+"""Musical key from a harmonic-aware pitch-class profile of the shared STFT and fitted key profiles.
 
-librosa has no key estimator: we build a 12-bin chroma from the shared spectrum, correlate it with the 24
-rotations of each profile, and average the three profiles' correlations (each profile family has different
-blind spots: KS over-weights the fifth, EDMA is tuned on electronic music, Temperley on classical/pop).
+The profile counts notes, not partials: the broadband floor is removed, then each note's expected upper
+partials (octave, twelfth = fifth, major third...) are subtracted lowest note first, so a tonic's 3rd
+partial no longer votes for the dominant. It is correlated with the 24 rotations of a major and a minor
+profile fitted on the project's rendered dev set (scripts/fit_key_profiles.py); the published profiles
+(Krumhansl-Kessler, Temperley, EDMA) are kept for comparison.
 """
 
 from __future__ import annotations
@@ -36,8 +38,21 @@ PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     ),
 }
 
-CHROMA_FMIN_HZ = 55.0
+# Fitted by scripts/fit_key_profiles.py on the rendered dev set (mean tonic-aligned pitch-class profile per
+# mode, 200 excerpts; 2-fold cross-validated exact 0.82 where the published profiles scored 0.55-0.61).
+# The minor profile has a strong flat 7th: folk and early music use natural/dorian minor more than harmonic.
+KEY_PROFILES: tuple[tuple[float, ...], tuple[float, ...]] = (
+    (0.1373, 0.046, 0.1188, 0.046, 0.1221, 0.079, 0.0531, 0.1358, 0.0591, 0.0906, 0.0291, 0.083),
+    (0.1319, 0.0367, 0.0931, 0.1234, 0.0573, 0.1087, 0.0495, 0.127, 0.0513, 0.0508, 0.1076, 0.0627),
+)
+
+CHROMA_FMIN_HZ = 30.0
 CHROMA_FMAX_HZ = 4200.0
+LOWEST_MIDI = 24  # C1
+SEMITONES = 84  # C1..B7
+FLOOR_BINS = 15  # ~80 Hz median window: the broadband floor under the tonal peaks
+HARMONIC_DECAY = 0.5
+_PARTIAL_OFFSETS = tuple(int(round(12 * np.log2(h))) for h in range(2, 9))  # 12, 19, 24, 28, 31, 34, 36
 MIN_SECONDS = 0.75  # a 1-second file yields ~0.8 s of full STFT frames; enough for a (low-confidence) key
 
 
@@ -51,6 +66,7 @@ class KeyEstimate:
     camelot: str | None = None
     open_key: str | None = None
     reason: str = ""
+    strength: float | None = None  # Pearson correlation of the profile with the chosen key's profile
 
 
 def pitch_class(name: str) -> int:
@@ -81,44 +97,59 @@ def open_key(tonic: int, mode: str) -> str:
     return f"{(number - 8) % 12 + 1}{'d' if mode == 'major' else 'm'}"
 
 
-def chroma_matrix(freqs: np.ndarray) -> np.ndarray:
-    """(12, bins) weights: each bin between CHROMA_FMIN and CHROMA_FMAX goes to its nearest pitch class with a
-    triangular weight (0 at a half-semitone, so off-pitch noise counts less) times a 1/sqrt(f) tilt that favours
-    fundamentals over their upper harmonics (the 3rd harmonic is a fifth, the 5th a major third)."""
-    weights = np.zeros((12, freqs.size), dtype=np.float32)
-    ok = (freqs >= CHROMA_FMIN_HZ) & (freqs <= CHROMA_FMAX_HZ)
-    midi = 69 + 12 * np.log2(freqs[ok] / 440.0)
-    nearest = np.round(midi)
-    closeness = np.clip(1.0 - 2.0 * np.abs(midi - nearest), 0.0, 1.0)
-    tilt = (freqs[ok] / 100.0) ** -0.5
-    weights[(nearest.astype(int) % 12), np.flatnonzero(ok)] = closeness * tilt
-    return weights
+def semitone_matrix(freqs: np.ndarray) -> np.ndarray:
+    """(SEMITONES, bins) triangular weights mapping STFT bins to semitones MIDI LOWEST_MIDI.. (A440 tuning)."""
+    midi = 69 + 12 * np.log2(np.maximum(freqs, 1e-3) / 440.0)
+    inside = (freqs >= CHROMA_FMIN_HZ) & (freqs <= CHROMA_FMAX_HZ)
+    centres = LOWEST_MIDI + np.arange(SEMITONES)[:, None]
+    return (np.clip(1.0 - np.abs(midi[None, :] - centres), 0.0, 1.0) * inside).astype(np.float32)
 
 
-def chroma_vector(spectrum: Spectrum) -> np.ndarray:
-    """Mean chroma over all frames of all excerpts, from linear magnitudes (log compression lifted the
-    harmonics and cost ~30 points of accuracy on synthetic keys; linear with the tilt scored best on the
-    corpus clips too)."""
-    peak = max((float(m.max()) for m in spectrum.magnitudes if m.size), default=0.0)
+def suppress_harmonics(salience: np.ndarray, decay: float = HARMONIC_DECAY) -> np.ndarray:
+    """Remove the expected upper partials of each note, lowest note first: partial h of a note at
+    salience s is assumed to have salience s * decay^(h-1), so a loud C no longer feeds G (3rd partial)
+    and E (5th) once it has been counted as C."""
+    out = salience.astype(np.float64).copy()
+    for note in range(out.size):
+        if out[note] <= 0:
+            continue
+        for h, offset in enumerate(_PARTIAL_OFFSETS, start=2):
+            target = note + offset
+            if target >= out.size:
+                break
+            out[target] = max(0.0, out[target] - out[note] * decay ** (h - 1))
+    return out
+
+
+def pitch_class_profile(spectrum: Spectrum) -> np.ndarray:
+    """12-bin profile of the notes played: the mean magnitude spectrum minus its broadband floor (drums,
+    noise), square-root compressed, folded to semitones, stripped of upper partials, then to pitch classes."""
+    from scipy.ndimage import median_filter
+
     frames = spectrum.frame_count
-    if peak <= 0 or frames == 0:
+    if frames == 0:
         return np.zeros(12)
-    weights = chroma_matrix(spectrum.freqs)
-    chroma = sum((weights @ m).sum(axis=1, dtype=np.float64) for m in spectrum.magnitudes)
-    return chroma / (frames * peak)
+    mean = sum(m.sum(axis=1, dtype=np.float64) for m in spectrum.magnitudes) / frames
+    tonal = np.maximum(0.0, mean - median_filter(mean, size=FLOOR_BINS, mode="nearest"))
+    semitones = semitone_matrix(spectrum.freqs) @ np.sqrt(tonal)
+    notes = suppress_harmonics(semitones)
+    profile = np.zeros(12)
+    np.add.at(profile, (LOWEST_MIDI + np.arange(SEMITONES)) % 12, notes)
+    return profile
 
 
-def key_scores(chroma: np.ndarray) -> np.ndarray:
-    """(24,) mean Pearson correlation over the profiles; index = tonic + 12 * (mode == 'minor')."""
+def key_scores(chroma: np.ndarray, profiles=None) -> np.ndarray:
+    """(24,) Pearson correlation with each key's profile; index = tonic + 12 * (mode == 'minor')."""
     c = (chroma - chroma.mean()) / (chroma.std() + 1e-12)
     scores = np.zeros(24)
-    for major, minor in PROFILES.values():
+    chosen = profiles if profiles is not None else [KEY_PROFILES]
+    for major, minor in chosen:
         for mode_index, profile in enumerate((major, minor)):
-            p = np.asarray(profile)
+            p = np.asarray(profile, dtype=np.float64)
             p = (p - p.mean()) / p.std()
             for tonic in range(12):
                 scores[tonic + 12 * mode_index] += float(np.dot(c, np.roll(p, tonic))) / 12.0
-    return scores / len(PROFILES)
+    return scores / len(chosen)
 
 
 def estimate_key(spectrum: Spectrum) -> KeyEstimate:
@@ -126,7 +157,7 @@ def estimate_key(spectrum: Spectrum) -> KeyEstimate:
     seconds = spectrum.frame_count * spectrum.hop / spectrum.sr
     if seconds < MIN_SECONDS:
         return KeyEstimate(None, None, None, reason=f"too short for key ({seconds:.1f} s)")
-    chroma = chroma_vector(spectrum)
+    chroma = pitch_class_profile(spectrum)
     if not np.any(chroma) or chroma.std() < 1e-6 * max(1e-12, chroma.mean()):
         return KeyEstimate(None, None, None, reason="no tonal content (silent or flat spectrum)")
     scores = key_scores(chroma)
@@ -135,4 +166,5 @@ def estimate_key(spectrum: Spectrum) -> KeyEstimate:
     # a clear key has a high correlation AND beats its closest rival (often the relative key) by a margin
     confidence = float(np.clip(best, 0.0, 1.0) * np.clip((best - runner_up) / 0.15, 0.0, 1.0))
     tonic, mode = int(order[0] % 12), ("major" if order[0] < 12 else "minor")
-    return KeyEstimate(PITCH_CLASSES[tonic], mode, round(confidence, 3), camelot(tonic, mode), open_key(tonic, mode))
+    return KeyEstimate(PITCH_CLASSES[tonic], mode, round(confidence, 3), camelot(tonic, mode), open_key(tonic, mode),
+                       strength=round(best, 3))

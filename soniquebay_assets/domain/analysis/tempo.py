@@ -1,11 +1,13 @@
-"""Tempo from an onset-strength envelope: autocorrelation, a comb over beat multiples, and an octave rule.
+"""Tempo from an onset-strength envelope: autocorrelation, a weighted comb over beat multiples, a tempo prior.
 
-Pure numpy (no librosa, no numba JIT). Documented octave rule, see `choose_octave`:
-the comb finds the periodicity family (T and its multiples/sub-multiples all share lags); among the levels
-F*2^j and 3F*2^j of the comb's winner F that fall inside [MIN_BPM, MAX_BPM] we report the FASTEST level whose own beat lag is supported
-by the autocorrelation with at least SUPPORT_RATIO of the strongest level's support. A real pulse at T makes the
-autocorrelation peak at T's lag and at all slower levels (T/2, T/4 hit the same onsets), so slower levels are
-always "supported"; only a faster level that is really played (not just a quieter off-beat) passes the ratio.
+Pure numpy/scipy (no librosa, no numba JIT). The metrical-level decision (`choose_beat`): the onset
+autocorrelation is detrended (its running median over TREND_SECONDS removed, so that only periodic accents
+count, not the general density of notes), then every candidate beat from MIN_BPM to MAX_BPM gets a comb score:
+the weighted mean detrended autocorrelation at 1, 2, 3 and 4 beats. A duple beat is confirmed by its 2- and
+4-beat lags, a triple (compound) one by its 3-beat lag, so the same comb is the meter check: a 6/8 tune whose
+accents come every 3 eighths scores higher at the dotted quarter than at the quarter (3/2 of the beat).
+The comb score is multiplied by a log-normal tempo prior centred on PRIOR_BPM (PRIOR_OCTAVES wide), which
+only arbitrates between levels the audio supports about equally (a doubled or halved beat).
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ import numpy as np
 from soniquebay_assets.domain.analysis.spectrum import Spectrum
 
 MIN_BPM = 50.0
-MAX_BPM = 210.0
-SUPPORT_RATIO = 0.55
+MAX_BPM = 220.0
 MIN_SECONDS = 5.0  # below this there are too few beats for a periodicity estimate
 COMB_HARMONICS = 4
+COMB_WEIGHTS = (1.0, 0.7, 0.5, 0.4)  # lags of 1, 2, 3, 4 beats
+PRIOR_BPM = 120.0
+PRIOR_OCTAVES = 3.0  # standard deviation of log2(bpm): a gentle prior, it breaks near-ties only
+TREND_SECONDS = 0.15
+RIVAL_RATIOS = (2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
 BAND_EDGES_HZ = np.geomspace(40.0, 10000.0, 25)
 
 
@@ -87,39 +93,56 @@ def _support(acf: np.ndarray, lag: float) -> float:
     return float(acf[lo : hi + 1].max())
 
 
-def _comb(acf: np.ndarray, lags: np.ndarray) -> np.ndarray:
-    """Mean autocorrelation over the first COMB_HARMONICS multiples of each lag that fit in the ACF."""
+def _comb(acf: np.ndarray, lags: np.ndarray, weights: tuple[float, ...] = (1.0,) * COMB_HARMONICS) -> np.ndarray:
+    """Weighted mean autocorrelation over the first multiples of each lag that fit in the ACF."""
     total = np.zeros_like(lags)
     count = np.zeros_like(lags)
     positions = np.arange(acf.size)
-    for k in range(1, COMB_HARMONICS + 1):
+    for k, weight in enumerate(weights, start=1):
         at = lags * k
         ok = at <= acf.size - 1
-        total[ok] += np.interp(at[ok], positions, acf)
-        count[ok] += 1
-    return np.where(count > 0, total / np.maximum(count, 1), -1.0)
+        total[ok] += weight * np.interp(at[ok], positions, acf)
+        count[ok] += weight
+    return np.where(count > 0, total / np.maximum(count, 1e-9), -1.0)
 
 
-def choose_octave(acf: np.ndarray, frame_rate: float, family_bpm: float) -> tuple[float, float]:
-    """The documented octave rule (module docstring): fastest well-supported level inside the BPM range."""
-    # the comb may land on a sub-multiple of the beat (T/2, T/3, T/4 share its lags), so we look at
-    # octave levels of the family and of its triple
-    levels = [family_bpm * m * 2.0**j for j in range(-3, 4) for m in (1, 3)]
-    levels = [b for b in levels if MIN_BPM <= b <= MAX_BPM]
-    if not levels:  # the family straddles the range: fold into it
-        b = family_bpm
-        while b < MIN_BPM:
-            b *= 2
-        while b > MAX_BPM:
-            b /= 2
-        levels = [b]
-    supports = {b: _support(acf, 60.0 * frame_rate / b) for b in levels}
-    best = max(supports.values())
-    if best <= 0:  # no level repeats at all: report the best one; the caller turns this into "no pulse"
-        chosen = max(levels, key=supports.__getitem__)
-        return chosen, supports[chosen]
-    chosen = max(b for b in levels if supports[b] >= SUPPORT_RATIO * best)
-    return chosen, supports[chosen]
+def tempo_prior(bpm: np.ndarray | float) -> np.ndarray | float:
+    """Log-normal weight of a tempo: 1 at PRIOR_BPM, exp(-1/2) PRIOR_OCTAVES octaves away."""
+    return np.exp(-0.5 * (np.log2(np.asarray(bpm) / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
+
+
+def detrend(acf: np.ndarray, frame_rate: float) -> np.ndarray:
+    """The autocorrelation minus its running median: periodic accents stand out, steady note density does not."""
+    from scipy.ndimage import median_filter
+
+    size = max(3, int(TREND_SECONDS * frame_rate)) | 1
+    return acf - median_filter(acf, size=size, mode="nearest")
+
+
+def beat_scores(detrended: np.ndarray, frame_rate: float, bpms: np.ndarray) -> np.ndarray:
+    """Weighted comb of the detrended autocorrelation at 1..4 beats, times the tempo prior (>= 0)."""
+    comb = _comb(detrended, 60.0 * frame_rate / bpms, COMB_WEIGHTS)
+    return np.maximum(comb, 0.0) * tempo_prior(bpms)
+
+
+def choose_beat(acf: np.ndarray, frame_rate: float) -> tuple[float, float]:
+    """The documented metrical-level rule (module docstring): best prior-weighted comb score in range.
+
+    Returns (bpm, decisiveness in [0, 1]: how much the winner beats its best rival level x2, x1/2, x3/2...)."""
+    detrended = detrend(acf, frame_rate)
+    grid = np.arange(MIN_BPM, MAX_BPM, 0.25)
+    scores = beat_scores(detrended, frame_rate, grid)
+    best = int(np.argmax(scores))
+    bpm, top = float(grid[best]), float(scores[best])
+    if top <= 0:
+        return bpm, 0.0
+    rivals = [bpm * r for r in RIVAL_RATIOS if MIN_BPM <= bpm * r <= MAX_BPM]
+    rival = 0.0
+    for level in rivals:  # the rival level's own best score within +-3 %
+        near = (grid >= level * 0.97) & (grid <= level * 1.03)
+        if near.any():
+            rival = max(rival, float(scores[near].max()))
+    return bpm, float(np.clip((top - rival) / (0.25 * top), 0.0, 1.0))
 
 
 def _refine(acf: np.ndarray, frame_rate: float, bpm: float) -> float:
@@ -142,17 +165,17 @@ def estimate_tempo(spectrum: Spectrum) -> TempoEstimate:
     acf = autocorrelation(envelopes, max_lag)
     if acf is None or seconds == 0:
         return TempoEstimate(None, None, onset_rate, "no onsets (silent or constant audio)")
-    grid = np.arange(40.0, 240.0, 0.25)
-    comb = _comb(acf, 60.0 * fps / grid)
-    family = float(grid[int(np.argmax(comb))])
-    bpm, support = choose_octave(acf, fps, family)
+    bpm, decisiveness = choose_beat(acf, fps)
+    support = _support(acf, 60.0 * fps / bpm)
     if support <= 0:
         return TempoEstimate(None, None, onset_rate, "no periodic pulse in the onsets")
     bpm = _refine(acf, fps, bpm)
-    # confidence: how far the chosen beat's autocorrelation stands above the typical lag, on a 0..1 scale
+    # confidence: how far the chosen beat's autocorrelation stands above the typical lag (a clear pulse),
+    # lowered when another metrical level (x2, x1/2, x3/2...) scored nearly as well (an unsure octave)
     lo, hi = int(0.25 * fps), min(acf.size - 1, int(2.0 * fps))
     baseline = float(np.median(acf[lo:hi])) if hi > lo else 0.0
-    confidence = float(np.clip((support - baseline) / max(1e-9, 1.0 - baseline), 0.0, 1.0))
+    clarity = float(np.clip((support - baseline) / max(1e-9, 1.0 - baseline), 0.0, 1.0))
+    confidence = clarity * (0.5 + 0.5 * decisiveness)
     return TempoEstimate(round(bpm, 2), round(confidence, 3), onset_rate)
 
 

@@ -114,7 +114,7 @@ def quiet_celery_loggers(**_: Any) -> None:
     concise step lines instead."""
     import logging
 
-    for name in ("celery.app.trace", "celery.worker.strategy", "soniquebay_assets"):
+    for name in ("celery.app.trace", "celery.worker.strategy", "soniquebay_assets", "alembic", "sentence_transformers"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: by machine load)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=None, help="where the temporary catalog goes")
+    parser.add_argument("--catalog-url", default=None,
+                        help="also store the KNN vectors in this PostgreSQL database (scratch schema, dropped after) "
+                             "and time the same queries there")
 
 
 def synthetic_library(n_tracks: int, rng: random.Random) -> list[dict]:
@@ -68,6 +71,40 @@ def _grow(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     base = real[rng.integers(0, len(real), n)]
     noisy = base + 0.02 * rng.standard_normal(base.shape).astype(np.float32)
     return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _postgresql_knn(args: argparse.Namespace, settings, data: np.ndarray, seeds: np.ndarray) -> dict:
+    """The same vectors in a PostgreSQL catalog (BYTEA table), searched by the same in-memory index."""
+    from soniquebay_assets.catalog import db, pg, vector_search, vectors
+    from soniquebay_assets.catalog import vector_bench_data as bench_data
+
+    out: dict = {"catalog": pg.redact(args.catalog_url)}
+    with pg.scratch_schema(args.catalog_url, prefix="soniquebay_bench") as url:
+        conn = db.open_catalog(url)
+        try:
+            vectors.reset_space(conn, model_name=settings.model_name, text_dim=settings.text_dim,
+                                weights=settings.weights)
+            bench_data.insert_bare_tracks(conn, args.n)
+            started = time.perf_counter()
+            bench_data.insert_vectors(conn, [(i + 1, data[i].tobytes()) for i in range(args.n)])
+            out["insert_vectors_per_second"] = round(args.n / (time.perf_counter() - started))
+            started = time.perf_counter()
+            index = vector_search.get_index(conn)
+            out["index_load_seconds"] = round(time.perf_counter() - started, 2)
+            latencies, recalls = [], []
+            for seed in seeds.tolist():
+                t0 = time.perf_counter()
+                found = vector_search.search_similar(conn, track_id=seed, k=args.k)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                rows, _ = index.exact(index.matrix[seed - 1], args.k + 1)
+                truth = [int(index.ids[r]) for r in rows.tolist() if int(index.ids[r]) != seed][: args.k]
+                recalls.append(len({f.track_id for f in found} & set(truth)) / args.k)
+            out["knn_ms"] = _percentiles(latencies)
+            out["recall_at_k"] = round(float(np.mean(recalls)), 4)
+            out["targets"] = {"p95_ms<=15": out["knn_ms"]["p95"] <= 15, "recall>=0.95": out["recall_at_k"] >= 0.95}
+        finally:
+            conn.close()
+    return out
 
 
 def _percentiles(samples: list[float]) -> dict:
@@ -154,6 +191,8 @@ def run(args: argparse.Namespace) -> dict:
         result["sqlite_vec_exact_ms"] = _percentiles(sqlite_ms) if sqlite_ms else None
         result["recall_vs_sqlite_vec_exact"] = round(float(np.mean(agree)), 4) if agree else None
         conn.close()
+        if args.catalog_url:
+            result["postgresql"] = _postgresql_knn(args, settings, data, seeds)
     result["targets"] = {
         "tracks_per_second>=150": result["embedding"]["tracks_per_second"] >= 150,
         "p95_ms<=15": result["knn_ms"]["p95"] <= 15,

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 from soniquebay_assets import queues
 from soniquebay_assets.cli.bench_celery import stop_process_group
 from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
+from soniquebay_assets_tests.pg_cluster import TempCluster, server_bindir
 
 pytestmark = [pytest.mark.multihost, pytest.mark.celery, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -99,63 +99,7 @@ class Network:
         self.created.clear()
 
 
-class DedicatedPostgres:
-    """A throwaway PostgreSQL cluster listening only on the bridge address (trust for that subnet)."""
-
-    def __init__(self, network: Network) -> None:
-        self.network = network
-        self.port = random.randint(20000, 40000)
-        self.dir = Path(tempfile.mkdtemp(prefix="soniquebay-mh-pg-"))
-        self.proc: subprocess.Popen | None = None
-
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@{self.network.gateway}:{self.port}/{database}"
-
-    def start(self, bindir: Path) -> None:
-        shutil.chown(self.dir, "postgres", "postgres")
-        data = self.dir / "data"
-        subprocess.run(["runuser", "-u", "postgres", "--", str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120)
-        with open(data / "pg_hba.conf", "a", encoding="utf-8") as hba:
-            hba.write(f"host all all 10.77.{self.network.subnet}.0/24 trust\n")
-        log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            ["runuser", "-u", "postgres", "--", str(bindir / "postgres"), "-D", str(data),
-             "-c", f"listen_addresses={self.network.gateway}", "-c", f"port={self.port}",
-             "-c", f"unix_socket_directories={self.dir}", "-c", "fsync=off", "-c", "max_connections=200",
-             "-c", "shared_buffers=32MB"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        import psycopg
-
-        def answers() -> bool:
-            try:
-                with psycopg.connect(self.url("postgres"), connect_timeout=2):
-                    return True
-            except psycopg.Error:
-                if self.proc.poll() is not None:
-                    raise AssertionError((self.dir / "server.log").read_text()[-2000:]) from None
-                return False
-
-        _wait(answers, 60, "the dedicated PostgreSQL")
-        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE soniquebay")
-            conn.execute("CREATE DATABASE dagster")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process_group(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _postgres_bindir() -> Path | None:
-    found = shutil.which("postgres")
-    if found:
-        return Path(os.path.realpath(found)).parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-    return candidates[-1].parent if candidates else None
-
-
-def _instance_yaml(pg: DedicatedPostgres, base: Path) -> str:
+def _instance_yaml(pg: TempCluster, base: Path) -> str:
     # dagster-postgres needs psycopg2 named: SQLAlchemy maps a bare postgresql:// to psycopg 3 (installed for the
     # catalog), with which dagster-postgres's NOTIFY statement fails
     url = pg.url("dagster").replace("postgresql://", "postgresql+psycopg2://")
@@ -171,7 +115,7 @@ def _instance_yaml(pg: DedicatedPostgres, base: Path) -> str:
 def three_hosts(tmp_path, corpus_dir):
     if os.geteuid() != 0:
         _unavailable("the multi-host test needs root (network namespaces)")
-    redis_exe, bindir = shutil.which("redis-server"), _postgres_bindir()
+    redis_exe, bindir = shutil.which("redis-server"), server_bindir()
     if shutil.which("ip") is None or shutil.which("runuser") is None or redis_exe is None or bindir is None:
         _unavailable("the multi-host test needs ip (iproute2), runuser, redis-server and PostgreSQL's server binaries")
     try:
@@ -179,12 +123,17 @@ def three_hosts(tmp_path, corpus_dir):
     except subprocess.CalledProcessError:
         _unavailable("the multi-host test runs PostgreSQL as the `postgres` user, which does not exist here")
     network = Network(list(HOSTS))
-    pg = DedicatedPostgres(network)
+    pg = TempCluster(network.gateway, random.randint(20000, 40000), f"10.77.{network.subnet}.0/24")
     redis_proc = None
     workers: dict[str, subprocess.Popen] = {}
     try:
         network.up()
         pg.start(bindir)
+        import psycopg
+
+        with psycopg.connect(pg.url("postgres"), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE soniquebay")
+            admin.execute("CREATE DATABASE dagster")
         redis_port = random.randint(40001, 60000)
         redis_proc = subprocess.Popen(
             [redis_exe, "--bind", network.gateway, "--port", str(redis_port), "--save", "", "--appendonly", "no",

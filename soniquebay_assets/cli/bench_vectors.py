@@ -28,6 +28,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, default=None,
                         help="a real music folder (e.g. ../shared/corpus): also report recall on its catalog")
     add_data_dir(parser)
+    parser.add_argument("--catalog-url", default=None,
+                        help="also store the same vectors in this PostgreSQL database (scratch schema, dropped after) "
+                             "and time the same queries there")
+
+
+def _postgresql_knn(args: argparse.Namespace, settings, matrix: np.ndarray) -> dict:
+    """The same vectors in a PostgreSQL catalog (BYTEA table), searched by the same in-memory index."""
+    from soniquebay_assets.catalog import db, pg, vectors
+    from soniquebay_assets.catalog import vector_bench_data as bench_data
+
+    out: dict = {"catalog": pg.redact(args.catalog_url)}
+    with pg.scratch_schema(args.catalog_url, prefix="soniquebay_bench") as url:
+        conn = db.open_catalog(url)
+        try:
+            vectors.reset_space(conn, model_name=settings.model_name, text_dim=settings.text_dim,
+                                weights=settings.weights)
+            bench_data.insert_bare_tracks(conn, len(matrix))
+            started = time.perf_counter()
+            bench_data.insert_vectors(conn, [(i + 1, matrix[i].tobytes()) for i in range(len(matrix))])
+            out["insert_vectors_per_second"] = round(len(matrix) / (time.perf_counter() - started))
+            out.update(_knn_figures(conn, args, sqlite_exact=False))
+        finally:
+            conn.close()
+    return out
 
 
 def _percentiles(samples: list[float]) -> dict:
@@ -91,6 +115,10 @@ def run(args: argparse.Namespace) -> dict:
         }  # fmt: skip
         result["library"]["fragment_cache_rows"] = bench_data.save_fragment_cache(conn, str(cache_file))
         result.update(_knn_figures(conn, args))
+        if args.catalog_url:
+            settings = vectors.read_settings(conn)
+            _, matrix = vectors.load_matrix(conn, settings.dim)
+            result["postgresql"] = _postgresql_knn(args, settings, matrix)
         conn.close()
     if args.corpus is not None:
         result["corpus"] = _corpus_recall(args.corpus, args.k)
@@ -121,7 +149,7 @@ def _recall(index, search, seeds, k: int) -> float:
     return round(float(np.mean(recalls)), 4) if recalls else None
 
 
-def _knn_figures(conn, args: argparse.Namespace) -> dict:
+def _knn_figures(conn, args: argparse.Namespace, *, sqlite_exact: bool = True) -> dict:
     """Latency and recall@k of the default search (in-memory index) and of sqlite-vec's exact KNN."""
     from soniquebay_assets.catalog import vector_search
 
@@ -140,7 +168,7 @@ def _knn_figures(conn, args: argparse.Namespace) -> dict:
     out["knn_ms"] = _percentiles(latencies)
     out["recall_at_k"] = _recall(index, found.__getitem__, seeds, args.k)
     sqlite_ms, agree = [], []
-    for seed in seeds[: args.sqlite_queries]:
+    for seed in seeds[: args.sqlite_queries] if sqlite_exact else []:
         t0 = time.perf_counter()
         exact = vector_search.search_similar(conn, track_id=seed, k=args.k, method="sqlite")
         sqlite_ms.append((time.perf_counter() - t0) * 1000)

@@ -315,6 +315,15 @@ def test_lastfm_facts_genres_and_wrong_key(library, server, caplog):
     blob = json.dumps(stats.as_dict()) + caplog.text
     assert LASTFM_KEY not in blob
 
+    code, out = cli("artists", "--data-dir", str(library["data"].root), "--json")
+    listed = {a["name"]: a for a in map(json.loads, out.splitlines())}
+    assert code == 0 and LASTFM_KEY not in out
+    exact_artist = listed["Exact Artist"]
+    assert exact_artist["musicbrainz_artist_id"] == EXACT_ARTIST_ID
+    assert exact_artist["musicbrainz_artist_id_source"] == "musicbrainz"
+    assert exact_artist["listeners"] == 123456 and exact_artist["genres"] == ["Electronic", "Rock", "House"]
+    assert exact_artist["similar_artists"] == ["Similar One", "Similar Two"]
+
 
 @pytest.mark.skipif(shutil.which("fpcalc") is None, reason="fpcalc not installed (apt-get install libchromaprint-tools)")
 def test_acoustid_identifies_an_untagged_track_and_a_wrong_key_is_reported(library, server):

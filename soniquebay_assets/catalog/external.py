@@ -393,3 +393,29 @@ def artist_facts(conn: Any, artist_id: int) -> dict[str, dict[str, Any]]:
         item["tags"], item["similar_artists"] = json.loads(item["tags"]), json.loads(item["similar_artists"])
         out[item["source"]] = item
     return out
+
+
+def list_artist_facts(conn: Any) -> list[dict[str, Any]]:
+    """Every artist with its tagged MusicBrainz id beside what MusicBrainz and Last.fm said, and its online genres."""
+    rows = conn.execute(
+        """
+        SELECT ar.artist_id, ar.name, ar.musicbrainz_artist_id AS tagged_artist_id,
+               mb.musicbrainz_artist_id AS found_artist_id, mb.score AS mb_score, mb.fetched_at AS mb_fetched_at,
+               lf.summary, lf.listeners, lf.tags, lf.similar_artists, lf.url, lf.fetched_at AS lastfm_fetched_at
+        FROM artists ar
+        LEFT JOIN artist_external mb ON mb.artist_id = ar.artist_id AND mb.source = 'musicbrainz'
+        LEFT JOIN artist_external lf ON lf.artist_id = ar.artist_id AND lf.source = 'lastfm'
+        ORDER BY ar.artist_id
+        """
+    ).fetchall()
+    genres: dict[int, list[str]] = {}
+    for artist_id, genre in conn.execute("SELECT artist_id, genre FROM artist_genres ORDER BY artist_id, position"):
+        genres.setdefault(artist_id, []).append(genre)
+    out = []
+    for row in rows:
+        item = dict(row)
+        item["tags"] = json.loads(item["tags"]) if item["tags"] else []
+        item["similar_artists"] = json.loads(item["similar_artists"]) if item["similar_artists"] else []
+        item["genres"] = genres.get(item["artist_id"], [])
+        out.append(item)
+    return out

@@ -1,4 +1,5 @@
-"""`soniquebay albums` (albums with their MusicBrainz match) and `soniquebay match` (the user's decision)."""
+"""`soniquebay albums` (albums with their MusicBrainz match), `soniquebay match` (the user's decision) and
+`soniquebay artists` (what MusicBrainz and Last.fm said about each artist)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def register(subparsers) -> None:
     choice.add_argument("--reject", action="store_true", help="none of the candidates is this album")
     decide.add_argument("--json", action="store_true", help="print the album's new state as one JSON object")
     decide.set_defaults(handler=run_match)
+
+    artists = subparsers.add_parser("artists", help="list artists with their MusicBrainz id and Last.fm facts")
+    add_data_dir(artists)
+    artists.add_argument("--json", action="store_true",
+                         help="one JSON object per line: artist_id, name, musicbrainz_artist_id, summary, "
+                              "listeners, tags, similar_artists, genres, ...")
+    artists.set_defaults(handler=run_artists)
 
 
 def album_json(row: dict) -> dict:
@@ -78,6 +86,44 @@ def run_albums(args: argparse.Namespace) -> int:
                 score = f"{item['match_score']:.2f}" if item["match_score"] is not None else "   -"
                 sys.stdout.write(f"{item['album_id']:>6}  {item['match_status']:<10} {score}  "
                                  f"{item['album_artist']} - {item['title']}\n")
+    finally:
+        conn.close()
+    return 0
+
+
+def artist_json(row: dict) -> dict:
+    """The public shape of one artist: the tagged id beside what the services said."""
+    return {
+        "artist_id": row["artist_id"],
+        "name": row["name"],
+        "musicbrainz_artist_id": row["tagged_artist_id"] or row["found_artist_id"],
+        "musicbrainz_artist_id_source": "tags" if row["tagged_artist_id"] else (
+            "musicbrainz" if row["found_artist_id"] else None),
+        "summary": row["summary"],
+        "listeners": row["listeners"],
+        "tags": row["tags"],
+        "similar_artists": row["similar_artists"],
+        "genres": row["genres"],
+        "lastfm_url": row["url"],
+        "fetched_at": {"musicbrainz": row["mb_fetched_at"], "lastfm": row["lastfm_fetched_at"]},
+    }
+
+
+def run_artists(args: argparse.Namespace) -> int:
+    from soniquebay_assets.catalog import external
+
+    conn = _open(args)
+    if conn is None:
+        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    try:
+        for row in external.list_artist_facts(conn):
+            item = artist_json(row)
+            if args.json:
+                print_json(item)
+            else:
+                listeners = f"{item['listeners']:>9}" if item["listeners"] is not None else "        -"
+                sys.stdout.write(f"{item['artist_id']:>6}  {listeners}  {item['name']}"
+                                 f"{'  [' + ', '.join(item['genres']) + ']' if item['genres'] else ''}\n")
     finally:
         conn.close()
     return 0

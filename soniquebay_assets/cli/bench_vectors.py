@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from
+from soniquebay_assets.cli.common import add_data_dir
+from soniquebay_assets.settings import ENV_CATALOG_URL, default_data_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, default=None,
                         help="a real music folder (e.g. ../shared/corpus): also report recall on its catalog")
     add_data_dir(parser)
-    parser.add_argument("--catalog-url", default=None,
-                        help="also store the same vectors in this PostgreSQL database (scratch schema, dropped after) "
-                             "and time the same queries there")
 
 
 def _postgresql_knn(args: argparse.Namespace, settings, matrix: np.ndarray) -> dict:
@@ -70,7 +68,10 @@ def run(args: argparse.Namespace) -> dict:
 
     result: dict = {"benchmark": "vectors", "n": args.n, "k": args.k, "cpu_count": os.cpu_count(),
                     "load_average_at_start": round(os.getloadavg()[0], 2)}
-    cache_file = data_dir_from(args).root / "cache" / "bench-vectors" / "fragments.db"
+    # the data dir only keeps the fragment cache: --catalog-url names a server for the KNN comparison, never a
+    # catalog this benchmark writes its library into
+    root = args.data_dir.expanduser().resolve() if args.data_dir else default_data_dir()
+    cache_file = root / "cache" / "bench-vectors" / "fragments.db"
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         # 1. embedding throughput through the real pipeline, from an empty fragment cache
         started = time.perf_counter()
@@ -180,6 +181,15 @@ def _knn_figures(conn, args: argparse.Namespace, *, sqlite_exact: bool = True) -
 
 def _corpus_recall(corpus: Path, k: int) -> dict:
     """Scan a real folder (catalog, analysis, vectors) and measure recall@k of the default search against exact search."""
+    saved_url = os.environ.pop(ENV_CATALOG_URL, None)  # this scan goes to its own SQLite file
+    try:
+        return _scan_and_measure(corpus, k)
+    finally:
+        if saved_url is not None:
+            os.environ[ENV_CATALOG_URL] = saved_url
+
+
+def _scan_and_measure(corpus: Path, k: int) -> dict:
     from soniquebay_assets.catalog import db, vector_search
     from soniquebay_assets.cli.common import use_dagster_home
     from soniquebay_assets.cli.scan import STAGES, scan_library

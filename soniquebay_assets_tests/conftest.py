@@ -154,10 +154,16 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_target) ->
     return path
 
 
+_OFFLINE_SERVICE_URLS = ("SONIQUEBAY_MUSICBRAINZ_URL", "SONIQUEBAY_LASTFM_URL", "SONIQUEBAY_ACOUSTID_URL")
+# Set at import too, so processes that module- or session-scoped fixtures start never reach the real services.
+for _name in _OFFLINE_SERVICE_URLS:
+    os.environ[_name] = "http://127.0.0.1:9"
+
+
 @pytest.fixture(autouse=True)
 def _online_services_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reaches the real MusicBrainz, Last.fm or AcoustID: a refused loopback port unless a test says so."""
-    for name in ("SONIQUEBAY_MUSICBRAINZ_URL", "SONIQUEBAY_LASTFM_URL", "SONIQUEBAY_ACOUSTID_URL"):
+    for name in _OFFLINE_SERVICE_URLS:
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     for name in ("SONIQUEBAY_LASTFM_API_KEY", "SONIQUEBAY_ACOUSTID_API_KEY"):
         monkeypatch.delenv(name, raising=False)

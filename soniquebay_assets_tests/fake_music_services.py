@@ -76,7 +76,7 @@ def lastfm_artist_answer(name: str, tags: Sequence[str], *, listeners: int = 123
         "tags": {"tag": [{"name": t, "url": f"https://www.last.fm/tag/{t}"} for t in tags]},
         "bio": {"links": {"link": {"#text": "", "rel": "original", "href": "https://last.fm"}},
                 "published": "01 Jan 2010, 00:00",
-                "summary": f"{name} is a <b>test</b> band. <a href=\"https://www.last.fm/music/x\">Read more on "
+                "summary": f"{name} is a <b>test</b> band &amp; more. <a href=\"https://www.last.fm/music/x\">Read more on "
                            f"Last.fm</a>",
                 "content": f"{name} is a test band."},
     }}

@@ -295,7 +295,7 @@ def test_lastfm_facts_genres_and_wrong_key(library, server, caplog):
     artist = conn.execute("SELECT artist_id FROM artists WHERE name = 'Exact Artist'").fetchone()[0]
     facts = repo.artist_facts(conn, artist)["lastfm"]
     assert facts["listeners"] == 123456 and facts["similar_artists"] == ["Similar One", "Similar Two"]
-    assert facts["summary"] == "Exact Artist is a test band."
+    assert facts["summary"] == "Exact Artist is a test band & more."
     assert facts["tags"][:2] == ["electronic", "seen live"]
     assert repo.artist_facts(conn, artist)["musicbrainz"]["musicbrainz_artist_id"] == EXACT_ARTIST_ID
     genres = [r[0] for r in conn.execute(

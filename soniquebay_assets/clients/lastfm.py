@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from html import unescape
 
 from soniquebay_assets.clients.http import HttpClient, HttpError, HttpResponse
 
@@ -47,7 +48,7 @@ class LastfmArtist:
 
 def _plain_summary(html: object) -> str:
     text = _READ_MORE.sub("", str(html or ""))
-    return " ".join(_TAG.sub("", text).split())
+    return " ".join(unescape(_TAG.sub("", text)).split())
 
 
 def _names(block: object, key: str) -> list[str]:

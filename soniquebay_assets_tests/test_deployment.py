@@ -231,7 +231,8 @@ def test_library_is_picked_up_and_every_stage_completes_with_no_manual_step(depl
     _assert_vectors_carry_audio(state)
     scans = _runs_of(deployment, "scan_job", 0)
     assert scans and all(r.tags.get("soniquebay/changed_shards") for r in scans)  # started by the sensor
-    # each run's range holds only shards with work: no partition is marked materialized for an empty shard
+    # a deferred run's range holds only shards with tracks: no later stage is marked materialized for an empty
+    # shard (scan runs may cover a gap by cost: the inventory re-checks every shard of its range)
     conn = deployment.catalog()
     try:
         occupied = {row[0] for row in conn.execute("SELECT DISTINCT shard FROM tracks")}
@@ -239,7 +240,7 @@ def test_library_is_picked_up_and_every_stage_completes_with_no_manual_step(depl
         conn.close()
     from soniquebay_assets.domain.layout import SHARD_KEYS
 
-    for run in _runs_of(deployment, "scan_job", 0) + [r for job in DEFERRED_JOBS for r in _runs_of(deployment, job, 0)]:
+    for run in [r for job in DEFERRED_JOBS for r in _runs_of(deployment, job, 0)]:
         start = run.tags["dagster/asset_partition_range_start"]
         end = run.tags["dagster/asset_partition_range_end"]
         assert {s for s in SHARD_KEYS if start <= s <= end} <= occupied, (run.job_name, start, end)

@@ -4,7 +4,14 @@ import pytest
 
 from soniquebay_assets.catalog.build_settings import recorded_shard_count
 from soniquebay_assets.catalog.db import open_catalog
-from soniquebay_assets.domain.layout import SHARD_COUNT, SHARD_KEYS, album_folder_key, shard_for, shard_ranges
+from soniquebay_assets.domain.layout import (
+    SHARD_COUNT,
+    SHARD_KEYS,
+    album_folder_key,
+    contiguous_groups,
+    shard_for,
+    shard_ranges,
+)
 from soniquebay_assets_tests.audio_factory import write_tagged
 from soniquebay_assets_tests.scan_helpers import scan_catalog
 
@@ -117,3 +124,8 @@ def test_shard_ranges_keep_runs_small_for_few_changes():
     far = ["00", "20", "40", "60", "7f"]
     assert shard_ranges(far) == [(s, s) for s in far]
     assert shard_ranges(far, max_runs=2) == [("00", "40"), ("60", "7f")]
+
+
+def test_contiguous_groups_split_at_every_gap():
+    assert contiguous_groups([]) == []
+    assert contiguous_groups(["0c", "0a", "0b", "70", "0a", "7f"]) == [["0a", "0b", "0c"], ["70"], ["7f"]]

@@ -66,7 +66,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     """Plan with one walk, then materialize the selected groups for the changed shards in one in-process run."""
     from soniquebay_assets.catalog import inventory, queries
     from soniquebay_assets.catalog.db import open_catalog
-    from soniquebay_assets.dagster_defs.partitions import contiguous_groups
+    from soniquebay_assets.domain.layout import shard_ranges
     from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
     from soniquebay_assets.settings import DataDir
 
@@ -89,9 +89,8 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
     }
     if shards:
-        # one run per range of neighbouring shards: a run marks every shard of its range materialized
-        runs = [_materialize(groups, group[0], group[-1], roots, data_root, snapshot, show_progress)
-                for group in contiguous_groups(shards)]
+        runs = [_materialize(groups, first, last, roots, data_root, snapshot, show_progress)
+                for first, last in shard_ranges(shards)]
         summary["run_id"] = runs[0]["run_id"] if len(runs) == 1 else [r["run_id"] for r in runs]
         summary["run_failed"] = not all(r["success"] for r in runs)
         for run in runs:

@@ -14,19 +14,6 @@ SHARDS = StaticPartitionsDefinition(SHARD_KEYS)
 SINGLE_RUN = BackfillPolicy.single_run()
 
 
-def contiguous_groups(shards) -> list[list[str]]:
-    """The shards as runs of neighbouring keys. A run covers a range and marks every shard of it materialized,
-    so a run's range never spans a shard without work: scattered shards take one run per group."""
-    index = {key: i for i, key in enumerate(SHARD_KEYS)}
-    groups: list[list[str]] = []
-    for shard in sorted(set(shards), key=index.__getitem__):
-        if groups and index[shard] == index[groups[-1][-1]] + 1:
-            groups[-1].append(shard)
-        else:
-            groups.append([shard])
-    return groups
-
-
 def shard_asset(group: str, **kwargs):
     """@asset over the shards, one step per shard range, routed to its group's Celery queue by op_tags.
 

@@ -10,8 +10,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from soniquebay_assets import settings
 from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE, scan_job
-from soniquebay_assets.dagster_defs.partitions import contiguous_groups
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
+from soniquebay_assets.domain.layout import shard_ranges
 from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
 
 MAX_SCAN_RUNS_PER_TICK = 32
@@ -76,9 +76,9 @@ def library_changes_sensor(
         snapshot = save_snapshot(plan.walk, conn)  # in the catalog: the run may go to another host
     finally:
         conn.close()
-    # one run per range of neighbouring changed shards (a range never spans an unchanged shard); past
-    # MAX_SCAN_RUNS_PER_TICK the other shards stay out of the cursor and are requested at the next tick
-    groups = contiguous_groups(fresh)[:MAX_SCAN_RUNS_PER_TICK]
+    # few runs over ranges of changed shards (a shard in a gap is re-checked against the walk: its materialization
+    # says what it holds); past MAX_SCAN_RUNS_PER_TICK the other shards stay out of the cursor for the next tick
+    groups = [[s for s in fresh if first <= s <= last] for first, last in shard_ranges(fresh)][:MAX_SCAN_RUNS_PER_TICK]
     config = {**QUIET_CONSOLE, "ops": {"file_inventory": {"config": {"snapshot": str(snapshot)}}}}
     requests = []
     for in_range in groups:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 SHARD_COUNT = 128
@@ -39,25 +40,30 @@ RUN_COST_IN_PARTITIONS = 24
 MAX_RUNS = 8
 
 
-def shard_ranges(shards: list[str], max_runs: int = MAX_RUNS) -> list[tuple[str, str]]:
+def contiguous_groups(shards: Iterable[str]) -> list[list[str]]:
+    """The shards as runs of neighbouring keys, in key order."""
+    index = {key: i for i, key in enumerate(SHARD_KEYS)}
+    groups: list[list[str]] = []
+    for shard in sorted(set(shards), key=index.__getitem__):
+        if groups and index[shard] == index[groups[-1][-1]] + 1:
+            groups[-1].append(shard)
+        else:
+            groups.append([shard])
+    return groups
+
+
+def shard_ranges(shards: Iterable[str], max_runs: int = MAX_RUNS) -> list[tuple[str, str]]:
     """Cover the shards with few contiguous ranges (runs take ranges, not arbitrary sets) at the least cost.
 
     Adjacent groups merge while the gap between them costs less than another run, or while there are too many.
+    Only for the scan chain, which re-checks every shard of its range against the walk (a shard in a gap gets a
+    materialization that truthfully says what it holds); later stages run over contiguous_groups instead.
     """
-    if not shards:
-        return []
+    groups = [[g[0], g[-1]] for g in contiguous_groups(shards)]
     index = {key: i for i, key in enumerate(SHARD_KEYS)}
-    positions = sorted({index[s] for s in shards})
-    groups = [[positions[0], positions[0]]]
-    for pos in positions[1:]:
-        if pos == groups[-1][1] + 1:
-            groups[-1][1] = pos
-        else:
-            groups.append([pos, pos])
     while len(groups) > 1:
-        gaps = [(groups[i + 1][0] - groups[i][1] - 1, i) for i in range(len(groups) - 1)]
-        gap, i = min(gaps)
+        gap, i = min((index[groups[i + 1][0]] - index[groups[i][1]] - 1, i) for i in range(len(groups) - 1))
         if gap >= RUN_COST_IN_PARTITIONS and len(groups) <= max_runs:
             break
         groups[i:i + 2] = [[groups[i][0], groups[i + 1][1]]]
-    return [(SHARD_KEYS[a], SHARD_KEYS[b]) for a, b in groups]
+    return [(first, last) for first, last in groups]

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster_celery.config import DEFAULT_CONFIG, dict_wrapper
-from dagster_celery.defaults import broker_transport_options
-
 from soniquebay_assets import settings
+from soniquebay_assets.dagster_defs.internals import (
+    celery_create_task,
+    celery_default_config,
+    celery_make_app,
+)
 
 
 def config_source(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Celery settings: late acks + reject on worker loss so a SIGKILLed step is redelivered, not lost."""
+    _, _, broker_transport_options = celery_default_config()
     config: dict[str, Any] = {
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -37,19 +40,18 @@ def config_source(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def app_args(broker: str | None = None, backend: str | None = None,
              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Arguments for dagster_celery.make_app.make_app, shared by workers and the executor."""
+    """Arguments for dagster-celery's make_app, shared by workers and the executor."""
+    default_config, dict_wrapper, _ = celery_default_config()
     return {
         "broker": broker or settings.broker_url(),
         "backend": backend or settings.result_backend_url(),
         "include": [],
-        "config_source": dict_wrapper(dict(DEFAULT_CONFIG, **config_source(overrides))),
+        "config_source": dict_wrapper(dict(default_config, **config_source(overrides))),
     }
 
 
 def make_celery_app(broker: str | None = None, backend: str | None = None) -> Any:
-    from dagster_celery.make_app import make_app
-
-    return make_app(app_args(broker, backend))
+    return celery_make_app()(app_args(broker, backend))
 
 
 def allow_process_pools_in_pool_children(**_: Any) -> None:
@@ -120,14 +122,13 @@ def quiet_celery_loggers(**_: Any) -> None:
 
 def _worker_app() -> Any:
     from celery.signals import after_setup_logger, task_postrun, task_prerun, worker_process_init
-    from dagster_celery.tasks import create_task
 
     worker_process_init.connect(allow_process_pools_in_pool_children, weak=False)
     after_setup_logger.connect(quiet_celery_loggers, weak=False)
     task_prerun.connect(log_step_start, weak=False)
     task_postrun.connect(log_step_end, weak=False)
     worker_app = make_celery_app()
-    create_task(worker_app)  # registers "execute_plan", the task every step is sent as
+    celery_create_task()(worker_app)  # registers "execute_plan", the task every step is sent as
     return worker_app
 
 

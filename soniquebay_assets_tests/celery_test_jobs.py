@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from dagster import InitResourceContext
-from dagster._core.definitions.reconstruct import build_reconstructable_job
 from pydantic import PrivateAttr
 
 from soniquebay_assets.dagster_defs.celery_runs import group_job
+from soniquebay_assets.dagster_defs.internals import build_reconstructable_job
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 
 PAUSE_SECONDS = 120

@@ -8,9 +8,8 @@ import sys
 
 import pytest
 from dagster import DagsterRunStatus, instance_for_test
-from dagster._core.events import EngineEventData
-from dagster._core.launcher.base import WorkerStatus
 
+from soniquebay_assets.dagster_defs.internals import EngineEventData, WorkerStatus
 from soniquebay_assets.dagster_defs.run_launcher import LAUNCH_HOST_TAG, MonitoredRunLauncher, process_alive
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="checks processes through /proc")

@@ -17,12 +17,15 @@ from dagster import (
     build_schedule_context,
     materialize,
 )
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog.db import open_catalog
 from soniquebay_assets.dagster_defs import deferred_sensors as ds
 from soniquebay_assets.dagster_defs import schedules
+from soniquebay_assets.dagster_defs.internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 
 pytestmark = pytest.mark.both_backends

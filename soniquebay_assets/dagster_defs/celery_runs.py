@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job, execute_job
-from dagster._core.definitions.reconstruct import build_reconstructable_job
+
+from soniquebay_assets.dagster_defs.internals import build_reconstructable_job
 
 
 def group_job_name(groups: Sequence[str]) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dagster import Definitions, Field, LoggerDefinition, load_assets_from_modules
-from dagster._loggers import colored_console_logger
 
 from soniquebay_assets.dagster_defs.assets import catalog, covers, enrich, extract, scan
 from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
 from soniquebay_assets.dagster_defs.assets import online as online_assets
 from soniquebay_assets.dagster_defs.assets import vectors as vector_assets
 from soniquebay_assets.dagster_defs.executor import build_executor
+from soniquebay_assets.dagster_defs.internals import colored_console_logger
 from soniquebay_assets.dagster_defs.jobs import scan_job
 from soniquebay_assets.dagster_defs.resources import default_resources
 from soniquebay_assets.dagster_defs.schedules import all_schedule_definitions

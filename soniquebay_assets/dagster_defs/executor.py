@@ -13,16 +13,22 @@ from collections.abc import Iterable
 from typing import Any
 
 from dagster import Field, Noneable, Permissive, Selector, StringSource, executor
-from dagster._core.definitions.executor_definition import (
-    IN_PROC_CONFIG,
-    _core_in_process_executor_creation,
-    multiple_process_executor_requirements,
-)
-from dagster._core.events import DagsterEvent, EngineEventData
-from dagster._core.execution.retries import RetryMode, get_retries_config
 
 from soniquebay_assets import queues, settings
 from soniquebay_assets.celery_app import config_source as default_config_source
+from soniquebay_assets.dagster_defs.internals import (
+    IN_PROC_CONFIG,
+    DagsterEvent,
+    EngineEventData,
+    RetryMode,
+    _core_in_process_executor_creation,
+    celery_execution_loop,
+    celery_executor_class,
+    celery_make_app,
+    celery_submit_task,
+    get_retries_config,
+    multiple_process_executor_requirements,
+)
 
 DEFAULT_CELERY_QUEUE = "dagster"  # dagster-celery's queue for steps without a queue tag; nobody consumes it
 
@@ -181,13 +187,7 @@ class _WatchedResult:
         return self._result.revoke()
 
 
-def _celery_executor_base():
-    from dagster_celery.executor import CeleryExecutor
-
-    return CeleryExecutor
-
-
-class QueueCheckedCeleryExecutor(_celery_executor_base()):
+class QueueCheckedCeleryExecutor(celery_executor_class()):
     """dagster-celery's executor, refusing to submit to a queue nobody consumes."""
 
     def __init__(self, *, consumer_check_timeout_s: float = 2.0, no_consumer_grace_s: float = 30.0, **kwargs):
@@ -197,11 +197,8 @@ class QueueCheckedCeleryExecutor(_celery_executor_base()):
 
     def execute(self, plan_context, execution_plan):
         from celery.exceptions import DuplicateTaskNameWarning
-        from dagster_celery.core_execution_loop import core_celery_execution_loop
-        from dagster_celery.executor import _submit_task
-        from dagster_celery.make_app import make_app
-
-        app = make_app(self.app_args())
+        core_celery_execution_loop, _submit_task = celery_execution_loop(), celery_submit_task()
+        app = celery_make_app()(self.app_args())
         monitor = ConsumerMonitor(app, self.consumer_check_timeout_s)
         steps_by_queue: dict[str, list[str]] = {}
         for key in execution_plan.step_keys_to_execute:

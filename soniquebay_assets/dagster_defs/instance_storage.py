@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as db
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlite import create_db_conn_string
 from sqlalchemy.pool import StaticPool
+
+from soniquebay_assets.dagster_defs.internals import SqliteEventLogStorage, create_db_conn_string
 
 MAX_OPEN_DATABASES = 16
 

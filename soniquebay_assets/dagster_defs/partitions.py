@@ -3,8 +3,8 @@
 import functools
 
 from dagster import BackfillPolicy, MaterializeResult, StaticPartitionsDefinition, asset
-from dagster._record import copy as copy_record
 
+from soniquebay_assets.dagster_defs.internals import copy_record
 from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.queues import op_tags_for
 from soniquebay_assets.settings import host_label

@@ -13,9 +13,14 @@ import socket
 from pathlib import Path
 
 from dagster import DagsterEventType
-from dagster._core.launcher import DefaultRunLauncher
-from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
-from dagster._core.storage.dagster_run import DagsterRun
+
+from soniquebay_assets.dagster_defs.internals import (
+    CheckRunHealthResult,
+    DagsterRun,
+    DefaultRunLauncher,
+    LaunchRunContext,
+    WorkerStatus,
+)
 
 LAUNCH_HOST_TAG = "soniquebay/launch_host"
 

@@ -6,9 +6,12 @@ import time
 from collections.abc import Sequence
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from soniquebay_assets import settings
+from soniquebay_assets.dagster_defs.internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE, scan_job
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.domain.layout import shard_ranges

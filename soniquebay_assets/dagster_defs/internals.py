@@ -1,0 +1,82 @@
+"""The one home of the private Dagster and dagster-celery APIs this project relies on.
+
+Each name below is outside the libraries' public API and may move or change in any release.
+soniquebay_assets_tests/test_dagster_internals.py pins every one of them (module, signature, behaviour the
+project depends on) against VERIFIED_VERSIONS, so an upgrade fails that test loudly instead of breaking runs
+silently. dagster-celery pieces are returned by functions: importing Celery costs ~0.15 s that in-process runs
+never need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster._core.definitions.executor_definition import (
+    IN_PROC_CONFIG,
+    _core_in_process_executor_creation,
+    multiple_process_executor_requirements,
+)
+from dagster._core.definitions.reconstruct import build_reconstructable_job
+from dagster._core.events import DagsterEvent, EngineEventData
+from dagster._core.execution.retries import RetryMode, get_retries_config
+from dagster._core.launcher import DefaultRunLauncher
+from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite import create_db_conn_string
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._loggers import colored_console_logger
+from dagster._record import copy as copy_record
+
+VERIFIED_VERSIONS = {"dagster": "1.13.27", "dagster-celery": "0.29.27"}
+
+__all__ = [
+    "ASSET_PARTITION_RANGE_END_TAG", "ASSET_PARTITION_RANGE_START_TAG", "IN_PROC_CONFIG", "CheckRunHealthResult",
+    "DagsterEvent", "DagsterRun", "DefaultRunLauncher", "EngineEventData", "LaunchRunContext", "RetryMode",
+    "SqliteEventLogStorage", "WorkerStatus", "_core_in_process_executor_creation", "build_reconstructable_job",
+    "colored_console_logger", "copy_record", "create_db_conn_string", "get_retries_config",
+    "multiple_process_executor_requirements",
+]  # fmt: skip
+
+
+def celery_executor_class() -> type:
+    """dagster-celery's CeleryExecutor (subclassed to check queue consumers)."""
+    from dagster_celery.executor import CeleryExecutor
+
+    return CeleryExecutor
+
+
+def celery_submit_task() -> Any:
+    """dagster-celery's private `_submit_task(app, plan_context, step, queue, priority, known_state)`."""
+    from dagster_celery.executor import _submit_task
+
+    return _submit_task
+
+
+def celery_execution_loop() -> Any:
+    """dagster-celery's `core_celery_execution_loop(job_context, execution_plan, step_execution_fn)`."""
+    from dagster_celery.core_execution_loop import core_celery_execution_loop
+
+    return core_celery_execution_loop
+
+
+def celery_make_app() -> Any:
+    """dagster-celery's `make_app(app_args)`: the Celery app its step task is registered on."""
+    from dagster_celery.make_app import make_app
+
+    return make_app
+
+
+def celery_create_task() -> Any:
+    """dagster-celery's `create_task(app)`: registers the `execute_plan` task every step is sent as."""
+    from dagster_celery.tasks import create_task
+
+    return create_task
+
+
+def celery_default_config() -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """(DEFAULT_CONFIG, dict_wrapper, broker_transport_options): dagster-celery's Celery settings and wrapper."""
+    from dagster_celery.config import DEFAULT_CONFIG, dict_wrapper
+    from dagster_celery.defaults import broker_transport_options
+
+    return DEFAULT_CONFIG, dict_wrapper, broker_transport_options

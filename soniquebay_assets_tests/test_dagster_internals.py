@@ -1,0 +1,82 @@
+"""Contract of every private Dagster / dagster-celery API in dagster_defs/internals.py, at the pinned versions.
+
+When a Dagster upgrade breaks one of these, re-check how the project uses that name (grep for it), adapt
+internals.py and its users, then move VERIFIED_VERSIONS.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import pytest
+from dagster import MaterializeResult
+
+from soniquebay_assets.dagster_defs import internals
+
+
+def _params(function) -> list[str]:
+    return [p for p in inspect.signature(function).parameters if p != "self"]
+
+
+@pytest.mark.parametrize("package", sorted(internals.VERIFIED_VERSIONS))
+def test_installed_versions_are_the_verified_ones(package):
+    assert version(package) == internals.VERIFIED_VERSIONS[package], (
+        f"{package} {version(package)} is not the version internals.py was verified against: re-check every "
+        f"private API it exposes, then update VERIFIED_VERSIONS"
+    )
+
+
+def test_executor_building_blocks():
+    assert _params(internals._core_in_process_executor_creation) == ["config"]
+    assert all(type(r).__name__ == "ExecutorRequirement" for r in internals.multiple_process_executor_requirements())
+    assert type(internals.IN_PROC_CONFIG).__name__ == "Field"
+    assert type(internals.get_retries_config()).__name__ == "Field"
+    assert internals.RetryMode.from_config({"enabled": {}}) == internals.RetryMode.ENABLED
+    assert _params(internals.DagsterEvent.engine_event)[:3] == ["plan_context", "message", "event_specific_data"]
+    assert internals.EngineEventData(metadata={"pid": 1}).metadata["pid"].value == 1
+
+
+def test_reconstructable_job_factory():
+    assert _params(internals.build_reconstructable_job)[:3] == [
+        "reconstructor_module_name", "reconstructor_function_name", "reconstructable_args"]
+
+
+def test_event_log_storage_hooks_the_pooled_log_overrides():
+    storage = internals.SqliteEventLogStorage
+    assert _params(storage._connect) == ["shard"] and _params(storage._initdb)[:1] == ["engine"]
+    assert hasattr(storage, "supports_partition_subset_in_asset_materialization_planned_events")
+    assert _params(internals.create_db_conn_string) == ["base_dir", "db_name"]
+    assert internals.create_db_conn_string("/tmp/x", "index").startswith("sqlite:///")
+
+
+def test_run_launcher_health_check_types():
+    assert _params(internals.DefaultRunLauncher.launch_run) == ["context"]
+    assert _params(internals.DefaultRunLauncher.check_run_worker_health) == ["run"]
+    assert {"RUNNING", "FAILED"} <= set(internals.WorkerStatus.__members__)
+    result = internals.CheckRunHealthResult(internals.WorkerStatus.FAILED, "gone")
+    assert (result.status, result.msg) == (internals.WorkerStatus.FAILED, "gone")
+    assert "dagster_run" in inspect.signature(internals.LaunchRunContext).parameters
+    assert "tags" in internals.DagsterRun.__annotations__ or hasattr(internals.DagsterRun, "tags")
+
+
+def test_partition_range_tags_and_record_copy():
+    assert internals.ASSET_PARTITION_RANGE_START_TAG == "dagster/asset_partition_range_start"
+    assert internals.ASSET_PARTITION_RANGE_END_TAG == "dagster/asset_partition_range_end"
+    copied = internals.copy_record(MaterializeResult(metadata={"a": 1}), metadata={"a": 1, "host": "h"})
+    assert isinstance(copied, MaterializeResult) and set(copied.metadata) == {"a", "host"}
+    assert callable(internals.colored_console_logger.logger_fn)
+
+
+def test_dagster_celery_pieces():
+    assert _params(internals.celery_submit_task()) == ["app", "plan_context", "step", "queue", "priority",
+                                                       "known_state"]
+    assert _params(internals.celery_execution_loop()) == ["job_context", "execution_plan", "step_execution_fn"]
+    assert _params(internals.celery_make_app()) == ["app_args"]
+    assert _params(internals.celery_create_task())[:1] == ["celery_app"]
+    executor = internals.celery_executor_class()
+    assert {"retries", "broker", "backend", "include", "config_source"} <= set(_params(executor.__init__))
+    assert callable(executor.execute) and callable(executor.app_args)
+    default_config, dict_wrapper, transport = internals.celery_default_config()
+    assert isinstance(default_config, dict) and isinstance(transport, dict)
+    assert dict_wrapper({"a": 1}).a == 1

@@ -7,6 +7,7 @@ whose queue loses every consumer for `no_consumer_grace_s` while it waits fails 
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Iterable
@@ -15,7 +16,6 @@ from typing import Any
 from dagster import Field, Noneable, Permissive, Selector, StringSource, executor
 
 from soniquebay_assets import queues, settings
-from soniquebay_assets.celery_app import config_source as default_config_source
 from soniquebay_assets.dagster_defs.internals import (
     IN_PROC_CONFIG,
     DagsterEvent,
@@ -82,8 +82,10 @@ def build_executor(choice: str | None = None):
     return soniquebay_executor
 
 
-def celery_executor_from_config(config: dict) -> QueueCheckedCeleryExecutor:
-    return QueueCheckedCeleryExecutor(
+def celery_executor_from_config(config: dict):
+    from soniquebay_assets.celery_app import config_source as default_config_source
+
+    return queue_checked_celery_executor()(
         broker=config.get("broker") or settings.broker_url(),
         backend=config.get("backend") or settings.result_backend_url(),
         include=config.get("include"),
@@ -187,42 +189,49 @@ class _WatchedResult:
         return self._result.revoke()
 
 
-class QueueCheckedCeleryExecutor(celery_executor_class()):
-    """dagster-celery's executor, refusing to submit to a queue nobody consumes."""
+@functools.cache
+def queue_checked_celery_executor() -> type:
+    """dagster-celery's executor, refusing to submit to a queue nobody consumes (built on first use: importing
+    Celery costs ~0.15 s that in-process runs never pay)."""
 
-    def __init__(self, *, consumer_check_timeout_s: float = 2.0, no_consumer_grace_s: float = 30.0, **kwargs):
-        super().__init__(**kwargs)
-        self.consumer_check_timeout_s = float(consumer_check_timeout_s)
-        self.no_consumer_grace_s = float(no_consumer_grace_s)
+    class QueueCheckedCeleryExecutor(celery_executor_class()):
+        """dagster-celery's executor, refusing to submit to a queue nobody consumes."""
 
-    def execute(self, plan_context, execution_plan):
-        from celery.exceptions import DuplicateTaskNameWarning
-        core_celery_execution_loop, _submit_task = celery_execution_loop(), celery_submit_task()
-        app = celery_make_app()(self.app_args())
-        monitor = ConsumerMonitor(app, self.consumer_check_timeout_s)
-        steps_by_queue: dict[str, list[str]] = {}
-        for key in execution_plan.step_keys_to_execute:
-            step = execution_plan.get_step_by_key(key)
-            steps_by_queue.setdefault(step.tags.get(queues.QUEUE_TAG, DEFAULT_CELERY_QUEUE), []).append(key)
-        consumers = monitor.refresh() if steps_by_queue else {}
-        missing = [q for q in sorted(steps_by_queue) if q not in consumers]
-        if missing:
-            message = "; ".join(missing_queue_message(q, steps_by_queue[q], consumers) for q in missing)
-            yield DagsterEvent.engine_event(plan_context, f"Celery executor: {message}", EngineEventData())
-            raise NoQueueConsumerError(message)
-        yield DagsterEvent.engine_event(
-            plan_context,
-            "Celery executor: every queue of this run has a live worker: "
-            + ", ".join(f"{q} ({', '.join(sorted(consumers[q]))})" for q in sorted(steps_by_queue)),
-            EngineEventData(),
-        )
+        def __init__(self, *, consumer_check_timeout_s: float = 2.0, no_consumer_grace_s: float = 30.0, **kwargs):
+            super().__init__(**kwargs)
+            self.consumer_check_timeout_s = float(consumer_check_timeout_s)
+            self.no_consumer_grace_s = float(no_consumer_grace_s)
 
-        def submit(app_, context, step, queue, priority, known_state):
-            if not monitor.has_consumer(queue):
-                raise NoQueueConsumerError(missing_queue_message(queue, [step.key], monitor.consumers))
-            with warnings.catch_warnings():  # dagster-celery re-registers its task on every submission: noise
-                warnings.simplefilter("ignore", DuplicateTaskNameWarning)
-                result = _submit_task(app_, context, step, queue, priority, known_state)
-            return _WatchedResult(result, queue, step.key, monitor, self.no_consumer_grace_s)
+        def execute(self, plan_context, execution_plan):
+            from celery.exceptions import DuplicateTaskNameWarning
+            core_celery_execution_loop, _submit_task = celery_execution_loop(), celery_submit_task()
+            app = celery_make_app()(self.app_args())
+            monitor = ConsumerMonitor(app, self.consumer_check_timeout_s)
+            steps_by_queue: dict[str, list[str]] = {}
+            for key in execution_plan.step_keys_to_execute:
+                step = execution_plan.get_step_by_key(key)
+                steps_by_queue.setdefault(step.tags.get(queues.QUEUE_TAG, DEFAULT_CELERY_QUEUE), []).append(key)
+            consumers = monitor.refresh() if steps_by_queue else {}
+            missing = [q for q in sorted(steps_by_queue) if q not in consumers]
+            if missing:
+                message = "; ".join(missing_queue_message(q, steps_by_queue[q], consumers) for q in missing)
+                yield DagsterEvent.engine_event(plan_context, f"Celery executor: {message}", EngineEventData())
+                raise NoQueueConsumerError(message)
+            yield DagsterEvent.engine_event(
+                plan_context,
+                "Celery executor: every queue of this run has a live worker: "
+                + ", ".join(f"{q} ({', '.join(sorted(consumers[q]))})" for q in sorted(steps_by_queue)),
+                EngineEventData(),
+            )
 
-        yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
+            def submit(app_, context, step, queue, priority, known_state):
+                if not monitor.has_consumer(queue):
+                    raise NoQueueConsumerError(missing_queue_message(queue, [step.key], monitor.consumers))
+                with warnings.catch_warnings():  # dagster-celery re-registers its task on every submission: noise
+                    warnings.simplefilter("ignore", DuplicateTaskNameWarning)
+                    result = _submit_task(app_, context, step, queue, priority, known_state)
+                return _WatchedResult(result, queue, step.key, monitor, self.no_consumer_grace_s)
+
+            yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
+
+    return QueueCheckedCeleryExecutor

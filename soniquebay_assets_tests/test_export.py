@@ -52,12 +52,13 @@ def _same(value, wanted) -> bool:
 
 
 SCALARS = ("track_id", "path", "title", "album", "album_artist", "track_number", "year", "duration_s", "format",
-           "date", "bpm", "key", "loudness_lufs", "analysis_status", "quality_score", "compilation")
+           "date", "bpm", "key", "loudness_lufs", "analysis_status", "quality_score", "compilation", "match_status")
 
 
 def test_parquet_and_jsonl_round_trip_with_lists(exported_library, tmp_path):
     data, expected = exported_library
     assert all(t["analysis_status"] and t["loudness_lufs"] is not None for t in expected)  # analysis is there
+    assert {t["match_status"] for t in expected} == {"pending"}  # no release id tagged, online stage not run yet
     for fmt, read in (("parquet", pd.read_parquet), ("jsonl", lambda p: pd.read_json(p, lines=True, dtype=False))):
         target = tmp_path / f"tracks.{fmt}"
         _export(data, fmt, target)

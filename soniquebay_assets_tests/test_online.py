@@ -498,6 +498,11 @@ def test_scan_command_runs_the_online_stage(library, server, tmp_path):
                           capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
     statuses = sorted(json.loads(line)["match_status"] for line in proc.stdout.splitlines())
     assert statuses == ["candidates", "matched", "unmatched", "unmatched"]
+    albums = {a["album_id"]: a["match_status"] for a in map(json.loads, proc.stdout.splitlines())}
+    proc = subprocess.run([sys.executable, "-m", "soniquebay_assets.cli.main", "tracks", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    tracks = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert tracks and all(t["match_status"] == albums[t["album_id"]] for t in tracks)  # listing and export agree
 
 
 def test_a_deferred_run_releases_capped_work_and_keeps_the_rest_for_settling(library, server):

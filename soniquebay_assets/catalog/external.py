@@ -13,6 +13,15 @@ from typing import Any
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
 MATCH_STATUSES = ("tagged", "matched", "candidates", "unmatched", "pending")
+
+# Each track's album match in `soniquebay tracks --json` and `soniquebay export` (catalog.queries.list_tracks).
+TRACK_LISTING_COLUMNS: dict[str, str] = {
+    "match_status": "CASE WHEN COALESCE(al.musicbrainz_release_id, '') != '' THEN 'tagged'"
+                    " ELSE COALESCE(am.status, 'pending') END",
+    "matched_release_id": "am.release_id",
+    "match_score": "am.score",
+}
+TRACK_LISTING_JOINS = ["LEFT JOIN album_matches am ON am.album_id = t.album_id"]
 _CHUNK = 500
 
 

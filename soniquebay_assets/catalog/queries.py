@@ -16,6 +16,12 @@ from soniquebay_assets.catalog import analysis as _analysis  # noqa: E402
 TRACK_LISTING_EXTRA_COLUMNS.update(_analysis.TRACK_LISTING_COLUMNS)
 TRACK_LISTING_EXTRA_JOINS.extend(_analysis.TRACK_LISTING_JOINS)
 
+# The album's MusicBrainz match (tagged, matched, candidates, unmatched, pending) via LEFT JOIN album_matches.
+from soniquebay_assets.catalog import external as _external  # noqa: E402
+
+TRACK_LISTING_EXTRA_COLUMNS.update(_external.TRACK_LISTING_COLUMNS)
+TRACK_LISTING_EXTRA_JOINS.extend(_external.TRACK_LISTING_JOINS)
+
 
 def _shard_filter(shards: Sequence[str] | None, column: str) -> tuple[str, list[str]]:
     if not shards:

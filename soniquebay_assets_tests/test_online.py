@@ -521,3 +521,25 @@ def test_a_deferred_run_releases_capped_work_and_keeps_the_rest_for_settling(lib
     assert states.pop(exact) == ("in_progress", 1)  # done by this run: settled when the run succeeds
     assert set(states.values()) == {("pending", 0)}  # capped out: back without costing an attempt
     assert deferred.complete_claimed(conn, "claim-7", now=NOW.timestamp()) == 1
+
+
+def test_a_matched_album_is_offered_to_cover_art_archive(library, server):
+    from soniquebay_assets.artwork.sources import build_sources
+    from soniquebay_assets.pipeline.covers import fetch_album_covers
+    from soniquebay_assets_tests.fake_artwork_server import caa_index, image_bytes, image_reply
+
+    exact_routes(server)
+    conn = library["conn"]
+    run(library, services_for(server))
+    exact = album_id(conn, "Exact Album")
+    assert conn.execute("SELECT state FROM deferred_work WHERE kind = 'covers' AND entity_type = 'album' "
+                        "AND entity_id = ?", (exact,)).fetchone()["state"] == "pending"
+    caa_index(server, "release", EXACT_ID, [("/img/front.jpg", True)])
+    server.set("/img/front.jpg", image_reply(image_bytes(600, 600)))
+    http = fake_clock_http(seed=9)
+    stats = fetch_album_covers(conn, library["shards"], data_dir=library["data"], http=http, now=NOW,
+                               sources=build_sources(["coverartarchive"], http=http, caa_base_url=server.base_url))
+    assert stats.by_source == {"coverartarchive": 1} and stats.found == 1
+    assert conn.execute("SELECT entity_id FROM covers WHERE source = 'coverartarchive'").fetchone()[0] == exact
+    # Tags untouched: the album's own release id column is still empty.
+    assert conn.execute("SELECT musicbrainz_release_id FROM albums WHERE album_id = ?", (exact,)).fetchone()[0] is None

@@ -241,14 +241,16 @@ def album_credited_artists(conn: Any, album_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def track_ids_of_artists(conn: Any, artist_ids: Sequence[int]) -> list[int]:
-    ids = sorted(set(int(a) for a in artist_ids))
-    found: list[int] = []
+def matched_releases(conn: Any, album_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+    """album id -> (release id, release group id) for albums matched to a MusicBrainz release."""
+    ids = sorted(set(int(a) for a in album_ids))
+    found: dict[int, tuple[str, str | None]] = {}
     for start in range(0, len(ids), _CHUNK):
         part = ids[start:start + _CHUNK]
-        found += [r[0] for r in conn.execute(
-            f"SELECT DISTINCT track_id FROM track_artists WHERE role = 'main' AND artist_id IN ({_marks(part)})",
-            part)]
+        for album_id, release_id, group_id in conn.execute(
+                f"SELECT album_id, release_id, release_group_id FROM album_matches WHERE status = 'matched' "
+                f"AND release_id IS NOT NULL AND album_id IN ({_marks(part)})", part):
+            found[album_id] = (release_id, group_id)
     return found
 
 

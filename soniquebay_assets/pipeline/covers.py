@@ -19,6 +19,7 @@ from soniquebay_assets.artwork.image_store import ImageRejected, ImageStore
 from soniquebay_assets.artwork.sources import CoverSource, SourceFailure
 from soniquebay_assets.catalog import covers as repo
 from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.catalog.external import matched_releases
 from soniquebay_assets.clients.http import HttpClient
 from soniquebay_assets.domain.cover_choice import (
     PRIORITY_RANK,
@@ -106,14 +107,18 @@ def fetch_album_covers(conn: Any, shards: Sequence[str], *, data_dir: DataDir | 
     """Albums of `shards` without a cover: select by priority and negative cache, then try the sources."""
     now = now or datetime.now(UTC)
     rows = repo.albums_without_cover(conn, shards)
+    # An album matched to MusicBrainz online (its tags have no release id) can be asked of the archive too.
+    matched = matched_releases(conn, [r["album_id"] for r in rows if not r["musicbrainz_release_id"]])
     entities = []
     for row in rows:
         paths = repo.album_track_paths(conn, row["album_id"])
         folders = _folders(repo.album_track_dirs(conn, row["album_id"]))
+        release_id, group_id = row["musicbrainz_release_id"], row["musicbrainz_release_group_id"]
+        if not release_id and row["album_id"] in matched:
+            release_id, group_id = matched[row["album_id"]]
         entities.append((row, CoverEntity(
             entity_type="album", entity_id=row["album_id"], name=row["title"], artist=row["album_artist"],
-            release_id=row["musicbrainz_release_id"], release_group_id=row["musicbrainz_release_group_id"],
-            track_paths=tuple(paths), folders=tuple(folders))))
+            release_id=release_id, release_group_id=group_id, track_paths=tuple(paths), folders=tuple(folders))))
 
     def priority(row: dict, retried: bool) -> str:
         return album_priority(row["track_count"], _age_days(row["created_at"], now),

@@ -284,12 +284,14 @@ def _match_album(run: _Run, row: dict[str, Any]) -> None:
             repo.clear_miss(run.conn, "album", row["album_id"], "musicbrainz")
         if decision.status == "matched" and decision.best is not None:
             _save_release_facts(run, row["album_id"], tracks, decision.best)
+            deferred.enqueue_for_albums(run.conn, [row["album_id"]], kinds=("covers",))
     setattr(run.stats, decision.status, getattr(run.stats, decision.status) + 1)
 
 
 def _save_release_facts(run: _Run, album_id: int, tracks: list[dict], best: match.ReleaseCandidate) -> None:
     """Recording ids per track (paired in disc/track order) and the ids of the album's artists from the release's
-    and its tracks' artist credits (no extra request)."""
+    and its tracks' artist credits (no extra request). The caller asks the covers stage to look again: the
+    release id makes Cover Art Archive reachable."""
     recordings = best.recording_ids or ()
     rows = [(t["track_id"], "musicbrainz", rec, None, None, round(best.score, 4), run.now_iso)
             for t, rec in zip(tracks, recordings, strict=False) if rec]
@@ -506,6 +508,7 @@ def decide_album(conn: Any, album_id: int, *, accept: str | None, services: Onli
                               album_track_count=len(tracks), candidates=album["candidates"], now=iso(now),
                               decided_by="user")
         _save_release_facts(run, album_id, tracks, full)
+        deferred.enqueue_for_albums(conn, [album_id], kinds=("covers",))
     return repo.get_album(conn, album_id) or {}
 
 

@@ -125,7 +125,7 @@ def suppress_harmonics(salience: np.ndarray, decay: float = HARMONIC_DECAY) -> n
     return out
 
 
-def pitch_class_profile(spectrum: Spectrum) -> np.ndarray:
+def pitch_class_profile(spectrum: Spectrum, decay: float = HARMONIC_DECAY) -> np.ndarray:
     """12-bin profile of the notes played: the mean magnitude spectrum minus its broadband floor (drums,
     noise), square-root compressed, folded to semitones, stripped of upper partials, then to pitch classes."""
     from scipy.ndimage import median_filter
@@ -136,7 +136,7 @@ def pitch_class_profile(spectrum: Spectrum) -> np.ndarray:
     mean = sum(m.sum(axis=1, dtype=np.float64) for m in spectrum.magnitudes) / frames
     tonal = np.maximum(0.0, mean - median_filter(mean, size=FLOOR_BINS, mode="nearest"))
     semitones = semitone_matrix(spectrum.freqs) @ np.sqrt(tonal)
-    notes = suppress_harmonics(semitones)
+    notes = suppress_harmonics(semitones, decay)
     profile = np.zeros(12)
     np.add.at(profile, (LOWEST_MIDI + np.arange(SEMITONES)) % 12, notes)
     return profile

@@ -55,7 +55,7 @@ def score(chromas, truths, profiles) -> str:
 def main() -> int:
     from soniquebay_assets.cli.analysis_cmds import read_truth_table
     from soniquebay_assets.domain.analysis import evaluation
-    from soniquebay_assets.domain.analysis.key import KEY_PROFILE_SET, PROFILES
+    from soniquebay_assets.domain.analysis.key import PROFILES
 
     rows, _ = read_truth_table(Path(sys.argv[1]), "key")
     truths = [evaluation.parse_key(value) for _, value, _ in rows]
@@ -63,7 +63,7 @@ def main() -> int:
         chromas = list(pool.map(profile_of, [str(p) for p, _, _ in rows], chunksize=4))
     for name, profile in PROFILES.items():
         print(f"{name:12s} {score(chromas, truths, [profile])}")
-    print(f"{'in use':12s} {score(chromas, truths, list(KEY_PROFILE_SET))}  (KEY_PROFILE_SET)")
+    print(f"{'in use':12s} {score(chromas, truths, None)}  (KEY_PROFILE_SET and MINOR_BIAS)")
     even, odd = list(range(0, len(rows), 2)), list(range(1, len(rows), 2))
     fitted_even = fit([chromas[i] for i in even], [truths[i] for i in even])
     fitted_odd = fit([chromas[i] for i in odd], [truths[i] for i in odd])

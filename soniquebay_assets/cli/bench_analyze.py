@@ -55,7 +55,8 @@ def measure(paths: list[str]) -> dict:
         audio_seconds += values.get("duration_s") or 0.0
         analysed_seconds += values.get("analyzed_seconds") or 0.0
         results.append({"file": Path(path).name, "status": values["status"], "bpm": values.get("bpm"),
-                        "key": values.get("key"), "mode": values.get("mode"), "error": values.get("error")})
+                        "key": values.get("key"), "mode": values.get("mode"),
+                        "key_strength": values.get("key_strength"), "error": values.get("error")})
     return {"cpu": time.process_time() - cpu_started, "wall": time.perf_counter() - wall_started,
             "audio_seconds": audio_seconds, "analysed_seconds": analysed_seconds, "per_track": per_track, "results": results,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

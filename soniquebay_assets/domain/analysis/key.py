@@ -49,6 +49,9 @@ KEY_PROFILES: tuple[tuple[float, ...], tuple[float, ...]] = (
 # profile mistakes harmonic-minor music for its relative major (synthetic harmonic-minor scales: 0.85 exact);
 # with Temperley (classical) and EDMA: dev set 0.785 exact, synthetic 0.90.
 KEY_PROFILE_SET = (KEY_PROFILES, PROFILES["temperley"], PROFILES["edma"])
+# Added to the minor keys' mean correlation so that major and minor are found about equally often: without it
+# the dev set scored 0.89 major / 0.62 minor; with 0.04, 0.89 / 0.72 (and synthetic keys 0.84 / 0.97).
+MINOR_BIAS = 0.04
 
 CHROMA_FMIN_HZ = 30.0
 CHROMA_FMAX_HZ = 4200.0
@@ -154,7 +157,10 @@ def key_scores(chroma: np.ndarray, profiles=None) -> np.ndarray:
             p = (p - p.mean()) / p.std()
             for tonic in range(12):
                 scores[tonic + 12 * mode_index] += float(np.dot(c, np.roll(p, tonic))) / 12.0
-    return scores / len(chosen)
+    scores /= len(chosen)
+    if profiles is None:
+        scores[12:] += MINOR_BIAS
+    return scores
 
 
 def estimate_key(spectrum: Spectrum) -> KeyEstimate:

@@ -30,7 +30,7 @@ SUPPORT_RATIO = 0.55
 # share of the spectral flux above PERCUSSIVE_FROM_HZ beyond which the onsets are drums/cymbals (measured on
 # the dev set: 0.02-0.067 for piano, organ, strings, guitar; 0.083-0.13 with a drum kit)
 PERCUSSIVE_FROM_HZ = 5000.0
-PERCUSSIVE_SHARE = 0.075
+PERCUSSIVE_SHARE = 0.07
 RIVAL_RATIOS = (2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
 BAND_EDGES_HZ = np.geomspace(40.0, 10000.0, 25)
 
@@ -61,7 +61,7 @@ def _onsets(spectrum: Spectrum) -> tuple[list[np.ndarray], float]:
             bands[i, mask] = 1.0 / mask.sum()
     scale = max((float(m.max()) for m in spectrum.magnitudes if m.size), default=0.0)
     envelopes = []
-    high = BAND_EDGES_HZ[:-1] >= PERCUSSIVE_FROM_HZ
+    high = _high_bands(bands, spectrum)
     flux_high = flux_total = 0.0
     smooth = max(1, int(round(0.4 * spectrum.frame_rate)))
     for mags in spectrum.magnitudes:
@@ -78,6 +78,17 @@ def _onsets(spectrum: Spectrum) -> tuple[list[np.ndarray], float]:
         local = np.convolve(flux, np.ones(smooth) / smooth, mode="same")
         envelopes.append(np.maximum(0.0, flux - local).astype(np.float32))
     return envelopes, (flux_high / flux_total if flux_total > 0 else 0.0)
+
+
+def _high_bands(bands: np.ndarray, spectrum: Spectrum) -> np.ndarray:
+    """Bands counted as 'high' by the drum detector: from PERCUSSIVE_FROM_HZ, or from 60 % of the top of the
+    band that carries signal when the source is band-limited (an 8 kHz file has nothing above 4 kHz)."""
+    level = sum((bands @ m).sum(axis=1) for m in spectrum.magnitudes if m.size)
+    if np.ndim(level) == 0 or not np.any(level):
+        return BAND_EDGES_HZ[:-1] >= PERCUSSIVE_FROM_HZ
+    carrying = np.flatnonzero(level > 1e-3 * level.max())
+    top_hz = BAND_EDGES_HZ[carrying[-1] + 1]
+    return BAND_EDGES_HZ[:-1] >= min(PERCUSSIVE_FROM_HZ, 0.6 * top_hz)
 
 
 def autocorrelation(envelopes: list[np.ndarray], max_lag: int) -> np.ndarray | None:

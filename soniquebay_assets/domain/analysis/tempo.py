@@ -8,6 +8,8 @@ the weighted mean detrended autocorrelation at 1, 2, 3 and 4 beats. A duple beat
 accents come every 3 eighths scores higher at the dotted quarter than at the quarter (3/2 of the beat).
 The comb score is multiplied by a log-normal tempo prior centred on PRIOR_BPM (PRIOR_OCTAVES wide), which
 only arbitrates between levels the audio supports about equally (a doubled or halved beat).
+With drums (a PERCUSSIVE_SHARE of the spectral flux in the high bands) the beat is what the kit plays: the
+fastest level of the comb's family that the autocorrelation supports (`choose_octave`) is reported instead.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)  # the deploymen
 { command -v postgres >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } || missing+=(postgresql)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v fpcalc >/dev/null 2>&1 || missing+=(libchromaprint-tools)
+# rendered-MIDI analysis tests and the tempo/key dev set (scripts/build_dev_set.py)
+command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${missing[*]}"
@@ -36,8 +39,11 @@ if ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith
   "$PYTHON" -m pip install -q "torch==2.13.0" || "$PYTHON" -m pip install -q "torch==2.13.0" \
     --index-url https://download.pytorch.org/whl/cpu
 fi
-say "pip install -e .[dev]"
-"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+extras=dev
+# SONIQUEBAY_EVAL=1 adds music21, needed only to build the tempo/key dev set
+[ "${SONIQUEBAY_EVAL:-0}" = 1 ] && extras=dev,eval
+say "pip install -e .[$extras]"
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 | grep -v "Running pip as the 'root' user" || true
 "$PYTHON" -c "import soniquebay_assets, dagster, dagster_celery, sqlite_vec, mutagen" \
   || { say "installation incomplete: see the pip output above"; exit 1; }
 say "installed: $("$PYTHON" -c 'import dagster; print("dagster", dagster.__version__)')"

@@ -145,6 +145,8 @@ def run_eval(args: argparse.Namespace) -> int:
             pair = (values.get("bpm"), true_bpm)
             rows.append({"path": item.path, "truth": true_bpm, "bpm": values.get("bpm"),
                          "confidence": values.get("bpm_confidence"),
+                         "accuracy1": evaluation.tempo_correct(*pair),
+                         "accuracy2": evaluation.tempo_correct(*pair, octave_errors=True),
                          "confusion": evaluation.tempo_confusion(*pair), **item.extra,
                          "status": values.get("status"), "error": values.get("error")})
         else:
@@ -156,6 +158,7 @@ def run_eval(args: argparse.Namespace) -> int:
             rows.append({"path": item.path, "truth": item.truth,
                          "key": f"{values['key']} {values.get('mode')}" if values.get("key") else None,
                          "confidence": values.get("key_confidence"), "strength": values.get("key_strength"),
+                         "relation": evaluation.key_relation(*pair),
                          "confusion": evaluation.key_confusion(*pair), **item.extra,
                          "status": values.get("status"), "error": values.get("error")})
         pairs.append(pair)

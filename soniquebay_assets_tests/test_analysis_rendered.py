@@ -1,0 +1,82 @@
+"""Tempo and key on General MIDI renders (FluidSynth), the way the dev set is built; skipped without fluidsynth."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from soniquebay_assets.domain.analysis import evaluation
+from soniquebay_assets.pipeline.enrich import analyze_file
+
+BUILDER = Path(__file__).resolve().parents[1] / "scripts" / "build_dev_set.py"
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("build_dev_set", BUILDER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if shutil.which("fluidsynth") is None or not Path(module.SOUNDFONT).exists():
+        pytest.skip("fluidsynth or the General MIDI soundfont is not installed (scripts/install.sh installs them)")
+    return module
+
+
+A_MINOR_CHORDS = ((57, 60, 64), (62, 65, 69), (64, 68, 71), (57, 60, 64))  # i iv V i, harmonic minor
+C_MAJOR_CHORDS = ((48, 52, 55), (53, 57, 60), (55, 59, 62), (48, 52, 55))  # I IV V I
+
+
+def _tune(chords, meter: str, beat_ql: float, bar_ql: float) -> dict:
+    """Block chords (one per bar, in three parts) under a melody of chord tones moving every half beat."""
+    events, offset = [], 0.0
+    for _ in range(2):
+        for chord in chords:
+            for part, pitch in enumerate(chord, start=1):
+                events.append((part, offset, bar_ql, pitch - 12 * (part == 3)))
+            step = beat_ql / (3 if beat_ql == 1.5 else 2)
+            for i in range(int(bar_ql / step)):
+                events.append((0, offset + i * step, step, chord[i % 3] + 12))
+            offset += bar_ql
+    return {"meter": meter, "beat_ql": beat_ql, "bar_ql": bar_ql, "parts": 4, "length_ql": offset,
+            "events": events, "chords": [], "anacrusis_ql": 0.0}
+
+
+def _render(builder, tmp_path, desc, setup, bpm, key) -> dict:
+    job = {"desc": desc, "setup": setup, "bpm": bpm, "seconds": 24.0, "key": key, "meter": desc["meter"],
+           "source": "test", "seed": 7, "path": str(tmp_path / f"{setup}_{desc['meter'].replace('/', '-')}.flac")}
+    builder.render(job)
+    return analyze_file(job["path"])["values"]
+
+
+@pytest.mark.parametrize("setup", ["organ", "strings", "piano"])
+def test_rendered_harmonic_minor_and_major_keys(tmp_path, setup):
+    builder = _builder()
+    minor = _render(builder, tmp_path, _tune(A_MINOR_CHORDS, "4/4", 1.0, 4.0), setup, 96.0, "A minor")
+    assert (minor["key"], minor["mode"]) == ("A", "minor"), minor
+    assert minor["key_strength"] > 0.5
+    major = _render(builder, tmp_path, _tune(C_MAJOR_CHORDS, "3/4", 1.0, 3.0), setup, 120.0, "C major")
+    assert (major["key"], major["mode"]) == ("C", "major"), major
+
+
+@pytest.mark.parametrize("meter,beat_ql,bar_ql,bpm", [("6/8", 1.5, 3.0, 100.0), ("9/8", 1.5, 4.5, 80.0),
+                                                      ("4/4", 1.0, 4.0, 72.0), ("3/4", 1.0, 3.0, 150.0)])
+def test_rendered_band_tempo_at_the_beat_of_the_meter(tmp_path, meter, beat_ql, bar_ql, bpm):
+    """Drums + bass + chords: the beat of the meter (the dotted quarter in 6/8 and 9/8), not 3/2 or 2x of it."""
+    builder = _builder()
+    random.seed(0)
+    values = _render(builder, tmp_path, _tune(C_MAJOR_CHORDS, meter, beat_ql, bar_ql), "band", bpm, "C major")
+    assert evaluation.tempo_confusion(values["bpm"], bpm) == "x1", values
+    assert 0.0 < values["bpm_confidence"] <= 1.0
+
+
+@pytest.mark.parametrize("setup", ["piano", "organ", "strings"])
+@pytest.mark.parametrize("meter,beat_ql,bar_ql,bpm", [("9/8", 1.5, 4.5, 80.0), ("4/4", 1.0, 4.0, 72.0),
+                                                      ("2/2", 2.0, 4.0, 70.0)])
+def test_rendered_tonal_tempo_is_not_doubled_or_taken_at_three_halves(tmp_path, setup, meter, beat_ql, bar_ql, bpm):
+    """Without drums: a slow 4/4 beat, the half note of 2/2 and the dotted quarter of 9/8 (the old octave rule
+    gave x2, x2 and x3/2 here)."""
+    builder = _builder()
+    values = _render(builder, tmp_path, _tune(C_MAJOR_CHORDS, meter, beat_ql, bar_ql), setup, bpm, "C major")
+    assert evaluation.tempo_confusion(values["bpm"], bpm) == "x1", values

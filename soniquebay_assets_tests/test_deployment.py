@@ -25,7 +25,7 @@ from soniquebay_assets_tests.deployment_support import (
     postgres_available,
     wait_for,
 )
-from soniquebay_assets_tests.proc_tree import alive, cmdline, descendants
+from soniquebay_assets_tests.proc_tree import alive, cmdline, descendants, parent_of
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow, pytest.mark.corpus]
 
@@ -342,21 +342,24 @@ def test_pool_child_sigkill_is_redelivered_and_leaves_no_process(deployment, cor
     _add_folder(dep, corpus_dir / "music" / "wesnoth", "wesnoth")  # 8 tracks: analysed in a process pool
 
     def pool_child_with_analysis_pool():
-        for pid in descendants(heavy.pid):
-            line = cmdline(pid)
-            if "celery" not in line or "multiprocessing" in line:
-                continue
-            pool = [p for p in descendants(pid) if "multiprocessing" in cmdline(p)]
-            if pool:
-                return pid
+        """The Celery pool child running the analysis step: the parent of the analysis pool's processes
+        (prefork children share their main's command line, so the tree tells them apart)."""
+        under_heavy = set(descendants(heavy.pid))
+        for pid in under_heavy:
+            if "multiprocessing" in cmdline(pid):
+                parent = parent_of(pid)
+                if parent in under_heavy and "celery" in cmdline(parent) and parent_of(parent) in under_heavy:
+                    return parent
         return None
 
     victim = wait_for(pool_child_with_analysis_pool, 240, "an analysis pool under a Celery pool child",
                       interval_s=0.2, on_timeout=lambda: _runs_table(dep))
     left_behind = descendants(victim)
+    mains = [p for p in descendants(heavy.pid) if parent_of(p) == heavy.pid]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: not any(alive(p) for p in left_behind), 30,
              f"the killed pool child's processes {left_behind} to end")
+    assert heavy.poll() is None and all(alive(p) for p in mains)  # the worker service itself lives on
 
     state = _wait_processed(dep)
     _assert_vectors_carry_audio(state)

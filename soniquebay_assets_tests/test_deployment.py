@@ -389,6 +389,12 @@ def test_daemon_sigkill_mid_run_then_restart_reaches_a_final_state(deployment, c
     run = wait_for(running_deferred_run, 240, "a deferred run in progress", interval_s=0.5,
                    on_timeout=lambda: _runs_table(dep))
     claim = run.tags["soniquebay/deferred_claim"]
+    conn = dep.catalog()
+    try:
+        claimed = [row[0] for row in conn.execute("SELECT work_id FROM deferred_work WHERE claimed_by = ?", (claim,))]
+    finally:
+        conn.close()
+    assert claimed, f"run {run.run_id[:8]} holds no deferred item"
     killed_at = time.monotonic()
     dep.stop("daemon", sig=signal.SIGKILL)  # the whole daemon, as `docker kill`: code server and run workers too
     dep.start("daemon")
@@ -397,12 +403,15 @@ def test_daemon_sigkill_mid_run_then_restart_reaches_a_final_state(deployment, c
                      "the interrupted run to reach a final state", interval_s=3, on_timeout=lambda: _runs_table(dep))
 
     def claim_settled() -> bool:
+        """The run's items are pending or done again (or already taken by a newer run), not held by it."""
         conn = dep.catalog()
         try:
-            return conn.execute("SELECT COUNT(*) FROM deferred_work WHERE claimed_by = ? AND state = 'in_progress'",
-                                (claim,)).fetchone()[0] == 0
+            marks = ",".join("?" * len(claimed))
+            rows = conn.execute(f"SELECT state, claimed_by FROM deferred_work WHERE work_id IN ({marks})",
+                                claimed).fetchall()
         finally:
             conn.close()
+        return all(state in ("pending", "done") or (state == "in_progress" and by != claim) for state, by in rows)
 
     wait_for(claim_settled, max(5.0, 300 - (time.monotonic() - killed_at)), "its deferred items pending or done",
              interval_s=3, on_timeout=lambda: _runs_table(dep))

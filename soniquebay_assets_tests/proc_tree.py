@@ -34,6 +34,11 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def parent_of(pid: int) -> int | None:
+    stat = _stat(pid)
+    return stat[0] if stat is not None else None
+
+
 def alive(pid: int) -> bool:
     stat = _stat(pid)
     return stat is not None and stat[1] != "Z"

@@ -6,6 +6,7 @@ Skips when redis-server is not installed, except under CI=true where that is a f
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -232,7 +233,8 @@ def test_scan_runs_each_step_on_a_worker_of_its_queue(cluster, tmp_path, make_au
     assert result["success"], result["failure"]
     workers = _step_workers(result["run_id"])
     expected = {**WORKER_FOR_STEP, "album_covers": "rest", "artist_images": "rest"}
-    assert {step: [h.split("@")[0] for h in hosts] for step, hosts in workers.items()} == {
+    # `soniquebay worker` runs one Celery process per prefetch value, named <name>-p<prefetch>
+    assert {step: [re.sub(r"-p\d+$", "", h.split("@")[0]) for h in hosts] for step, hosts in workers.items()} == {
         step: [worker] for step, worker in expected.items()}
     rows, pending = _catalog_rows(data_root)
     assert rows == _expected_rows(albums, tracks)

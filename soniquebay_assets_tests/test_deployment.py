@@ -25,7 +25,7 @@ from soniquebay_assets_tests.deployment_support import (
     postgres_available,
     wait_for,
 )
-from soniquebay_assets_tests.proc_tree import alive, cmdline, descendants
+from soniquebay_assets_tests.proc_tree import alive, cmdline, descendants, parent_of
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow, pytest.mark.corpus]
 
@@ -343,21 +343,24 @@ def test_pool_child_sigkill_is_redelivered_and_leaves_no_process(deployment, cor
     _add_folder(dep, corpus_dir / "music" / "wesnoth", "wesnoth")  # 8 tracks: analysed in a process pool
 
     def pool_child_with_analysis_pool():
-        for pid in descendants(heavy.pid):
-            line = cmdline(pid)
-            if "celery" not in line or "multiprocessing" in line:
-                continue
-            pool = [p for p in descendants(pid) if "multiprocessing" in cmdline(p)]
-            if pool:
-                return pid
+        """The Celery pool child running the analysis step: the parent of the analysis pool's processes
+        (prefork children share their main's command line, so the tree tells them apart)."""
+        under_heavy = set(descendants(heavy.pid))
+        for pid in under_heavy:
+            if "multiprocessing" in cmdline(pid):
+                parent = parent_of(pid)
+                if parent in under_heavy and "celery" in cmdline(parent) and parent_of(parent) in under_heavy:
+                    return parent
         return None
 
     victim = wait_for(pool_child_with_analysis_pool, 240, "an analysis pool under a Celery pool child",
                       interval_s=0.2, on_timeout=lambda: _runs_table(dep))
     left_behind = descendants(victim)
+    mains = [p for p in descendants(heavy.pid) if parent_of(p) == heavy.pid]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: not any(alive(p) for p in left_behind), 30,
              f"the killed pool child's processes {left_behind} to end")
+    assert heavy.poll() is None and all(alive(p) for p in mains)  # the worker service itself lives on
 
     state = _wait_processed(dep)
     _assert_vectors_carry_audio(state)
@@ -387,6 +390,12 @@ def test_daemon_sigkill_mid_run_then_restart_reaches_a_final_state(deployment, c
     run = wait_for(running_deferred_run, 240, "a deferred run in progress", interval_s=0.5,
                    on_timeout=lambda: _runs_table(dep))
     claim = run.tags["soniquebay/deferred_claim"]
+    conn = dep.catalog()
+    try:
+        claimed = [row[0] for row in conn.execute("SELECT work_id FROM deferred_work WHERE claimed_by = ?", (claim,))]
+    finally:
+        conn.close()
+    assert claimed, f"run {run.run_id[:8]} holds no deferred item"
     killed_at = time.monotonic()
     dep.stop("daemon", sig=signal.SIGKILL)  # the whole daemon, as `docker kill`: code server and run workers too
     dep.start("daemon")
@@ -395,12 +404,15 @@ def test_daemon_sigkill_mid_run_then_restart_reaches_a_final_state(deployment, c
                      "the interrupted run to reach a final state", interval_s=3, on_timeout=lambda: _runs_table(dep))
 
     def claim_settled() -> bool:
+        """The run's items are pending or done again (or already taken by a newer run), not held by it."""
         conn = dep.catalog()
         try:
-            return conn.execute("SELECT COUNT(*) FROM deferred_work WHERE claimed_by = ? AND state = 'in_progress'",
-                                (claim,)).fetchone()[0] == 0
+            marks = ",".join("?" * len(claimed))
+            rows = conn.execute(f"SELECT state, claimed_by FROM deferred_work WHERE work_id IN ({marks})",
+                                claimed).fetchall()
         finally:
             conn.close()
+        return all(state in ("pending", "done") or (state == "in_progress" and by != claim) for state, by in rows)
 
     wait_for(claim_settled, max(5.0, 300 - (time.monotonic() - killed_at)), "its deferred items pending or done",
              interval_s=3, on_timeout=lambda: _runs_table(dep))

@@ -27,7 +27,7 @@ run_launcher:
   class: MonitoredRunLauncher
 run_monitoring:
   enabled: true
-  start_timeout_seconds: 180
+  start_timeout_seconds: 120
   cancel_timeout_seconds: 120
   max_resume_run_attempts: 0
   poll_interval_seconds: 20

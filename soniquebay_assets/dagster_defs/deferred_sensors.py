@@ -141,8 +141,8 @@ def settle_claim(conn, tags: dict, *, success: bool, error: str = "", now: float
     return deferred.fail_claimed(conn, claim_id, error or "run failed", now=now)
 
 
-# Messages Dagster's run monitoring gives a run whose process vanished (see run_launcher.py).
-_WORKER_DIED_MARKERS = ("Detected run worker status", "run worker process")
+# Messages Dagster's run monitoring gives a run whose process vanished (see run_launcher.py) or never came up.
+_WORKER_DIED_MARKERS = ("Detected run worker status", "run worker process", "seconds to start")
 CLAIM_GRACE_S = 600.0  # a claim taken by a tick whose run never got created is released after this
 
 

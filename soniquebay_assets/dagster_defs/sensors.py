@@ -86,7 +86,7 @@ def library_changes_sensor(
     requests = []
     for in_range in groups:
         requested.update({s: [current[s], now] for s in in_range})
-        run_key = f"scan-{int(now)}-" + "-".join(f"{s}{current[s][:6]}" for s in in_range)[:200]
+        run_key = f"scan-{int(now * 1000)}-" + "-".join(f"{s}{current[s][:6]}" for s in in_range)[:200]
         requests.append(RunRequest(run_key=run_key, run_config=config,
                                    tags={**range_tags(in_range[0], in_range[-1]),
                                          "soniquebay/changed_shards": ",".join(in_range)[:1000]}))

@@ -140,10 +140,8 @@ def catalog_target(request, catalog_backend: str, tmp_path: Path) -> str | Path:
 
 @pytest.fixture()
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_target) -> Path:
-    """A fresh data dir, also exported as SONIQUEBAY_DATA_DIR for code that reads settings.
-
-    With the PostgreSQL backend SONIQUEBAY_CATALOG_URL points every catalog opened through settings there.
-    """
+    """A fresh data dir, also exported as SONIQUEBAY_DATA_DIR for code that reads settings; with the PostgreSQL
+    backend SONIQUEBAY_CATALOG_URL points every catalog opened through settings there."""
     path = tmp_path / "data"
     path.mkdir()
     monkeypatch.setenv("SONIQUEBAY_DATA_DIR", str(path))

@@ -9,7 +9,7 @@ import pytest
 
 from soniquebay_assets_tests.scan_helpers import catalog, errors_by_path, materialize_scan, test_instance
 
-pytestmark = pytest.mark.corpus
+pytestmark = [pytest.mark.corpus, pytest.mark.both_backends]
 
 
 def _albums(data_dir: Path) -> dict[str, dict]:

@@ -106,11 +106,9 @@ def _prepare_vector_table(source: Any, target: Any) -> None:
 
 
 def copy_catalog(source: Any, target: Any, *, force: bool = False) -> dict[str, Any]:
-    """Copy every table of `source` (SQLite, migrated) into `target` (migrated) and verify; returns a report.
+    """Copy every table of SQLite `source` into `target` in one transaction (re-runnable), then verify.
 
-    One transaction on the target: an interrupted copy leaves it as it was, so the command can simply be run
-    again. A target holding rows is refused unless `force`, which replaces its contents.
-    """
+    A target holding rows is refused unless `force`, which replaces its contents."""
     if db.dialect_of(source) != db.SQLITE:
         raise ValueError("the source of a catalog copy must be a SQLite catalog")
     if db.table_exists(source, vectors.VEC_TABLE):

@@ -195,9 +195,7 @@ def migration_files() -> list[tuple[int, str, str]]:
 
 def migrate(conn: Any) -> list[str]:
     """Apply the migrations not yet recorded in schema_migrations; returns the names applied.
-
-    Refuses a catalog that a newer version migrated further (its schema may not be what this code expects).
-    """
+    Refuses a catalog that a newer version migrated further (its schema may not be what this code expects)."""
     postgres = dialect_of(conn) == POSTGRESQL
     create = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
               " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (datetime('now')))")

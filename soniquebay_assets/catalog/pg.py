@@ -253,9 +253,10 @@ def table_exists(conn: PgConnection, name: str) -> bool:
 
 
 def table_columns(conn: PgConnection, name: str) -> list[str]:
+    # pg_attribute, not information_schema.columns: the latter costs milliseconds (it sits on the search path)
     return [r[0] for r in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?"
-        " ORDER BY ordinal_position", (name,))]
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped"
+        " ORDER BY attnum", (name,))]
 
 
 def user_tables(conn: PgConnection) -> list[str]:

@@ -124,9 +124,9 @@ def _database_key(conn: Any) -> str:
     return db.database_key(conn)
 
 
-def get_index(conn: Any) -> VectorIndex:
+def get_index(conn: Any, settings: vectors.VectorSettings | None = None) -> VectorIndex:
     """This process's index for the catalog of `conn`, reloaded when the stored vectors changed."""
-    settings = vectors.read_settings(conn)
+    settings = settings or vectors.read_settings(conn)
     if settings is None:
         return VectorIndex(np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.float32))
     key = _database_key(conn)
@@ -262,7 +262,7 @@ def search_similar(
     if track_id is not None:
         query = None
         if method != "sqlite":  # the in-memory index already holds the seed's vector
-            index = get_index(conn)
+            index = get_index(conn, settings)
             row = index.position.get(int(track_id))
             query = index.matrix[row] if row is not None else None
         if query is None:
@@ -276,9 +276,9 @@ def search_similar(
         query = vectors.check_vector(np.asarray(vector, dtype=np.float32) / max(float(np.linalg.norm(vector)), 1e-12), settings.dim)
 
     if method != "sqlite":
-        ranker: Any = _IndexRanker(conn)
+        ranker: Any = _IndexRanker(conn, settings)
     elif db.dialect_of(conn) == db.POSTGRESQL:
-        ranker = _ExactRanker(conn)  # no vector type in PostgreSQL here: the exact scan runs in numpy
+        ranker = _ExactRanker(conn, settings)  # no vector type in PostgreSQL here: the exact scan runs in numpy
     else:
         ranker = _SqliteRanker(conn)
     total = ranker.size
@@ -301,8 +301,8 @@ def search_similar(
 
 
 class _IndexRanker:
-    def __init__(self, conn: Any) -> None:
-        self.index = get_index(conn)
+    def __init__(self, conn: Any, settings: vectors.VectorSettings | None = None) -> None:
+        self.index = get_index(conn, settings)
         self.size = len(self.index)
 
     def rank(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -311,8 +311,8 @@ class _IndexRanker:
 
 
 class _ExactRanker:
-    def __init__(self, conn: Any) -> None:
-        self.index = get_index(conn)
+    def __init__(self, conn: Any, settings: vectors.VectorSettings | None = None) -> None:
+        self.index = get_index(conn, settings)
         self.size = len(self.index)
 
     def rank(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:

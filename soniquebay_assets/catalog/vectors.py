@@ -186,13 +186,22 @@ def analysis_available(conn: Any) -> bool:
 
 
 def _analysis_select(conn: Any) -> str | None:
-    """SELECT list for the analysis columns that exist (the enrichment schema may lag or grow)."""
-    if not analysis_available(conn):
-        return None
-    present = set(db.table_columns(conn, "track_analysis"))
-    columns = [c for c in _ANALYSIS_COLUMNS if c in present]
-    extras = [c for c in ("status", "analysis_version") if c in present]
-    return ", ".join(["track_id", *columns, *extras])
+    """SELECT list for the analysis columns that exist (the enrichment schema may lag or grow); remembered per
+    connection, as a similarity query would otherwise pay two more catalog round trips for it."""
+    cached = getattr(conn, "_soniquebay_analysis_select", False)
+    if cached is not False:
+        return cached
+    select = None
+    if analysis_available(conn):
+        present = set(db.table_columns(conn, "track_analysis"))
+        columns = [c for c in _ANALYSIS_COLUMNS if c in present]
+        extras = [c for c in ("status", "analysis_version") if c in present]
+        select = ", ".join(["track_id", *columns, *extras])
+    try:
+        conn._soniquebay_analysis_select = select
+    except AttributeError:  # a connection type without instance attributes: ask every time
+        pass
+    return select
 
 
 def _usable(analysis: dict) -> bool:

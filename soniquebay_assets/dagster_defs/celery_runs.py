@@ -39,11 +39,8 @@ def reconstructable_group_job(groups: Sequence[str]):
 
 def celery_run_config(roots: Sequence[Path], data_root: Path, snapshot: Path | None, groups: Sequence[str],
                       *, executor_config: dict | None = None) -> dict[str, Any]:
-    """Resource config travels in the run config so every worker reads the same library and catalog.
-
-    With a server catalog (PostgreSQL) the run carries its URL and each worker keeps its own data dir (caches);
-    with the embedded one it carries the data dir holding the catalog file.
-    """
+    """Resource config travels in the run config so every worker reads the same library and catalog: the URL of
+    a server catalog (each worker keeps its own data dir), else the data dir holding the catalog file."""
     from soniquebay_assets.settings import DataDir
 
     data = DataDir(Path(data_root))

@@ -16,10 +16,7 @@ SINGLE_RUN = BackfillPolicy.single_run()
 
 def shard_asset(group: str, **kwargs):
     """@asset over the shards, one step per shard range, routed to its group's Celery queue by op_tags.
-
-    Every materialization records the host that ran the step (`host` metadata): with workers on several
-    hosts it says where each step went.
-    """
+    Every materialization records the host that ran the step (`host` metadata)."""
     decorate = asset(group_name=group, partitions_def=SHARDS, backfill_policy=SINGLE_RUN,
                      op_tags=op_tags_for(group), **kwargs)
 

@@ -12,11 +12,8 @@ from soniquebay_assets.settings import DataDir, default_data_dir, library_roots_
 
 
 class CatalogResource(ConfigurableResource):
-    """The catalog: `catalog_url`, else SONIQUEBAY_CATALOG_URL, else catalog.db in the data dir.
-
-    The data dir (default SONIQUEBAY_DATA_DIR or the per-user folder) holds what stays on each host: caches and,
-    with the embedded default, the catalog file itself.
-    """
+    """The catalog: `catalog_url`, else SONIQUEBAY_CATALOG_URL, else catalog.db in the data dir (default
+    SONIQUEBAY_DATA_DIR or the per-user folder, which also holds what stays on each host: caches)."""
 
     data_dir_path: str = ""
     catalog_url: str = ""

@@ -77,11 +77,8 @@ def plan_scan(conn: Any, roots: Sequence[str | Path]) -> ScanPlan:
 
 
 def save_snapshot(walk: WalkResult, target: Any) -> str | Path:
-    """Persist a walk so the run's inventory step uses it instead of walking again.
-
-    `target` is a catalog connection (the walk goes into the catalog, readable from any worker host; returns
-    a `catalog:` reference) or a folder (a JSON file there; returns its path).
-    """
+    """Persist a walk for the run's inventory step: into the catalog when `target` is a connection (any worker
+    host can read it; returns a `catalog:` reference), else as a JSON file in folder `target` (returns its path)."""
     payload = json.dumps({
         "roots": walk.roots,
         "unavailable_roots": walk.unavailable_roots,

@@ -395,6 +395,25 @@ def delete_orphans(conn: Any) -> int:
     return len(orphan_ids)
 
 
+def has_vectors(conn: Any) -> bool:
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM track_vectors)").fetchone()[0])
+
+
+def stored_texts_and_vectors(conn: Any, track_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
+    """track id -> (embedded text, stored float32 vector) for the tracks that have both."""
+    out: dict[int, tuple[str, np.ndarray]] = {}
+    for i in range(0, len(track_ids), 500):
+        batch = list(track_ids[i : i + 500])
+        marks = ",".join("?" * len(batch))
+        texts = dict(conn.execute(f"SELECT track_id, embedded_text FROM track_vectors WHERE track_id IN ({marks})",
+                                  batch).fetchall())
+        for track_id, blob in conn.execute(f"SELECT track_id, embedding FROM {VEC_TABLE} WHERE track_id IN ({marks})",
+                                           batch):
+            if track_id in texts:
+                out[track_id] = (texts[track_id], np.frombuffer(bytes(blob), dtype=np.float32))
+    return out
+
+
 def get_vector(conn: Any, track_id: int) -> np.ndarray | None:
     row = conn.execute(f"SELECT embedding FROM {VEC_TABLE} WHERE track_id = ?", (track_id,)).fetchone()
     return None if row is None else np.frombuffer(row[0], dtype=np.float32).copy()

@@ -96,17 +96,11 @@ class _FragmentEncoder:
 def _stored_text_blocks(conn: Any, settings: vectors.VectorSettings, track_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
     """(embedded text, unit text block) of stored vectors: a text that did not change is not re-embedded."""
     out: dict[int, tuple[str, np.ndarray]] = {}
-    for i in range(0, len(track_ids), 500):
-        batch = list(track_ids[i : i + 500])
-        marks = ",".join("?" * len(batch))
-        texts = dict(conn.execute(f"SELECT track_id, embedded_text FROM track_vectors WHERE track_id IN ({marks})", batch).fetchall())
-        for track_id, blob in conn.execute(f"SELECT track_id, embedding FROM {vectors.VEC_TABLE} WHERE track_id IN ({marks})", batch):
-            if track_id not in texts:
-                continue
-            block = np.frombuffer(blob, dtype=np.float32)[: settings.text_dim].astype(np.float64)
-            norm = float(np.linalg.norm(block))
-            if norm > 0 and np.isfinite(norm):
-                out[track_id] = (texts[track_id], (block / norm).astype(np.float32))
+    for track_id, (text, stored) in vectors.stored_texts_and_vectors(conn, track_ids).items():
+        block = stored[: settings.text_dim].astype(np.float64)
+        norm = float(np.linalg.norm(block))
+        if norm > 0 and np.isfinite(norm):
+            out[track_id] = (text, (block / norm).astype(np.float32))
     return out
 
 
@@ -179,7 +173,7 @@ def vectorize_shards(
     orphans = vectors.delete_orphans(conn)
     scaler, refit = ensure_scaler(conn)
     # A refit changes every audio block: re-derive the whole catalog now so all vectors share one scaler.
-    had_vectors = conn.execute("SELECT EXISTS (SELECT 1 FROM track_vectors)").fetchone()[0]
+    had_vectors = vectors.has_vectors(conn)
     scope = None if (refit and had_vectors) else shards
     stale = stale_text_only(conn, scaler)
     if stale and scope is not None:  # vectors built before their track's analysis: repaired by whichever vectors run comes next

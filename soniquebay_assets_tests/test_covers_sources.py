@@ -264,3 +264,25 @@ def test_registry_order_comes_from_config():
             build_sources(["embedded", "spotify"], http=http)
     with pytest.raises(ValueError):
         build_sources(["coverartarchive"], http=None)
+
+
+def test_source_registry_names_every_source_once_and_refuses_unknown_names(monkeypatch):
+    from soniquebay_assets.artwork.sources import DEFAULT_ORDER, SOURCE_NAMES, SOURCES, build_sources
+    from soniquebay_assets.clients.http import HttpClient
+    from soniquebay_assets.pipeline.covers import open_sources
+
+    assert SOURCE_NAMES == tuple(SOURCES) and set(DEFAULT_ORDER) <= set(SOURCES)
+    assert [s.name for s in build_sources(["folder", "embedded", "folder"])] == ["folder", "embedded"]
+    with pytest.raises(ValueError, match="unknown cover source"):
+        build_sources(["embedded", "flickr"])
+    made: list[HttpClient] = []
+    original_init = HttpClient.__init__
+
+    def remember(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(HttpClient, "__init__", remember)
+    with pytest.raises(ValueError, match="flickr"):
+        open_sources(["embedded", "flickr"], lastfm_api_key=None)
+    assert len(made) == 1 and made[0]._client.is_closed  # the client made for the sources is not leaked

@@ -10,7 +10,8 @@ import base64
 import logging
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from soniquebay_assets.clients.coverartarchive import DEFAULT_BASE_URL as CAA_BASE_URL
@@ -326,7 +327,32 @@ class LastfmSource(CoverSource):
 
 # -- registry ------------------------------------------------------------------------------------------------
 
-SOURCE_NAMES = ("embedded", "folder", "coverartarchive", "lastfm")
+@dataclass(frozen=True)
+class SourceOptions:
+    """What a source may need: the one HttpClient, service base URLs, the Last.fm key, the image size cap."""
+
+    http: HttpClient | None
+    caa_base_url: str
+    lastfm_base_url: str
+    lastfm_api_key: str | None
+    max_image_bytes: int
+
+    def shared_http(self, name: str) -> HttpClient:
+        if self.http is None:
+            raise ValueError(f"source {name!r} needs the shared HttpClient")
+        return self.http
+
+
+# name -> factory: the registry. A new source is one entry here; configuration orders and selects by name.
+SOURCES: dict[str, Callable[[SourceOptions], CoverSource]] = {
+    "embedded": lambda o: EmbeddedSource(),
+    "folder": lambda o: FolderSource(max_bytes=o.max_image_bytes),
+    "coverartarchive": lambda o: CoverArtArchiveSource(
+        CoverArtArchiveClient(o.shared_http("coverartarchive"), o.caa_base_url), o.max_image_bytes),
+    "lastfm": lambda o: LastfmSource(
+        LastfmClient(o.shared_http("lastfm"), o.lastfm_api_key, o.lastfm_base_url), o.max_image_bytes),
+}
+SOURCE_NAMES = tuple(SOURCES)
 
 
 def build_sources(
@@ -339,20 +365,8 @@ def build_sources(
     max_image_bytes: int = REMOTE_MAX_BYTES,
 ) -> list[CoverSource]:
     """Sources in the configured order; remote ones share the one HttpClient. Unknown names are an error."""
-    unknown = [n for n in order if n not in SOURCE_NAMES]
+    unknown = [n for n in order if n not in SOURCES]
     if unknown:
         raise ValueError(f"unknown cover source(s) {unknown}; choose from {', '.join(SOURCE_NAMES)}")
-    sources: list[CoverSource] = []
-    for name in dict.fromkeys(order):  # keep order, drop duplicates
-        if name == "embedded":
-            sources.append(EmbeddedSource())
-        elif name == "folder":
-            sources.append(FolderSource(max_bytes=max_image_bytes))
-        else:
-            if http is None:
-                raise ValueError(f"source {name!r} needs the shared HttpClient")
-            if name == "coverartarchive":
-                sources.append(CoverArtArchiveSource(CoverArtArchiveClient(http, caa_base_url), max_image_bytes))
-            else:
-                sources.append(LastfmSource(LastfmClient(http, lastfm_api_key, lastfm_base_url), max_image_bytes))
-    return sources
+    options = SourceOptions(http, caa_base_url, lastfm_base_url, lastfm_api_key, max_image_bytes)
+    return [SOURCES[name](options) for name in dict.fromkeys(order)]  # keep order, drop duplicates

@@ -290,13 +290,19 @@ def open_sources(order: Sequence[str], *, lastfm_api_key: str | None, contact: s
     """The one HttpClient (caller closes it) and the sources in the configured order, sharing it."""
     from soniquebay_assets.artwork.sources import build_sources
 
+    owned = http is None
     http = http or HttpClient(contact=contact, secrets=[lastfm_api_key] if lastfm_api_key else ())
     options: dict[str, Any] = {"http": http, "lastfm_api_key": lastfm_api_key}
     if caa_base_url:
         options["caa_base_url"] = caa_base_url
     if lastfm_base_url:
         options["lastfm_base_url"] = lastfm_base_url
-    return http, build_sources(order, **options)
+    try:
+        return http, build_sources(order, **options)
+    except BaseException:
+        if owned:  # a bad source name must not leak the client made for it
+            http.close()
+        raise
 
 
 CONTACT_SHEETS_KEPT = 20

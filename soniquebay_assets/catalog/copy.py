@@ -14,6 +14,8 @@ BATCH = 2000
 # sqlite-vec keeps its rows in shadow tables named after the vec0 table; the vec0 table itself is copied.
 _SKIPPED_PREFIXES = ("sqlite_", f"{vectors.VEC_TABLE}_")
 _SKIPPED = {"schema_migrations"}
+# Written by every open of a catalog (how it was built): copied like the rest, but never makes a target "non-empty".
+_WRITTEN_ON_OPEN = {"catalog_settings"}
 
 
 class TargetNotEmpty(RuntimeError):
@@ -114,7 +116,7 @@ def copy_catalog(source: Any, target: Any, *, force: bool = False) -> dict[str, 
     if db.table_exists(source, vectors.VEC_TABLE):
         vectors.load_extension(source)
     tables = source_tables(source)
-    existing = {name: n for name, n in target_row_counts(target, tables).items() if n}
+    existing = {name: n for name, n in target_row_counts(target, tables).items() if n and name not in _WRITTEN_ON_OPEN}
     if existing and not force:
         raise TargetNotEmpty(
             f"the target catalog already holds rows ({', '.join(f'{k}: {v}' for k, v in sorted(existing.items()))}); "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from soniquebay_assets.catalog import db
@@ -91,42 +93,41 @@ def insert_vectors(conn: Any, vectors_by_id: Sequence[tuple[int, bytes]]) -> Non
         vectors.bump_generation(conn)
 
 
-def load_fragment_cache(conn: Any, cache_path: str) -> int:
-    """Copy text-fragment embeddings kept by earlier bench runs into this catalog; returns the rows now cached."""
-    from pathlib import Path
-
-    if not Path(cache_path).exists():
-        return 0
+@contextmanager
+def _fragment_cache(conn: Any, cache_path: str) -> Iterator[None]:
+    """The bench's fragment cache file attached as `fragment_cache` for the duration, its table created."""
+    Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
     conn.execute("ATTACH DATABASE ? AS fragment_cache", (cache_path,))
     try:
-        with db.transaction(conn):
-            conn.execute(
-                "INSERT INTO embedding_fragments(fragment_key, model_name, dim, embedding)"
-                " SELECT fragment_key, model_name, dim, embedding FROM fragment_cache.embedding_fragments"
-                " WHERE true ON CONFLICT(fragment_key) DO NOTHING"
-            )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS fragment_cache.embedding_fragments ("
+            " fragment_key TEXT PRIMARY KEY, model_name TEXT NOT NULL, dim INTEGER NOT NULL, embedding BLOB NOT NULL)"
+        )
+        yield
     finally:
         conn.execute("DETACH DATABASE fragment_cache")
+
+
+def _copy_fragments(conn: Any, source: str, target: str) -> None:
+    with db.transaction(conn):
+        conn.execute(
+            f"INSERT INTO {target}.embedding_fragments(fragment_key, model_name, dim, embedding)"
+            f" SELECT fragment_key, model_name, dim, embedding FROM {source}.embedding_fragments"
+            " WHERE true ON CONFLICT(fragment_key) DO NOTHING"
+        )
+
+
+def load_fragment_cache(conn: Any, cache_path: str) -> int:
+    """Copy text-fragment embeddings kept by earlier bench runs into this catalog; returns the rows now cached."""
+    if not Path(cache_path).exists():
+        return 0
+    with _fragment_cache(conn, cache_path):
+        _copy_fragments(conn, "fragment_cache", "main")
     return conn.execute("SELECT count(*) FROM embedding_fragments").fetchone()[0]
 
 
 def save_fragment_cache(conn: Any, cache_path: str) -> int:
     """Add this catalog's text-fragment embeddings to the bench cache file; returns the rows it holds."""
-    from pathlib import Path
-
-    Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-    conn.execute("ATTACH DATABASE ? AS fragment_cache", (cache_path,))
-    try:
-        with db.transaction(conn):
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS fragment_cache.embedding_fragments ("
-                " fragment_key TEXT PRIMARY KEY, model_name TEXT NOT NULL, dim INTEGER NOT NULL, embedding BLOB NOT NULL)"
-            )
-            conn.execute(
-                "INSERT INTO fragment_cache.embedding_fragments(fragment_key, model_name, dim, embedding)"
-                " SELECT fragment_key, model_name, dim, embedding FROM main.embedding_fragments"
-                " WHERE true ON CONFLICT(fragment_key) DO NOTHING"
-            )
+    with _fragment_cache(conn, cache_path):
+        _copy_fragments(conn, "main", "fragment_cache")
         return conn.execute("SELECT count(*) FROM fragment_cache.embedding_fragments").fetchone()[0]
-    finally:
-        conn.execute("DETACH DATABASE fragment_cache")

@@ -91,6 +91,7 @@ class Deployment:
         self.logs: dict[str, Path] = {}
         self.workspace = root / "workspace.yaml"
         self._instance = None
+        self.started_at = time.monotonic()
 
     # ------------------------------------------------------------------ set-up
 

@@ -56,6 +56,7 @@ def deployment(corpus_dir, tmp_path_factory):
     shutil.copytree(corpus_dir / "converted", dep.library / "converted")
     try:
         dep.prepare()
+        dep.started_at = time.monotonic()
         dep.start_redis()
         dep.start("webserver")
         dep.start("daemon")
@@ -225,6 +226,8 @@ def test_instance_config_loads_with_the_pinned_postgres_driver(deployment, logs_
 @pytest.mark.timeout(SETTLE_S + 120)
 def test_library_is_picked_up_and_every_stage_completes_with_no_manual_step(deployment, logs_on_failure):
     state = _wait_processed(deployment)
+    print(f"\nlibrary of {len(state['tracks'])} tracks from the services' start to fully processed: "
+          f"{time.monotonic() - deployment.started_at:.0f} s")
     assert len(state["tracks"]) == len(_audio_files(deployment)) >= 10
     for kind in ("enrichment", "vectors", "covers"):
         assert state["deferred"][kind].get("done", 0) > 0 and set(state["deferred"][kind]) == {"done"}

@@ -92,6 +92,7 @@ class Deployment:
         self.workspace = root / "workspace.yaml"
         self._instance = None
         self.started_at = time.monotonic()
+        self.extra_env: dict[str, str] = {}
 
     # ------------------------------------------------------------------ set-up
 
@@ -114,6 +115,7 @@ class Deployment:
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
             **FAST_CADENCES,
             **EXTRA_ENV,
+            **self.extra_env,
         })
         return env
 

@@ -25,6 +25,7 @@ from soniquebay_assets_tests.deployment_support import (
     postgres_available,
     wait_for,
 )
+from soniquebay_assets_tests.fake_artwork_server import FakeArtworkServer, json_reply
 from soniquebay_assets_tests.proc_tree import alive, cmdline, descendants, parent_of
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow, pytest.mark.corpus]
@@ -54,6 +55,11 @@ def deployment(corpus_dir, tmp_path_factory):
     dep = Deployment(tmp_path_factory.mktemp("deployment"))
     # the library is there before the services start, as with `MUSIC_DIR=... docker compose up`
     shutil.copytree(corpus_dir / "converted", dep.library / "converted")
+    # MusicBrainz on loopback, knowing none of the albums: the online stage settles its items as unmatched
+    musicbrainz = FakeArtworkServer().start()
+    musicbrainz.routes["/ws/2/release"] = lambda query: json_reply({"count": 0, "offset": 0, "releases": []})
+    musicbrainz.routes["/ws/2/artist"] = lambda query: json_reply({"count": 0, "offset": 0, "artists": []})
+    dep.extra_env["SONIQUEBAY_MUSICBRAINZ_URL"] = musicbrainz.base_url
     try:
         dep.prepare()
         dep.started_at = time.monotonic()
@@ -70,6 +76,7 @@ def deployment(corpus_dir, tmp_path_factory):
         raise
     finally:
         dep.close()
+        musicbrainz.stop()
 
 
 @pytest.fixture()

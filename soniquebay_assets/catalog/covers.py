@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from soniquebay_assets.catalog import negative_cache
+
 ENTITY_TYPES = ("album", "artist")
 
 
@@ -115,16 +117,8 @@ def cached_misses(conn: Any, entity_type: str, entity_ids: Iterable[int]) -> dic
 
 def record_miss(conn: Any, entity_type: str, entity_id: int, source: str, *, kind: str, reason: str,
                 now: str, expires_at: str) -> None:
-    conn.execute(
-        """
-        INSERT INTO cover_misses(entity_type, entity_id, source, kind, reason, attempts, checked_at, expires_at)
-        VALUES (?, ?, ?, ?, ?, 1, ?, ?)
-        ON CONFLICT(entity_type, entity_id, source) DO UPDATE SET
-            kind = excluded.kind, reason = excluded.reason, attempts = cover_misses.attempts + 1,
-            checked_at = excluded.checked_at, expires_at = excluded.expires_at
-        """,
-        (entity_type, entity_id, source, kind, reason, now, expires_at),
-    )
+    negative_cache.record_miss(conn, "cover_misses", entity_type, entity_id, source, kind=kind, reason=reason,
+                               now=now, expires_at=expires_at)
 
 
 def clear_misses(conn: Any, entity_type: str, entity_id: int) -> None:

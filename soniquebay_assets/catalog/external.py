@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from soniquebay_assets.catalog import negative_cache
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
 MATCH_STATUSES = ("tagged", "matched", "candidates", "unmatched", "pending")
@@ -265,16 +266,8 @@ def miss_attempts(conn: Any, entity_type: str, entity_id: int, source: str) -> i
 
 def record_miss(conn: Any, entity_type: str, entity_id: int, source: str, *, kind: str, reason: str,
                 now: str, expires_at: str) -> None:
-    conn.execute(
-        """
-        INSERT INTO external_misses(entity_type, entity_id, source, kind, reason, attempts, checked_at, expires_at)
-        VALUES (?, ?, ?, ?, ?, 1, ?, ?)
-        ON CONFLICT (entity_type, entity_id, source) DO UPDATE SET
-            kind = excluded.kind, reason = excluded.reason, attempts = external_misses.attempts + 1,
-            checked_at = excluded.checked_at, expires_at = excluded.expires_at
-        """,
-        (entity_type, entity_id, source, kind, reason, now, expires_at),
-    )
+    negative_cache.record_miss(conn, "external_misses", entity_type, entity_id, source, kind=kind, reason=reason,
+                               now=now, expires_at=expires_at)
 
 
 def clear_miss(conn: Any, entity_type: str, entity_id: int, source: str) -> None:

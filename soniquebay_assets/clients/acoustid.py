@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from soniquebay_assets.clients.http import HttpClient, HttpError
+from soniquebay_assets.clients.http import HttpClient, HttpError, KeyedServiceClient
 
 SERVICE = "acoustid"
 RATE_PER_S = 3.0  # the documented limit per application key
@@ -13,20 +13,13 @@ DEFAULT_BASE_URL = "https://api.acoustid.org"
 ERROR_REASONS = {4: "auth", 5: "auth", 14: "rate_limited", 3: "bad_request", 8: "bad_request", 9: "bad_request"}
 
 
-class AcoustidClient:
+class AcoustidClient(KeyedServiceClient):
     """Looks a fingerprint up; the key goes in the `client` parameter and is redacted everywhere."""
 
-    def __init__(self, http: HttpClient, api_key: str | None, base_url: str = DEFAULT_BASE_URL):
-        self.http = http
-        self.api_key = (api_key or "").strip() or None
-        self.base_url = base_url.rstrip("/")
-        http.set_service_rate(SERVICE, RATE_PER_S)
-        if self.api_key:
-            http.add_secret(self.api_key)
+    SERVICE, RATE_PER_S = SERVICE, RATE_PER_S
 
-    @property
-    def enabled(self) -> bool:
-        return self.api_key is not None
+    def __init__(self, http: HttpClient, api_key: str | None, base_url: str = DEFAULT_BASE_URL):
+        super().__init__(http, api_key, base_url.rstrip("/"))
 
     def lookup(self, fingerprint: str, duration_s: float) -> list[dict[str, Any]]:
         """Results best first: each {id, score, recordings: [{id, title, artists: [{id, name}]}]}."""

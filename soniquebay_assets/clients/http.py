@@ -370,3 +370,23 @@ def parse_retry_after(value: str | None, now_wall: float) -> float | None:
     if parsed is None:
         return None
     return max(0.0, parsed.timestamp() - now_wall)
+
+
+class KeyedServiceClient:
+    """Base of the clients of services that take an API key: the shared HttpClient paced for the service, the key
+    redacted everywhere; `enabled` only with a key. Subclasses set SERVICE and RATE_PER_S."""
+
+    SERVICE = ""
+    RATE_PER_S = 1.0
+
+    def __init__(self, http: HttpClient, api_key: str | None, base_url: str):
+        self.http = http
+        self.api_key = (api_key or "").strip() or None
+        self.base_url = base_url
+        http.set_service_rate(self.SERVICE, self.RATE_PER_S)
+        if self.api_key:
+            http.add_secret(self.api_key)
+
+    @property
+    def enabled(self) -> bool:
+        return self.api_key is not None

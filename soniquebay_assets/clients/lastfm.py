@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from html import unescape
 
-from soniquebay_assets.clients.http import HttpClient, HttpError, HttpResponse
+from soniquebay_assets.clients.http import HttpClient, HttpError, HttpResponse, KeyedServiceClient
 
 DEFAULT_BASE_URL = "https://ws.audioscrobbler.com/2.0/"
 # Largest first; Last.fm lists the same picture at several sizes.
@@ -63,20 +63,13 @@ def _names(block: object, key: str) -> list[str]:
     return out
 
 
-class LastfmClient:
+class LastfmClient(KeyedServiceClient):
     """Looks up album and artist images. The key is sent as a query parameter and redacted everywhere."""
 
-    def __init__(self, http: HttpClient, api_key: str | None, base_url: str = DEFAULT_BASE_URL):
-        self.http = http
-        self.api_key = (api_key or "").strip() or None
-        self.base_url = base_url
-        http.set_service_rate(SERVICE, RATE_PER_S)
-        if self.api_key:
-            http.add_secret(self.api_key)
+    SERVICE, RATE_PER_S = SERVICE, RATE_PER_S
 
-    @property
-    def enabled(self) -> bool:
-        return self.api_key is not None
+    def __init__(self, http: HttpClient, api_key: str | None, base_url: str = DEFAULT_BASE_URL):
+        super().__init__(http, api_key, base_url)
 
     def album_images(self, artist: str, album: str, mbid: str | None = None) -> list[LastfmImage]:
         params = {"method": "album.getinfo", "artist": artist, "album": album, "autocorrect": "1"}

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from soniquebay_assets.catalog import negative_cache
+from soniquebay_assets.catalog.entities import artists_in_shards_cte
 
 ENTITY_TYPES = ("album", "artist")
 
@@ -61,14 +62,7 @@ def artists_without_image(conn: Any, shards: Sequence[str]) -> list[dict[str, An
         return []
     marks = _placeholders(shards)
     rows = conn.execute(
-        f"""
-        WITH present AS (
-            SELECT ta.artist_id FROM track_artists ta JOIN tracks t ON t.track_id = ta.track_id
-            WHERE t.shard IN ({marks})
-            UNION
-            SELECT aa.artist_id FROM album_artists aa JOIN tracks t ON t.album_id = aa.album_id
-            WHERE t.shard IN ({marks})
-        )
+        artists_in_shards_cte(marks) + """
         SELECT ar.artist_id, ar.name, ar.name_key, ar.musicbrainz_artist_id, ar.created_at,
                (SELECT COUNT(*) FROM track_artists ta WHERE ta.artist_id = ar.artist_id) AS track_count
         FROM artists ar JOIN present p ON p.artist_id = ar.artist_id

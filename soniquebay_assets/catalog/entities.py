@@ -284,3 +284,16 @@ def delete_orphans(conn: Any) -> dict[str, int]:
         "DELETE FROM genres WHERE NOT EXISTS (SELECT 1 FROM track_genres tg WHERE tg.genre_id = genres.genre_id)"
     ).rowcount
     return removed
+
+
+def artists_in_shards_cte(marks: str) -> str:
+    """`WITH present AS (...)`: artists credited on a track, or heading an album, of the shards bound twice to
+    `marks` (a list of `?`); later stages select their artists from it."""
+    return f"""
+        WITH present AS (
+            SELECT ta.artist_id FROM track_artists ta JOIN tracks t ON t.track_id = ta.track_id
+            WHERE t.shard IN ({marks})
+            UNION
+            SELECT aa.artist_id FROM album_artists aa JOIN tracks t ON t.album_id = aa.album_id
+            WHERE t.shard IN ({marks})
+        )"""

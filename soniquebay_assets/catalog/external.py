@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from soniquebay_assets.catalog import negative_cache
+from soniquebay_assets.catalog.entities import artists_in_shards_cte
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
 MATCH_STATUSES = ("tagged", "matched", "candidates", "unmatched", "pending")
@@ -72,14 +73,7 @@ def artists_to_lookup(conn: Any, shards: Sequence[str], now: str, sources: Seque
         return []
     marks = _marks(shards)
     rows = conn.execute(
-        f"""
-        WITH present AS (
-            SELECT ta.artist_id FROM track_artists ta JOIN tracks t ON t.track_id = ta.track_id
-            WHERE t.shard IN ({marks})
-            UNION
-            SELECT aa.artist_id FROM album_artists aa JOIN tracks t ON t.album_id = aa.album_id
-            WHERE t.shard IN ({marks})
-        )
+        artists_in_shards_cte(marks) + f"""
         SELECT ar.artist_id, ar.name, ar.musicbrainz_artist_id,
                (SELECT MIN(t.shard) FROM track_artists ta JOIN tracks t ON t.track_id = ta.track_id
                 WHERE ta.artist_id = ar.artist_id AND t.shard IN ({marks})) AS shard

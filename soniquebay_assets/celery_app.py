@@ -73,10 +73,10 @@ _started_at: dict[str, tuple[float, str]] = {}
 
 def _step_label(task: Any, args: Any, kwargs: Any) -> tuple[str, str]:
     """(`[WORKER_*]` prefix of the queue the task came from, "step KEY of run ID") for one execute_plan task."""
-    from soniquebay_assets.logging_prefixes import PREFIX_BY_QUEUE
+    from soniquebay_assets.logging_prefixes import queue_prefix
 
     queue = ((getattr(task.request, "delivery_info", None) or {}).get("routing_key")) or "?"
-    prefix = PREFIX_BY_QUEUE.get(queue, f"[{queue.upper()}]")
+    prefix = queue_prefix(queue)
     # dagster-celery sends the step as keyword arguments (serdes-packed ExecuteStepArgs)
     packed = (kwargs or {}).get("execute_step_args_packed") or (args[0] if args else {})
     if not isinstance(packed, dict):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from soniquebay_assets import queues
-
 DEFERRED_KINDS = ("enrichment", "vectors", "covers")
 
-PREFIX_BY_QUEUE = {queue: f"[{queue.upper()}]" for queue in queues.ALL_QUEUES}
+
+def queue_prefix(queue: str) -> str:
+    """`[WORKER_SCAN]` for worker_scan: the prefix of every log line about a step of that queue."""
+    return f"[{queue.upper()}]"
+
+
 PREFIX_BY_DEFERRED_KIND = {kind: f"[WORKER_DEFERRED_{kind.upper()}]" for kind in DEFERRED_KINDS}
 DEFERRED_QUEUE = "[DEFERRED_QUEUE]"

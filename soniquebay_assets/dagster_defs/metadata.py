@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 
 from dagster import MetadataValue
 
+from soniquebay_assets.logging_prefixes import queue_prefix
+
 
 def md_table(counts: Mapping[str, int | float], key: str = "reason", value: str = "count") -> MetadataValue:
     if not counts:
@@ -23,7 +25,7 @@ def shard_summary(shards: Sequence[str]) -> str:
 
 def log_prefix(queue: str) -> str:
     """`[WORKER_SCAN]` style prefix for structured logs."""
-    return f"[{queue.upper()}]"
+    return queue_prefix(queue)
 
 
 def describe_each_shard(context, catalog) -> None:

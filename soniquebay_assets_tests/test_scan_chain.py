@@ -222,12 +222,12 @@ def test_unreadable_file_is_recorded_with_permission_reason(make_audio):
 def _read_as_nobody(path: str, size: int, queue) -> None:
     import pwd
 
-    from soniquebay_assets.pipeline.tag_worker import read_chunk
+    from soniquebay_assets.pipeline.tag_worker import read_file
 
     nobody = pwd.getpwnam("nobody")
     os.setgid(nobody.pw_gid)
     os.setuid(nobody.pw_uid)
-    queue.put(read_chunk([(1, path, None, os.path.dirname(path), size)])[0])
+    queue.put(read_file((1, path, None, os.path.dirname(path), size)))
 
 
 def _write_long_wav(path: Path, seconds: int, sr: int = 8000) -> None:

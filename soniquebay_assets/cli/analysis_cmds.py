@@ -134,9 +134,10 @@ def run_eval(args: argparse.Namespace) -> int:
         outcomes = {item.path: peer.get(str(Path(item.path).resolve()), peer.get(Path(item.path).name, missing))
                     for item in items}
     else:
-        from soniquebay_assets.pipeline.enrich import _run
+        from soniquebay_assets.pipeline.enrich import analyze_tracks
 
-        outcomes = {item.path: outcome["values"] for item, outcome in _run(items, args.workers, _numba_cache())}
+        outcomes = {item.path: outcome["values"]
+                    for item, outcome in analyze_tracks(items, args.workers, _numba_cache())}
     rows, pairs = [], []
     for item in items:
         values = outcomes[item.path]

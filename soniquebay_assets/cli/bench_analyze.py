@@ -63,18 +63,15 @@ def measure(paths: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from soniquebay_assets.pipeline.enrich import _init_worker
+    from soniquebay_assets.library.process_pool import process_pool
+    from soniquebay_assets.pipeline.enrich import init_analysis_worker
     from soniquebay_assets.settings import DataDir
 
     work = Path(tempfile.mkdtemp(prefix="soniquebay-bench-analyze-", dir=args.workdir))
     try:
         paths = build_tracks(work, args.tracks, args.minutes)
-        # a spawned worker like the enrichment pool's, so its peak RSS is a worker's, not the generator's
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                 initargs=(str(DataDir().numba_cache),)) as pool:
+        # a worker like the enrichment pool's, so its peak RSS is a worker's, not the generator's
+        with process_pool(1, init_analysis_worker, (str(DataDir().numba_cache),)) as pool:
             m = pool.submit(measure, [str(p) for p in paths]).result()
     finally:
         shutil.rmtree(work, ignore_errors=True)

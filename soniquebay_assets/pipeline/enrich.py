@@ -6,12 +6,9 @@ per batch, so a crash loses at most one batch and a re-run never duplicates (ups
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +17,12 @@ from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
 from soniquebay_assets.domain.genres import merge_genres, mood_tags, normalize_genres
-from soniquebay_assets.library.process_guard import exit_with_owner
+from soniquebay_assets.library.process_pool import WorkerFailure, pool_map
 from soniquebay_assets.pipeline import progress
 from soniquebay_assets.settings import DataDir
 
 BATCH_SIZE = 50
-# Below this many tracks a pool costs more (spawn + imports, ~1 s per worker) than it saves.
+# Below this many tracks a pool costs more (a worker's start + imports, ~1 s) than it saves.
 MIN_TRACKS_FOR_POOL = 4
 
 
@@ -66,19 +63,17 @@ def _since(started: float) -> float:
     return round(time.perf_counter() - started, 4)
 
 
-def _init_worker(numba_cache: str, owner_pid: int | None = None) -> None:
-    """Runs first in each worker: librosa/numba (if ever imported) must find a persistent JIT cache; a pool
-    worker ends with the process that owns the pool."""
-    if owner_pid is not None:
-        exit_with_owner(owner_pid)
+def analyze_job(job: tuple[str, float | None]) -> dict[str, Any]:
+    """analyze_file for one (path, duration hint) pair: the form a process pool hands over."""
+    return analyze_file(*job)
+
+
+def init_analysis_worker(numba_cache: str) -> None:
+    """Runs first in each worker: librosa/numba (if ever imported) must find a persistent JIT cache."""
     os.environ.setdefault("NUMBA_CACHE_DIR", numba_cache)
     # one BLAS/FFT thread per worker: the pool already uses every core
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | str | None = None,
@@ -104,7 +99,7 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
             _write_batch(conn, pending)
             pending.clear()
 
-    for track, outcome in _run(todo, workers, str(numba_cache)):
+    for track, outcome in analyze_tracks(todo, workers, str(numba_cache)):
         values = outcome["values"]
         status = values.get("status", "error")
         stats["ok" if status == "ok" else "partial" if status == "partial" else "failed"] += 1
@@ -172,51 +167,11 @@ def merged_normalized_genres(conn: Any, shards: list[str]) -> tuple[dict[int, li
     return merged, added
 
 
-def _pool_starts(pool: ProcessPoolExecutor) -> bool:
-    """A trivial task tells a pool that cannot start apart from a file that crashes a worker."""
-    try:
-        pool.submit(os.getpid).result(timeout=120)
-        return True
-    except Exception:
-        return False
-
-
-def _run(todo: list, workers: int | None, numba_cache: str):
-    """Yield (track, outcome) as results arrive: in-process for tiny jobs, else a spawn-based process pool."""
-    workers = workers or default_workers()
-    if workers <= 1 or len(todo) < MIN_TRACKS_FOR_POOL:
-        _init_worker(numba_cache)
-        for track in todo:
-            yield track, analyze_file(track.path, track.duration_s)
-        return
-    remaining = list(todo)
-    for attempt in range(2):  # a worker that dies (native crash, OOM) breaks the pool: retry the rest once
-        crashed: list = []
-        # spawn, not fork: the parent may be a Dagster process with threads and an open SQLite connection
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(remaining)), mp_context=context,
-                                 initializer=_init_worker, initargs=(numba_cache, os.getpid())) as pool:
-            if not _pool_starts(pool):  # e.g. spawn cannot re-import a `python -` main: work in-process
-                _init_worker(numba_cache)
-                for track in remaining:
-                    yield track, analyze_file(track.path, track.duration_s)
-                return
-            futures = {pool.submit(analyze_file, t.path, t.duration_s): t for t in remaining}
-            for future in as_completed(futures):
-                track = futures[future]
-                try:
-                    yield track, future.result()
-                except BrokenProcessPool:
-                    crashed.append(track)
-                except Exception as exc:
-                    yield track, {"values": {"status": "error", "error": f"{type(exc).__name__}: {exc}"},
-                                  "reason": "worker_error"}
-        if not crashed:
-            return
-        remaining = crashed
-        if attempt == 1 or len(crashed) == 1:
-            for track in crashed:
-                yield track, {"values": {"status": "error",
-                                         "error": "the analysis worker process died on this file"},
-                              "reason": "worker_crashed"}
-            return
+def analyze_tracks(todo: list, workers: int | None, numba_cache: str):
+    """Yield (track, outcome) as results arrive; a track whose worker raised or died gets status 'error'."""
+    jobs = [(track.path, track.duration_s) for track in todo]
+    for index, outcome in pool_map(analyze_job, jobs, workers=workers, min_items=MIN_TRACKS_FOR_POOL,
+                                   initializer=init_analysis_worker, initargs=(numba_cache,)):
+        if isinstance(outcome, WorkerFailure):
+            outcome = {"values": {"status": "error", "error": outcome.detail}, "reason": outcome.reason}
+        yield todo[index], outcome

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +16,7 @@ from soniquebay_assets.catalog import deferred, entities, inventory, snapshots
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
 from soniquebay_assets.domain.tag_model import TagRecord
-from soniquebay_assets.library.process_guard import exit_with_owner
+from soniquebay_assets.library.process_pool import WorkerFailure, pool_map
 from soniquebay_assets.library.walker import (
     FoundFile,
     WalkProblem,
@@ -244,7 +241,7 @@ class ExtractStats:
 
 def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = None) -> ExtractStats:
     """Read tags of every new or changed file in these shards; bad files become recorded errors."""
-    from soniquebay_assets.pipeline.tag_worker import read_chunk
+    from soniquebay_assets.pipeline.tag_worker import read_file
 
     started = time.perf_counter()
     todo = inventory.files_to_extract(conn, shards)
@@ -253,7 +250,6 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
     path_of = {row[0]: row[1] for row in todo}
     items = [(fid, path, raw, root, size) for fid, path, raw, _shard, size, root in todo]
     had_errors = inventory.error_paths(conn, "extract", shards) if todo else set()
-    chunks = [items[i:i + EXTRACT_CHUNK] for i in range(0, len(items), EXTRACT_CHUNK)]
     reasons: Counter[str] = Counter()
     formats: Counter[str] = Counter()
     quality_sum = 0.0
@@ -281,16 +277,17 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
         stats.errors += len(failed)
         progress.report("tags", stats.read, len(items))
 
-    workers = workers or os.cpu_count() or 1
-    if len(items) < PARALLEL_THRESHOLD or workers == 1:
-        for chunk in chunks:
-            write(read_chunk(chunk))
-    else:
-        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with_owner,
-                                 initargs=(os.getpid(),)) as pool:
-            for results in pool.map(read_chunk, chunks):
-                write(results)
+    batch: list[tuple] = []
+    for index, result in pool_map(read_file, items, workers=workers, min_items=PARALLEL_THRESHOLD,
+                                  chunk_size=EXTRACT_CHUNK):
+        if isinstance(result, WorkerFailure):
+            result = (items[index][0], False, result.reason, result.detail, None, None)
+        batch.append(result)
+        if len(batch) >= EXTRACT_CHUNK:
+            write(batch)
+            batch = []
+    if batch:
+        write(batch)
     stats.errors_by_reason = dict(reasons)
     stats.formats = dict(formats)
     stats.mean_quality = round(quality_sum / stats.ok, 3) if stats.ok else None

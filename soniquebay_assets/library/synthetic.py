@@ -6,10 +6,11 @@ import os
 import random
 import shutil
 import subprocess
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from soniquebay_assets.library.process_pool import default_workers, process_pool
 
 GENRES = ["Rock", "Jazz", "Electronic", "Hip Hop", "Classical", "Folk", "Ambient", "Metal", "Pop", "Soul"]
 WORDS = ("river night echo glass summer engine static velvet north paper signal golden quiet neon harbor "
@@ -76,7 +77,7 @@ def write_realistic_templates(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     formats = [f for f in REALISTIC_FORMATS if f != ".m4a" or shutil.which("ffmpeg")]
     jobs = [(folder / f"template{int(s)}{ext}", s) for ext in formats for s in REALISTIC_SECONDS]
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with process_pool(default_workers()) as pool:
         list(pool.map(_write_template_job, jobs))
     return {f"{path.suffix}@{int(seconds)}": path for path, seconds in jobs}
 
@@ -147,7 +148,7 @@ def build_library(root: Path, n_files: int, *, workers: int | None = None, seed:
     chunks = [specs[i:i + 500] for i in range(0, len(specs), 500)]
     jobs = [(str(root), {k: str(v) for k, v in templates.items()}, chunk) for chunk in chunks]
     if len(chunks) > 1 and (workers or os.cpu_count() or 1) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers or default_workers()) as pool:
             list(pool.map(_write_chunk, jobs))
     else:
         for job in jobs:

@@ -144,29 +144,29 @@ def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data
     try:
         shards = _shards(conn)
         first = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=2)  # 5 tracks: the process pool
-        assert first["analyzed"] == 5 and first["failed"] == 1
-        assert enrich.enrich_shards(conn, shards, data_dir=data_dir)["analyzed"] == 0
+        assert first.analyzed == 5 and first.failed == 1
+        assert enrich.enrich_shards(conn, shards, data_dir=data_dir).analyzed == 0
         assert (data_dir / "cache" / "numba").is_dir()
 
         # audio changed since the analysis: only that track again
         conn.execute("UPDATE tracks SET audio_changed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
                      "WHERE path LIKE '%drums.ogg'")
         changed = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
-        assert changed["analyzed"] == 1 and changed["skipped"] == 4
+        assert changed.analyzed == 1 and changed.skipped == 4
 
         # a version bump does not re-run silently, only on request
         monkeypatch.setattr(enrich, "ANALYSIS_VERSION", enrich.ANALYSIS_VERSION + 1)
         pending = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
-        assert pending["analyzed"] == 0 and pending["outdated_version"] == 5
+        assert pending.analyzed == 0 and pending.outdated_version == 5
         forced = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1, force_version=True)
-        assert forced["analyzed"] == 5
+        assert forced.analyzed == 5
         versions = {r[0] for r in conn.execute("SELECT analysis_version FROM track_analysis")}
-        assert versions == {enrich.ANALYSIS_VERSION} and forced["outdated_version"] == 0
+        assert versions == {enrich.ANALYSIS_VERSION} and forced.outdated_version == 0
 
         # failed tracks stay failed (no retry storm) unless asked
-        assert enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)["analyzed"] == 0
+        assert enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1).analyzed == 0
         retried = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1, retry_errors=True)
-        assert retried["analyzed"] == retried["failed"] == 1
+        assert retried.analyzed == retried.failed == 1
         # deleting a track cascades to its analysis
         conn.execute("DELETE FROM tracks WHERE path LIKE '%song.flac'")
         assert conn.execute("SELECT COUNT(*) FROM track_analysis").fetchone()[0] == 4

@@ -56,7 +56,7 @@ def test_vector_work_is_not_due_while_its_analysis_is_to_do(conn):
 def test_text_only_vector_beside_finished_analysis_fails_the_check_and_is_repaired(conn):
     ids = _tracks(conn)
     stats = vz.vectorize_shards(conn, ["00", "01"])  # built before any analysis: text-only
-    assert stats["text_only"] == 3
+    assert stats.text_only == 3
     assert vz.validate_vectors(conn)["ok"]  # no analysis yet: text-only is all there is
 
     for i, title in enumerate(("First", "Second", "Third")):
@@ -68,7 +68,7 @@ def test_text_only_vector_beside_finished_analysis_fails_the_check_and_is_repair
 
     # the next vectors run, here for shard 01 only, rebuilds shard 00's stale vectors too
     stats = vz.vectorize_shards(conn, ["01"])
-    assert stats["repaired_text_only"] == 3 and stats["text_only"] == 0
+    assert stats.repaired_text_only == 3 and stats.text_only == 0
     report = vz.validate_vectors(conn)
     assert report["ok"] and report["text_only"] == 0 and report["text_only_with_analysis"] == 0
     assert check_result(report).passed
@@ -92,5 +92,5 @@ def test_repair_reaches_shards_outside_the_run_when_the_scaler_stays(conn):
     assert vz.validate_vectors(conn)["text_only_with_analysis"] == 1
 
     stats = vz.vectorize_shards(conn, ["01"])  # nothing of its own to do
-    assert not stats["scaler_refit"] and stats["repaired_text_only"] == 1 and stats["vectorized"] == 1
+    assert not stats.scaler_refit and stats.repaired_text_only == 1 and stats.vectorized == 1
     assert vz.validate_vectors(conn)["ok"]

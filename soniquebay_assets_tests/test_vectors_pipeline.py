@@ -45,10 +45,10 @@ def _library(conn):
 def test_first_run_vectorizes_and_flags_text_only(conn, catalog_target):
     ids = _library(conn)
     stats = vz.vectorize_shards(conn, ["00", "01", "02"])
-    assert stats["vectorized"] == 7 and stats["failed"] == 0 and stats["rebuilt"]
-    assert stats["text_only"] == 2
-    assert stats["sqlite_driver"] == ("postgresql" if isinstance(catalog_target, str) else db.detect_driver().name)
-    assert stats["model"] == embedder.DEFAULT_MODEL and stats["dim"] == 384 + len(et.FEATURE_NAMES)
+    assert stats.vectorized == 7 and stats.failed == 0 and stats.rebuilt
+    assert stats.text_only == 2
+    assert stats.sqlite_driver == ("postgresql" if isinstance(catalog_target, str) else db.detect_driver().name)
+    assert stats.model == embedder.DEFAULT_MODEL and stats.dim == 384 + len(et.FEATURE_NAMES)
     flags = dict(conn.execute("SELECT track_id, text_only FROM track_vectors").fetchall())
     assert flags[ids["One More Time"]] == 1 and flags[ids["Escape"]] == 0
     daft = vectors.get_vector(conn, ids["One More Time"])
@@ -56,30 +56,30 @@ def test_first_run_vectorizes_and_flags_text_only(conn, catalog_target):
     report = vz.validate_vectors(conn)
     assert report["ok"] and report["missing"] == 0 and report["text_only"] == 2
     settings = conn.execute("SELECT model_name, dim, weights FROM vector_settings").fetchone()
-    assert settings[0] == embedder.DEFAULT_MODEL and settings[1] == stats["dim"] and '"audio": 0.5' in settings[2]
+    assert settings[0] == embedder.DEFAULT_MODEL and settings[1] == stats.dim and '"audio": 0.5' in settings[2]
 
 
 def test_only_changed_inputs_are_re_embedded(conn):
     ids = _library(conn)
     vz.vectorize_shards(conn, ["00", "01", "02"])
     again = vz.vectorize_shards(conn, ["00", "01", "02"])
-    assert again["vectorized"] == 0 and again["unchanged"] == 7 and again["fragments_encoded"] == 0
+    assert again.vectorized == 0 and again.unchanged == 7 and again.fragments_encoded == 0
     before = {t: vectors.get_vector(conn, ids[t]) for t in ("Escape", "Digital Love")}
 
     vs.set_title(conn, ids["Escape"], "Trapped Under Ice")  # a tag change: one new title to embed
     changed = vz.vectorize_shards(conn, ["00"])
-    assert changed["vectorized"] == 1 and changed["unchanged"] == 2 and changed["fragments_encoded"] == 1
+    assert changed.vectorized == 1 and changed.unchanged == 2 and changed.fragments_encoded == 1
     assert not np.array_equal(vectors.get_vector(conn, ids["Escape"]), before["Escape"])
 
     vs.add_analysis(conn, ids["Digital Love"], bpm=125.0, key="A", mode="major", mood_happy=0.8)  # features arrive
     featured = vz.vectorize_shards(conn, ["02"])
     # one more analysed track on a small catalog refits the scaler: every audio block is re-derived,
     # also in shards not asked for, so all vectors share one scaler version (their text blocks are reused)
-    assert featured["scaler_refit"] and featured["scope"] == "all"
-    assert featured["vectorized"] == 6 and featured["text_reused"] == 5
-    assert featured["fragments_encoded"] == 3  # only Digital Love's new mood, tempo and key words
+    assert featured.scaler_refit and featured.scope == "all"
+    assert featured.vectorized == 6 and featured.text_reused == 5
+    assert featured.fragments_encoded == 3  # only Digital Love's new mood, tempo and key words
     versions = conn.execute("SELECT DISTINCT scaler_version FROM track_vectors WHERE text_only = 0").fetchall()
-    assert [v[0] for v in versions] == [featured["scaler_version"]]
+    assert [v[0] for v in versions] == [featured.scaler_version]
     row = conn.execute("SELECT text_only, scaler_version FROM track_vectors WHERE track_id = ?", (ids["Digital Love"],)).fetchone()
     assert row[0] == 0 and row[1] is not None
     assert not np.array_equal(vectors.get_vector(conn, ids["Digital Love"]), before["Digital Love"])
@@ -90,13 +90,13 @@ def test_weights_change_rebuilds_without_re_embedding(conn):
     vz.vectorize_shards(conn, ["00", "01", "02"])
     old = vectors.get_vector(conn, ids["Escape"])
     stats = vz.vectorize_shards(conn, ["00", "01", "02"], weights={"text": 1.0, "audio": 1.5})
-    assert stats["rebuilt"] and stats["vectorized"] == 7
-    assert stats["fragments_encoded"] == 0  # cached text fragments reused
+    assert stats.rebuilt and stats.vectorized == 7
+    assert stats.fragments_encoded == 0  # cached text fragments reused
     new = vectors.get_vector(conn, ids["Escape"])
     assert np.linalg.norm(new[384:]) > np.linalg.norm(old[384:])
     assert vz.validate_vectors(conn)["ok"]
     rebuilt = vz.rebuild_index(conn)
-    assert rebuilt["rebuilt"] and rebuilt["vectorized"] == 7 and rebuilt["weights"] == {"text": 1.0, "audio": 1.5}
+    assert rebuilt.rebuilt and rebuilt.vectorized == 7 and rebuilt.weights == {"text": 1.0, "audio": 1.5}
 
 
 def test_deleted_tracks_leave_no_vectors(conn):
@@ -105,7 +105,7 @@ def test_deleted_tracks_leave_no_vectors(conn):
     with db.transaction(conn):
         conn.execute("DELETE FROM files WHERE path LIKE '/lib/Discovery/%'")
     stats = vz.vectorize_shards(conn, ["02"])
-    assert stats["orphans_removed"] == 2
+    assert stats.orphans_removed == 2
     assert vectors.get_vector(conn, ids["One More Time"]) is None
     assert vz.validate_vectors(conn)["ok"]
 
@@ -116,7 +116,7 @@ def test_bad_input_tracks_all_get_valid_vectors(conn):
     russian = vs.add_track(conn, "/lib/x/ru.flac", title="Группа крови", artists=["Кино"], album="Группа крови")
     huge = vs.add_track(conn, "/lib/x/huge.flac", title="la " * 3400, artists=["A" * 10_000], album="B")
     stats = vz.vectorize_shards(conn, None)
-    assert stats["vectorized"] == 4 and stats["failed"] == 0
+    assert stats.vectorized == 4 and stats.failed == 0
     texts = dict(conn.execute("SELECT track_id, embedded_text FROM track_vectors").fetchall())
     assert texts[empty] == f"Title: {et.EMPTY_TRACK_TEXT}."
     assert "夜に駆ける" in texts[japanese] and "Группа крови" in texts[russian]

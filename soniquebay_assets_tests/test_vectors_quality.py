@@ -27,7 +27,7 @@ def corpus_catalog(corpus_dir, tmp_path_factory):
 
 def test_corpus_vectors_are_valid(corpus_catalog):
     conn, stats = corpus_catalog
-    assert stats["vectorized"] >= 300 and stats["failed"] == 0
+    assert stats.vectorized >= 300 and stats.failed == 0
     report = vz.validate_vectors(conn)
     assert report["ok"] and report["missing"] == 0, report
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from soniquebay_assets.catalog.inventory import NOW, clear_errors, record_errors
+from soniquebay_assets.catalog.inventory import NOW, clear_errors
 
 ENRICH_STAGE = "enrich"
 
@@ -82,12 +82,6 @@ def save_analyses(conn: Any, rows: Sequence[tuple[int, int, Mapping[str, Any]]])
     )
     conn.executemany(sql, [(tid, version, *(values.get(c) for c in ANALYSIS_COLUMNS), tid)
                            for tid, version, values in rows])
-
-
-def record_enrich_errors(conn: Any, errors: Sequence[tuple[str, str, str, str | None, str]]) -> None:
-    """errors: (path, reason, detail, shard, severity) into scan_errors with stage 'enrich'
-    (severity 'warning' for partial results, 'error' for nothing measured)."""
-    record_errors(conn, [(p, ENRICH_STAGE, r, d, s, sev) for p, r, d, s, sev in errors])
 
 
 def clear_enrich_errors(conn: Any, paths: Iterable[str]) -> None:

@@ -103,13 +103,26 @@ def delete_files(conn: Any, file_ids: Iterable[int]) -> int:
     return len(ids)
 
 
-def record_errors(conn: Any, errors: Sequence[tuple[str, str, str, str, str | None, str]]) -> None:
-    """errors: (path, stage, reason, detail, shard, severity); one row per (path, stage), counting repeats."""
+@dataclass(frozen=True)
+class ErrorRecord:
+    """One per-file problem of a stage: a short stable `reason` (the UI counts by it), a `detail` saying what to
+    do; severity 'warning' when the file still got a (partial) result."""
+
+    path: str
+    stage: str
+    reason: str
+    detail: str
+    shard: str | None = None
+    severity: str = "error"
+
+
+def record_errors(conn: Any, errors: Sequence[ErrorRecord]) -> None:
+    """One scan_errors row per (path, stage), counting repeats."""
     conn.executemany(
         "INSERT INTO scan_errors(path, stage, reason, detail, shard, severity) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(path, stage) DO UPDATE SET reason = excluded.reason, detail = excluded.detail, "
         f"shard = excluded.shard, severity = excluded.severity, occurrences = scan_errors.occurrences + 1, last_seen = {NOW}",
-        errors,
+        [(e.path, e.stage, e.reason, e.detail, e.shard, e.severity) for e in errors],
     )
 
 

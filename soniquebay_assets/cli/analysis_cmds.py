@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -204,5 +205,5 @@ def run_enrich(args: argparse.Namespace) -> int:
                               force_version=args.force_version, retry_errors=args.retry_errors)
     finally:
         conn.close()
-    print_json(stats)
+    print_json(asdict(stats))
     return 0

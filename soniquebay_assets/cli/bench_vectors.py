@@ -86,12 +86,12 @@ def run(args: argparse.Namespace) -> dict:
         stats = vz.vectorize_shards(conn, None, model=args.model)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         result["embedding"] = {
-            "tracks": stats["vectorized"], "seconds": round(seconds, 2),
-            "tracks_per_second": round(stats["vectorized"] / seconds, 1),
+            "tracks": stats.vectorized, "seconds": round(seconds, 2),
+            "tracks_per_second": round(stats.vectorized / seconds, 1),
             # CPU time of this process: what the stage costs on cores it does not share with other jobs
-            "tracks_per_cpu_second": round(stats["vectorized"] / cpu_seconds, 1) if cpu_seconds else None,
-            "texts_embedded": stats["fragments_encoded"],
-            "texts_per_second": round(stats["fragments_encoded"] / stats["encode_seconds"], 1) if stats["encode_seconds"] else None,
+            "tracks_per_cpu_second": round(stats.vectorized / cpu_seconds, 1) if cpu_seconds else None,
+            "texts_embedded": stats.fragments_encoded,
+            "texts_per_second": round(stats.fragments_encoded / stats.encode_seconds, 1) if stats.encode_seconds else None,
             "albums": len({t["album"] for t in library}), "artists": len({t["artist"] for t in library}),
         }  # fmt: skip
         sample = [et.embedding_text(t.text) for t in vectors.read_track_inputs(conn)[:100]]
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> dict:
         result["library"] = {
             "tracks": len(library), "distinct_titles": len({t["title"] for t in library}),
             "albums": len({t["album"] for t in library}), "artists": len({t["artist"] for t in library}),
-            "vectorized": stats["vectorized"], "texts_embedded_this_run": stats["fragments_encoded"],
+            "vectorized": stats.vectorized, "texts_embedded_this_run": stats.fragments_encoded,
             "texts_from_cache": cached_before, "vectorize_seconds": round(time.perf_counter() - started, 1),
             "fragment_cache": str(cache_file),
         }  # fmt: skip

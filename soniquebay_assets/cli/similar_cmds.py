@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
 from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
 
@@ -114,7 +115,8 @@ def run_vectors(args: argparse.Namespace) -> int:
                     result = vz.update_all(conn, model=args.model, weights=weights, batch_size=args.batch_size)
             except (embedder.ModelNotFoundError, ValueError) as exc:
                 return fail(str(exc))
-            code = 0 if not result["failed"] else 1
+            code = 0 if not result.failed else 1
+            result = asdict(result)
         elif args.vectors_action == "validate":
             result = vz.validate_vectors(conn)
             code = 0 if result["ok"] else 1

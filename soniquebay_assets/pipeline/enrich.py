@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from soniquebay_assets.catalog import analysis as repo
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.catalog.inventory import ErrorRecord, record_errors
 from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
 from soniquebay_assets.domain.genres import merge_genres, mood_tags, normalize_genres
 from soniquebay_assets.library.process_pool import WorkerFailure, pool_map
@@ -76,11 +78,34 @@ def init_analysis_worker(numba_cache: str) -> None:
         os.environ.setdefault(var, "1")
 
 
+@dataclass
+class EnrichStats:
+    """What one enrichment run did, and the shards' distributions for the UI."""
+
+    shards: int = 0
+    tracks_in_shards: int = 0
+    selected: int = 0
+    skipped: int = 0  # up to date
+    analyzed: int = 0
+    ok: int = 0
+    partial: int = 0
+    failed: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    track_seconds: float = 0.0
+    audio_seconds_analyzed: float = 0.0
+    mean_seconds_per_track: float | None = None
+    genre_rows: int = 0
+    outdated_version: int = 0
+    bpm_histogram: dict[str, int] = field(default_factory=dict)
+    key_table: list[tuple[str, str, int]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
 def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | str | None = None,
                   workers: int | None = None, force_version: bool = False,
-                  retry_errors: bool = False) -> dict[str, Any]:
+                  retry_errors: bool = False) -> EnrichStats:
     """Analyse the tracks of `shards` that need it (see catalog.analysis.tracks_to_analyze) and refresh their
-    normalized genres. Returns counts, timings and distributions for the UI."""
+    normalized genres."""
     started = time.perf_counter()
     data = data_dir if isinstance(data_dir, DataDir) else DataDir(Path(data_dir)) if data_dir else DataDir()
     numba_cache = data.numba_cache
@@ -88,11 +113,10 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
     todo = repo.tracks_to_analyze(conn, shards, current_version=ANALYSIS_VERSION, force_version=force_version,
                                   retry_errors=retry_errors)
     total = repo.track_count(conn, shards)
-    stats: dict[str, Any] = {"shards": len(shards), "tracks_in_shards": total, "selected": len(todo),
-                             "skipped": total - len(todo), "ok": 0, "partial": 0, "failed": 0,
-                             "reasons": Counter(), "track_seconds": 0.0, "audio_seconds_analyzed": 0.0}
+    stats = EnrichStats(shards=len(shards), tracks_in_shards=total, selected=len(todo), skipped=total - len(todo))
+    reasons: Counter[str] = Counter()
+    track_seconds = audio_seconds = 0.0
     pending: list[tuple[Any, dict[str, Any]]] = []
-    done = 0
 
     def flush() -> None:
         if pending:
@@ -102,28 +126,31 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
     for track, outcome in analyze_tracks(todo, workers, str(numba_cache)):
         values = outcome["values"]
         status = values.get("status", "error")
-        stats["ok" if status == "ok" else "partial" if status == "partial" else "failed"] += 1
+        if status == "ok":
+            stats.ok += 1
+        elif status == "partial":
+            stats.partial += 1
+        else:
+            stats.failed += 1
         if outcome["reason"]:
-            stats["reasons"][outcome["reason"]] += 1
-        stats["track_seconds"] += values.get("seconds_spent") or 0.0
-        stats["audio_seconds_analyzed"] += values.get("analyzed_seconds") or 0.0
+            reasons[outcome["reason"]] += 1
+        track_seconds += values.get("seconds_spent") or 0.0
+        audio_seconds += values.get("analyzed_seconds") or 0.0
         pending.append((track, outcome))
-        done += 1
-        progress.report("enrich", done, len(todo))
+        stats.analyzed += 1
+        progress.report("enrich", stats.analyzed, len(todo))
         if len(pending) >= BATCH_SIZE:
             flush()
     flush()
-    stats["genre_rows"] = refresh_normalized_genres(conn, shards)
-    analysed = stats["ok"] + stats["partial"] + stats["failed"]
-    stats["analyzed"] = analysed
-    stats["mean_seconds_per_track"] = round(stats["track_seconds"] / analysed, 4) if analysed else None
-    stats["reasons"] = dict(stats["reasons"])
-    stats["track_seconds"] = round(stats["track_seconds"], 3)
-    stats["audio_seconds_analyzed"] = round(stats["audio_seconds_analyzed"], 1)
-    stats["outdated_version"] = repo.outdated_count(conn, shards, ANALYSIS_VERSION)
-    stats["bpm_histogram"] = repo.bpm_histogram(conn, shards)
-    stats["key_table"] = repo.key_table(conn, shards)
-    stats["seconds"] = round(time.perf_counter() - started, 3)
+    stats.genre_rows = refresh_normalized_genres(conn, shards)
+    stats.mean_seconds_per_track = round(track_seconds / stats.analyzed, 4) if stats.analyzed else None
+    stats.reasons = dict(reasons)
+    stats.track_seconds = round(track_seconds, 3)
+    stats.audio_seconds_analyzed = round(audio_seconds, 1)
+    stats.outdated_version = repo.outdated_count(conn, shards, ANALYSIS_VERSION)
+    stats.bpm_histogram = repo.bpm_histogram(conn, shards)
+    stats.key_table = repo.key_table(conn, shards)
+    stats.seconds = round(time.perf_counter() - started, 3)
     return stats
 
 
@@ -138,13 +165,13 @@ def _write_batch(conn: Any, batch: list[tuple[Any, dict[str, Any]]]) -> None:
             clean.append(track.path)
         else:
             severity = "error" if values.get("status") == "error" else "warning"
-            errors.append((track.path, outcome["reason"] or "error", values.get("error") or "", track.shard,
-                           severity))
+            errors.append(ErrorRecord(track.path, repo.ENRICH_STAGE, outcome["reason"] or "error",
+                                      values.get("error") or "", track.shard, severity))
     with transaction(conn):
         repo.save_analyses(conn, rows)
         repo.save_mood_tags(conn, tags)
         repo.clear_enrich_errors(conn, clean)
-        repo.record_enrich_errors(conn, errors)
+        record_errors(conn, errors)
         # a vector built before this analysis lacks its audio part: the track's vector is due again
         deferred.enqueue(conn, "vectors", "track", [(track.track_id, track.shard) for track, _ in batch])
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from soniquebay_assets.catalog import deferred, entities, inventory, snapshots
 from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.catalog.inventory import ErrorRecord
 from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
 from soniquebay_assets.domain.tag_model import TagRecord
 from soniquebay_assets.library.process_pool import WorkerFailure, pool_map
@@ -184,22 +185,23 @@ def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> Inve
         if stats.deleted:
             entities.delete_orphans(conn)
         problems = _walk_problems(walk)
-        inventory.clear_walk_errors_except(conn, {p[0] for p in problems})
+        inventory.clear_walk_errors_except(conn, {p.path for p in problems})
         inventory.record_errors(conn, problems)
         inventory.save_shard_digests(conn, {s: d for s, d in shard_digests(walk.files).items() if s in wanted})
         inventory.drop_empty_shard_digests(conn, sorted(wanted))
     stats.walk_problems = len(problems)
-    stats.problems_by_reason = dict(Counter(p[2] for p in problems))
+    stats.problems_by_reason = dict(Counter(p.reason for p in problems))
     return stats
 
 
-def _walk_problems(walk: WalkResult) -> list[tuple]:
-    rows = [(display_path(p.path), "inventory", p.reason, p.detail, None, p.severity) for p in walk.problems]
+def _walk_problems(walk: WalkResult) -> list[ErrorRecord]:
+    rows = [ErrorRecord(display_path(p.path), "inventory", p.reason, p.detail, None, p.severity)
+            for p in walk.problems]
     for f in walk.files:
         if f.raw_path is not None:
-            rows.append((f.display_path, "inventory", "file name is not valid UTF-8",
-                         "cataloged under an escaped name; renaming the file to UTF-8 is recommended", f.shard,
-                         "warning"))
+            rows.append(ErrorRecord(f.display_path, "inventory", "file name is not valid UTF-8",
+                                    "cataloged under an escaped name; renaming the file to UTF-8 is recommended",
+                                    f.shard, "warning"))
     return rows
 
 
@@ -265,7 +267,7 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
             else:
                 failed.append(file_id)
                 reasons[payload] += 1
-                errors.append((path_of[file_id], "extract", payload, score_or_detail, shard_of[file_id], "error"))
+                errors.append(ErrorRecord(path_of[file_id], "extract", payload, score_or_detail, shard_of[file_id]))
         with transaction(conn):
             inventory.save_extracted(conn, ok_rows)
             inventory.clear_errors(conn, [path_of[r[0]] for r in ok_rows if path_of[r[0]] in had_errors],
@@ -319,8 +321,8 @@ def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
         try:
             writes.append(_prepare(item, split_featured))
         except Exception as exc:  # a malformed payload must not cost the other files
-            failures.append((item["path"], "catalog", "could not build catalog entry", f"{type(exc).__name__}: {exc}",
-                             item["shard"], "error"))
+            failures.append(ErrorRecord(item["path"], "catalog", "could not build catalog entry",
+                                        f"{type(exc).__name__}: {exc}", item["shard"]))
     for start in range(0, len(writes), CATALOG_BATCH):
         batch = writes[start:start + CATALOG_BATCH]
         with transaction(conn):
@@ -333,7 +335,7 @@ def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
     with transaction(conn):
         if failures:
             inventory.record_errors(conn, failures)
-            inventory.mark_failed_paths(conn, [f[0] for f in failures])
+            inventory.mark_failed_paths(conn, [f.path for f in failures])
         entities.merge_untagged_albums(conn, shards)
         entities.refresh_album_artists(conn)
         stats.orphans_removed = entities.delete_orphans(conn)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,33 @@ WRITE_BATCH = 1024
 REFIT_DRIFT = 0.25
 SMALL_CATALOG = 50
 MIN_SCALER_SAMPLES = 2
+
+
+@dataclass
+class VectorStats:
+    """What one vectors run did: counts, the embedding work and the vector space it wrote into."""
+
+    seen: int = 0
+    unchanged: int = 0
+    vectorized: int = 0
+    text_reused: int = 0
+    text_only: int = 0
+    failed: int = 0
+    fragments_encoded: int = 0
+    fragments_cached: int = 0
+    encode_seconds: float = 0.0
+    shards: int | str = "all"
+    scope: str = "all"  # "shards", or "all" when a scaler refit re-derived the whole catalog
+    repaired_text_only: int = 0
+    rebuilt: bool = False
+    scaler_refit: bool = False
+    scaler_version: int | None = None
+    orphans_removed: int = 0
+    model: str = ""
+    dim: int = 0
+    weights: dict[str, float] = dataclass_field(default_factory=dict)
+    sqlite_driver: str = ""
+    seconds: float = 0.0
 
 
 def _weights(weights: et.Weights | dict | None) -> et.Weights:
@@ -112,9 +141,9 @@ def vectorize_inputs(
     *,
     model: str | None = None,
     batch_size: int = embedder.DEFAULT_BATCH_SIZE,
-) -> dict:
-    """Build and store vectors for the inputs whose input hash changed; returns counts."""
-    counts = {"seen": len(inputs), "unchanged": 0, "vectorized": 0, "text_reused": 0, "text_only": 0, "failed": 0}
+) -> VectorStats:
+    """Build and store vectors for the inputs whose input hash changed; returns the counts."""
+    counts = VectorStats(seen=len(inputs))
     encoder = _FragmentEncoder(conn, model, settings, batch_size)
     for start in range(0, len(inputs), WRITE_BATCH):
         chunk = inputs[start : start + WRITE_BATCH]
@@ -125,7 +154,7 @@ def vectorize_inputs(
             raw = et.raw_features(item.text.analysis)
             digest = et.input_hash(text, raw, settings.config_key, scaler.version if scaler else 0)
             if hashes.get(item.track_id) == digest:
-                counts["unchanged"] += 1
+                counts.unchanged += 1
             else:
                 todo.append((item, text, raw, digest))
         if not todo:
@@ -133,7 +162,7 @@ def vectorize_inputs(
         stored = _stored_text_blocks(conn, settings, [item.track_id for item, *_ in todo])
         new_text = {item.track_id: text for item, text, *_ in todo}
         text_blocks = {tid: block for tid, (old_text, block) in stored.items() if new_text.get(tid) == old_text}
-        counts["text_reused"] += len(text_blocks)
+        counts.text_reused += len(text_blocks)
         fresh = {item.track_id: et.text_fields(item.text) for item, *_ in todo if item.track_id not in text_blocks}
         text_blocks.update(encoder.text_vectors(fresh))
         rows = []
@@ -143,15 +172,16 @@ def vectorize_inputs(
                 vector = et.combine(text_blocks[item.track_id], audio, settings.weights)
                 vectors.check_vector(vector, settings.dim)
             except ValueError as exc:
-                counts["failed"] += 1
+                counts.failed += 1
                 vectors.record_vector_error(conn, item.track_id, "bad_vector", str(exc))
                 continue
             rows.append(vectors.VectorRow(item.track_id, vector, digest, audio is None, scaler.version if audio is not None else None, text))
-            counts["text_only"] += audio is None
+            counts.text_only += audio is None
         with db.transaction(conn):
             vectors.write_vectors(conn, settings, rows)
-        counts["vectorized"] += len(rows)
-    counts.update(fragments_encoded=encoder.encoded, fragments_cached=encoder.cached, encode_seconds=round(encoder.encode_seconds, 3))
+        counts.vectorized += len(rows)
+    counts.fragments_encoded, counts.fragments_cached = encoder.encoded, encoder.cached
+    counts.encode_seconds = round(encoder.encode_seconds, 3)
     return counts
 
 
@@ -162,7 +192,7 @@ def vectorize_shards(
     model: str | None = None,
     weights: et.Weights | dict | None = None,
     batch_size: int = embedder.DEFAULT_BATCH_SIZE,
-) -> dict:
+) -> VectorStats:
     """Vectorize the new/changed tracks of `shards` (None = all); a model/weights change rebuilds, a scaler refit re-derives all.
 
     model/weights None keep the ones recorded in the catalog (defaults on a fresh catalog).
@@ -179,23 +209,17 @@ def vectorize_shards(
     if stale and scope is not None:  # vectors built before their track's analysis: repaired by whichever vectors run comes next
         scope = sorted(set(scope) | set(stale.values()))
     inputs = vectors.read_track_inputs(conn, scope)
-    counts = vectorize_inputs(conn, inputs, settings, scaler, model=model, batch_size=batch_size)
-    seconds = time.perf_counter() - started
-    return {
-        **counts,
-        "shards": len(shards) if shards is not None else "all",
-        "scope": "all" if scope is None else "shards",
-        "repaired_text_only": len(stale),
-        "rebuilt": rebuilt,
-        "scaler_refit": refit,
-        "scaler_version": scaler.version if scaler else None,
-        "orphans_removed": orphans,
-        "model": settings.model_name,
-        "dim": settings.dim,
-        "weights": settings.weights.to_json(),
-        "sqlite_driver": driver,
-        "seconds": round(seconds, 3),
-    }
+    stats = vectorize_inputs(conn, inputs, settings, scaler, model=model, batch_size=batch_size)
+    stats.shards = len(shards) if shards is not None else "all"
+    stats.scope = "all" if scope is None else "shards"
+    stats.repaired_text_only = len(stale)
+    stats.rebuilt, stats.scaler_refit = rebuilt, refit
+    stats.scaler_version = scaler.version if scaler else None
+    stats.orphans_removed = orphans
+    stats.model, stats.dim, stats.weights = settings.model_name, settings.dim, settings.weights.to_json()
+    stats.sqlite_driver = driver
+    stats.seconds = round(time.perf_counter() - started, 3)
+    return stats
 
 
 def _recorded_choice(conn: Any, model: str | None, weights: et.Weights | dict | None) -> tuple[str | None, et.Weights]:
@@ -215,7 +239,7 @@ def update_all(
     model: str | None = None,
     weights: et.Weights | dict | None = None,
     batch_size: int = embedder.DEFAULT_BATCH_SIZE,
-) -> dict:
+) -> VectorStats:
     """Selective update of the whole catalog, keeping the recorded model and weights unless told otherwise."""
     vectors.load_extension(conn)
     model, chosen = _recorded_choice(conn, model, weights)
@@ -228,7 +252,7 @@ def rebuild_index(
     model: str | None = None,
     weights: et.Weights | dict | None = None,
     batch_size: int = embedder.DEFAULT_BATCH_SIZE,
-) -> dict:
+) -> VectorStats:
     """Drop every vector and re-vectorize the whole catalog (cached text fragments are reused)."""
     vectors.load_extension(conn)
     model, chosen = _recorded_choice(conn, model, weights)
@@ -237,7 +261,7 @@ def rebuild_index(
     text_dim = current.text_dim if current is not None and current.model_name == name else embedder.load_model(model).dimension
     vectors.reset_space(conn, model_name=name, text_dim=text_dim, weights=chosen)
     stats = vectorize_shards(conn, None, model=model, weights=chosen, batch_size=batch_size)
-    stats["rebuilt"] = True
+    stats.rebuilt = True
     return stats
 
 

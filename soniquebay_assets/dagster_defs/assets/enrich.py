@@ -8,7 +8,7 @@ from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_pre
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
-from soniquebay_assets.pipeline.enrich import enrich_shards
+from soniquebay_assets.pipeline.enrich import EnrichStats, enrich_shards
 from soniquebay_assets.queues import WORKER_METADATA
 
 
@@ -34,30 +34,30 @@ def enriched_tracks(context: AssetExecutionContext, config: EnrichConfig, catalo
     finally:
         conn.close()
     context.log.info(
-        f"{log_prefix(WORKER_METADATA)} shards {shard_summary(shards)}: {stats['analyzed']} analysed "
-        f"({stats['ok']} ok, {stats['partial']} partial, {stats['failed']} failed), {stats['skipped']} skipped, "
-        f"{stats['mean_seconds_per_track'] or 0:.3f} s/track"
+        f"{log_prefix(WORKER_METADATA)} shards {shard_summary(shards)}: {stats.analyzed} analysed "
+        f"({stats.ok} ok, {stats.partial} partial, {stats.failed} failed), {stats.skipped} skipped, "
+        f"{stats.mean_seconds_per_track or 0:.3f} s/track"
     )
     describe_each_shard(context, catalog)
     return MaterializeResult(metadata=enrich_metadata(stats, shards, started))
 
 
-def enrich_metadata(stats: dict, shards: list[str], started: float) -> dict:
+def enrich_metadata(stats: EnrichStats, shards: list[str], started: float) -> dict:
     """Counts, timing, BPM histogram and key table as UI metadata (markdown: matplotlib is not installed)."""
     return {
         "shards": shard_summary(shards),
         "analysis_version": ANALYSIS_VERSION,
-        "analyzed": stats["analyzed"],
-        "ok": stats["ok"],
-        "partial": stats["partial"],
-        "failed": stats["failed"],
-        "skipped": stats["skipped"],
-        "outdated_version": MetadataValue.int(stats["outdated_version"]),  # re-run with force_version: true
-        "mean_seconds_per_track": MetadataValue.float(float(stats["mean_seconds_per_track"] or 0.0)),
-        "problems_by_reason": md_table(stats["reasons"]),
-        "bpm_histogram": _histogram_md(stats["bpm_histogram"]),
-        "key_table": _key_table_md(stats["key_table"]),
-        "normalized_genre_rows": stats["genre_rows"],
+        "analyzed": stats.analyzed,
+        "ok": stats.ok,
+        "partial": stats.partial,
+        "failed": stats.failed,
+        "skipped": stats.skipped,
+        "outdated_version": MetadataValue.int(stats.outdated_version),  # re-run with force_version: true
+        "mean_seconds_per_track": MetadataValue.float(float(stats.mean_seconds_per_track or 0.0)),
+        "problems_by_reason": md_table(stats.reasons),
+        "bpm_histogram": _histogram_md(stats.bpm_histogram),
+        "key_table": _key_table_md(stats.key_table),
+        "normalized_genre_rows": stats.genre_rows,
         "seconds": round(time.perf_counter() - started, 3),
     }
 

@@ -13,7 +13,7 @@ from dagster import (
 from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
-from soniquebay_assets.pipeline.vectorize import validate_vectors, vectorize_shards
+from soniquebay_assets.pipeline.vectorize import VectorStats, validate_vectors, vectorize_shards
 from soniquebay_assets.queues import WORKER_VECTOR
 
 CHECKS = [
@@ -58,9 +58,9 @@ def track_embeddings(context: AssetExecutionContext, config: VectorConfig, catal
     finally:
         conn.close()
     context.log.info(
-        f"{log_prefix(WORKER_VECTOR)} shards {shard_summary(shards)}: {stats['vectorized']} vectorized "
-        f"({stats['text_only']} text-only), {stats['unchanged']} unchanged, {stats['fragments_encoded']} texts embedded "
-        f"in {stats['encode_seconds']} s; rebuilt={stats['rebuilt']}, driver {stats['sqlite_driver']}"
+        f"{log_prefix(WORKER_VECTOR)} shards {shard_summary(shards)}: {stats.vectorized} vectorized "
+        f"({stats.text_only} text-only), {stats.unchanged} unchanged, {stats.fragments_encoded} texts embedded "
+        f"in {stats.encode_seconds} s; rebuilt={stats.rebuilt}, driver {stats.sqlite_driver}"
     )
     describe_each_shard(context, catalog)
     return MaterializeResult(metadata=vector_metadata(stats, report, shards), check_results=[check_result(report)])
@@ -73,29 +73,29 @@ def _weights(config: VectorConfig) -> dict | None:
             "audio": 0.5 if config.audio_weight is None else config.audio_weight}  # fmt: skip
 
 
-def vector_metadata(stats: dict, report: dict, shards: list[str]) -> dict:
-    encode_rate = stats["fragments_encoded"] / stats["encode_seconds"] if stats["encode_seconds"] else None
+def vector_metadata(stats: VectorStats, report: dict, shards: list[str]) -> dict:
+    encode_rate = stats.fragments_encoded / stats.encode_seconds if stats.encode_seconds else None
     return {
         "shards": shard_summary(shards),
-        "scope": stats["scope"],
-        "vectorized": stats["vectorized"],
-        "unchanged": stats["unchanged"],
-        "text_only": stats["text_only"],
-        "failed": stats["failed"],
-        "texts_embedded": stats["fragments_encoded"],
-        "texts_from_cache": stats["fragments_cached"],
+        "scope": stats.scope,
+        "vectorized": stats.vectorized,
+        "unchanged": stats.unchanged,
+        "text_only": stats.text_only,
+        "failed": stats.failed,
+        "texts_embedded": stats.fragments_encoded,
+        "texts_from_cache": stats.fragments_cached,
         "texts_per_second": MetadataValue.float(round(encode_rate, 1)) if encode_rate else MetadataValue.float(0.0),
-        "rebuilt": stats["rebuilt"],
-        "scaler_refit": stats["scaler_refit"],
-        "scaler_version": stats["scaler_version"] if stats["scaler_version"] is not None else "none (no analysis yet)",
-        "orphans_removed": stats["orphans_removed"],
-        "model": stats["model"],
-        "dimension": stats["dim"],
-        "weights": MetadataValue.json(stats["weights"]),
-        "sqlite_driver": stats["sqlite_driver"],
+        "rebuilt": stats.rebuilt,
+        "scaler_refit": stats.scaler_refit,
+        "scaler_version": stats.scaler_version if stats.scaler_version is not None else "none (no analysis yet)",
+        "orphans_removed": stats.orphans_removed,
+        "model": stats.model,
+        "dimension": stats.dim,
+        "weights": MetadataValue.json(stats.weights),
+        "sqlite_driver": stats.sqlite_driver,
         "catalog_vectors": report.get("n_vectors", 0),
         "catalog_tracks_missing_vector": report.get("missing", 0),
-        "seconds": stats["seconds"],
+        "seconds": stats.seconds,
     }
 
 

@@ -194,16 +194,13 @@ def _numba_cache() -> str:
 
 def run_enrich(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import queries
-    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.pipeline.enrich import enrich_shards
 
     data = data_dir_from(args)
-    conn = open_catalog(data.catalog_url)
-    try:
+    with connection(data.catalog_url) as conn:
         shards = queries.cataloged_shards(conn)
         stats = enrich_shards(conn, shards, data_dir=data, workers=args.workers,
                               force_version=args.force_version, retry_errors=args.retry_errors)
-    finally:
-        conn.close()
     print_json(asdict(stats))
     return 0

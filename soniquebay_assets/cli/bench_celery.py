@@ -67,19 +67,16 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
     from dagster import DagsterInstance
 
     from soniquebay_assets.catalog import queries
-    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.cli.common import use_dagster_home
     from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
     from soniquebay_assets.settings import DataDir
 
     data = DataDir(data_root).ensure()
     use_dagster_home(data)
-    conn = open_catalog(data.catalog_url)
-    try:
+    with connection(data.catalog_url) as conn:
         plan = plan_scan(conn, [library])
         snapshot = save_snapshot(plan.walk, conn)
-    finally:
-        conn.close()
     started = time.perf_counter()
     if celery_broker is None:
         from soniquebay_assets.cli.scan import _materialize
@@ -96,11 +93,8 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
     with DagsterInstance.get() as instance:
         steps = {s.step_key: round(s.end_time - s.start_time, 3) for s in instance.get_run_step_stats(result["run_id"])
                  if s.start_time and s.end_time}
-    conn = open_catalog(data.catalog_url)
-    try:
+    with connection(data.catalog_url) as conn:
         counts = queries.catalog_counts(conn)
-    finally:
-        conn.close()
     return {
         "success": result["success"],
         "wall_seconds": round(wall, 3),

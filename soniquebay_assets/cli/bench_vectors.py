@@ -38,8 +38,7 @@ def _postgresql_knn(args: argparse.Namespace, settings, matrix: np.ndarray) -> d
 
     out: dict = {"catalog": pg.redact(args.catalog_url)}
     with pg.scratch_schema(args.catalog_url, prefix="soniquebay_bench") as url:
-        conn = db.open_catalog(url)
-        try:
+        with db.connection(url) as conn:
             vectors.reset_space(conn, model_name=settings.model_name, text_dim=settings.text_dim,
                                 weights=settings.weights)
             bench_data.insert_bare_tracks(conn, len(matrix))
@@ -47,8 +46,6 @@ def _postgresql_knn(args: argparse.Namespace, settings, matrix: np.ndarray) -> d
             bench_data.insert_vectors(conn, [(i + 1, matrix[i].tobytes()) for i in range(len(matrix))])
             out["insert_vectors_per_second"] = round(len(matrix) / (time.perf_counter() - started))
             out.update(_knn_figures(conn, args, sqlite_exact=False))
-        finally:
-            conn.close()
     return out
 
 
@@ -79,48 +76,46 @@ def run(args: argparse.Namespace) -> dict:
         result["model"] = model.name
         result["torch_threads"] = torch.get_num_threads()
         result["model_load_seconds"] = round(time.perf_counter() - started, 2)
-        conn = db.open_catalog(Path(tmp) / "embed.db")
-        library = distinct_library(args.n_embed, seed=args.seed + 1)
-        bench_data.insert_library(conn, library)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        stats = vz.vectorize_shards(conn, None, model=args.model)
-        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-        result["embedding"] = {
-            "tracks": stats.vectorized, "seconds": round(seconds, 2),
-            "tracks_per_second": round(stats.vectorized / seconds, 1),
-            # CPU time of this process: what the stage costs on cores it does not share with other jobs
-            "tracks_per_cpu_second": round(stats.vectorized / cpu_seconds, 1) if cpu_seconds else None,
-            "texts_embedded": stats.fragments_encoded,
-            "texts_per_second": round(stats.fragments_encoded / stats.encode_seconds, 1) if stats.encode_seconds else None,
-            "albums": len({t["album"] for t in library}), "artists": len({t["artist"] for t in library}),
-        }  # fmt: skip
-        sample = [et.embedding_text(t.text) for t in vectors.read_track_inputs(conn)[:100]]
-        started = time.perf_counter()
-        model.encode(sample)
-        result["embedding"]["one_sentence_per_track_tracks_per_second"] = round(len(sample) / (time.perf_counter() - started), 1)
-        conn.close()
+        with db.connection(Path(tmp) / "embed.db") as conn:
+            library = distinct_library(args.n_embed, seed=args.seed + 1)
+            bench_data.insert_library(conn, library)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            stats = vz.vectorize_shards(conn, None, model=args.model)
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+            result["embedding"] = {
+                "tracks": stats.vectorized, "seconds": round(seconds, 2),
+                "tracks_per_second": round(stats.vectorized / seconds, 1),
+                # CPU time of this process: what the stage costs on cores it does not share with other jobs
+                "tracks_per_cpu_second": round(stats.vectorized / cpu_seconds, 1) if cpu_seconds else None,
+                "texts_embedded": stats.fragments_encoded,
+                "texts_per_second": round(stats.fragments_encoded / stats.encode_seconds, 1) if stats.encode_seconds else None,
+                "albums": len({t["album"] for t in library}), "artists": len({t["artist"] for t in library}),
+            }  # fmt: skip
+            sample = [et.embedding_text(t.text) for t in vectors.read_track_inputs(conn)[:100]]
+            started = time.perf_counter()
+            model.encode(sample)
+            result["embedding"]["one_sentence_per_track_tracks_per_second"] = round(len(sample) / (time.perf_counter() - started), 1)
 
         # 2. n distinct tracks vectorized by the same pipeline; their text fragments are kept between runs
-        conn = db.open_catalog(Path(tmp) / "knn.db")
-        library = distinct_library(args.n, seed=args.seed)
-        bench_data.insert_library(conn, library)
-        cached_before = bench_data.load_fragment_cache(conn, str(cache_file))
-        started = time.perf_counter()
-        stats = vz.vectorize_shards(conn, None, model=args.model)
-        result["library"] = {
-            "tracks": len(library), "distinct_titles": len({t["title"] for t in library}),
-            "albums": len({t["album"] for t in library}), "artists": len({t["artist"] for t in library}),
-            "vectorized": stats.vectorized, "texts_embedded_this_run": stats.fragments_encoded,
-            "texts_from_cache": cached_before, "vectorize_seconds": round(time.perf_counter() - started, 1),
-            "fragment_cache": str(cache_file),
-        }  # fmt: skip
-        result["library"]["fragment_cache_rows"] = bench_data.save_fragment_cache(conn, str(cache_file))
-        result.update(_knn_figures(conn, args))
-        if args.catalog_url:
-            settings = vectors.read_settings(conn)
-            _, matrix = vectors.load_matrix(conn, settings.dim)
-            result["postgresql"] = _postgresql_knn(args, settings, matrix)
-        conn.close()
+        with db.connection(Path(tmp) / "knn.db") as conn:
+            library = distinct_library(args.n, seed=args.seed)
+            bench_data.insert_library(conn, library)
+            cached_before = bench_data.load_fragment_cache(conn, str(cache_file))
+            started = time.perf_counter()
+            stats = vz.vectorize_shards(conn, None, model=args.model)
+            result["library"] = {
+                "tracks": len(library), "distinct_titles": len({t["title"] for t in library}),
+                "albums": len({t["album"] for t in library}), "artists": len({t["artist"] for t in library}),
+                "vectorized": stats.vectorized, "texts_embedded_this_run": stats.fragments_encoded,
+                "texts_from_cache": cached_before, "vectorize_seconds": round(time.perf_counter() - started, 1),
+                "fragment_cache": str(cache_file),
+            }  # fmt: skip
+            result["library"]["fragment_cache_rows"] = bench_data.save_fragment_cache(conn, str(cache_file))
+            result.update(_knn_figures(conn, args))
+            if args.catalog_url:
+                settings = vectors.read_settings(conn)
+                _, matrix = vectors.load_matrix(conn, settings.dim)
+                result["postgresql"] = _postgresql_knn(args, settings, matrix)
     if args.corpus is not None:
         result["corpus"] = _corpus_recall(args.corpus, args.k)
     result["targets"] = {
@@ -200,8 +195,7 @@ def _scan_and_measure(corpus: Path, k: int) -> dict:
         use_dagster_home(data)
         summary = scan_library([corpus.expanduser().resolve()], data.root,
                                [*STAGES["catalog"], *STAGES["enrich"], *STAGES["vectors"]])
-        conn = db.connect(data.catalog_path)
-        try:
+        with db.connection(data.catalog_path) as conn:
             index = vector_search.get_index(conn)
             seeds = [int(i) for i in index.ids.tolist()]
 
@@ -213,6 +207,4 @@ def _scan_and_measure(corpus: Path, k: int) -> dict:
                     # below this size the default search scores every vector exactly instead of bit codes
                     "exact_scan": len(index) <= max(vector_search.EXACT_BELOW,
                                                     vector_search.CANDIDATES_PER_RESULT * k)}
-        finally:
-            conn.close()
 

@@ -7,7 +7,16 @@ import os
 import sys
 from pathlib import Path
 
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json, use_dagster_home
+from soniquebay_assets.catalog.db import connection
+from soniquebay_assets.cli.common import (
+    NO_CATALOG,
+    add_data_dir,
+    data_dir_from,
+    existing_catalog,
+    fail,
+    print_json,
+    use_dagster_home,
+)
 
 
 def register(subparsers) -> None:
@@ -34,22 +43,13 @@ def register(subparsers) -> None:
     dev.set_defaults(handler=run_dev)
 
 
-def _open(args: argparse.Namespace):
-    from soniquebay_assets.catalog.db import open_catalog
-
-    data = data_dir_from(args)
-    if not data.catalog_exists():
-        return None
-    return open_catalog(data.catalog_url)
-
-
 def run_tracks(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import queries
 
-    conn = _open(args)
-    if conn is None:
-        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
-    try:
+    target = existing_catalog(args)
+    if target is None:
+        return fail(NO_CATALOG)
+    with connection(target) as conn:
         for track in queries.list_tracks(conn):
             if args.json:
                 print_json(track)
@@ -57,25 +57,21 @@ def run_tracks(args: argparse.Namespace) -> int:
                 artists = ", ".join(track["artists"])
                 number = f"{track['disc_number'] or 1}-{track['track_number'] or 0:02d}"
                 sys.stdout.write(f"{number}  {artists} - {track['title']}  [{track['album']}]\n")
-    finally:
-        conn.close()
     return 0
 
 
 def run_errors(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import queries
 
-    conn = _open(args)
-    if conn is None:
-        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
-    try:
+    target = existing_catalog(args)
+    if target is None:
+        return fail(NO_CATALOG)
+    with connection(target) as conn:
         for error in queries.list_errors(conn, args.stage):
             if args.json:
                 print_json(error)
             else:
                 sys.stdout.write(f"{error['stage']:9} {error['reason']:32} {error['path']}\n")
-    finally:
-        conn.close()
     return 0
 
 
@@ -83,18 +79,16 @@ def run_stats(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import queries
     from soniquebay_assets.catalog.db import detect_driver, dialect_of, display_target
 
-    conn = _open(args)
-    if conn is None:
-        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
-    try:
+    target = existing_catalog(args)
+    if target is None:
+        return fail(NO_CATALOG)
+    with connection(target) as conn:
         counts = queries.catalog_counts(conn)
         counts["formats"] = queries.formats_breakdown(conn)
         counts["errors_by_reason"] = queries.errors_by_reason(conn)
         counts["sqlite_driver"] = detect_driver().name
         counts["catalog"] = display_target(data_dir_from(args).catalog_url)
         counts["catalog_backend"] = dialect_of(conn)
-    finally:
-        conn.close()
     if args.json:
         print_json(counts)
     else:

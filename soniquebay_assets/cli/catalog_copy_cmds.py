@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 
 from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
 
@@ -34,17 +35,13 @@ def run_copy(args: argparse.Namespace) -> int:
     db.backend_of(args.to)  # a malformed URL is refused before anything is opened
     if db.backend_of(args.to) == db.backend_of(data.catalog_url):
         return fail("the target is the source catalog itself")
-    target = db.connect(args.to)  # unreachable or wrong: CatalogUnavailable, exit 2, nothing written
-    source = db.open_catalog(data.catalog_url)
-    try:
+    # unreachable or wrong: CatalogUnavailable, exit 2, nothing written
+    with closing(db.connect(args.to)) as target, db.connection(data.catalog_url) as source:
         db.migrate(target)
         try:
             report = copy_catalog(source, target, force=args.force)
         except TargetNotEmpty as exc:
             return fail(f"{db.display_target(args.to)}: {exc}")
-    finally:
-        source.close()
-        target.close()
     report["source"] = db.display_target(data.catalog_url)
     report["target"] = db.display_target(args.to)
     if args.json:

@@ -83,6 +83,15 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
 
+NO_CATALOG = "no catalog yet in this data dir: run `soniquebay scan /path/to/music` first"
+
+
+def existing_catalog(args: argparse.Namespace) -> str | None:
+    """The catalog URL of the data dir `args` name; None when no catalog was made there yet."""
+    data = data_dir_from(args)
+    return data.catalog_url if data.catalog_exists() else None
+
+
 def fail(message: str, code: int = 2) -> int:
     sys.stderr.write(f"soniquebay: {message}\n")
     return code

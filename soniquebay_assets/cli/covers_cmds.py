@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
+from soniquebay_assets.cli.common import NO_CATALOG, add_data_dir, data_dir_from, fail, print_json
 
 
 def register(subparsers) -> None:
@@ -23,14 +23,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import covers as repo
-    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.pipeline.covers import coverage_summary
 
     data = data_dir_from(args)
     if not data.catalog_exists():
-        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
-    conn = open_catalog(data.catalog_url)
-    try:
+        return fail(NO_CATALOG)
+    with connection(data.catalog_url) as conn:
         if args.prune:
             from soniquebay_assets.artwork.image_store import prune_unreferenced
 
@@ -69,6 +68,4 @@ def run(args: argparse.Namespace) -> int:
             else:
                 sys.stdout.write(f"{item['entity_type']:<6} {item['entity_id']:>6}  {item['width']}x{item['height']:<5} "
                                  f"{item['source']:<16} {item['name']}\n")
-    finally:
-        conn.close()
     return 0

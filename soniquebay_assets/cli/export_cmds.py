@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail
+from soniquebay_assets.cli.common import NO_CATALOG, add_data_dir, existing_catalog, fail
 
 
 def register(subparsers) -> None:
@@ -22,19 +22,16 @@ def register(subparsers) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.pipeline.export import export_bytes, tracks_frame
 
-    data = data_dir_from(args)
-    if not data.catalog_path.exists():
-        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    target = existing_catalog(args)
+    if target is None:
+        return fail(NO_CATALOG)
     if args.format == "parquet" and args.output is None and sys.stdout.isatty():
         return fail("Parquet is binary: give --output FILE.parquet (or redirect stdout)")
-    conn = open_catalog(data.catalog_path)
-    try:
+    with connection(target) as conn:
         frame = tracks_frame(conn)
-    finally:
-        conn.close()
     payload = export_bytes(frame, args.format)
     if args.output is None:
         sys.stdout.flush()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing, nullcontext
 
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
+from soniquebay_assets.catalog.db import connection
+from soniquebay_assets.cli.common import NO_CATALOG, add_data_dir, existing_catalog, fail, print_json
 
 
 def register(subparsers) -> None:
@@ -62,22 +64,13 @@ def album_json(row: dict) -> dict:
     }
 
 
-def _open(args: argparse.Namespace):
-    from soniquebay_assets.catalog.db import open_catalog
-
-    data = data_dir_from(args)
-    if not data.catalog_path.exists():
-        return None
-    return open_catalog(data.catalog_path)
-
-
 def run_albums(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import external
 
-    conn = _open(args)
-    if conn is None:
-        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
-    try:
+    target = existing_catalog(args)
+    if target is None:
+        return fail(NO_CATALOG)
+    with connection(target) as conn:
         for row in external.list_albums(conn, args.status):
             item = album_json(row)
             if args.json:
@@ -86,8 +79,6 @@ def run_albums(args: argparse.Namespace) -> int:
                 score = f"{item['match_score']:.2f}" if item["match_score"] is not None else "   -"
                 sys.stdout.write(f"{item['album_id']:>6}  {item['match_status']:<10} {score}  "
                                  f"{item['album_artist']} - {item['title']}\n")
-    finally:
-        conn.close()
     return 0
 
 
@@ -112,10 +103,10 @@ def artist_json(row: dict) -> dict:
 def run_artists(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import external
 
-    conn = _open(args)
-    if conn is None:
-        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
-    try:
+    target = existing_catalog(args)
+    if target is None:
+        return fail(NO_CATALOG)
+    with connection(target) as conn:
         for row in external.list_artist_facts(conn):
             item = artist_json(row)
             if args.json:
@@ -124,8 +115,6 @@ def run_artists(args: argparse.Namespace) -> int:
                 listeners = f"{item['listeners']:>9}" if item["listeners"] is not None else "        -"
                 sys.stdout.write(f"{item['artist_id']:>6}  {listeners}  {item['name']}"
                                  f"{'  [' + ', '.join(item['genres']) + ']' if item['genres'] else ''}\n")
-    finally:
-        conn.close()
     return 0
 
 
@@ -138,26 +127,22 @@ def run_match(args: argparse.Namespace) -> int:
     if args.accept and not is_mbid(args.accept):
         return fail(f"--accept {args.accept!r} is not a MusicBrainz release id (36 characters, like "
                     f"b84ee12a-09ef-421b-82de-0441a926375b)")
-    conn = _open(args)
-    if conn is None:
-        return fail("no catalog yet in this data dir: run `soniquebay scan /path/to/music` first")
+    target = existing_catalog(args)
+    if target is None:
+        return fail(NO_CATALOG)
     services = None
-    try:
-        if args.accept:
-            services = online.open_services(
-                musicbrainz_url=settings.musicbrainz_url(), lastfm_url=settings.lastfm_url(),
-                acoustid_url=settings.acoustid_url(), lastfm_api_key=None, acoustid_api_key=None,
-                contact=settings.http_contact())
+    if args.accept:
+        services = online.open_services(
+            musicbrainz_url=settings.musicbrainz_url(), lastfm_url=settings.lastfm_url(),
+            acoustid_url=settings.acoustid_url(), lastfm_api_key=None, acoustid_api_key=None,
+            contact=settings.http_contact())
+    with closing(services) if services is not None else nullcontext(), connection(target) as conn:
         try:
             row = online.decide_album(conn, args.album, accept=args.accept, services=services)
         except LookupError as exc:
             return fail(str(exc).strip("'\""))
         except HttpError as exc:
             return fail(f"MusicBrainz could not be asked ({exc}); nothing was changed, try again later", code=1)
-    finally:
-        if services is not None:
-            services.close()
-        conn.close()
     item = album_json(row)
     if args.json:
         print_json(item)

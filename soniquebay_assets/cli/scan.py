@@ -65,15 +65,14 @@ def run(args: argparse.Namespace) -> int:
 def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_progress: bool = False) -> dict:
     """Plan with one walk, then materialize the selected groups for the changed shards in one in-process run."""
     from soniquebay_assets.catalog import inventory, queries
-    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.domain.layout import shard_ranges
     from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
     from soniquebay_assets.settings import DataDir
 
     started = time.perf_counter()
     data = DataDir(data_root).ensure()
-    conn = open_catalog(data.catalog_url)
-    try:
+    with connection(data.catalog_url) as conn:
         scan_id = inventory.start_scan(conn, [str(r) for r in roots], origin="cli")
         plan = plan_scan(conn, roots)
         shards = plan.affected
@@ -81,8 +80,6 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
             shards = queries.cataloged_shards(conn)
         # the walk goes into the catalog: the run's inventory step may run on another host
         snapshot = save_snapshot(plan.walk, conn) if shards else None
-    finally:
-        conn.close()
     summary: dict[str, Any] = {
         "files_seen": plan.files_seen, "shards_changed": len(plan.affected), "new": 0, "changed": 0, "moved": 0,
         "deleted": 0, "skipped_unchanged": plan.unchanged_estimate, "errors_this_scan": 0,
@@ -101,15 +98,12 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
             summary["skipped_unchanged"] += int(found.get("unchanged", 0))
             summary["errors_this_scan"] += int(extract.get("errored", 0))
         summary["stage_metadata"] = runs[0]["metadata"] if len(runs) == 1 else [r["metadata"] for r in runs]
-    conn = open_catalog(data.catalog_url)
-    try:
+    with connection(data.catalog_url) as conn:
         counts = queries.catalog_counts(conn)
         summary.update({"tracks": counts["tracks"], "albums": counts["albums"], "artists": counts["artists"],
                         "genres": counts["genres"], "errors": counts["errors"], "warnings": counts["warnings"],
                         "seconds": round(time.perf_counter() - started, 3), "data_dir": str(data_root)})
         inventory.finish_scan(conn, scan_id, {k: v for k, v in summary.items() if k != "stage_metadata"})
-    finally:
-        conn.close()
     return summary
 
 

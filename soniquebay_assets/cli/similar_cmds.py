@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
+from typing import Any
 
 from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
 
@@ -47,12 +50,14 @@ def register(subparsers) -> None:
         sub.set_defaults(handler=run_vectors)
 
 
-def _connect(args: argparse.Namespace):
+@contextmanager
+def _vector_catalog(args: argparse.Namespace) -> Iterator[Any]:
+    """The data dir's catalog with the vector extension loaded, closed on exit."""
     from soniquebay_assets.catalog import db, vectors
 
-    conn = db.open_catalog(data_dir_from(args).catalog_url)
-    vectors.load_extension(conn)
-    return conn
+    with db.connection(data_dir_from(args).catalog_url) as conn:
+        vectors.load_extension(conn)
+        yield conn
 
 
 def run_similar(args: argparse.Namespace) -> int:
@@ -62,8 +67,7 @@ def run_similar(args: argparse.Namespace) -> int:
 
     if args.k <= 0:
         return fail("-k must be at least 1")
-    conn = _connect(args)
-    try:
+    with _vector_catalog(args) as conn:
         settings = vectors.read_settings(conn)
         if settings is None:
             return fail("no track vectors yet: run `soniquebay scan PATH` (stage vectors) or `soniquebay vectors update`")
@@ -87,8 +91,6 @@ def run_similar(args: argparse.Namespace) -> int:
                 return fail(str(exc))
             query = et.query_vector(model.encode([et.clean_field(args.text, et.MAX_TEXT_CHARS)])[0], settings.weights)
             found = vector_search.search_similar(conn, vector=query, k=args.k, filters=filters, method=args.method)
-    finally:
-        conn.close()
     for item in found:
         if args.json:
             print_json(item.to_json())
@@ -101,8 +103,7 @@ def run_vectors(args: argparse.Namespace) -> int:
     from soniquebay_assets.library import embedder
     from soniquebay_assets.pipeline import vectorize as vz
 
-    conn = _connect(args)
-    try:
+    with _vector_catalog(args) as conn:
         if args.vectors_action in ("update", "rebuild"):
             weights = None
             if args.text_weight is not None or args.audio_weight is not None:
@@ -123,8 +124,6 @@ def run_vectors(args: argparse.Namespace) -> int:
         else:
             result = vz.neighbour_quality(conn, k=args.k)
             code = 0
-    finally:
-        conn.close()
     if args.json:
         print_json(result)
     else:

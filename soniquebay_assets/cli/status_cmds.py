@@ -25,7 +25,7 @@ def collect(data_root, *, runs: int = 200, inspect: bool = True) -> dict[str, An
 
     from soniquebay_assets import settings
     from soniquebay_assets.catalog import deferred, queries
-    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.dagster_defs import monitoring
     from soniquebay_assets.dagster_defs.definitions import all_assets
     from soniquebay_assets.settings import DataDir
@@ -45,12 +45,9 @@ def collect(data_root, *, runs: int = 200, inspect: bool = True) -> dict[str, An
     routes = monitoring.asset_routes(all_assets())
     with DagsterInstance.get() as instance:
         stats = monitoring.step_stats(instance, limit_runs=runs)
-    conn = open_catalog(data.catalog_url)
-    try:
+    with connection(data.catalog_url) as conn:
         deferred_metrics = deferred.metrics(conn)
         catalog_errors = queries.errors_by_reason(conn) if hasattr(queries, "errors_by_reason") else {}
-    finally:
-        conn.close()
     assets = {
         key: {**route, **{k: v for k, v in stats.get(key, {}).items()}} for key, route in sorted(routes.items())
     }

@@ -108,11 +108,8 @@ def build_kind_schedule(kind: str, job):
               default_status=DefaultScheduleStatus.RUNNING,
               description=f"Every {minutes} min: runs of {job.name} over the shards with due {kind} work, if any.")
     def _kind_schedule(context: ScheduleEvaluationContext, catalog: CatalogResource):
-        conn = catalog.connect()
-        try:
+        with catalog.connection() as conn:
             requests = request_for_kind(conn, kind, now=_tick_time(context))
-        finally:
-            conn.close()
         for request in requests if isinstance(requests, list) else []:
             context.log.info(f"{PREFIX_BY_DEFERRED_KIND[kind]} requesting {request.run_key}: "
                              f"{request.tags['soniquebay/deferred_items']} items in shards "
@@ -210,12 +207,9 @@ def _settle(context: RunStatusSensorContext, catalog: CatalogResource, *, succes
     message = getattr(context.dagster_event, "message", None) or ""
     if not error and not success:
         error = f"run {run.run_id[:8]} failed: {message}"[:2000]
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         counts = settle_claim(conn, dict(run.tags), success=success, error=error,
                               worker_died=not success and worker_died(message))
-    finally:
-        conn.close()
     kind = run.tags.get(KIND_TAG, "?")
     context.log.info(f"{PREFIX_BY_DEFERRED_KIND.get(kind, DEFERRED_QUEUE)} run {run.run_id[:8]} "
                      f"{'succeeded' if success else 'failed'}: {counts}")

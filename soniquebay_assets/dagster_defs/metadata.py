@@ -36,11 +36,8 @@ def describe_each_shard(context, catalog) -> None:
     shards = sorted(context.partition_keys)
     if len(shards) < 1:
         return
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         facts = queries.shard_facts(conn, shards)
-    finally:
-        conn.close()
     for shard in shards:
         context.add_asset_metadata({"shard": shard, **{f"shard_{k}": v for k, v in facts[shard].items()}},
                                    partition_key=shard)

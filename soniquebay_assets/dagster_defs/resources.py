@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ class CatalogResource(ConfigurableResource):
 
     def connect(self) -> Any:
         return open_catalog(self.data_dir.catalog_url)
+
+    def connection(self) -> closing:
+        """`with catalog.connection() as conn:` a catalog connection, closed on exit."""
+        return closing(self.connect())
 
 
 class LibraryResource(ConfigurableResource):

@@ -30,13 +30,10 @@ MAINTENANCE_CRON = "30 3 * * *"
 
 @op(tags=op_tags_for("deferred"), description="Failed items past their backoff become pending; stale claims return.")
 def retry_deferred_work(context: OpExecutionContext, catalog: CatalogResource) -> dict:
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         ended = release_ended_claims(conn, context.instance)
         stale = deferred.reclaim_stale(conn)
         retried = deferred.retry_failed(conn)
-    finally:
-        conn.close()
     context.log.info(f"{DEFERRED_QUEUE} retry: {retried} failed items pending again; claims of ended runs "
                      f"{ended}; stale claims {stale}")
     return {"retried": retried, **stale, "ended_claims": ended}
@@ -51,14 +48,11 @@ def deferred_retry_job():
           default_status=DefaultScheduleStatus.RUNNING,
           description=f"Every {RETRY_EVERY_MINUTES} min, when failed deferred work is due again: requeue it.")
 def deferred_retry_schedule(context: ScheduleEvaluationContext, catalog: CatalogResource):
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         due, stale = deferred.retry_counts(conn, now=_tick(context))
         # settling claims of ended runs is cheap and needs no run: done here, at every tick
         ended = (release_ended_claims(conn, context.instance, now=_tick(context))
                  if deferred.claims_in_progress(conn) else {})
-    finally:
-        conn.close()
     if not due and not stale:
         return SkipReason(f"{DEFERRED_QUEUE} no failed work due for retry; claims of ended runs settled: {ended}")
     return RunRequest(run_config=QUIET_CONSOLE,

@@ -59,8 +59,7 @@ def library_changes_sensor(
         roots = library.root_paths()
     except ValueError as exc:
         return SkipReason(str(exc))
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         plan = plan_scan(conn, roots)
         requested = json.loads(context.cursor) if context.cursor else {}
         current = {s: plan.digests.get(s, ("empty", 0))[0] for s in plan.affected}
@@ -77,8 +76,6 @@ def library_changes_sensor(
                 f"{plan.files_seen} files walked in {plan.walk_seconds:.2f}s; no shard changed since the last request"
             )
         snapshot = save_snapshot(plan.walk, conn)  # in the catalog: the run may go to another host
-    finally:
-        conn.close()
     # few runs over ranges of changed shards (a shard in a gap is re-checked against the walk: its materialization
     # says what it holds); past MAX_SCAN_RUNS_PER_TICK the other shards stay out of the cursor for the next tick
     groups = [[s for s in fresh if first <= s <= last] for first, last in shard_ranges(fresh)][:MAX_SCAN_RUNS_PER_TICK]

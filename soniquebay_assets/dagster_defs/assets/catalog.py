@@ -36,8 +36,7 @@ CHECKS = [
 )
 def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
     shards = sorted(context.partition_keys)
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         stats = catalog_shards(conn, shards)
         counts = queries.catalog_counts(conn)
         formats = queries.formats_breakdown(conn, shards)
@@ -46,8 +45,6 @@ def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -
         orphans = queries.tracks_missing_album_or_artist(conn)
         fallback_share = queries.fallback_title_share(conn)
         errors = queries.errors_by_reason(conn, shards=shards)
-    finally:
-        conn.close()
     context.log.info(
         f"{log_prefix(WORKER_INSERT_BULK)} shards {shard_summary(shards)}: wrote {stats.written} tracks, "
         f"{stats.errors} errors; catalog now {counts['tracks']} tracks, {counts['albums']} albums"

@@ -31,21 +31,17 @@ class CoverConfig(Config):
 
 def _run(context: AssetExecutionContext, catalog: CatalogResource, config: CoverConfig, entity_type: str):
     shards = sorted(context.partition_keys)
-    conn = catalog.connect()
     # The key is read here, at the edge, and handed to the client, which redacts it from everything it reports.
     http, sources = pipeline.open_sources(
         config.sources, lastfm_api_key=settings.lastfm_api_key(), contact=settings.http_contact(),
         caa_base_url=config.coverartarchive_url, lastfm_base_url=config.lastfm_url)
     fetch = pipeline.fetch_album_covers if entity_type == "album" else pipeline.fetch_artist_images
-    try:
+    with http, catalog.connection() as conn:
         stats = fetch(conn, shards, data_dir=catalog.data_dir, sources=sources, http=http,
                       limit=config.max_entities or None)
         summary = pipeline.coverage_summary(conn, entity_type)
         sheet = pipeline.write_contact_sheet(conn, catalog.data_dir, entity_type, context.run.run_id[:8])
         missing = pipeline.missing_cover_files(conn, catalog.data_dir, entity_type)
-    finally:
-        http.close()
-        conn.close()
     context.log.info(
         f"{log_prefix(WORKER_COVER)} {entity_type} shards {shard_summary(shards)}: {stats.selected} selected, "
         f"{stats.found} found, {stats.misses} misses, {stats.skipped_cached} skipped by the negative cache; "

@@ -45,11 +45,8 @@ def _queue_table(instance) -> MetadataValue:
 )
 def deferred_maintenance(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
     started = time.perf_counter()
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         report = run_maintenance(conn)
-    finally:
-        conn.close()
     queue_table = _queue_table(context.instance)
     context.log.info(f"{DEFERRED_QUEUE} maintenance: reclaimed {report['reclaimed']}, retried {report['retried']}, "
                      f"expired {report['expired']}, orphans {report['deferred_orphans']}, "

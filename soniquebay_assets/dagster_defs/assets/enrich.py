@@ -27,12 +27,9 @@ class EnrichConfig(Config):
 def enriched_tracks(context: AssetExecutionContext, config: EnrichConfig, catalog: CatalogResource) -> MaterializeResult:
     started = time.perf_counter()
     shards = sorted(context.partition_keys)
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         stats = enrich_shards(conn, shards, data_dir=catalog.data_dir, workers=config.workers or None,
                               force_version=config.force_version, retry_errors=config.retry_errors)
-    finally:
-        conn.close()
     context.log.info(
         f"{log_prefix(WORKER_METADATA)} shards {shard_summary(shards)}: {stats.analyzed} analysed "
         f"({stats.ok} ok, {stats.partial} partial, {stats.failed} failed), {stats.skipped} skipped, "

@@ -17,11 +17,8 @@ from soniquebay_assets.queues import WORKER_EXTRACT
 )
 def raw_metadata(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
     shards = sorted(context.partition_keys)
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         stats = extract_shards(conn, shards)
-    finally:
-        conn.close()
     context.log.info(
         f"{log_prefix(WORKER_EXTRACT)} shards {shard_summary(shards)}: read {stats.read}, ok {stats.ok}, "
         f"errors {stats.errors} in {stats.seconds}s"

@@ -1,6 +1,8 @@
 """Group `online`: albums matched to MusicBrainz, artists' MusicBrainz ids and Last.fm facts, AcoustID for
 tracks without a usable title or artist (on the metadata workers' queue)."""
 
+from contextlib import closing
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -57,17 +59,13 @@ def external_metadata(context: AssetExecutionContext, config: OnlineConfig,
         acoustid_url=config.acoustid_url or settings.acoustid_url(),
         lastfm_api_key=settings.lastfm_api_key(), acoustid_api_key=settings.acoustid_api_key(),
         contact=settings.http_contact())
-    conn = catalog.connect()
-    try:
+    with closing(services), catalog.connection() as conn:
         stats = pipeline.fetch_external_metadata(
             conn, shards, services=services, max_albums=config.max_albums or None,
             max_artists=config.max_artists or None, max_tracks=config.max_tracks or None,
             claim_id=context.run.tags.get(CLAIM_TAG))
         summary = pipeline.run_summary(conn)
         mismatches = external.track_count_mismatches(conn)
-    finally:
-        services.close()
-        conn.close()
     context.log.info(
         f"{log_prefix(QUEUE_BY_GROUP['online'])} shards {shard_summary(shards)}: {stats.albums_selected} albums "
         f"({stats.matched} matched, {stats.candidates} candidates, {stats.unmatched} unmatched), "

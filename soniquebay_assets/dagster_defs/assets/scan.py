@@ -26,12 +26,9 @@ def file_inventory(
 ) -> MaterializeResult:
     started = time.perf_counter()
     shards = sorted(context.partition_keys)
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         walk = load_snapshot(config.snapshot, conn) if config.snapshot else walk_library(library.root_paths())
         stats = inventory_shards(conn, walk, shards)
-    finally:
-        conn.close()
     context.log.info(
         f"{log_prefix(WORKER_SCAN)} shards {shard_summary(shards)}: {stats.files_seen} files, {stats.new} new, "
         f"{stats.changed} changed, {stats.moved} moved, {stats.deleted} deleted, {stats.walk_problems} walk problems"

@@ -45,8 +45,7 @@ class VectorConfig(Config):
 )
 def track_embeddings(context: AssetExecutionContext, config: VectorConfig, catalog: CatalogResource) -> MaterializeResult:
     shards = sorted(context.partition_keys)
-    conn = catalog.connect()
-    try:
+    with catalog.connection() as conn:
         stats = vectorize_shards(
             conn,
             shards,
@@ -55,8 +54,6 @@ def track_embeddings(context: AssetExecutionContext, config: VectorConfig, catal
             batch_size=config.batch_size,
         )
         report = validate_vectors(conn)
-    finally:
-        conn.close()
     context.log.info(
         f"{log_prefix(WORKER_VECTOR)} shards {shard_summary(shards)}: {stats.vectorized} vectorized "
         f"({stats.text_only} text-only), {stats.unchanged} unchanged, {stats.fragments_encoded} texts embedded "

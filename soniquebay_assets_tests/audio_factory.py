@@ -18,6 +18,18 @@ def tone(seconds: float = 1.0, freq: float = 440.0, sr: int = 22050, channels: i
     return np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
 
 
+def click_track(bpm: float, seconds: float, sr: int = 22050) -> np.ndarray:
+    """A metronome: one decaying 1 kHz click (50 ms, half scale) per beat."""
+    t = np.arange(int(0.05 * sr)) / sr
+    click = 0.5 * np.sin(2 * np.pi * 1000.0 * t) * np.exp(-t / 0.01)
+    out = np.zeros(int(seconds * sr))
+    for when in np.arange(0, seconds, 60.0 / bpm):
+        start = int(round(when * sr))
+        end = min(out.size, start + click.size)
+        out[start:end] += click[: end - start]
+    return out.astype(np.float32)
+
+
 def write_audio(path: Path, seconds: float = 1.0, sr: int = 22050, channels: int = 1, freq: float = 440.0) -> Path:
     """Write an untagged audio file whose container follows the extension."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from soniquebay_assets_tests import audio_factory
 _HERE = Path(__file__).resolve().parent
 
 
-def _corpus_candidates() -> list[Path]:
+def corpus_candidates() -> list[Path]:
     env = os.environ.get("SONIQUEBAY_CORPUS")
     found = [Path(env)] if env else []
     found.append(_HERE.parent.parent / "shared" / "corpus")
@@ -22,12 +22,12 @@ def _corpus_candidates() -> list[Path]:
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     """The shared audio corpus; skips with a reason when absent, fails instead under SONIQUEBAY_REQUIRE_CORPUS=1."""
-    for candidate in _corpus_candidates():
+    for candidate in corpus_candidates():
         if (candidate / "MANIFEST.tsv").is_file():
             return candidate
     reason = (
         "shared audio corpus not found (looked in: "
-        + ", ".join(str(c) for c in _corpus_candidates())
+        + ", ".join(str(c) for c in corpus_candidates())
         + "); set SONIQUEBAY_CORPUS to its folder"
     )
     if os.environ.get("SONIQUEBAY_REQUIRE_CORPUS") == "1":
@@ -86,15 +86,14 @@ class PgTestServer:
 
     def fresh(self) -> str:
         """The URL of the session database with the schema migrated and every table empty."""
-        from soniquebay_assets.catalog import db, pg, vector_search
+        from soniquebay_assets.catalog import db, vector_search
 
-        conn = db.open_catalog(self.url)
-        try:
-            tables = [t for t in pg.user_tables(conn) if t != "schema_migrations"]
+        with db.connection(self.url) as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                " AND table_type = 'BASE TABLE' AND table_name != 'schema_migrations' ORDER BY table_name")]
             if tables:
                 conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-        finally:
-            conn.close()
         vector_search._index_cache.clear()  # per-process index of the previous test's vectors
         return self.url
 

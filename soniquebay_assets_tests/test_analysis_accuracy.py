@@ -10,6 +10,7 @@ from soniquebay_assets.domain.analysis.analyze import analyze_samples
 from soniquebay_assets.domain.analysis.key import camelot, open_key, pitch_class
 from soniquebay_assets.domain.analysis.spectrum import compute_spectrum
 from soniquebay_assets.domain.analysis.tempo import estimate_tempo
+from soniquebay_assets_tests.audio_factory import click_track
 
 SR = 22050
 
@@ -18,7 +19,7 @@ def test_tempo_accuracy1_on_click_and_drum_patterns_60_to_200_bpm():
     pairs = []
     for bpm in range(60, 201, 10):
         for style in ("click", "rock", "four_on_floor", "halftime_hats"):
-            y = synth.click_track(bpm, 12, SR) if style == "click" else synth.drum_pattern(bpm, 12, SR, style, seed=bpm)
+            y = click_track(bpm, 12, SR) if style == "click" else synth.drum_pattern(bpm, 12, SR, style, seed=bpm)
             pairs.append((estimate_tempo(compute_spectrum([y], SR)).bpm, float(bpm)))
     scores = evaluation.tempo_accuracy(pairs)
     assert scores.n == 60

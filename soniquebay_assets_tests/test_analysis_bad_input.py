@@ -151,9 +151,9 @@ def test_long_file_is_read_through_bounded_excerpts(tmp_path):
 
 @pytest.fixture()
 def corpus_dir_or_none():
-    from soniquebay_assets_tests.conftest import _corpus_candidates
+    from soniquebay_assets_tests.conftest import corpus_candidates
 
-    return next((c for c in _corpus_candidates() if (c / "MANIFEST.tsv").is_file()), None)
+    return next((c for c in corpus_candidates() if (c / "MANIFEST.tsv").is_file()), None)
 
 
 FAKE_FFMPEG = r'''#!{python}

@@ -208,9 +208,3 @@ def test_catalog_insert_enqueues_deferred_work_once(tmp_path, make_audio, catalo
     conn.close()
 
 
-def test_mark_done_settles_items_a_stage_handled_itself(catalog):
-    _add(catalog, 3, kind="vectors")
-    deferred.claim(catalog, "vectors", "w", limit=1, now=T0)
-    assert deferred.mark_done(catalog, "vectors", "track", [1, 2, 99], now=T0 + 1) == 2
-    assert deferred.mark_done(catalog, "vectors", "track", [1, 2], now=T0 + 2) == 0
-    assert _states(catalog) == {"done": 2, "pending": 1}

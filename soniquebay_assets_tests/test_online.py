@@ -132,10 +132,10 @@ def test_exact_match_ambiguous_and_no_result(library, server):
                               "ON t.track_id = e.track_id WHERE e.source = 'musicbrainz' ORDER BY 1").fetchall()
     assert [r[1] for r in recordings] == [f"d4156411-b884-368f-a4cb-7c0101a5{i:04d}" for i in (1, 2, 3)]
     artist = conn.execute("SELECT artist_id FROM artists WHERE name = 'Exact Artist'").fetchone()[0]
-    assert repo.artist_facts(conn, artist)["musicbrainz"]["musicbrainz_artist_id"] == EXACT_ARTIST_ID
+    assert _artist_facts(conn, artist)["musicbrainz"]["musicbrainz_artist_id"] == EXACT_ARTIST_ID
     # A featured artist credited on one of the release's tracks gets its id too, without a search.
     guest = conn.execute("SELECT artist_id FROM artists WHERE name = 'Guest Star'").fetchone()[0]
-    assert repo.artist_facts(conn, guest)["musicbrainz"]["musicbrainz_artist_id"] == GUEST_ID
+    assert _artist_facts(conn, guest)["musicbrainz"]["musicbrainz_artist_id"] == GUEST_ID
     assert not any("Guest" in r.query.get("query", "") for r in server.requests if r.path == "/ws/2/artist")
 
     twin = by_title["Twin Album"]
@@ -293,11 +293,11 @@ def test_lastfm_facts_genres_and_wrong_key(library, server, caplog):
     caplog.set_level(logging.DEBUG)
     stats = run(library, services_for(server, lastfm_key=LASTFM_KEY))
     artist = conn.execute("SELECT artist_id FROM artists WHERE name = 'Exact Artist'").fetchone()[0]
-    facts = repo.artist_facts(conn, artist)["lastfm"]
+    facts = _artist_facts(conn, artist)["lastfm"]
     assert facts["listeners"] == 123456 and facts["similar_artists"] == ["Similar One", "Similar Two"]
     assert facts["summary"] == "Exact Artist is a test band & more."
     assert facts["tags"][:2] == ["electronic", "seen live"]
-    assert repo.artist_facts(conn, artist)["musicbrainz"]["musicbrainz_artist_id"] == EXACT_ARTIST_ID
+    assert _artist_facts(conn, artist)["musicbrainz"]["musicbrainz_artist_id"] == EXACT_ARTIST_ID
     genres = [r[0] for r in conn.execute(
         "SELECT gn.genre FROM track_genres_normalized gn JOIN tracks t ON t.track_id = gn.track_id "
         "WHERE t.title = 'Song 1' ORDER BY gn.position")]
@@ -543,3 +543,13 @@ def test_a_matched_album_is_offered_to_cover_art_archive(library, server):
     assert conn.execute("SELECT entity_id FROM covers WHERE source = 'coverartarchive'").fetchone()[0] == exact
     # Tags untouched: the album's own release id column is still empty.
     assert conn.execute("SELECT musicbrainz_release_id FROM albums WHERE album_id = ?", (exact,)).fetchone()[0] is None
+
+
+def _artist_facts(conn, artist_id: int) -> dict[str, dict]:
+    """source -> the stored artist_external row of one artist, its JSON columns decoded."""
+    out = {}
+    for row in conn.execute("SELECT * FROM artist_external WHERE artist_id = ?", (artist_id,)).fetchall():
+        item = dict(row)
+        item["tags"], item["similar_artists"] = json.loads(item["tags"]), json.loads(item["similar_artists"])
+        out[item["source"]] = item
+    return out

@@ -198,17 +198,6 @@ def fail(conn: Any, work_ids: Sequence[int], error: str, *, now: float | None = 
     return counts
 
 
-def mark_done(conn: Any, kind: str, entity_type: str, entity_ids: Sequence[int], *,
-              now: float | None = None) -> int:
-    """A stage that did the work itself (e.g. `soniquebay scan --stages all`) settles the matching items."""
-    _check_kind(kind)
-    stamp = _now(now)
-    with _write(conn):
-        return _update_ids(conn, "UPDATE deferred_work SET state = 'done', last_error = NULL, claimed_by = NULL,"
-                           " updated_at = ? WHERE kind = ? AND entity_type = ? AND state != 'done'"
-                           " AND entity_id IN ({})", [stamp, kind, entity_type], entity_ids)
-
-
 def claimed_by(conn: Any, worker: str) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT work_id FROM deferred_work WHERE claimed_by = ? AND state = 'in_progress'", (worker,))]

@@ -382,17 +382,6 @@ def track_count_mismatches(conn: Any) -> list[dict[str, Any]]:
             and r["release_track_count"] != r["track_count"]]
 
 
-def artist_facts(conn: Any, artist_id: int) -> dict[str, dict[str, Any]]:
-    """source -> stored row for one artist."""
-    rows = conn.execute("SELECT * FROM artist_external WHERE artist_id = ?", (artist_id,)).fetchall()
-    out = {}
-    for row in rows:
-        item = dict(row)
-        item["tags"], item["similar_artists"] = json.loads(item["tags"]), json.loads(item["similar_artists"])
-        out[item["source"]] = item
-    return out
-
-
 def list_artist_facts(conn: Any) -> list[dict[str, Any]]:
     """Every artist with its tagged MusicBrainz id beside what MusicBrainz and Last.fm said, and its online genres."""
     rows = conn.execute(

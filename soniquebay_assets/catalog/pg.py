@@ -259,12 +259,6 @@ def table_columns(conn: PgConnection, name: str) -> list[str]:
         " ORDER BY attnum", (name,))]
 
 
-def user_tables(conn: PgConnection) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-        " AND table_type = 'BASE TABLE' ORDER BY table_name")]
-
-
 def sync_sequences(conn: PgConnection) -> None:
     """Move every id sequence past the largest id present (after rows were written with explicit ids)."""
     rows = conn.execute(

@@ -75,11 +75,6 @@ def read_truth_table(path: Path, kind: str) -> tuple[list[tuple[Path, str, dict[
     return rows, others
 
 
-def read_truth(path: Path) -> list[tuple[Path, str]]:
-    """(audio path, truth text) rows of a two-column (or headed tempo) truth file."""
-    return [(audio, value) for audio, value, _ in read_truth_table(path, "tempo")[0]]
-
-
 def _group_columns(args: argparse.Namespace, rows, others: list[str]) -> list[str]:
     if args.group:
         wanted = [g.strip().lower() for g in args.group.split(",") if g.strip()]

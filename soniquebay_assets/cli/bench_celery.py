@@ -79,9 +79,9 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
         snapshot = save_snapshot(plan.walk, conn)
     started = time.perf_counter()
     if celery_broker is None:
-        from soniquebay_assets.cli.scan import _materialize
+        from soniquebay_assets.cli.scan import materialize_shard_range
 
-        result = _materialize(SCAN_GROUPS, min(plan.affected), max(plan.affected), [library], data.root, snapshot,
+        result = materialize_shard_range(SCAN_GROUPS, min(plan.affected), max(plan.affected), [library], data.root, snapshot,
                               False)
     else:
         from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery

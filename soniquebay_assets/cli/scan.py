@@ -86,7 +86,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
     }
     if shards:
-        runs = [_materialize(groups, first, last, roots, data_root, snapshot, show_progress)
+        runs = [materialize_shard_range(groups, first, last, roots, data_root, snapshot, show_progress)
                 for first, last in shard_ranges(shards)]
         summary["run_id"] = runs[0]["run_id"] if len(runs) == 1 else [r["run_id"] for r in runs]
         summary["run_failed"] = not all(r["success"] for r in runs)
@@ -107,7 +107,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     return summary
 
 
-def _materialize(groups, start, end, roots, data_root, snapshot, show_progress) -> dict[str, Any]:
+def materialize_shard_range(groups, start, end, roots, data_root, snapshot, show_progress) -> dict[str, Any]:
     """One run of the selected groups over shards start..end: in-process, or on Celery workers when configured."""
     from soniquebay_assets.settings import executor_choice
 

@@ -20,8 +20,6 @@ def _burst(sr: int, seconds: float, decay_s: float, rng: np.random.Generator, ki
     if kind == "kick":
         phase = 2 * np.pi * np.cumsum(50.0 + 90.0 * np.exp(-t / 0.03)) / sr
         return np.sin(phase) * env
-    if kind == "click":
-        return np.sin(2 * np.pi * 1000.0 * t) * env
     noise = rng.standard_normal(t.size)
     if kind == "hat":
         noise = np.diff(noise, prepend=0.0)  # crude high-pass
@@ -35,13 +33,6 @@ def _place(out: np.ndarray, sound: np.ndarray, times: np.ndarray, sr: int, gain:
             break
         end = min(out.size, start + sound.size)
         out[start:end] += gain * sound[: end - start]
-
-
-def click_track(bpm: float, seconds: float, sr: int = 22050) -> np.ndarray:
-    """A metronome: one 1 kHz click per beat."""
-    out = np.zeros(int(seconds * sr))
-    _place(out, _burst(sr, 0.05, 0.01, _rng(0), "click"), np.arange(0, seconds, 60.0 / bpm), sr, 0.5)
-    return out.astype(np.float32)
 
 
 def drum_pattern(bpm: float, seconds: float, sr: int = 22050, style: str = "rock", seed: int = 0) -> np.ndarray:

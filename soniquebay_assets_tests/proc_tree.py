@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -49,3 +52,13 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def survivors_of_killed_owner(owner: subprocess.Popen, tree: list[int], wait_s: float = 15.0) -> list[int]:
+    """SIGKILL `owner`, then give the processes of `tree` `wait_s` to end; the ones still alive."""
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(timeout=10)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(alive(p) for p in tree):
+        time.sleep(0.2)
+    return [p for p in tree if alive(p)]

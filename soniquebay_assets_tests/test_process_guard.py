@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from soniquebay_assets_tests.proc_tree import alive, descendants
+from soniquebay_assets_tests.proc_tree import alive, descendants, survivors_of_killed_owner
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process tree from /proc")
 
@@ -51,12 +51,7 @@ def test_pool_children_die_with_their_sigkilled_owner(tmp_path, method):
             time.sleep(0.2)
         tree = descendants(owner.pid)
         assert tree, "the pool started no process"
-        owner.send_signal(signal.SIGKILL)
-        owner.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(alive(p) for p in tree):
-            time.sleep(0.2)
-        left = [p for p in tree if alive(p)]
+        left = survivors_of_killed_owner(owner, tree)
         assert not left, f"processes of the killed owner still alive: {left}"
     finally:
         try:

@@ -15,7 +15,7 @@ import pytest
 
 from soniquebay_assets.library.process_pool import WORKER_CRASHED, WORKER_ERROR, WorkerFailure, pool_map
 from soniquebay_assets_tests import pool_jobs
-from soniquebay_assets_tests.proc_tree import alive, descendants
+from soniquebay_assets_tests.proc_tree import alive, descendants, survivors_of_killed_owner
 
 
 def _results(func, items, **options) -> dict[int, object]:
@@ -106,12 +106,7 @@ def test_pool_children_exit_with_their_sigkilled_owner(tmp_path):
                 break
             time.sleep(0.2)
         assert len(tree) >= 3, f"the pool did not start its workers: {tree}"
-        owner.send_signal(signal.SIGKILL)
-        owner.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(alive(p) for p in tree):
-            time.sleep(0.2)
-        left = [p for p in tree if alive(p)]
+        left = survivors_of_killed_owner(owner, tree)
         assert not left, f"processes of the killed owner still alive: {left}"
     finally:
         try:

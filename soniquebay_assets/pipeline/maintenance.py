@@ -2,29 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from soniquebay_assets.catalog import deferred, entities, maintenance
 from soniquebay_assets.catalog.db import transaction
 
 
-def run_maintenance(conn: Any, *, now: float | None = None) -> dict:
+@dataclass
+class MaintenanceReport:
+    """What one daily upkeep did and whether the catalog is healthy."""
+
+    reclaimed: dict[str, int]
+    retried: int
+    expired: dict[str, int]
+    deferred_orphans: int
+    catalog_orphans: dict[str, int]
+    vectors: dict
+    integrity: str | list
+    vacuum: Any  # what vacuum_if_worth_it decided and freed
+    deferred: dict
+    healthy: bool
+
+
+def run_maintenance(conn: Any, *, now: float | None = None) -> MaintenanceReport:
     """Reclaim stale claims, requeue due failures, drop expired and orphan rows, validate, ANALYZE, VACUUM."""
-    report: dict = {"reclaimed": deferred.reclaim_stale(conn, now=now),
-                    "retried": deferred.retry_failed(conn, now=now),
-                    "expired": deferred.cleanup(conn, now=now),
-                    "deferred_orphans": deferred.delete_orphans(conn)}
+    reclaimed = deferred.reclaim_stale(conn, now=now)
+    retried = deferred.retry_failed(conn, now=now)
+    expired = deferred.cleanup(conn, now=now)
+    deferred_orphans = deferred.delete_orphans(conn)
     with transaction(conn):
-        report["catalog_orphans"] = entities.delete_orphans(conn)
-    report["vectors"] = validate_vectors(conn)
+        catalog_orphans = entities.delete_orphans(conn)
+    vectors = validate_vectors(conn)
     problems = maintenance.integrity_problems(conn)
-    report["integrity"] = "ok" if not problems else problems
+    integrity = "ok" if not problems else problems
     maintenance.analyze(conn)
-    report["vacuum"] = maintenance.vacuum_if_worth_it(conn)
-    report["deferred"] = deferred.metrics(conn, now=now)
-    report["healthy"] = report["integrity"] == "ok" and report["vectors"].get("ok", True) and not any(
-        m["dead"] for m in report["deferred"].values())
-    return report
+    vacuum = maintenance.vacuum_if_worth_it(conn)
+    queue_metrics = deferred.metrics(conn, now=now)
+    healthy = integrity == "ok" and vectors.get("ok", True) and not any(m["dead"] for m in queue_metrics.values())
+    return MaintenanceReport(reclaimed=reclaimed, retried=retried, expired=expired,
+                             deferred_orphans=deferred_orphans, catalog_orphans=catalog_orphans, vectors=vectors,
+                             integrity=integrity, vacuum=vacuum, deferred=queue_metrics, healthy=healthy)
 
 
 def validate_vectors(conn: Any) -> dict:

@@ -48,20 +48,20 @@ def deferred_maintenance(context: AssetExecutionContext, catalog: CatalogResourc
     with catalog.connection() as conn:
         report = run_maintenance(conn)
     queue_table = _queue_table(context.instance)
-    context.log.info(f"{DEFERRED_QUEUE} maintenance: reclaimed {report['reclaimed']}, retried {report['retried']}, "
-                     f"expired {report['expired']}, orphans {report['deferred_orphans']}, "
-                     f"integrity {report['integrity']}, vacuum {report['vacuum']}")
+    context.log.info(f"{DEFERRED_QUEUE} maintenance: reclaimed {report.reclaimed}, retried {report.retried}, "
+                     f"expired {report.expired}, orphans {report.deferred_orphans}, "
+                     f"integrity {report.integrity}, vacuum {report.vacuum}")
     return MaterializeResult(metadata={
-        "healthy": report["healthy"],
-        "integrity_check": str(report["integrity"]),
-        "deferred_queue": _deferred_table(report["deferred"]),
+        "healthy": report.healthy,
+        "integrity_check": str(report.integrity),
+        "deferred_queue": _deferred_table(report.deferred),
         "queue_health": queue_table,
-        "reclaimed": MetadataValue.json(report["reclaimed"]),
-        "retried": report["retried"],
-        "expired_deleted": MetadataValue.json(report["expired"]),
-        "deferred_orphans_deleted": report["deferred_orphans"],
-        "catalog_orphans_deleted": MetadataValue.json(report["catalog_orphans"]),
-        "vector_validation": MetadataValue.json(report["vectors"]),
-        "vacuum": report["vacuum"],
+        "reclaimed": MetadataValue.json(report.reclaimed),
+        "retried": report.retried,
+        "expired_deleted": MetadataValue.json(report.expired),
+        "deferred_orphans_deleted": report.deferred_orphans,
+        "catalog_orphans_deleted": MetadataValue.json(report.catalog_orphans),
+        "vector_validation": MetadataValue.json(report.vectors),
+        "vacuum": report.vacuum,
         "seconds": round(time.perf_counter() - started, 3),
     })

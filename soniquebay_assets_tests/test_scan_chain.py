@@ -213,8 +213,8 @@ def test_unreadable_file_is_recorded_with_permission_reason(make_audio):
         child.start()
         result = queue.get(timeout=60)
         child.join(10)
-        assert result[1] is False and result[2] == "permission denied", result
-        assert "read" in result[3]  # the detail says what to do
+        assert not result.ok and result.reason == "permission denied", result
+        assert "read" in result.detail  # the detail says what to do
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

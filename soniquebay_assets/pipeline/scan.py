@@ -243,7 +243,7 @@ class ExtractStats:
 
 def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = None) -> ExtractStats:
     """Read tags of every new or changed file in these shards; bad files become recorded errors."""
-    from soniquebay_assets.pipeline.tag_worker import read_file
+    from soniquebay_assets.pipeline.tag_worker import TagRead, read_file
 
     started = time.perf_counter()
     todo = inventory.files_to_extract(conn, shards)
@@ -256,18 +256,19 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
     formats: Counter[str] = Counter()
     quality_sum = 0.0
 
-    def write(results: list[tuple]) -> None:
+    def write(results: list[TagRead]) -> None:
         nonlocal quality_sum
         ok_rows, failed, errors = [], [], []
-        for file_id, ok, payload, score_or_detail, fingerprint, audio_format in results:
-            if ok:
-                ok_rows.append((file_id, payload, score_or_detail, fingerprint))
-                quality_sum += score_or_detail
-                formats[audio_format] += 1
+        for read in results:
+            if read.ok:
+                ok_rows.append((read.file_id, read.payload, read.quality, read.fingerprint))
+                quality_sum += read.quality
+                formats[read.audio_format] += 1
             else:
-                failed.append(file_id)
-                reasons[payload] += 1
-                errors.append(ErrorRecord(path_of[file_id], "extract", payload, score_or_detail, shard_of[file_id]))
+                failed.append(read.file_id)
+                reasons[read.reason] += 1
+                errors.append(ErrorRecord(path_of[read.file_id], "extract", read.reason, read.detail,
+                                          shard_of[read.file_id]))
         with transaction(conn):
             inventory.save_extracted(conn, ok_rows)
             inventory.clear_errors(conn, [path_of[r[0]] for r in ok_rows if path_of[r[0]] in had_errors],
@@ -279,11 +280,11 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
         stats.errors += len(failed)
         progress.report("tags", stats.read, len(items))
 
-    batch: list[tuple] = []
+    batch: list[TagRead] = []
     for index, result in pool_map(read_file, items, workers=workers, min_items=PARALLEL_THRESHOLD,
                                   chunk_size=EXTRACT_CHUNK):
         if isinstance(result, WorkerFailure):
-            result = (items[index][0], False, result.reason, result.detail, None, None)
+            result = TagRead(items[index][0], reason=result.reason, detail=result.detail)
         batch.append(result)
         if len(batch) >= EXTRACT_CHUNK:
             write(batch)

@@ -94,7 +94,7 @@ class PgTestServer:
                 " AND table_type = 'BASE TABLE' AND table_name != 'schema_migrations' ORDER BY table_name")]
             if tables:
                 conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-        vector_search._index_cache.clear()  # per-process index of the previous test's vectors
+        vector_search.forget_indexes()  # per-process index of the previous test's vectors
         return self.url
 
 

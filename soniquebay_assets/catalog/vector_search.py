@@ -36,7 +36,7 @@ EXACT_BELOW = 4 * MIN_CANDIDATES
 _BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-def _popcount(words: np.ndarray) -> np.ndarray:
+def popcount(words: np.ndarray) -> np.ndarray:
     """Set bits per uint64 (np.bitwise_count needs numpy >= 2.0; a byte table works everywhere)."""
     if hasattr(np, "bitwise_count"):
         return np.bitwise_count(words)
@@ -89,7 +89,7 @@ class VectorIndex:
         scratch = np.empty(n, dtype=np.uint64)
         for word in range(self.bits.shape[0]):
             np.bitwise_xor(self.bits[word], code[word], out=scratch)
-            hamming += _popcount(scratch)
+            hamming += popcount(scratch)
         # the Hamming radius holding `count` rows, from a histogram: cheaper than argpartition over n rows
         cutoff = int(np.searchsorted(np.cumsum(np.bincount(hamming)), count))
         rows = np.flatnonzero(hamming <= cutoff)
@@ -118,6 +118,12 @@ class VectorIndex:
 
 _index_cache: dict[str, VectorIndex] = {}
 _index_lock = threading.Lock()
+
+
+def forget_indexes() -> None:
+    """Drop this process's cached indexes (a catalog was emptied or recreated under the same key)."""
+    with _index_lock:
+        _index_cache.clear()
 
 
 def _database_key(conn: Any) -> str:

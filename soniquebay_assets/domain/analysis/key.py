@@ -5,6 +5,7 @@ partials (octave, twelfth = fifth, major third...) are subtracted lowest note fi
 partial no longer votes for the dominant. It is correlated with the 24 rotations of a major and a minor
 profile fitted on the project's rendered dev set (scripts/fit_key_profiles.py), averaged with the published
 Temperley and EDMA profiles so that harmonic-minor (classical) music is not lost to the folk-heavy fit.
+Two views of the mean spectrum (floor removed, and whole) are scored and their key scores averaged.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 meters and instruments, plus a truth TSV (path, bpm, key, meter, instrument, source).
 
 usage: python scripts/build_dev_set.py [--out data/devset] [--count 200] [--seed 11] [--jobs 2]
+                                     [--exclude-sources OTHER/truth.tsv]
+
+`--exclude-sources` leaves out the scores of another set's truth file, so that a second seed gives a
+validation set with no score in common with the first (choices made on one set are checked on the other).
 
 Needs `pip install music21` (the `eval` extra) and the fluidsynth binary with a General MIDI soundfont
 (Debian: fluidsynth fluid-soundfont-gm). Score sources are disjoint from the reserved check set: the
@@ -320,6 +324,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--exclude-sources", type=Path, action="append", default=[],
+                        help="a truth.tsv whose scores (source column) this set must not use")
     args = parser.parse_args()
     try:
         import music21  # noqa: F401
@@ -339,6 +345,14 @@ def main() -> int:
             pool_items = [d for batch in pool.map(survey_one, score_list()) for d in batch]
         survey_file.write_text(json.dumps(pool_items))
     print(f"build_dev_set: {len(pool_items)} scores pass the key-truth checks", file=sys.stderr)
+    excluded = set()
+    for other in args.exclude_sources:
+        lines = other.read_text(encoding="utf-8").splitlines()
+        column = lines[0].split("\t").index("source")
+        excluded |= {line.split("\t")[column] for line in lines[1:] if line.strip()}
+    if excluded:
+        pool_items = [d for d in pool_items if d["source"] not in excluded]
+        print(f"build_dev_set: {len(pool_items)} left after excluding {len(excluded)} sources", file=sys.stderr)
     rng = random.Random(args.seed)
     chosen = choose(pool_items, args.count, rng)
     jobs = []

@@ -80,3 +80,27 @@ def test_rendered_tonal_tempo_is_not_doubled_or_taken_at_three_halves(tmp_path, 
     builder = _builder()
     values = _render(builder, tmp_path, _tune(C_MAJOR_CHORDS, meter, beat_ql, bar_ql), setup, bpm, "C major")
     assert evaluation.tempo_confusion(values["bpm"], bpm) == "x1", values
+
+
+def test_drum_detector_tells_a_kit_from_bright_instruments(tmp_path):
+    """The drum rule needs noise-like highs: a band with a kit is percussive; guitar, organ and strings playing
+    the same tune are not, however much of their onset flux lies above 5 kHz."""
+    import soundfile as sf
+
+    from soniquebay_assets.domain.analysis.spectrum import compute_spectrum
+    from soniquebay_assets.domain.analysis.tempo import estimate_tempo, high_flatness
+
+    builder = _builder()
+    random.seed(0)
+    found = {}
+    for setup in ("band", "guitar", "organ", "strings"):
+        desc = _tune(C_MAJOR_CHORDS, "4/4", 1.0, 4.0)
+        job = {"desc": desc, "setup": setup, "bpm": 110.0, "seconds": 20.0, "key": "C major", "meter": "4/4",
+               "source": "test", "seed": 3, "path": str(tmp_path / f"{setup}.flac")}
+        builder.render(job)
+        y, sr = sf.read(job["path"], dtype="float32")
+        spectrum = compute_spectrum([y], sr)
+        found[setup] = (estimate_tempo(spectrum).percussive, round(high_flatness(spectrum), 3))
+    assert found["band"][0], found
+    assert not any(found[s][0] for s in ("guitar", "organ", "strings")), found
+    assert found["band"][1] > max(found[s][1] for s in ("guitar", "organ", "strings")), found

@@ -8,8 +8,9 @@ the weighted mean detrended autocorrelation at 1, 2, 3 and 4 beats. A duple beat
 accents come every 3 eighths scores higher at the dotted quarter than at the quarter (3/2 of the beat).
 The comb score is multiplied by a log-normal tempo prior centred on PRIOR_BPM (PRIOR_OCTAVES wide), which
 only arbitrates between levels the audio supports about equally (a doubled or halved beat).
-With drums (a PERCUSSIVE_SHARE of the spectral flux in the high bands) the beat is what the kit plays: the
-fastest level of the comb's family that the autocorrelation supports (`choose_octave`) is reported instead.
+With drums (noise-like highs, HIGH_FLATNESS, carrying at least PERCUSSIVE_SHARE of the onset flux) the beat is
+what the kit plays: the fastest level of the comb's family that the autocorrelation supports (`choose_octave`)
+is reported instead.
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ PRIOR_BPM = 120.0
 PRIOR_OCTAVES = 3.0  # standard deviation of log2(bpm): a gentle prior, it breaks near-ties only
 TREND_SECONDS = 0.15
 SUPPORT_RATIO = 0.55
-# share of the spectral flux above PERCUSSIVE_FROM_HZ beyond which the onsets are drums/cymbals (measured on
-# the dev set: 0.02-0.067 for piano, organ, strings, guitar; 0.083-0.13 with a drum kit)
+# Drums = cymbals and snares: broadband noise in the highs. A share of the onset flux above PERCUSSIVE_FROM_HZ
+# alone does not tell them from bright instruments (dev set: 0.02-0.10 for piano, organ, strings, guitar,
+# 0.083-0.13 with a kit, 0.066 for a real rock mix), but the spectral flatness of the mean spectrum over
+# FLATNESS_BAND_HZ does: partials leave it peaky (dev set <= 0.75 without drums, 0.28-0.77 for real guitar
+# stems), cymbals make it flat (0.83-0.93 with a kit, 0.93-0.98 for real rock mixes).
 PERCUSSIVE_FROM_HZ = 5000.0
-PERCUSSIVE_SHARE = 0.07
+PERCUSSIVE_SHARE = 0.06  # the noise must also make onsets (a steady hiss or a pad is not a kit; the clicks of
+# abruptly cut synthetic notes reach 0.05)
+FLATNESS_BAND_HZ = (4000.0, 10000.0)
+HIGH_FLATNESS = 0.8
 RIVAL_RATIOS = (2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
 BAND_EDGES_HZ = np.geomspace(40.0, 10000.0, 25)
 
@@ -53,8 +60,8 @@ def onset_envelopes(spectrum: Spectrum) -> list[np.ndarray]:
     return _onsets(spectrum)[0]
 
 
-def _onsets(spectrum: Spectrum) -> tuple[list[np.ndarray], float]:
-    """The onset envelopes and the share of the spectral flux above PERCUSSIVE_FROM_HZ."""
+def _onsets(spectrum: Spectrum) -> tuple[list[np.ndarray], float, float | None]:
+    """The onset envelopes, the share of the spectral flux in the high bands and the top of the carried band."""
     freqs = spectrum.freqs
     bands = np.zeros((len(BAND_EDGES_HZ) - 1, freqs.size), dtype=np.float32)
     for i, (lo, hi) in enumerate(zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True)):
@@ -63,7 +70,8 @@ def _onsets(spectrum: Spectrum) -> tuple[list[np.ndarray], float]:
             bands[i, mask] = 1.0 / mask.sum()
     scale = max((float(m.max()) for m in spectrum.magnitudes if m.size), default=0.0)
     envelopes = []
-    high = _high_bands(bands, spectrum)
+    top_hz = _carrying_top_hz(bands, spectrum)
+    high = _high_bands(top_hz)
     flux_high = flux_total = 0.0
     smooth = max(1, int(round(0.4 * spectrum.frame_rate)))
     for mags in spectrum.magnitudes:
@@ -79,17 +87,45 @@ def _onsets(spectrum: Spectrum) -> tuple[list[np.ndarray], float]:
         flux = np.concatenate([[0.0], flux])
         local = np.convolve(flux, np.ones(smooth) / smooth, mode="same")
         envelopes.append(np.maximum(0.0, flux - local).astype(np.float32))
-    return envelopes, (flux_high / flux_total if flux_total > 0 else 0.0)
+    return envelopes, (flux_high / flux_total if flux_total > 0 else 0.0), top_hz
 
 
-def _high_bands(bands: np.ndarray, spectrum: Spectrum) -> np.ndarray:
-    """Bands counted as 'high' by the drum detector: from PERCUSSIVE_FROM_HZ, or from 60 % of the top of the
-    band that carries signal when the source is band-limited (an 8 kHz file has nothing above 4 kHz)."""
+def high_flatness(spectrum: Spectrum, top_hz: float | None = None) -> float:
+    """Spectral flatness (geometric / arithmetic mean) of the mean magnitude spectrum over FLATNESS_BAND_HZ,
+    scaled down to the band that carries signal (`top_hz`) for band-limited sources; 0 without signal."""
+    frames = spectrum.frame_count
+    if frames == 0:
+        return 0.0
+    lo, hi = FLATNESS_BAND_HZ
+    if top_hz is not None and top_hz < hi:
+        lo, hi = lo * top_hz / hi, top_hz
+    first, last = np.searchsorted(spectrum.freqs, (lo, hi))
+    mean = sum(m[first:last].sum(axis=1, dtype=np.float64) for m in spectrum.magnitudes) / frames
+    if mean.size == 0 or mean.max() <= 0:
+        return 0.0
+    mean = np.maximum(mean, 1e-9 * mean.max())
+    return float(np.exp(np.mean(np.log(mean))) / np.mean(mean))
+
+
+def is_percussive(spectrum: Spectrum, high_share: float, top_hz: float | None) -> bool:
+    """A drum kit plays: noise-like highs (flat mean spectrum) that carry a real share of the onset flux."""
+    return high_share >= PERCUSSIVE_SHARE and high_flatness(spectrum, top_hz) >= HIGH_FLATNESS
+
+
+def _carrying_top_hz(bands: np.ndarray, spectrum: Spectrum) -> float | None:
+    """Upper edge of the highest onset band that carries signal (an 8 kHz file has nothing above 4 kHz)."""
     level = sum((bands @ m).sum(axis=1) for m in spectrum.magnitudes if m.size)
     if np.ndim(level) == 0 or not np.any(level):
-        return BAND_EDGES_HZ[:-1] >= PERCUSSIVE_FROM_HZ
+        return None
     carrying = np.flatnonzero(level > 1e-3 * level.max())
-    top_hz = BAND_EDGES_HZ[carrying[-1] + 1]
+    return float(BAND_EDGES_HZ[carrying[-1] + 1])
+
+
+def _high_bands(top_hz: float | None) -> np.ndarray:
+    """Bands counted as 'high' by the drum detector: from PERCUSSIVE_FROM_HZ, or from 60 % of the top of the
+    band that carries signal when the source is band-limited."""
+    if top_hz is None:
+        return BAND_EDGES_HZ[:-1] >= PERCUSSIVE_FROM_HZ
     return BAND_EDGES_HZ[:-1] >= min(PERCUSSIVE_FROM_HZ, 0.6 * top_hz)
 
 
@@ -207,7 +243,7 @@ def _refine(acf: np.ndarray, frame_rate: float, bpm: float) -> float:
 
 def estimate_tempo(spectrum: Spectrum) -> TempoEstimate:
     """BPM with confidence, or bpm=None and a reason when the audio has no measurable pulse."""
-    envelopes, high_share = _onsets(spectrum)
+    envelopes, high_share, top_hz = _onsets(spectrum)
     fps = spectrum.frame_rate
     seconds = sum(e.size for e in envelopes) / fps
     onset_rate = _onset_rate(envelopes, fps)
@@ -219,7 +255,7 @@ def estimate_tempo(spectrum: Spectrum) -> TempoEstimate:
     if acf is None or seconds == 0:
         return TempoEstimate(None, None, onset_rate, "no onsets (silent or constant audio)")
     bpm, decisiveness = choose_beat(acf, fps)
-    percussive = high_share >= PERCUSSIVE_SHARE
+    percussive = is_percussive(spectrum, high_share, top_hz)
     if percussive:  # drums play the beat: the fastest level they really play
         grid = np.arange(40.0, 240.0, 0.25)
         family = float(grid[int(np.argmax(_comb(acf, 60.0 * fps / grid)))])

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from soniquebay_assets.catalog.db import execute_rows
 from soniquebay_assets.catalog.inventory import NOW
 from soniquebay_assets.domain.albums import (
     VARIOUS_ARTISTS,
@@ -194,7 +195,8 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
             for pos, (name, role) in enumerate(w.credits)
         ])
         genres.append([(_genre_id(conn, ids, genre), pos) for pos, genre in enumerate(w.genres)])
-    conn.executemany(
+    execute_rows(
+        conn,
         f"INSERT INTO tracks({_TRACK_COLUMNS}) VALUES ({marks}) ON CONFLICT(file_id) DO UPDATE SET {_UPDATE_SET}, "
         f"tags_changed_at = {NOW}, "
         f"audio_changed_at = CASE WHEN tracks.fingerprint IS NOT DISTINCT FROM excluded.fingerprint THEN tracks.audio_changed_at "
@@ -203,17 +205,17 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
     )
     by_file = _track_ids_by_file(conn, [w.file_id for w in writes])
     track_ids = [by_file[w.file_id] for w in writes]
-    conn.executemany("DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])
-    conn.executemany(
-        "INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    execute_rows(conn, "DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])
+    execute_rows(
+        conn, "INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(t, artist_id, role, pos) for t, rows_ in zip(track_ids, credits, strict=True) for artist_id, role, pos in rows_],
     )
-    conn.executemany("DELETE FROM track_genres WHERE track_id = ?", [(t,) for t in track_ids])
-    conn.executemany(
-        "INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    execute_rows(conn, "DELETE FROM track_genres WHERE track_id = ?", [(t,) for t in track_ids])
+    execute_rows(
+        conn, "INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         [(t, genre_id, pos) for t, rows_ in zip(track_ids, genres, strict=True) for genre_id, pos in rows_],
     )
-    conn.executemany("UPDATE files SET stage = 'cataloged' WHERE file_id = ?", [(w.file_id,) for w in writes])
+    execute_rows(conn, "UPDATE files SET stage = 'cataloged' WHERE file_id = ?", [(w.file_id,) for w in writes])
     return track_ids
 
 

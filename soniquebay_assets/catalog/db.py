@@ -185,6 +185,13 @@ def execute_rows(conn: Any, sql: str, rows: Any) -> None:
         conn.executemany(sql, rows)
 
 
+def fetch_rows(conn: Any, sql: str, rows: Any) -> list[Any]:
+    """execute_rows for a statement with RETURNING: what every row returned (in no particular order)."""
+    if dialect_of(conn) == POSTGRESQL:
+        return conn.fetch_rows(sql, rows)
+    return [returned for row in rows for returned in conn.execute(sql, row).fetchall()]
+
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from soniquebay_assets.catalog.db import execute_rows
+from soniquebay_assets.catalog.db import execute_rows, fetch_rows
 from soniquebay_assets.catalog.inventory import NOW
 from soniquebay_assets.domain.albums import (
     VARIOUS_ARTISTS,
@@ -38,45 +38,78 @@ class TrackWrite:
 
 
 class _Ids:
-    """Per-batch caches so each artist/genre/album is upserted once per batch."""
+    """Per-batch state: each artist/genre/album is upserted once per batch; the albums of the batch's folders as
+    the database holds them (kept current by the batch's own album writes, so each folder is read once)."""
 
     def __init__(self) -> None:
         self.artists: dict[str, int] = {}
         self.genres: dict[str, int] = {}
         self.albums: dict[str, int] = {}
         self.resolved: dict[tuple[str, str, str | None], str] = {}
+        self.wanted_artists: dict[str, tuple[str, str, str | None]] = {}  # name key -> first (name, key, mbid)
+        self.wanted_genres: dict[str, tuple[str, str]] = {}
+        self.album_artists: dict[int, list[tuple[str, int]]] = {}  # album id -> (artist name, position), last write
+        self.folders: dict[str, list[list]] = {}  # folder -> [album_id, album_key, title] by album id
+        self.album_rows: dict[int, list] = {}
 
+    def load_folders(self, conn: Any, folders: set[str]) -> None:
+        wanted = sorted(folders)
+        self.folders.update({f: [] for f in wanted})
+        for i in range(0, len(wanted), 900):
+            part = wanted[i:i + 900]
+            for album_id, key, title, folder in conn.execute(
+                    f"SELECT album_id, album_key, title, folder FROM albums WHERE folder IN ({','.join('?' * len(part))})"
+                    " ORDER BY album_id", part):
+                self.album_rows[album_id] = [album_id, key, title]
+                self.folders[folder].append(self.album_rows[album_id])
 
-def _artist_id(conn: Any, ids: _Ids, name: str, mbid: str | None = None) -> int:
-    key = name_key(name)
-    if key not in ids.artists:
-        row = conn.execute(
+    def album_written(self, album_id: int, key: str, title: str, folder: str) -> None:
+        """The upsert of `key` returned this album (its title is now `title`)."""
+        row = self.album_rows.get(album_id)
+        if row is not None:
+            row[2] = title
+        elif folder in self.folders:
+            self.album_rows[album_id] = [album_id, key, title]
+            self.folders[folder].append(self.album_rows[album_id])
+            self.folders[folder].sort(key=lambda r: r[0])
+
+    def want_artist(self, name: str, mbid: str | None) -> None:
+        key = name_key(name)
+        if key not in self.artists and key not in self.wanted_artists:
+            self.wanted_artists[key] = (name.strip(), key, mbid)
+
+    def want_genre(self, name: str) -> None:
+        key = name_key(name)
+        if key not in self.genres and key not in self.wanted_genres:
+            self.wanted_genres[key] = (name.strip(), key)
+
+    def write_people(self, conn: Any) -> None:
+        """Upsert the artists and genres asked for so far (the first spelling and MBID of each stand)."""
+        self.artists.update((r[0], r[1]) for r in fetch_rows(
+            conn,
             "INSERT INTO artists(name, name_key, musicbrainz_artist_id) VALUES (?, ?, ?) "
             "ON CONFLICT(name_key) DO UPDATE SET musicbrainz_artist_id = "
-            "COALESCE(artists.musicbrainz_artist_id, excluded.musicbrainz_artist_id) RETURNING artist_id",
-            (name.strip(), key, mbid),
-        ).fetchone()
-        ids.artists[key] = row[0]
-    return ids.artists[key]
-
-
-def _genre_id(conn: Any, ids: _Ids, name: str) -> int:
-    key = name_key(name)
-    if key not in ids.genres:
-        row = conn.execute(
+            "COALESCE(artists.musicbrainz_artist_id, excluded.musicbrainz_artist_id) RETURNING name_key, artist_id",
+            list(self.wanted_artists.values())))
+        self.genres.update((r[0], r[1]) for r in fetch_rows(
+            conn,
             "INSERT INTO genres(name, name_key) VALUES (?, ?) ON CONFLICT(name_key) DO UPDATE SET name = genres.name "
-            "RETURNING genre_id",
-            (name.strip(), key),
-        ).fetchone()
-        ids.genres[key] = row[0]
-    return ids.genres[key]
+            "RETURNING name_key, genre_id",
+            list(self.wanted_genres.values())))
+        self.wanted_artists.clear()
+        self.wanted_genres.clear()
+
+    def artist_id(self, name: str) -> int:
+        return self.artists[name_key(name)]
+
+    def genre_id(self, name: str) -> int:
+        return self.genres[name_key(name)]
 
 
-def _resolve_album_key(conn: Any, w: TrackWrite) -> str:
+def _resolve_album_key(conn: Any, ids: _Ids, w: TrackWrite) -> str:
     """Keep a partly MusicBrainz-tagged album whole: same title in the same folder joins the MBID album."""
     album = w.album
-    same_folder = conn.execute("SELECT album_id, album_key, title FROM albums WHERE folder = ?",
-                               (w.album_folder,)).fetchall()
+    same_folder = [tuple(r) for r in ids.folders[w.album_folder]]
     twins = [(aid, key) for aid, key, title in same_folder if name_key(title) == name_key(album.title)
              and key != album.key]
     if not album.key.startswith("mb:"):
@@ -84,23 +117,27 @@ def _resolve_album_key(conn: Any, w: TrackWrite) -> str:
         if len(mb_twins) == 1:
             return mb_twins[0]
         if is_untagged_album_key(album.key):
-            candidates = [(key, _album_artist_keys(conn, aid)) for aid, key, _ in same_folder]
+            candidates = [(key, _album_artist_keys(conn, aid, ids)) for aid, key, _ in same_folder]
             return home_for_untagged(album.key, candidates, _main_artist(w)) or album.key
         return album.key
     # This track knows the release id: adopt albums made earlier from its untagged siblings.
+    untagged_twins = [twin_id for twin_id, twin_key in twins if not twin_key.startswith("mb:")]
+    if not untagged_twins:
+        return album.key
     existing = conn.execute("SELECT album_id FROM albums WHERE album_key = ?", (album.key,)).fetchone()
-    for twin_id, twin_key in twins:
-        if twin_key.startswith("mb:"):
-            continue
+    for twin_id in untagged_twins:
         if existing is None:
             conn.execute("UPDATE albums SET album_key = ? WHERE album_id = ?", (album.key, twin_id))
+            ids.album_rows[twin_id][1] = album.key
             existing = (twin_id,)
         else:
             conn.execute("UPDATE tracks SET album_id = ? WHERE album_id = ?", (existing[0], twin_id))
     return album.key
 
 
-def _album_artist_keys(conn: Any, album_id: int) -> frozenset[str]:
+def _album_artist_keys(conn: Any, album_id: int, ids: _Ids | None = None) -> frozenset[str]:
+    if ids is not None and album_id in ids.album_artists:  # rewritten by this batch, written at its end
+        return frozenset(name_key(name) for name, _ in ids.album_artists[album_id])
     return frozenset(r[0] for r in conn.execute(
         "SELECT ar.name_key FROM album_artists aa JOIN artists ar ON ar.artist_id = aa.artist_id "
         "WHERE aa.album_id = ?", (album_id,)))
@@ -113,7 +150,7 @@ def _main_artist(w: TrackWrite) -> str | None:
 def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
     cache_key = (w.album.key, w.album_folder, _main_artist(w))
     if cache_key not in ids.resolved:
-        ids.resolved[cache_key] = _resolve_album_key(conn, w)
+        ids.resolved[cache_key] = _resolve_album_key(conn, ids, w)
     resolved = ids.resolved[cache_key]
     if resolved != w.album.key:
         w.album = replace(w.album, key=resolved)
@@ -136,7 +173,7 @@ def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
         "track_total = COALESCE(excluded.track_total, albums.track_total), "
         "disc_total = CASE WHEN COALESCE(excluded.disc_total, 0) > COALESCE(albums.disc_total, 0) "
         "THEN COALESCE(excluded.disc_total, 0) ELSE COALESCE(albums.disc_total, 0) END, "
-        f"title_from_fallback = excluded.title_from_fallback, updated_at = {NOW} RETURNING album_id",
+        f"title_from_fallback = excluded.title_from_fallback, updated_at = {NOW} RETURNING album_id, folder",
         (
             album.key, album.title, ", ".join(album.album_artists), int(album.is_compilation), t.year, t.date,
             t.original_date, t.musicbrainz_release_id, t.musicbrainz_release_group_id, t.label, t.track_total,
@@ -145,15 +182,22 @@ def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
     ).fetchone()
     album_id = row[0]
     ids.albums[album.key] = album_id
+    ids.album_written(album_id, album.key, album.title, row[1])
     if album.album_artists:
         mbids = [] if album.is_compilation else list(t.musicbrainz_album_artist_ids)
-        conn.execute("DELETE FROM album_artists WHERE album_id = ?", (album_id,))
+        ids.album_artists[album_id] = [(name, position) for position, name in enumerate(album.album_artists)]
         for position, name in enumerate(album.album_artists):
-            mbid = mbids[position] if position < len(mbids) else None
-            conn.execute("INSERT INTO album_artists(album_id, artist_id, position) VALUES (?, ?, ?) "
-                         "ON CONFLICT DO NOTHING",
-                         (album_id, _artist_id(conn, ids, name, mbid), position))
+            ids.want_artist(name, mbids[position] if position < len(mbids) else None)
     return album_id
+
+
+def _write_album_artists(conn: Any, ids: _Ids) -> None:
+    """An album's artists as its last upsert in the batch named them (after write_people gave the ids)."""
+    execute_rows(conn, "DELETE FROM album_artists WHERE album_id = ?", [(a,) for a in ids.album_artists])
+    execute_rows(conn, "INSERT INTO album_artists(album_id, artist_id, position) VALUES (?, ?, ?) "
+                       "ON CONFLICT DO NOTHING",
+                 [(album_id, ids.artist_id(name), position) for album_id, named in ids.album_artists.items()
+                  for name, position in named])
 
 
 _TRACK_COLUMNS = (
@@ -184,17 +228,21 @@ def _track_row(w: TrackWrite, album_id: int) -> tuple:
 def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
     """Write one batch (call inside a transaction); returns the track ids, in order."""
     ids = _Ids()
+    ids.load_folders(conn, {w.album_folder for w in writes})
     marks = ",".join("?" * len(_TRACK_COLUMNS.split(",")))
-    rows, credits, genres = [], [], []
+    album_ids = []
     for w in writes:
-        rows.append(_track_row(w, _album_id(conn, ids, w)))
+        album_ids.append(_album_id(conn, ids, w))
         artist_mbids = list(w.tags.musicbrainz_artist_ids)
-        credits.append([
-            (_artist_id(conn, ids, name, artist_mbids[pos] if role == "main" and pos < len(artist_mbids) else None),
-             role, pos)
-            for pos, (name, role) in enumerate(w.credits)
-        ])
-        genres.append([(_genre_id(conn, ids, genre), pos) for pos, genre in enumerate(w.genres)])
+        for pos, (name, role) in enumerate(w.credits):
+            ids.want_artist(name, artist_mbids[pos] if role == "main" and pos < len(artist_mbids) else None)
+        for genre in w.genres:
+            ids.want_genre(genre)
+    ids.write_people(conn)
+    _write_album_artists(conn, ids)
+    rows = [_track_row(w, album_id) for w, album_id in zip(writes, album_ids, strict=True)]
+    credits = [[(ids.artist_id(name), role, pos) for pos, (name, role) in enumerate(w.credits)] for w in writes]
+    genres = [[(ids.genre_id(genre), pos) for pos, genre in enumerate(w.genres)] for w in writes]
     execute_rows(
         conn,
         f"INSERT INTO tracks({_TRACK_COLUMNS}) VALUES ({marks}) ON CONFLICT(file_id) DO UPDATE SET {_UPDATE_SET}, "

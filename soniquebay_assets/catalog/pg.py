@@ -378,9 +378,20 @@ class PgConnection:
     def execute_rows(self, sql: str, seq: Any) -> Any:
         """executemany for rows that each touch a different target row: one statement for the whole batch."""
         rows = [tuple(p) for p in seq]
+        return self._one_statement(sql, rows) or self.executemany(sql, rows)
+
+    def fetch_rows(self, sql: str, seq: Any) -> list[Any]:
+        """execute_rows for a statement with RETURNING: every row's returned rows."""
+        rows = [tuple(p) for p in seq]
+        cursor = self._one_statement(sql, rows)
+        if cursor is None:
+            return [returned for row in rows for returned in self.execute(sql, row).fetchall()]
+        return cursor.fetchall()
+
+    def _one_statement(self, sql: str, rows: list[tuple]) -> Any:
         statement = rows_statement(sql, rows) if len(rows) > 1 else None
         if statement is None:
-            return self.executemany(sql, rows)
+            return None
         cursor = self.raw.cursor()
         # arrays in binary: the text form of an array of strings costs ~0.5 ms per quoted JSON payload to build
         cursor.execute(translate(statement[0], "%b"), statement[1])

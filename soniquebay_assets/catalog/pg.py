@@ -8,6 +8,7 @@ triggers -> trigger functions).
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -211,8 +212,8 @@ def rows_statement(sql: str, rows: list[tuple]) -> tuple[str, list[Any]] | None:
     if conflict == ("?",):
         return None
     if conflict:
-        keys = [tuple(r[int(n)] for n in conflict) for r in rows]
-        if len(set(keys)) != len(keys):
+        key_of = operator.itemgetter(*(int(n) for n in conflict))
+        if len(set(map(key_of, rows))) != len(rows):
             return None
     columns = []
     for values in zip(*rows, strict=True):

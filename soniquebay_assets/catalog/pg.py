@@ -379,7 +379,8 @@ class PgConnection:
     def execute_rows(self, sql: str, seq: Any) -> Any:
         """executemany for rows that each touch a different target row: one statement for the whole batch."""
         rows = [tuple(p) for p in seq]
-        return self._one_statement(sql, rows) or self.executemany(sql, rows)
+        cursor = self._one_statement(sql, rows)
+        return self.executemany(sql, rows) if cursor is None else cursor
 
     def fetch_rows(self, sql: str, seq: Any) -> list[Any]:
         """execute_rows for a statement with RETURNING: every row's returned rows."""

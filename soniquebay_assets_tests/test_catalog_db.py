@@ -10,6 +10,7 @@ from soniquebay_assets.catalog.db import (
     backend_of,
     connect,
     detect_driver,
+    execute_rows,
     migrate,
     migration_files,
     open_catalog,
@@ -115,6 +116,46 @@ def test_catalog_migrated_by_a_newer_version_is_refused(catalog_target):
     finally:
         conn.execute("DELETE FROM schema_migrations WHERE version = ?", (newest + 50,))
         conn.close()
+
+
+@pytest.mark.both_backends
+def test_batched_writes_do_what_one_statement_per_row_does(catalog_target):
+    conn = open_catalog(catalog_target)
+    upsert = ("INSERT INTO files(path, raw_path, root, shard, album_folder, size, mtime_ns, fingerprint) "
+              "VALUES (?, ?, '/r', ?, '/r/a', ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size = files.size + excluded.size, "
+              "last_changed = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+    rows = [("/r/a/1.flac", b"\xff", "00", 1, 2**62, None), ("/r/a/2.flac", None, "00", 2, 5, "fp%?'2"),
+            ("/r/a/3.flac", None, "01", True, 7.0, None)]  # a bool and a float among integers, NULLs, bytes
+    with transaction(conn):
+        execute_rows(conn, upsert, rows)
+        execute_rows(conn, upsert, [rows[0], rows[0]])  # a repeated key: each row counts, as one by one
+        execute_rows(conn, "UPDATE files SET fingerprint = COALESCE(?, fingerprint), shard = ? WHERE path = ?",
+                     [(None, "02", "/r/a/1.flac"), ("x", "03", "/r/a/3.flac")])
+        execute_rows(conn, "DELETE FROM files WHERE path = ? AND shard = ?", [("/r/a/2.flac", "00"), ("/none", "00")])
+        execute_rows(conn, "INSERT INTO genres(name, name_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                     [("Rock", "rock"), ("Rock!", "rock"), ("Jazz", "jazz")])
+    files = [tuple(r) for r in conn.execute(
+        "SELECT path, raw_path, shard, size, mtime_ns, fingerprint FROM files ORDER BY path")]
+    assert [(p, bytes(b) if b is not None else None, *rest) for p, b, *rest in files] == [
+        ("/r/a/1.flac", b"\xff", "02", 3, 2**62, None), ("/r/a/3.flac", None, "03", 1, 7, "x")]
+    assert [tuple(r) for r in conn.execute("SELECT name, name_key FROM genres ORDER BY name_key")] == [
+        ("Jazz", "jazz"), ("Rock", "rock")]
+    conn.close()
+
+
+def test_batched_write_runs_as_one_statement_on_postgresql():
+    from soniquebay_assets.catalog import pg
+
+    sql, params = pg.rows_statement(
+        "UPDATE files SET fingerprint = COALESCE(?, fingerprint), stage = 'x' WHERE file_id = ?", [(None, 1), (None, 2)])
+    assert sql == ("UPDATE files SET fingerprint = COALESCE(NULL, fingerprint), stage = 'x' "
+                   "FROM unnest(?::bigint[]) AS batch(p1) WHERE file_id = batch.p1") and params == [[1, 2]]
+    insert = "INSERT INTO t(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v"
+    assert pg.rows_statement(insert, [(1, "a"), (2, 3.5)]) is None  # mixed kinds: row by row
+    assert pg.rows_statement(insert, [(1, 2**60), (2, 3.5)]) is None  # a double would round that integer
+    assert pg.rows_statement(insert, [(1, 2), (2, 3.5)])[1] == [[1, 2], [2.0, 3.5]]
+    assert pg.rows_statement(insert, [(1, "a"), (1, "b")]) is None  # one statement may not update a row twice
+    assert pg.rows_statement("INSERT INTO t(k) VALUES (?), (?)", [(1, 2)]) is None
 
 
 def test_bad_catalog_urls_are_clear_errors_with_the_password_hidden(tmp_path):

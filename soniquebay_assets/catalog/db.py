@@ -176,6 +176,22 @@ def transaction(conn: Any, *, immediate: bool = True) -> Iterator[Any]:
         conn.execute("COMMIT")
 
 
+def execute_rows(conn: Any, sql: str, rows: Any) -> None:
+    """`conn.executemany(sql, rows)` where no two rows touch the same target row (distinct keys): PostgreSQL then
+    runs it as one statement over all the rows (one round trip and one executor start instead of one per row)."""
+    if dialect_of(conn) == POSTGRESQL:
+        conn.execute_rows(sql, rows)
+    else:
+        conn.executemany(sql, rows)
+
+
+def fetch_rows(conn: Any, sql: str, rows: Any) -> list[Any]:
+    """execute_rows for a statement with RETURNING: what every row returned (in no particular order)."""
+    if dialect_of(conn) == POSTGRESQL:
+        return conn.fetch_rows(sql, rows)
+    return [returned for row in rows for returned in conn.execute(sql, row).fetchall()]
+
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from soniquebay_assets.catalog.db import POSTGRESQL, dialect_of, transaction
+from soniquebay_assets.catalog.db import POSTGRESQL, dialect_of, execute_rows, transaction
 
 KINDS = ("enrichment", "vectors", "covers")
 ENTITY_TYPES = ("track", "album", "artist")
@@ -89,14 +89,18 @@ def enqueue(conn: Any, kind: str, entity_type: str, entities: Iterable[tuple[int
         raise ValueError(f"unknown entity type {entity_type!r}")
     rank = PRIORITIES[priority]
     stamp = _now(now)
-    rows = [(kind, entity_type, int(eid), shard, rank, stamp + delay_s, max_attempts, stamp, stamp)
-            for eid, shard in entities]
+    first_shard: dict[int, str] = {}
+    for eid, shard in entities:  # a repeated entity changes nothing after its first row: keep the first
+        first_shard.setdefault(int(eid), shard)
+    rows = [(kind, entity_type, eid, shard, rank, stamp + delay_s, max_attempts, stamp, stamp)
+            for eid, shard in first_shard.items()]
     if not rows:
         return 0
     changed = 0
     with _write(conn):
         before = conn.total_changes
-        conn.executemany(
+        execute_rows(
+            conn,
             "INSERT INTO deferred_work (kind, entity_type, entity_id, shard, priority, not_before, max_attempts,"
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (kind, entity_type, entity_id) DO UPDATE SET"

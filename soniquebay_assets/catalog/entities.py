@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from soniquebay_assets.catalog.db import execute_rows, fetch_rows
 from soniquebay_assets.catalog.inventory import NOW
 from soniquebay_assets.domain.albums import (
     VARIOUS_ARTISTS,
@@ -36,70 +37,167 @@ class TrackWrite:
     genres: list[str] = field(default_factory=list)
 
 
+_ALBUM_UPSERT = (
+    "INSERT INTO albums(album_key, title, album_artist, is_compilation, year, date, original_date, "
+    "musicbrainz_release_id, musicbrainz_release_group_id, label, track_total, disc_total, folder, "
+    "title_from_fallback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(album_key) DO UPDATE SET title = excluded.title, "
+    "album_artist = CASE WHEN excluded.album_artist != '' THEN excluded.album_artist ELSE albums.album_artist END, "
+    "is_compilation = CASE WHEN excluded.is_compilation > albums.is_compilation THEN excluded.is_compilation "
+    "ELSE albums.is_compilation END, "
+    "year = COALESCE(excluded.year, albums.year), date = COALESCE(excluded.date, albums.date), "
+    "original_date = COALESCE(excluded.original_date, albums.original_date), "
+    "musicbrainz_release_group_id = COALESCE(excluded.musicbrainz_release_group_id, "
+    "albums.musicbrainz_release_group_id), label = COALESCE(excluded.label, albums.label), "
+    "track_total = COALESCE(excluded.track_total, albums.track_total), "
+    "disc_total = CASE WHEN COALESCE(excluded.disc_total, 0) > COALESCE(albums.disc_total, 0) "
+    "THEN COALESCE(excluded.disc_total, 0) ELSE COALESCE(albums.disc_total, 0) END, "
+    f"title_from_fallback = excluded.title_from_fallback, updated_at = {NOW} RETURNING album_key, album_id"
+)
+
+
 class _Ids:
-    """Per-batch caches so each artist/genre/album is upserted once per batch."""
+    """Per-batch state: each artist/genre/album is upserted once per batch, in as few statements as the album
+    rules allow. The albums of the batch's folders and keys are read once and kept as the batch's own writes
+    leave them; a new album has a provisional (negative) id until its upsert is sent."""
 
     def __init__(self) -> None:
         self.artists: dict[str, int] = {}
         self.genres: dict[str, int] = {}
         self.albums: dict[str, int] = {}
         self.resolved: dict[tuple[str, str, str | None], str] = {}
+        self.wanted_artists: dict[str, tuple[str, str, str | None]] = {}  # name key -> first (name, key, mbid)
+        self.wanted_genres: dict[str, tuple[str, str]] = {}
+        self.album_artists: dict[int, list[tuple[str, int]]] = {}  # album id -> (artist name, position), last write
+        self.folders: dict[str, list[list]] = {}  # folder -> its albums' [album_id, album_key, title], oldest first
+        self.by_key: dict[str, list] = {}  # album key -> the same rows
+        self.pending: list[tuple[list, tuple]] = []  # (album row, upsert parameters) not sent yet
+        self.real_ids: dict[int, int] = {}  # provisional id -> album id
+        self.provisional = 0
 
+    def load_albums(self, conn: Any, folders: set[str], keys: set[str]) -> None:
+        self.folders.update({f: [] for f in folders})
+        found = {tuple(r) for r in _rows_in(conn, "SELECT album_id, album_key, title, folder FROM albums "
+                                                  "WHERE folder IN ({})", sorted(folders))}
+        found |= {tuple(r) for r in _rows_in(conn, "SELECT album_id, album_key, title, folder FROM albums "
+                                                   "WHERE album_key IN ({})", sorted(keys))}
+        for album_id, key, title, folder in sorted(found):
+            self.by_key[key] = [album_id, key, title]
+            if folder in self.folders:
+                self.folders[folder].append(self.by_key[key])
 
-def _artist_id(conn: Any, ids: _Ids, name: str, mbid: str | None = None) -> int:
-    key = name_key(name)
-    if key not in ids.artists:
-        row = conn.execute(
+    def upsert_album(self, key: str, title: str, folder: str, params: tuple) -> int:
+        """Queue the upsert of album `key`; its id (provisional when the album is new)."""
+        row = self.by_key.get(key)
+        if row is None:
+            self.provisional -= 1
+            row = self.by_key[key] = [self.provisional, key, title]
+            self.folders.setdefault(folder, []).append(row)  # the insert files it under this folder
+        else:
+            row[2] = title  # the upsert's only change the album rules read
+        self.pending.append((row, params))
+        self.albums[key] = row[0]
+        return row[0]
+
+    def write_albums(self, conn: Any) -> None:
+        """Send the queued album upserts, in order, and give new albums their ids."""
+        if not self.pending:
+            return
+        returned = dict((r[0], r[1]) for r in fetch_rows(conn, _ALBUM_UPSERT, [p for _, p in self.pending]))
+        for row, params in self.pending:
+            album_id = returned[params[0]]
+            if row[0] != album_id:
+                self.real_ids[row[0]] = album_id
+                if row[0] in self.album_artists:
+                    self.album_artists[album_id] = self.album_artists.pop(row[0])
+                row[0] = album_id
+        self.albums = {key: self.real_id(album_id) for key, album_id in self.albums.items()}
+        self.pending.clear()
+
+    def real_id(self, album_id: int) -> int:
+        return self.real_ids.get(album_id, album_id)
+
+    def rekey(self, row: list, key: str) -> None:
+        self.by_key.pop(row[1], None)
+        row[1] = key
+        self.by_key[key] = row
+
+    def want_artist(self, name: str, mbid: str | None) -> None:
+        key = name_key(name)
+        if key not in self.artists and key not in self.wanted_artists:
+            self.wanted_artists[key] = (name.strip(), key, mbid)
+
+    def want_genre(self, name: str) -> None:
+        key = name_key(name)
+        if key not in self.genres and key not in self.wanted_genres:
+            self.wanted_genres[key] = (name.strip(), key)
+
+    def write_people(self, conn: Any) -> None:
+        """Upsert the artists and genres asked for so far (the first spelling and MBID of each stand)."""
+        self.artists.update((r[0], r[1]) for r in fetch_rows(
+            conn,
             "INSERT INTO artists(name, name_key, musicbrainz_artist_id) VALUES (?, ?, ?) "
             "ON CONFLICT(name_key) DO UPDATE SET musicbrainz_artist_id = "
-            "COALESCE(artists.musicbrainz_artist_id, excluded.musicbrainz_artist_id) RETURNING artist_id",
-            (name.strip(), key, mbid),
-        ).fetchone()
-        ids.artists[key] = row[0]
-    return ids.artists[key]
-
-
-def _genre_id(conn: Any, ids: _Ids, name: str) -> int:
-    key = name_key(name)
-    if key not in ids.genres:
-        row = conn.execute(
+            "COALESCE(artists.musicbrainz_artist_id, excluded.musicbrainz_artist_id) RETURNING name_key, artist_id",
+            list(self.wanted_artists.values())))
+        self.genres.update((r[0], r[1]) for r in fetch_rows(
+            conn,
             "INSERT INTO genres(name, name_key) VALUES (?, ?) ON CONFLICT(name_key) DO UPDATE SET name = genres.name "
-            "RETURNING genre_id",
-            (name.strip(), key),
-        ).fetchone()
-        ids.genres[key] = row[0]
-    return ids.genres[key]
+            "RETURNING name_key, genre_id",
+            list(self.wanted_genres.values())))
+        self.wanted_artists.clear()
+        self.wanted_genres.clear()
+
+    def artist_id(self, name: str) -> int:
+        return self.artists[name_key(name)]
+
+    def genre_id(self, name: str) -> int:
+        return self.genres[name_key(name)]
 
 
-def _resolve_album_key(conn: Any, w: TrackWrite) -> str:
+def _rows_in(conn: Any, sql: str, values: Sequence[Any]) -> list[Any]:
+    """`sql` with `IN ({})` run over `values` in chunks under SQLite's parameter limit."""
+    found: list[Any] = []
+    for i in range(0, len(values), 900):
+        part = list(values[i:i + 900])
+        found += conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+    return found
+
+
+def _resolve_album_key(conn: Any, ids: _Ids, w: TrackWrite) -> str:
     """Keep a partly MusicBrainz-tagged album whole: same title in the same folder joins the MBID album."""
     album = w.album
-    same_folder = conn.execute("SELECT album_id, album_key, title FROM albums WHERE folder = ?",
-                               (w.album_folder,)).fetchall()
-    twins = [(aid, key) for aid, key, title in same_folder if name_key(title) == name_key(album.title)
-             and key != album.key]
+    same_folder = ids.folders[w.album_folder]
+    twins = [row for row in same_folder if name_key(row[2]) == name_key(album.title) and row[1] != album.key]
     if not album.key.startswith("mb:"):
-        mb_twins = [key for _, key in twins if key.startswith("mb:")]
+        mb_twins = [row[1] for row in twins if row[1].startswith("mb:")]
         if len(mb_twins) == 1:
             return mb_twins[0]
         if is_untagged_album_key(album.key):
-            candidates = [(key, _album_artist_keys(conn, aid)) for aid, key, _ in same_folder]
+            candidates = [(row[1], _album_artist_keys(conn, row[0], ids)) for row in same_folder]
             return home_for_untagged(album.key, candidates, _main_artist(w)) or album.key
         return album.key
     # This track knows the release id: adopt albums made earlier from its untagged siblings.
+    untagged_twins = [row for row in twins if not row[1].startswith("mb:")]
+    if not untagged_twins:
+        return album.key
+    ids.write_albums(conn)  # the adoption below changes written albums
     existing = conn.execute("SELECT album_id FROM albums WHERE album_key = ?", (album.key,)).fetchone()
-    for twin_id, twin_key in twins:
-        if twin_key.startswith("mb:"):
-            continue
+    for row in untagged_twins:
         if existing is None:
-            conn.execute("UPDATE albums SET album_key = ? WHERE album_id = ?", (album.key, twin_id))
-            existing = (twin_id,)
+            conn.execute("UPDATE albums SET album_key = ? WHERE album_id = ?", (album.key, row[0]))
+            ids.rekey(row, album.key)
+            existing = (row[0],)
         else:
-            conn.execute("UPDATE tracks SET album_id = ? WHERE album_id = ?", (existing[0], twin_id))
+            conn.execute("UPDATE tracks SET album_id = ? WHERE album_id = ?", (existing[0], row[0]))
     return album.key
 
 
-def _album_artist_keys(conn: Any, album_id: int) -> frozenset[str]:
+def _album_artist_keys(conn: Any, album_id: int, ids: _Ids | None = None) -> frozenset[str]:
+    if ids is not None and album_id in ids.album_artists:  # rewritten by this batch, written at its end
+        return frozenset(name_key(name) for name, _ in ids.album_artists[album_id])
+    if album_id < 0:  # new in this batch and no album artist named
+        return frozenset()
     return frozenset(r[0] for r in conn.execute(
         "SELECT ar.name_key FROM album_artists aa JOIN artists ar ON ar.artist_id = aa.artist_id "
         "WHERE aa.album_id = ?", (album_id,)))
@@ -112,7 +210,7 @@ def _main_artist(w: TrackWrite) -> str | None:
 def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
     cache_key = (w.album.key, w.album_folder, _main_artist(w))
     if cache_key not in ids.resolved:
-        ids.resolved[cache_key] = _resolve_album_key(conn, w)
+        ids.resolved[cache_key] = _resolve_album_key(conn, ids, w)
     resolved = ids.resolved[cache_key]
     if resolved != w.album.key:
         w.album = replace(w.album, key=resolved)
@@ -120,39 +218,26 @@ def _album_id(conn: Any, ids: _Ids, w: TrackWrite) -> int:
     if album.key in ids.albums:
         return ids.albums[album.key]
     t = w.tags
-    row = conn.execute(
-        "INSERT INTO albums(album_key, title, album_artist, is_compilation, year, date, original_date, "
-        "musicbrainz_release_id, musicbrainz_release_group_id, label, track_total, disc_total, folder, "
-        "title_from_fallback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(album_key) DO UPDATE SET title = excluded.title, "
-        "album_artist = CASE WHEN excluded.album_artist != '' THEN excluded.album_artist ELSE albums.album_artist END, "
-        "is_compilation = CASE WHEN excluded.is_compilation > albums.is_compilation THEN excluded.is_compilation "
-        "ELSE albums.is_compilation END, "
-        "year = COALESCE(excluded.year, albums.year), date = COALESCE(excluded.date, albums.date), "
-        "original_date = COALESCE(excluded.original_date, albums.original_date), "
-        "musicbrainz_release_group_id = COALESCE(excluded.musicbrainz_release_group_id, "
-        "albums.musicbrainz_release_group_id), label = COALESCE(excluded.label, albums.label), "
-        "track_total = COALESCE(excluded.track_total, albums.track_total), "
-        "disc_total = CASE WHEN COALESCE(excluded.disc_total, 0) > COALESCE(albums.disc_total, 0) "
-        "THEN COALESCE(excluded.disc_total, 0) ELSE COALESCE(albums.disc_total, 0) END, "
-        f"title_from_fallback = excluded.title_from_fallback, updated_at = {NOW} RETURNING album_id",
-        (
-            album.key, album.title, ", ".join(album.album_artists), int(album.is_compilation), t.year, t.date,
-            t.original_date, t.musicbrainz_release_id, t.musicbrainz_release_group_id, t.label, t.track_total,
-            t.disc_total, w.album_folder, int(album.title_from_fallback),
-        ),
-    ).fetchone()
-    album_id = row[0]
-    ids.albums[album.key] = album_id
+    album_id = ids.upsert_album(album.key, album.title, w.album_folder, (
+        album.key, album.title, ", ".join(album.album_artists), int(album.is_compilation), t.year, t.date,
+        t.original_date, t.musicbrainz_release_id, t.musicbrainz_release_group_id, t.label, t.track_total,
+        t.disc_total, w.album_folder, int(album.title_from_fallback),
+    ))
     if album.album_artists:
         mbids = [] if album.is_compilation else list(t.musicbrainz_album_artist_ids)
-        conn.execute("DELETE FROM album_artists WHERE album_id = ?", (album_id,))
+        ids.album_artists[album_id] = [(name, position) for position, name in enumerate(album.album_artists)]
         for position, name in enumerate(album.album_artists):
-            mbid = mbids[position] if position < len(mbids) else None
-            conn.execute("INSERT INTO album_artists(album_id, artist_id, position) VALUES (?, ?, ?) "
-                         "ON CONFLICT DO NOTHING",
-                         (album_id, _artist_id(conn, ids, name, mbid), position))
+            ids.want_artist(name, mbids[position] if position < len(mbids) else None)
     return album_id
+
+
+def _write_album_artists(conn: Any, ids: _Ids) -> None:
+    """An album's artists as its last upsert in the batch named them (after write_people gave the ids)."""
+    execute_rows(conn, "DELETE FROM album_artists WHERE album_id = ?", [(a,) for a in ids.album_artists])
+    execute_rows(conn, "INSERT INTO album_artists(album_id, artist_id, position) VALUES (?, ?, ?) "
+                       "ON CONFLICT DO NOTHING",
+                 [(album_id, ids.artist_id(name), position) for album_id, named in ids.album_artists.items()
+                  for name, position in named])
 
 
 _TRACK_COLUMNS = (
@@ -183,47 +268,45 @@ def _track_row(w: TrackWrite, album_id: int) -> tuple:
 def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
     """Write one batch (call inside a transaction); returns the track ids, in order."""
     ids = _Ids()
+    ids.load_albums(conn, {w.album_folder for w in writes}, {w.album.key for w in writes})
     marks = ",".join("?" * len(_TRACK_COLUMNS.split(",")))
-    rows, credits, genres = [], [], []
+    album_ids = []
     for w in writes:
-        rows.append(_track_row(w, _album_id(conn, ids, w)))
+        album_ids.append(_album_id(conn, ids, w))
         artist_mbids = list(w.tags.musicbrainz_artist_ids)
-        credits.append([
-            (_artist_id(conn, ids, name, artist_mbids[pos] if role == "main" and pos < len(artist_mbids) else None),
-             role, pos)
-            for pos, (name, role) in enumerate(w.credits)
-        ])
-        genres.append([(_genre_id(conn, ids, genre), pos) for pos, genre in enumerate(w.genres)])
-    conn.executemany(
+        for pos, (name, role) in enumerate(w.credits):
+            ids.want_artist(name, artist_mbids[pos] if role == "main" and pos < len(artist_mbids) else None)
+        for genre in w.genres:
+            ids.want_genre(genre)
+    ids.write_albums(conn)
+    ids.write_people(conn)
+    _write_album_artists(conn, ids)
+    rows = [_track_row(w, ids.real_id(album_id)) for w, album_id in zip(writes, album_ids, strict=True)]
+    credits = [[(ids.artist_id(name), role, pos) for pos, (name, role) in enumerate(w.credits)] for w in writes]
+    genres = [[(ids.genre_id(genre), pos) for pos, genre in enumerate(w.genres)] for w in writes]
+    execute_rows(
+        conn,
         f"INSERT INTO tracks({_TRACK_COLUMNS}) VALUES ({marks}) ON CONFLICT(file_id) DO UPDATE SET {_UPDATE_SET}, "
         f"tags_changed_at = {NOW}, "
         f"audio_changed_at = CASE WHEN tracks.fingerprint IS NOT DISTINCT FROM excluded.fingerprint THEN tracks.audio_changed_at "
         f"ELSE {NOW} END, updated_at = {NOW}",
         rows,
     )
-    by_file = _track_ids_by_file(conn, [w.file_id for w in writes])
+    by_file = dict(_rows_in(conn, "SELECT file_id, track_id FROM tracks WHERE file_id IN ({})",
+                            [w.file_id for w in writes]))
     track_ids = [by_file[w.file_id] for w in writes]
-    conn.executemany("DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])
-    conn.executemany(
-        "INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    execute_rows(conn, "DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])
+    execute_rows(
+        conn, "INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(t, artist_id, role, pos) for t, rows_ in zip(track_ids, credits, strict=True) for artist_id, role, pos in rows_],
     )
-    conn.executemany("DELETE FROM track_genres WHERE track_id = ?", [(t,) for t in track_ids])
-    conn.executemany(
-        "INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    execute_rows(conn, "DELETE FROM track_genres WHERE track_id = ?", [(t,) for t in track_ids])
+    execute_rows(
+        conn, "INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         [(t, genre_id, pos) for t, rows_ in zip(track_ids, genres, strict=True) for genre_id, pos in rows_],
     )
-    conn.executemany("UPDATE files SET stage = 'cataloged' WHERE file_id = ?", [(w.file_id,) for w in writes])
+    execute_rows(conn, "UPDATE files SET stage = 'cataloged' WHERE file_id = ?", [(w.file_id,) for w in writes])
     return track_ids
-
-
-def _track_ids_by_file(conn: Any, file_ids: Sequence[int]) -> dict[int, int]:
-    found: dict[int, int] = {}
-    for i in range(0, len(file_ids), 900):
-        part = list(file_ids[i:i + 900])
-        found.update(conn.execute(
-            f"SELECT file_id, track_id FROM tracks WHERE file_id IN ({','.join('?' * len(part))})", part).fetchall())
-    return found
 
 
 def merge_untagged_albums(conn: Any, shards: Sequence[str]) -> int:

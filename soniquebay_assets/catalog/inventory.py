@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.catalog.db import execute_rows, transaction
 
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
@@ -49,12 +49,13 @@ def shards_under_roots(conn: Any, roots: Sequence[str]) -> set[str]:
 
 
 def drop_empty_shard_digests(conn: Any, shards: Sequence[str]) -> None:
-    conn.executemany("DELETE FROM shard_digests WHERE shard = ? AND shard NOT IN (SELECT shard FROM files)",
-                     [(s,) for s in shards])
+    execute_rows(conn, "DELETE FROM shard_digests WHERE shard = ? "
+                 "AND NOT EXISTS (SELECT 1 FROM files WHERE files.shard = shard_digests.shard)", [(s,) for s in shards])
 
 
 def save_shard_digests(conn: Any, digests: dict[str, tuple[str, int]]) -> None:
-    conn.executemany(
+    execute_rows(
+        conn,
         f"INSERT INTO shard_digests(shard, digest, file_count, updated_at) VALUES (?, ?, ?, {NOW}) "
         "ON CONFLICT(shard) DO UPDATE SET digest = excluded.digest, file_count = excluded.file_count, "
         "updated_at = excluded.updated_at",
@@ -64,18 +65,23 @@ def save_shard_digests(conn: Any, digests: dict[str, tuple[str, int]]) -> None:
 
 def insert_files(conn: Any, rows: Sequence[tuple]) -> None:
     """rows: (path, raw_path, root, shard, album_folder, size, mtime_ns, fingerprint)."""
-    conn.executemany(
+    first_by_path: dict[str, tuple] = {}
+    for row in rows:  # a root listed twice finds its files twice: the first row stands, as if run one by one
+        first_by_path.setdefault(row[0], row)
+    execute_rows(
+        conn,
         "INSERT INTO files(path, raw_path, root, shard, album_folder, size, mtime_ns, fingerprint, stage) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'inventoried') "
         f"ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
         f"stage = 'inventoried', last_changed = {NOW}",
-        rows,
+        list(first_by_path.values()),
     )
 
 
 def mark_changed(conn: Any, rows: Sequence[tuple[int, int, int]]) -> None:
     """rows: (size, mtime_ns, file_id): the file must be re-read."""
-    conn.executemany(
+    execute_rows(
+        conn,
         f"UPDATE files SET size = ?, mtime_ns = ?, fingerprint = NULL, stage = 'inventoried', last_changed = {NOW} "
         "WHERE file_id = ?",
         rows,
@@ -98,8 +104,8 @@ def apply_move(conn: Any, file_id: int, path: str, raw_path: bytes | None, root:
 def delete_files(conn: Any, file_ids: Iterable[int]) -> int:
     """Remove files and (by cascade) their tracks, raw tags and everything hanging off the track."""
     ids = [(i,) for i in file_ids]
-    conn.executemany("DELETE FROM tracks WHERE file_id = ?", ids)
-    conn.executemany("DELETE FROM files WHERE file_id = ?", ids)
+    execute_rows(conn, "DELETE FROM tracks WHERE file_id = ?", ids)
+    execute_rows(conn, "DELETE FROM files WHERE file_id = ?", ids)
     return len(ids)
 
 
@@ -134,15 +140,15 @@ def error_paths(conn: Any, stage: str, shards: Sequence[str]) -> set[str]:
 
 def clear_errors(conn: Any, paths: Iterable[str], stages: Sequence[str]) -> None:
     marks = ",".join("?" * len(stages))
-    conn.executemany(f"DELETE FROM scan_errors WHERE path = ? AND stage IN ({marks})",
-                     [(p, *stages) for p in paths])
+    execute_rows(conn, f"DELETE FROM scan_errors WHERE path = ? AND stage IN ({marks})",
+                 [(p, *stages) for p in paths])
 
 
 def clear_walk_errors_except(conn: Any, current: set[str]) -> None:
     """Inventory problems are re-derived by every full walk: drop the ones that went away."""
     stale = [r[0] for r in conn.execute("SELECT path FROM scan_errors WHERE stage = 'inventory'")
              if r[0] not in current]
-    conn.executemany("DELETE FROM scan_errors WHERE stage = 'inventory' AND path = ?", [(p,) for p in stale])
+    execute_rows(conn, "DELETE FROM scan_errors WHERE stage = 'inventory' AND path = ?", [(p,) for p in stale])
 
 
 def files_to_extract(conn: Any, shards: Sequence[str]) -> list[tuple[int, str, bytes | None, str, int, str]]:
@@ -158,25 +164,26 @@ def files_to_extract(conn: Any, shards: Sequence[str]) -> list[tuple[int, str, b
 
 def save_extracted(conn: Any, rows: Sequence[tuple[int, str, float, str | None]]) -> None:
     """rows: (file_id, tag payload JSON, quality score, fingerprint)."""
-    conn.executemany(
+    execute_rows(
+        conn,
         "INSERT INTO raw_tags(file_id, payload, quality_score) VALUES (?, ?, ?) "
         f"ON CONFLICT(file_id) DO UPDATE SET payload = excluded.payload, quality_score = excluded.quality_score, "
         f"extracted_at = {NOW}",
         [(fid, payload, score) for fid, payload, score, _ in rows],
     )
-    conn.executemany(
-        "UPDATE files SET stage = 'extracted', fingerprint = COALESCE(?, fingerprint) WHERE file_id = ?",
+    execute_rows(
+        conn, "UPDATE files SET stage = 'extracted', fingerprint = COALESCE(?, fingerprint) WHERE file_id = ?",
         [(fp, fid) for fid, _, _, fp in rows],
     )
 
 
 def mark_failed_paths(conn: Any, paths: Sequence[str]) -> None:
-    conn.executemany("UPDATE files SET stage = 'error' WHERE path = ?", [(p,) for p in paths])
+    execute_rows(conn, "UPDATE files SET stage = 'error' WHERE path = ?", [(p,) for p in paths])
 
 
 def mark_extract_failed(conn: Any, file_ids: Sequence[int]) -> None:
-    conn.executemany("UPDATE files SET stage = 'error' WHERE file_id = ?", [(i,) for i in file_ids])
-    conn.executemany("DELETE FROM tracks WHERE file_id = ?", [(i,) for i in file_ids])
+    execute_rows(conn, "UPDATE files SET stage = 'error' WHERE file_id = ?", [(i,) for i in file_ids])
+    execute_rows(conn, "DELETE FROM tracks WHERE file_id = ?", [(i,) for i in file_ids])
 
 
 def files_to_catalog(conn: Any, shards: Sequence[str]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ triggers -> trigger functions).
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,15 +42,15 @@ def redact(url: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def translate(sql: str) -> str:
-    """SQLite-flavoured catalog SQL -> PostgreSQL with psycopg placeholders."""
+def translate(sql: str, placeholder: str = "%s") -> str:
+    """SQLite-flavoured catalog SQL -> PostgreSQL with psycopg placeholders (%b: values sent in binary)."""
     out = sql.replace(_SQLITE_NOW, _PG_NOW).replace(_SQLITE_DATETIME_NOW, _PG_DATETIME_NOW)
     out = _JSON_GROUP_ARRAY.sub(r"COALESCE(json_agg(\1), '[]'::json)::text", out)
     out = out.replace("json_object(", "json_build_object(")
-    return _placeholders(out)
+    return _placeholders(out, placeholder)
 
 
-def _placeholders(sql: str) -> str:
+def _placeholders(sql: str, placeholder: str = "%s") -> str:
     """`?` outside string literals -> %s; every literal % doubled (psycopg always parses the query)."""
     result, quote = [], None
     for ch in sql:
@@ -61,12 +62,188 @@ def _placeholders(sql: str) -> str:
             quote = ch
             result.append(ch)
         elif ch == "?":
-            result.append("%s")
+            result.append(placeholder)
         elif ch == "%":
             result.append("%%")
         else:
             result.append(ch)
     return "".join(result)
+
+
+# ------------------------------------------------------------------------------------------ one statement per batch
+
+_ROWS_ALIAS = "batch"
+_INT8_RANGE = (-(2**63), 2**63 - 1)
+_EXACT_IN_DOUBLE = 2**53  # integers beside floats travel as doubles: only while that keeps them exact
+
+
+def _scan(sql: str) -> list[tuple[int, str, int]]:
+    """(index, char, parenthesis depth) of every character outside string literals and quoted names."""
+    out, depth, quote = [], 0, None
+    for i, ch in enumerate(sql):
+        if quote:
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"":
+            quote = ch
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        out.append((i, ch, depth if ch != "(" else depth - 1))
+    return out
+
+
+def _top_level_word(sql: str, scanned: list[tuple[int, str, int]], word: str, start: int = 0) -> int:
+    """Index of the first depth-0 keyword `word` at or after `start`, else -1."""
+    upper, n = sql.upper(), len(word)
+    for i, _ch, depth in scanned:
+        if i < start or depth != 0 or upper[i:i + n] != word:
+            continue
+        before = upper[i - 1] if i else " "
+        after = upper[i + n] if i + n < len(upper) else " "
+        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+            return i
+    return -1
+
+
+@lru_cache(maxsize=512)
+def _rows_shape(sql: str) -> tuple[str, int, int, tuple[int, ...], tuple[str, ...]] | None:
+    """How to run `sql` over many rows at once: (kind, cut, end, `?` positions, conflict columns' params).
+
+    INSERT ... VALUES (exprs) becomes INSERT ... SELECT exprs FROM <rows>; UPDATE and DELETE get <rows> as
+    FROM / USING before their WHERE. None for any other shape (the caller then runs the statement per row)."""
+    scanned = _scan(sql)
+    marks = tuple(i for i, ch, _ in scanned if ch == "?")
+    kind = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+    if kind == "INSERT":
+        values = _top_level_word(sql, scanned, "VALUES")
+        if values < 0 or _top_level_word(sql, scanned, "SELECT") >= 0:
+            return None
+        opening = sql.index("(", values)
+        closing = next((i for i, ch, depth in scanned if i > opening and ch == ")" and depth == 0), -1)
+        if closing < 0 or sql[closing + 1:].lstrip().startswith(","):
+            return None  # several VALUES rows
+        return kind, values, closing, marks, _conflict_params(sql, scanned, values, opening, closing)
+    if kind in ("UPDATE", "DELETE"):
+        where = _top_level_word(sql, scanned, "WHERE")
+        clash = "FROM" if kind == "UPDATE" else "USING"
+        start = _top_level_word(sql, scanned, "SET") if kind == "UPDATE" else _top_level_word(sql, scanned, "FROM") + 4
+        if where < 0 or _top_level_word(sql, scanned, clash, max(start, 0)) >= 0 or \
+                _top_level_word(sql, scanned, "RETURNING") >= 0:
+            return None
+        return kind, where, where, marks, ()
+    return None
+
+
+def _conflict_params(sql: str, scanned, values: int, opening: int, closing: int) -> tuple[str, ...]:
+    """For INSERT ... ON CONFLICT (cols) DO UPDATE: which `?` (by number) each conflict column takes.
+    ('?',) when it cannot tell: one statement may then not update a row twice, so it runs per row."""
+    upper = sql.upper()
+    conflict = _top_level_word(sql, scanned, "ON", closing)
+    if conflict < 0 or "DO UPDATE" not in " ".join(upper[conflict:].split()):
+        return ()
+    target = re.match(r"ON\s+CONFLICT\s*\(([^()]*)\)", sql[conflict:], re.IGNORECASE)
+    columns = re.match(r"\s*INSERT\s+INTO\s+\w+\s*\(([^()]*)\)", sql, re.IGNORECASE)
+    if not target or not columns:
+        return ("?",)
+    names = [c.strip().lower() for c in columns.group(1).split(",")]
+    exprs = _split_top_level(sql[opening + 1:closing])
+    if len(names) != len(exprs):
+        return ("?",)
+    numbers, seen = {}, 0
+    for name, expr in zip(names, exprs, strict=True):
+        if expr.strip() == "?":
+            numbers[name] = str(seen)
+        seen += expr.count("?")
+    keys = [c.strip().lower() for c in target.group(1).split(",")]
+    if any(k not in numbers for k in keys):
+        return ("?",)
+    return tuple(numbers[k] for k in keys)
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, start = [], 0
+    for i, ch, depth in _scan(text):
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _array_column(values: list[Any]) -> tuple[str | None, list[Any]] | None:
+    """(PostgreSQL array type, values) for one parameter column; type None when every value is NULL;
+    None when the values mix kinds an array cannot hold."""
+    kinds = {type(v) for v in values}
+    kinds.discard(type(None))
+    if not kinds:
+        return None, values
+    if kinds == {str}:
+        return "text", values
+    if kinds == {float}:
+        return "double precision", values
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, int) for v in present):  # bool is an int
+        if min(present) < _INT8_RANGE[0] or max(present) > _INT8_RANGE[1]:
+            return None
+        return "bigint", values if kinds == {int} else [None if v is None else int(v) for v in values]
+    if all(isinstance(v, float) or (isinstance(v, int) and abs(v) <= _EXACT_IN_DOUBLE) for v in present):
+        return "double precision", [None if v is None else float(v) for v in values]
+    if all(isinstance(v, bytes | bytearray | memoryview) for v in present):
+        return "bytea", [None if v is None else bytes(v) for v in values]
+    return None
+
+
+def rows_statement(sql: str, rows: list[tuple]) -> tuple[str, list[Any]] | None:
+    """`sql` (portable, one `?` per value of a row) as ONE statement over all `rows`: every `?` reads its
+    column of the rows, passed as arrays and unnest()ed. Same effect as running it once per row provided no two
+    rows touch the same target row. None when that cannot be done (shape, mixed value kinds, a conflict key
+    repeated): run it per row then."""
+    shape = _rows_shape(sql)
+    if shape is None:
+        return None
+    kind, cut, end, marks, conflict = shape
+    width = len(marks)
+    if width == 0 or any(len(r) != width for r in rows):
+        return None
+    if conflict == ("?",):
+        return None
+    if conflict:
+        key_of = operator.itemgetter(*(int(n) for n in conflict))
+        if len(set(map(key_of, rows))) != len(rows):
+            return None
+    columns = []
+    for values in zip(*rows, strict=True):
+        column = _array_column(list(values))
+        if column is None:
+            return None
+        columns.append(column)
+    types = tuple(t for t, _ in columns)
+    if not any(types):
+        return None  # nothing to unnest: no row count
+    params = [values for t, values in columns if t is not None]
+    return _rows_sql(sql, types), params
+
+
+@lru_cache(maxsize=512)
+def _rows_sql(sql: str, types: tuple[str | None, ...]) -> str:
+    kind, cut, end, marks, _ = _rows_shape(sql)  # type: ignore[misc]
+    names = dict(zip(marks, (f"{_ROWS_ALIAS}.p{n}" if t else "NULL" for n, t in enumerate(types)), strict=True))
+
+    def part(first: int, last: int) -> str:
+        return "".join(names.get(i, sql[i]) for i in range(first, last))
+
+    arrays = ", ".join(f"?::{t}[]" for t in types if t)
+    aliases = ", ".join(f"p{n}" for n, t in enumerate(types) if t)
+    source = f"unnest({arrays}) AS {_ROWS_ALIAS}({aliases})"
+    if kind == "INSERT":
+        opening = sql.index("(", cut)
+        return f"{part(0, cut)}SELECT {part(opening + 1, end)} FROM {source}{part(end + 1, len(sql))}"
+    keyword = "FROM" if kind == "UPDATE" else "USING"
+    return f"{part(0, cut)}{keyword} {source} {part(cut, len(sql))}"
 
 
 # ------------------------------------------------------------------------------------------ DDL
@@ -197,6 +374,30 @@ class PgConnection:
         if rows:
             cursor.executemany(translate(sql), rows)
             self.total_changes += max(cursor.rowcount, 0)
+        return cursor
+
+    def execute_rows(self, sql: str, seq: Any) -> Any:
+        """executemany for rows that each touch a different target row: one statement for the whole batch."""
+        rows = [tuple(p) for p in seq]
+        cursor = self._one_statement(sql, rows)
+        return self.executemany(sql, rows) if cursor is None else cursor
+
+    def fetch_rows(self, sql: str, seq: Any) -> list[Any]:
+        """execute_rows for a statement with RETURNING: every row's returned rows."""
+        rows = [tuple(p) for p in seq]
+        cursor = self._one_statement(sql, rows)
+        if cursor is None:
+            return [returned for row in rows for returned in self.execute(sql, row).fetchall()]
+        return cursor.fetchall()
+
+    def _one_statement(self, sql: str, rows: list[tuple]) -> Any:
+        statement = rows_statement(sql, rows) if len(rows) > 1 else None
+        if statement is None:
+            return None
+        cursor = self.raw.cursor()
+        # arrays in binary: the text form of an array of strings costs ~0.5 ms per quoted JSON payload to build
+        cursor.execute(translate(statement[0], "%b"), statement[1])
+        self.total_changes += max(cursor.rowcount, 0)
         return cursor
 
     def commit(self) -> None:

@@ -46,6 +46,8 @@ def test_event_log_storage_hooks_the_pooled_log_overrides():
     storage = internals.SqliteEventLogStorage
     assert _params(storage._connect) == ["shard"] and _params(storage._initdb)[:1] == ["engine"]
     assert hasattr(storage, "supports_partition_subset_in_asset_materialization_planned_events")
+    assert _params(storage.has_table) == ["table_name"]
+    assert _params(storage._has_asset_key_col_on_connection) == ["conn", "column_name"]
     assert _params(internals.create_db_conn_string) == ["base_dir", "db_name"]
     assert internals.create_db_conn_string("/tmp/x", "index").startswith("sqlite:///")
 

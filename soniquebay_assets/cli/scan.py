@@ -123,12 +123,12 @@ def _materialize(groups, start, end, roots, data_root, snapshot, show_progress) 
         return materialize_through_celery(groups, [start, end], roots, data_root, snapshot)
     from dagster import DagsterInstance, materialize
 
-    from soniquebay_assets.dagster_defs.definitions import all_assets
+    from soniquebay_assets.dagster_defs.assets import assets_of_groups
     from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
     from soniquebay_assets.dagster_defs.sensors import range_tags
     from soniquebay_assets.pipeline import progress
 
-    selected = [a for a in all_assets() if set(a.group_names_by_key.values()) & set(groups)]
+    selected = assets_of_groups(groups)
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if "scan" in groups:
         run_config["ops"] = {"file_inventory": {"config": {"snapshot": str(snapshot)}}}

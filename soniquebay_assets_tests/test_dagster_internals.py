@@ -48,6 +48,12 @@ def test_event_log_storage_hooks_the_pooled_log_overrides():
     assert hasattr(storage, "supports_partition_subset_in_asset_materialization_planned_events")
     assert _params(storage.has_table) == ["table_name"]
     assert _params(storage._has_asset_key_col_on_connection) == ["conn", "column_name"]
+    assert _params(storage.store_event_batch) == ["events"] and _params(storage._event_to_row) == ["event"]
+    assert _params(storage._store_asset_event_tags) == ["conn", "events", "event_ids"]
+    assert _params(storage._store_asset_event) == ["conn", "event", "event_id"]
+    assert _params(storage.run_connection) == ["run_id"] and _params(storage.index_transaction) == []
+    assert {"run_id", "event", "dagster_event_type", "asset_key", "partition"} <= set(
+        internals.SqlEventLogStorageTable.c.keys())
     assert _params(internals.create_db_conn_string) == ["base_dir", "db_name"]
     assert internals.create_db_conn_string("/tmp/x", "index").startswith("sqlite:///")
 

@@ -104,6 +104,7 @@ def scan_command(library: Path, data_dir: Path, stages: str, env: dict[str, str]
 def run(args: argparse.Namespace) -> dict:
     from soniquebay_assets.library.synthetic import build_library
 
+    _byte_compile_package()
     work = Path(tempfile.mkdtemp(prefix="soniquebay-bench-", dir=args.workdir))
     try:
         library = work / "library"
@@ -145,6 +146,16 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _byte_compile_package() -> None:
+    """Write the package's .pyc files, as installing a wheel does: with PYTHONDONTWRITEBYTECODE set (or a
+    read-only checkout) every command would otherwise compile its modules from source, ~0.3 s each time."""
+    import compileall
+
+    import soniquebay_assets
+
+    compileall.compile_dir(Path(soniquebay_assets.__file__).parent, quiet=1)
 
 
 def _startup_seconds(env: dict[str, str]) -> float:

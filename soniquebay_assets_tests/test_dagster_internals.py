@@ -88,3 +88,17 @@ def test_dagster_celery_pieces():
     default_config, dict_wrapper, transport = internals.celery_default_config()
     assert isinstance(default_config, dict) and isinstance(transport, dict)
     assert dict_wrapper({"a": 1}).a == 1
+
+
+def test_alembic_scripts_are_read_once_per_location():
+    from alembic.script import ScriptDirectory
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster._core.storage.runs.sqlite import sqlite_run_storage
+    from dagster._core.storage.sql import get_alembic_config
+
+    internals.read_alembic_scripts_once()
+    internals.read_alembic_scripts_once()  # idempotent
+    first = ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
+    assert ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__)) is first
+    assert ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__)).as_revision_number("head")
+    assert _params(internals.SqliteEventLogStorage._initdb)[:1] == ["engine"]

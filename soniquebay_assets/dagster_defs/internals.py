@@ -40,6 +40,27 @@ __all__ = [
 ]  # fmt: skip
 
 
+def read_alembic_scripts_once() -> None:
+    """Dagster builds a new alembic ScriptDirectory, re-reading its ~90 migration scripts, for every SQLite
+    storage it opens or checks (runs, schedules, event index, each run's event shard: 4-6 per command, 50-150 ms
+    each). The scripts do not change while a process runs: keep one ScriptDirectory per location."""
+    from alembic.script import ScriptDirectory
+
+    if getattr(ScriptDirectory, "_soniquebay_shared", False):
+        return
+    build = ScriptDirectory.from_config.__func__
+    shared: dict[tuple, Any] = {}
+
+    def from_config(cls, config):
+        key = (cls, config.get_main_option("script_location"), config.get_main_option("version_locations"))
+        if key not in shared:
+            shared[key] = build(cls, config)
+        return shared[key]
+
+    ScriptDirectory.from_config = classmethod(from_config)
+    ScriptDirectory._soniquebay_shared = True
+
+
 def celery_executor_class() -> type:
     """dagster-celery's CeleryExecutor (subclassed to check queue consumers)."""
     from dagster_celery.executor import CeleryExecutor

@@ -70,8 +70,9 @@ def entry_point() -> None:
     """The `soniquebay` command: main(), then its exit handlers, without tearing the interpreter down."""
     code = main()
     # Freeing every module and object of a process that imported Dagster takes 0.5-1.5 s of CPU for nothing: when
-    # no other thread is left, run the exit handlers (log flushing, pool finalizers), flush and leave.
-    if threading.active_count() == 1:
+    # no other thread is left, run the exit handlers (log flushing, pool finalizers), flush and leave. Under a
+    # profiler or tracer (cProfile, debuggers) exit normally: they write their results after main returns.
+    if threading.active_count() == 1 and sys.getprofile() is None and sys.gettrace() is None:
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()

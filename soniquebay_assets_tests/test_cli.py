@@ -89,3 +89,45 @@ def test_clear_errors_for_bad_arguments(tmp_path):
     assert stage.returncode == 2 and "unknown stage" in stage.stderr
     empty = soniquebay("tracks", "--json", "--data-dir", str(tmp_path / "empty"), check=False)
     assert empty.returncode == 2 and "soniquebay scan" in empty.stderr
+
+
+def _materializations(home: Path, asset: str, shard: str) -> list:
+    from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        found = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[shard]), limit=10)
+        return [(r.run_id, r.asset_materialization.metadata) for r in found.records]
+
+
+def test_few_changed_shards_are_recorded_per_shard_without_a_run_and_many_through_a_run(tmp_path, make_audio):
+    from dagster import DagsterInstance
+
+    from soniquebay_assets.dagster_defs.runless import MAX_RUNLESS_SHARDS, RECORDED_BY
+    from soniquebay_assets.library.walker import walk_library
+
+    library, data = tmp_path / "music", tmp_path / "data"
+    make_audio(library / "Solo/One/01.flac", seconds=0.3, title="One", artist="Solo", album="One")
+    cold = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog",
+                                 "--json").stdout)
+    assert cold["recorded_without_run"] is True and cold["run_id"] is None and cold["tracks"] == 1
+    (shard,) = {f.shard for f in walk_library([library]).files}
+    for asset in ("file_inventory", "raw_metadata", "catalog_entities"):
+        (run_id, metadata), = _materializations(data / "dagster_home", asset, shard)
+        assert run_id == "" and metadata["recorded_by"].value == RECORDED_BY
+        assert metadata["shard"].value == shard and metadata["shard_files"].value == 1
+    assert _materializations(data / "dagster_home", "catalog_entities", "00" if shard != "00" else "01") == []
+
+    for n in range(MAX_RUNLESS_SHARDS * 2):  # albums land in shards by hash: enough of them to pass the limit
+        make_audio(library / f"Band {n}/Album {n}/01.flac", seconds=0.3, title=f"T{n}", artist=f"Band {n}",
+                   album=f"Album {n}")
+    changed = {f.shard for f in walk_library([library]).files} - {shard}
+    assert len(changed) > MAX_RUNLESS_SHARDS
+    many = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog",
+                                 "--json").stdout)
+    assert many["recorded_without_run"] is False and many["run_id"] and many["tracks"] == 1 + 2 * MAX_RUNLESS_SHARDS
+    run_ids = [many["run_id"]] if isinstance(many["run_id"], str) else many["run_id"]
+    with DagsterInstance.from_config(str(data / "dagster_home")) as instance:
+        assert sorted(r.run_id for r in instance.get_runs()) == sorted(run_ids)  # the cold scan made none
+    for some in changed:
+        assert _materializations(data / "dagster_home", "catalog_entities", some)[0][0] in run_ids

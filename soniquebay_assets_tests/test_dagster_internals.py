@@ -46,6 +46,14 @@ def test_event_log_storage_hooks_the_pooled_log_overrides():
     storage = internals.SqliteEventLogStorage
     assert _params(storage._connect) == ["shard"] and _params(storage._initdb)[:1] == ["engine"]
     assert hasattr(storage, "supports_partition_subset_in_asset_materialization_planned_events")
+    assert _params(storage.has_table) == ["table_name"]
+    assert _params(storage._has_asset_key_col_on_connection) == ["conn", "column_name"]
+    assert _params(storage.store_event_batch) == ["events"] and _params(storage._event_to_row) == ["event"]
+    assert _params(storage._store_asset_event_tags) == ["conn", "events", "event_ids"]
+    assert _params(storage._store_asset_event) == ["conn", "event", "event_id"]
+    assert _params(storage.run_connection) == ["run_id"] and _params(storage.index_transaction) == []
+    assert {"run_id", "event", "dagster_event_type", "asset_key", "partition"} <= set(
+        internals.SqlEventLogStorageTable.c.keys())
     assert _params(internals.create_db_conn_string) == ["base_dir", "db_name"]
     assert internals.create_db_conn_string("/tmp/x", "index").startswith("sqlite:///")
 
@@ -80,3 +88,17 @@ def test_dagster_celery_pieces():
     default_config, dict_wrapper, transport = internals.celery_default_config()
     assert isinstance(default_config, dict) and isinstance(transport, dict)
     assert dict_wrapper({"a": 1}).a == 1
+
+
+def test_alembic_scripts_are_read_once_per_location():
+    from alembic.script import ScriptDirectory
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster._core.storage.runs.sqlite import sqlite_run_storage
+    from dagster._core.storage.sql import get_alembic_config
+
+    internals.read_alembic_scripts_once()
+    internals.read_alembic_scripts_once()  # idempotent
+    first = ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
+    assert ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__)) is first
+    assert ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__)).as_revision_number("head")
+    assert _params(internals.SqliteEventLogStorage._initdb)[:1] == ["engine"]

@@ -40,3 +40,14 @@ def test_scan_chain_groups_and_queues():
         assets_def = by_key[name]
         assert set(assets_def.group_names_by_key.values()) == {group}
         assert assets_def.op.tags[queues.QUEUE_TAG] == queue
+
+
+def test_assets_of_groups_finds_each_group_in_its_own_module():
+    from soniquebay_assets.dagster_defs.assets import MODULE_BY_GROUP, assets_of_groups
+
+    everything = all_assets()
+    groups = {g for a in everything for g in a.group_names_by_key.values()}
+    assert groups == set(MODULE_BY_GROUP)
+    for group in groups:
+        expected = {k for a in everything if group in a.group_names_by_key.values() for k in a.keys}
+        assert {k for a in assets_of_groups([group]) for k in a.keys} == expected, group

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dagster import AssetKey
+
+from soniquebay_assets.dagster_defs.partitions import SHARDS
+from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.library.walker import walk_library
 from soniquebay_assets_tests.scan_helpers import catalog, materialize_scan, test_instance
 
@@ -21,6 +25,13 @@ def test_each_partition_describes_its_own_shard(tmp_path, data_dir, make_audio):
         finally:
             conn.close()
         events = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
+        # the step's materializations went to the cross-run index in one batch: each shard is found there, and
+        # the asset's latest materialization is the step's last event
+        key = AssetKey("catalog_entities")
+        in_range = SHARDS.get_partition_keys()[SHARD_KEYS.index(shards[0]):SHARD_KEYS.index(shards[-1]) + 1]
+        assert instance.get_materialized_partitions(key) == set(in_range)
+        last = [m.partition for m in events if m.asset_key == key][-1]
+        assert instance.get_latest_materialization_event(key).asset_materialization.partition == last
     by_partition = {(m.asset_key.to_user_string(), m.partition): m.metadata for m in events}
     for shard in shards:
         meta = by_partition[("catalog_entities", shard)]

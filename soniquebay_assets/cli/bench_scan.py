@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog-url", default=None,
                         help="also scan the same library into this PostgreSQL database (in a scratch schema, "
                              "dropped after) and print its figures beside SQLite's")
+    parser.add_argument("--beets", default=None, metavar="PATH_TO_beet",
+                        help="also time beets on the same library, phase by phase beside ours: `beet import -A -q` "
+                             "(cold), `beet update` (no-op, then one file touched); scripts/peer_beets.sh builds it")
 
 
 class TreeSampler:
@@ -101,6 +104,7 @@ def scan_command(library: Path, data_dir: Path, stages: str, env: dict[str, str]
 def run(args: argparse.Namespace) -> dict:
     from soniquebay_assets.library.synthetic import build_library
 
+    _byte_compile_package()
     work = Path(tempfile.mkdtemp(prefix="soniquebay-bench-", dir=args.workdir))
     try:
         library = work / "library"
@@ -123,8 +127,11 @@ def run(args: argparse.Namespace) -> dict:
             "build_seconds": round(build_seconds, 2),
             "startup_seconds": _startup_seconds(env),
             "catalog": "sqlite",
-            **_measure(library, small, work / "data", args.files, env),
+            **_measure(library, small, work / "data", args.files, env,
+                       beets=Beets(args.beets, work / "beets") if args.beets else None),
         }
+        if args.beets:
+            result["vs_beets"] = _versus_beets(result, args.files)
         if args.catalog_url:
             result["postgresql"] = _measure_postgresql(library, small, work, args, env)
             result["postgresql_cold_vs_sqlite"] = round(
@@ -141,6 +148,16 @@ def run(args: argparse.Namespace) -> dict:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _byte_compile_package() -> None:
+    """Write the package's .pyc files, as installing a wheel does: with PYTHONDONTWRITEBYTECODE set (or a
+    read-only checkout) every command would otherwise compile its modules from source, ~0.3 s each time."""
+    import compileall
+
+    import soniquebay_assets
+
+    compileall.compile_dir(Path(soniquebay_assets.__file__).parent, quiet=1)
+
+
 def _startup_seconds(env: dict[str, str]) -> float:
     """A `soniquebay` process that imports the scan command and exits: the floor under every command."""
     started = time.perf_counter()
@@ -150,12 +167,22 @@ def _startup_seconds(env: dict[str, str]) -> float:
 
 
 def _measure(library: Path, small: Path, data: Path, files: int, env: dict[str, str],
-             small_env: dict[str, str] | None = None) -> dict:
-    """Cold, no-op, one-file and 1 % rescans (catalog stages), then all local stages on the small library."""
+             small_env: dict[str, str] | None = None, beets: Beets | None = None) -> dict:
+    """Cold, no-op, one-file and 1 % rescans (catalog stages), then all local stages on the small library.
+
+    With `beets`, each of the first three phases is followed by beets' own on the same files, so both see the same
+    machine load and the same page cache."""
+    peer: dict[str, dict] = {}
     cold = scan_command(library, data, CATALOG_STAGES, env)
+    if beets:
+        peer["cold_import"] = beets.run("import", "-A", "-q", str(library))
     noop = scan_command(library, data, CATALOG_STAGES, env)
+    if beets:
+        peer["noop_update"] = beets.run("update", "-M")
     _touch_some(library, 1)
     one = scan_command(library, data, CATALOG_STAGES, env)
+    if beets:
+        peer["one_touched_update"] = beets.run("update", "-M")
     touched = _touch_some(library, max(1, files // 100))
     incremental = scan_command(library, data, CATALOG_STAGES, env)
     everything = scan_command(small, data.with_name(data.name + "-all"), ALL_LOCAL_STAGES, small_env or env)
@@ -171,16 +198,89 @@ def _measure(library: Path, small: Path, data: Path, files: int, env: dict[str, 
         "noop_rescan_tag_reads": noop["new"] + noop["changed"],
         "one_file_touched_seconds": one["wall_seconds"],
         "one_file_touched_breakdown_seconds": _breakdown(one),
+        # few changed shards: no Dagster run, runless per-shard materializations (the breakdown's "dagster" part
+        # is then imports, instance and recording)
+        "one_file_touched_recorded_without_run": bool(one.get("recorded_without_run")),
         "incremental_touched_files": touched,
         "incremental_rescan_seconds": incremental["wall_seconds"],
         "incremental_changed_detected": incremental["changed"],
+        "incremental_recorded_without_run": bool(incremental.get("recorded_without_run")),
         "all_stages": {"stages": ALL_LOCAL_STAGES, "files": small_files, "seconds": everything["wall_seconds"],
                        "files_per_s": round(small_files / everything["wall_seconds"], 2),
                        "breakdown_seconds": _breakdown(everything),
                        "peak_tree_rss_mb": everything["peak_tree_rss_mb"]},
         # the catalog stages' peak (the target); all_stages has its own, with the embedding model loaded
         "peak_tree_rss_mb": max(s["peak_tree_rss_mb"] for s in (cold, noop, one, incremental)),
+        **({"beets": {"version": beets.version(), "config": beets.config_text(), **peer}} if beets else {}),
     }
+
+
+class Beets:
+    """Whole `beet` commands on a library of their own (database and config in `home`): no autotag, no copy, no
+    move, no tag writes, no plugins, so beets does what `soniquebay scan --stages catalog` does: walk, read tags,
+    store."""
+
+    def __init__(self, beet: str, home: Path) -> None:
+        self.beet, self.home = beet, home
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "music").mkdir(exist_ok=True)  # `beet update` refuses to run when the library folder is missing
+        (home / "config.yaml").write_text(self.config_text())
+        self.env = {**os.environ, "BEETSDIR": str(home)}
+
+    def config_text(self) -> str:
+        return (f"directory: {self.home / 'music'}\nlibrary: {self.home / 'library.db'}\nplugins: []\n"
+                "import:\n  copy: no\n  move: no\n  write: no\n  autotag: no\n  quiet: yes\n  resume: no\n"
+                "  incremental: no\n")
+
+    def version(self) -> str:
+        out = subprocess.run([self.beet, "version"], env=self.env, capture_output=True, text=True, check=True)
+        return next((line.strip() for line in out.stdout.splitlines() if line.startswith("beets version")), "?")
+
+    def run(self, *arguments: str) -> dict:
+        command = [self.beet, *arguments]
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env,
+                                   text=True)
+        with TreeSampler(process.pid) as sampler:
+            _, err = process.communicate()
+        wall = time.perf_counter() - started
+        if process.returncode != 0:
+            raise RuntimeError(f"`{' '.join(command)}` exited {process.returncode}: {err.strip()[-2000:]}")
+        items = subprocess.run([self.beet, "stats"], env=self.env, capture_output=True, text=True, check=True)
+        tracks = next((line.split(":", 1)[1].strip() for line in items.stdout.splitlines()
+                       if line.startswith("Tracks:")), "?")
+        return {"command": "beet " + " ".join(arguments[:-1] if arguments[0] == "import" else arguments),
+                "wall_seconds": round(wall, 3), "peak_tree_rss_mb": round(sampler.peak_bytes / 2**20, 1),
+                "tracks_in_library": int(tracks) if tracks.isdigit() else tracks}
+
+
+# Goals, whole commands side by side on the same files: (ratio name, at 2,000 files, at 20,000 files).
+# cold and no-op: beets' seconds / ours (speed-up); one touched at 2,000: ours / beets' whole update (at most);
+# one touched at 20,000: beets' whole update / ours (speed-up).
+BEETS_GOALS = {2_000: {"cold_speedup": (">=", 3.0), "noop_speedup": (">=", 3.0),
+                       "one_touched_vs_beets_update": ("<=", 2.5)},
+               20_000: {"cold_speedup": (">=", 20.0), "noop_speedup": (">=", 8.0),
+                        "one_touched_speedup": (">=", 1.5)}}
+
+
+def _versus_beets(result: dict, files: int) -> dict:
+    """Ratios against beets from the same run, held against the goals for the nearer of 2,000 or 20,000 files."""
+    peer = result["beets"]
+    ratios = {
+        "cold_speedup": round(peer["cold_import"]["wall_seconds"] / result["cold_scan_seconds"], 2),
+        "noop_speedup": round(peer["noop_update"]["wall_seconds"] / result["noop_rescan_seconds"], 2),
+        "one_touched_speedup": round(peer["one_touched_update"]["wall_seconds"]
+                                     / result["one_file_touched_seconds"], 2),
+        "one_touched_vs_beets_update": round(result["one_file_touched_seconds"]
+                                             / peer["one_touched_update"]["wall_seconds"], 2),
+    }
+    goal_files = 20_000 if files >= 6_325 else 2_000  # geometric middle of the two stated sizes
+    goals = BEETS_GOALS[goal_files]
+    met = {name: (ratios[name] >= bound if op == ">=" else ratios[name] <= bound)
+           for name, (op, bound) in goals.items()}
+    return {**ratios, "goals_for_files": goal_files,
+            "goals": {name: f"{op} {bound}" for name, (op, bound) in goals.items()},
+            "goals_met": met, "all_goals_met": all(met.values())}
 
 
 def _measure_postgresql(library: Path, small: Path, work: Path, args: argparse.Namespace, env: dict) -> dict:

@@ -7,11 +7,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from soniquebay_assets.cli.common import add_data_dir
 from soniquebay_assets.settings import ENV_CATALOG_URL, default_data_dir
+
+if TYPE_CHECKING:  # numpy is imported where used: every `soniquebay` command imports this module
+    import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +52,7 @@ def _postgresql_knn(args: argparse.Namespace, settings, matrix: np.ndarray) -> d
 
 
 def _percentiles(samples: list[float]) -> dict:
+    import numpy as np
     return {"p50": round(float(np.percentile(samples, 50)), 3), "p95": round(float(np.percentile(samples, 95)), 3)}
 
 
@@ -135,6 +138,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def _recall(index, search, seeds, k: int) -> float:
     """Mean share of the exact top-k (seed excluded) that `search(seed)` returns."""
+    import numpy as np
     recalls = []
     for seed in seeds:
         row = index.position[seed]
@@ -147,6 +151,8 @@ def _recall(index, search, seeds, k: int) -> float:
 
 def _knn_figures(conn, args: argparse.Namespace, *, sqlite_exact: bool = True) -> dict:
     """Latency and recall@k of the default search (in-memory index) and of sqlite-vec's exact KNN."""
+    import numpy as np
+
     from soniquebay_assets.catalog import vector_search
 
     out: dict = {}

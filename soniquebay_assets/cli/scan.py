@@ -66,7 +66,6 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     """Plan with one walk, then materialize the selected groups for the changed shards in one in-process run."""
     from soniquebay_assets.catalog import inventory, queries
     from soniquebay_assets.catalog.db import connection
-    from soniquebay_assets.domain.layout import shard_ranges
     from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
     from soniquebay_assets.settings import DataDir
 
@@ -86,8 +85,8 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
     }
     if shards:
-        runs = [materialize_shard_range(groups, first, last, roots, data_root, snapshot, show_progress)
-                for first, last in shard_ranges(shards)]
+        runs = run_stages(groups, shards, roots, data_root, snapshot, show_progress)
+        summary["recorded_without_run"] = runs[0]["run_id"] is None
         summary["run_id"] = runs[0]["run_id"] if len(runs) == 1 else [r["run_id"] for r in runs]
         summary["run_failed"] = not all(r["success"] for r in runs)
         for run in runs:
@@ -107,6 +106,22 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     return summary
 
 
+def run_stages(groups, shards, roots, data_root, snapshot, show_progress) -> list[dict[str, Any]]:
+    """A few changed shards of the catalog chain without a run (recorded as runless materializations); else one
+    run per cost-based shard range. Should the run-free work fail, a real run redoes it so the UI shows why."""
+    from soniquebay_assets.dagster_defs.runless import materialize_without_run, runless_applies
+    from soniquebay_assets.domain.layout import shard_ranges
+    from soniquebay_assets.settings import executor_choice
+
+    if executor_choice() != "celery" and runless_applies(groups, len(shards)):
+        try:
+            return [materialize_without_run(groups, shards, roots, data_root, snapshot)]
+        except Exception as exc:  # noqa: BLE001 - any failure: the run below records it where people look
+            print(f"scan: {exc!r}; running the same shards as a Dagster run to record the failure", file=sys.stderr)
+    return [materialize_shard_range(groups, first, last, roots, data_root, snapshot, show_progress)
+            for first, last in shard_ranges(shards)]
+
+
 def materialize_shard_range(groups, start, end, roots, data_root, snapshot, show_progress) -> dict[str, Any]:
     """One run of the selected groups over shards start..end: in-process, or on Celery workers when configured."""
     from soniquebay_assets.settings import executor_choice
@@ -117,12 +132,12 @@ def materialize_shard_range(groups, start, end, roots, data_root, snapshot, show
         return materialize_through_celery(groups, [start, end], roots, data_root, snapshot)
     from dagster import DagsterInstance, materialize
 
-    from soniquebay_assets.dagster_defs.definitions import all_assets
+    from soniquebay_assets.dagster_defs.assets import assets_of_groups
     from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
     from soniquebay_assets.dagster_defs.sensors import range_tags
     from soniquebay_assets.pipeline import progress
 
-    selected = [a for a in all_assets() if set(a.group_names_by_key.values()) & set(groups)]
+    selected = assets_of_groups(groups)
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if "scan" in groups:
         run_config["ops"] = {"file_inventory": {"config": {"snapshot": str(snapshot)}}}

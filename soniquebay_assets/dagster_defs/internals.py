@@ -22,6 +22,7 @@ from dagster._core.execution.retries import RetryMode, get_retries_config
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import create_db_conn_string
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -33,10 +34,31 @@ VERIFIED_VERSIONS = {"dagster": "1.13.27", "dagster-celery": "0.29.27"}
 __all__ = [
     "ASSET_PARTITION_RANGE_END_TAG", "ASSET_PARTITION_RANGE_START_TAG", "IN_PROC_CONFIG", "CheckRunHealthResult",
     "DagsterEvent", "DagsterRun", "DefaultRunLauncher", "EngineEventData", "LaunchRunContext", "RetryMode",
-    "SqliteEventLogStorage", "WorkerStatus", "_core_in_process_executor_creation", "build_reconstructable_job",
+    "SqlEventLogStorageTable", "SqliteEventLogStorage", "WorkerStatus", "_core_in_process_executor_creation", "build_reconstructable_job",
     "colored_console_logger", "copy_record", "create_db_conn_string", "get_retries_config",
     "multiple_process_executor_requirements",
 ]  # fmt: skip
+
+
+def read_alembic_scripts_once() -> None:
+    """Dagster builds a new alembic ScriptDirectory, re-reading its ~90 migration scripts, for every SQLite
+    storage it opens or checks (runs, schedules, event index, each run's event shard: 4-6 per command, 50-150 ms
+    each). The scripts do not change while a process runs: keep one ScriptDirectory per location."""
+    from alembic.script import ScriptDirectory
+
+    if getattr(ScriptDirectory, "_soniquebay_shared", False):
+        return
+    build = ScriptDirectory.from_config.__func__
+    shared: dict[tuple, Any] = {}
+
+    def from_config(cls, config):
+        key = (cls, config.get_main_option("script_location"), config.get_main_option("version_locations"))
+        if key not in shared:
+            shared[key] = build(cls, config)
+        return shared[key]
+
+    ScriptDirectory.from_config = classmethod(from_config)
+    ScriptDirectory._soniquebay_shared = True
 
 
 def celery_executor_class() -> type:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from dagster import MetadataValue
 
@@ -31,13 +32,16 @@ def log_prefix(queue: str) -> str:
 def describe_each_shard(context, catalog) -> None:
     """Give each partition of the run its own shard's figures: a run over a range records one materialization
     per shard, and each one then says what that shard holds, beside the run's totals."""
+    for shard, metadata in shard_metadata(catalog, sorted(context.partition_keys)).items():
+        context.add_asset_metadata(metadata, partition_key=shard)
+
+
+def shard_metadata(catalog, shards: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per shard, the figures its materialization shows (`shard`, `shard_files`, `shard_tracks`, ...)."""
     from soniquebay_assets.catalog import queries
 
-    shards = sorted(context.partition_keys)
-    if len(shards) < 1:
-        return
+    if not shards:
+        return {}
     with catalog.connection() as conn:
         facts = queries.shard_facts(conn, shards)
-    for shard in shards:
-        context.add_asset_metadata({"shard": shard, **{f"shard_{k}": v for k, v in facts[shard].items()}},
-                                   partition_key=shard)
+    return {shard: {"shard": shard, **{f"shard_{k}": v for k, v in facts[shard].items()}} for shard in shards}

@@ -35,7 +35,14 @@ CHECKS = [
     description="Catalog entities: artists, albums (compilations kept whole), tracks, credits and genres.",
 )
 def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
-    shards = sorted(context.partition_keys)
+    result, line = write_entities(sorted(context.partition_keys), catalog)
+    context.log.info(line)
+    describe_each_shard(context, catalog)
+    return result
+
+
+def write_entities(shards: list[str], catalog: CatalogResource) -> tuple[MaterializeResult, str]:
+    """The asset's work and its log line (shared with scans recorded without a run)."""
     with catalog.connection() as conn:
         stats = catalog_shards(conn, shards)
         counts = queries.catalog_counts(conn)
@@ -45,11 +52,10 @@ def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -
         orphans = queries.tracks_missing_album_or_artist(conn)
         fallback_share = queries.fallback_title_share(conn)
         errors = queries.errors_by_reason(conn, shards=shards)
-    context.log.info(
+    line = (
         f"{log_prefix(WORKER_INSERT_BULK)} shards {shard_summary(shards)}: wrote {stats.written} tracks, "
         f"{stats.errors} errors; catalog now {counts['tracks']} tracks, {counts['albums']} albums"
     )
-    describe_each_shard(context, catalog)
     return MaterializeResult(
         metadata={
             "shards": shard_summary(shards),
@@ -74,5 +80,5 @@ def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -
             AssetCheckResult(check_name="fallback_title_share", passed=fallback_share <= MAX_FALLBACK_TITLE_SHARE,
                              severity=AssetCheckSeverity.WARN, metadata={"share": round(fallback_share, 4)}),
         ],
-    )
+    ), line
 

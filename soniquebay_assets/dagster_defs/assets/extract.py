@@ -16,14 +16,20 @@ from soniquebay_assets.queues import WORKER_EXTRACT
     description="Tags, audio stream facts and a quality score for each new or changed file; bad files recorded.",
 )
 def raw_metadata(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
-    shards = sorted(context.partition_keys)
+    result, line = read_tags(sorted(context.partition_keys), catalog)
+    context.log.info(line)
+    describe_each_shard(context, catalog)
+    return result
+
+
+def read_tags(shards: list[str], catalog: CatalogResource) -> tuple[MaterializeResult, str]:
+    """The asset's work and its log line (shared with scans recorded without a run)."""
     with catalog.connection() as conn:
         stats = extract_shards(conn, shards)
-    context.log.info(
+    line = (
         f"{log_prefix(WORKER_EXTRACT)} shards {shard_summary(shards)}: read {stats.read}, ok {stats.ok}, "
         f"errors {stats.errors} in {stats.seconds}s"
     )
-    describe_each_shard(context, catalog)
     return MaterializeResult(
         metadata={
             "shards": shard_summary(shards),
@@ -36,4 +42,4 @@ def raw_metadata(context: AssetExecutionContext, catalog: CatalogResource) -> Ma
             "files_per_second": round(stats.read / stats.seconds, 1) if stats.seconds else 0.0,
             "seconds": stats.seconds,
         }
-    )
+    ), line

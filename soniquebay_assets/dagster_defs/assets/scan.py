@@ -24,16 +24,23 @@ class InventoryConfig(Config):
 def file_inventory(
     context: AssetExecutionContext, config: InventoryConfig, catalog: CatalogResource, library: LibraryResource
 ) -> MaterializeResult:
+    result, line = take_inventory(sorted(context.partition_keys), catalog, library, config.snapshot)
+    context.log.info(line)
+    describe_each_shard(context, catalog)
+    return result
+
+
+def take_inventory(shards: list[str], catalog: CatalogResource, library: LibraryResource,
+                   snapshot: str) -> tuple[MaterializeResult, str]:
+    """The asset's work and its log line (shared with scans recorded without a run)."""
     started = time.perf_counter()
-    shards = sorted(context.partition_keys)
     with catalog.connection() as conn:
-        walk = load_snapshot(config.snapshot, conn) if config.snapshot else walk_library(library.root_paths())
+        walk = load_snapshot(snapshot, conn) if snapshot else walk_library(library.root_paths())
         stats = inventory_shards(conn, walk, shards)
-    context.log.info(
+    line = (
         f"{log_prefix(WORKER_SCAN)} shards {shard_summary(shards)}: {stats.files_seen} files, {stats.new} new, "
         f"{stats.changed} changed, {stats.moved} moved, {stats.deleted} deleted, {stats.walk_problems} walk problems"
     )
-    describe_each_shard(context, catalog)
     return MaterializeResult(
         metadata={
             "shards": shard_summary(shards),
@@ -50,4 +57,4 @@ def file_inventory(
             "unavailable_roots": MetadataValue.json(walk.unavailable_roots),
             "seconds": round(time.perf_counter() - started, 3),
         }
-    )
+    ), line

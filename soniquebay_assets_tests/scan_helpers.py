@@ -9,8 +9,8 @@ from dagster import instance_for_test, materialize
 
 from soniquebay_assets.catalog.db import open_catalog
 from soniquebay_assets.dagster_defs.definitions import all_assets
+from soniquebay_assets.dagster_defs.partitions import range_tags
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
-from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
 from soniquebay_assets.settings import DataDir

@@ -331,7 +331,7 @@ def test_ui_scan_job_from_the_definitions_runs_through_celery_when_selected(clus
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from soniquebay_assets.dagster_defs.celery_runs import celery_run_config
-    from soniquebay_assets.dagster_defs.sensors import range_tags
+    from soniquebay_assets.dagster_defs.partitions import range_tags
 
     lib = _library(tmp_path / "lib", make_audio, albums=2, tracks=1)
     data_root = tmp_path / "data"

@@ -260,8 +260,8 @@ def test_dagster_assets_and_cli(library, artwork_server, monkeypatch):
 
     from soniquebay_assets.cli.main import main
     from soniquebay_assets.dagster_defs.assets.covers import album_covers, artist_images
+    from soniquebay_assets.dagster_defs.partitions import range_tags
     from soniquebay_assets.dagster_defs.resources import CatalogResource
-    from soniquebay_assets.dagster_defs.sensors import range_tags
 
     monkeypatch.delenv("SONIQUEBAY_LASTFM_API_KEY", raising=False)
     config = {"sources": ["embedded", "folder", "coverartarchive", "lastfm"],

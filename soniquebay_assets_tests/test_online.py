@@ -394,8 +394,8 @@ def test_asset_metadata_and_track_count_check(library, server, monkeypatch, tmp_
     from dagster import DagsterInstance, materialize
 
     from soniquebay_assets.dagster_defs.assets.online import external_metadata
+    from soniquebay_assets.dagster_defs.partitions import range_tags
     from soniquebay_assets.dagster_defs.resources import CatalogResource
-    from soniquebay_assets.dagster_defs.sensors import range_tags
 
     exact_routes(server)
     monkeypatch.setenv("SONIQUEBAY_MUSICBRAINZ_URL", server.base_url)

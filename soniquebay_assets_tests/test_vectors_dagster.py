@@ -12,8 +12,8 @@ from dagster import AssetKey, instance_for_test, materialize
 from soniquebay_assets.cli.main import main
 from soniquebay_assets.dagster_defs.assets.vectors import track_embeddings
 from soniquebay_assets.dagster_defs.definitions import defs
+from soniquebay_assets.dagster_defs.partitions import range_tags
 from soniquebay_assets.dagster_defs.resources import CatalogResource
-from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.domain.layout import SHARD_COUNT
 from soniquebay_assets.queues import QUEUE_TAG, WORKER_VECTOR
 from soniquebay_assets.settings import DataDir

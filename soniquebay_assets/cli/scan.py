@@ -133,8 +133,8 @@ def materialize_shard_range(groups, start, end, roots, data_root, snapshot, show
     from dagster import DagsterInstance, materialize
 
     from soniquebay_assets.dagster_defs.assets import assets_of_groups
+    from soniquebay_assets.dagster_defs.partitions import range_tags
     from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
-    from soniquebay_assets.dagster_defs.sensors import range_tags
     from soniquebay_assets.pipeline import progress
 
     selected = assets_of_groups(groups)

@@ -64,7 +64,7 @@ def materialize_through_celery(groups: Sequence[str], shards: Sequence[str], roo
                                executor_config: dict | None = None, tags: dict | None = None,
                                job: Any = None, extra_resource_config: dict | None = None) -> dict[str, Any]:
     """Same result shape as the CLI's in-process materialize: run id, success, metadata per asset."""
-    from soniquebay_assets.dagster_defs.sensors import range_tags
+    from soniquebay_assets.dagster_defs.partitions import range_tags
 
     instance = instance or DagsterInstance.get()
     run_tags = {**range_tags(list(shards)), "soniquebay/origin": "cli", "soniquebay/executor": "celery",

@@ -26,9 +26,8 @@ from dagster import (
 from soniquebay_assets import settings
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE
-from soniquebay_assets.dagster_defs.partitions import SHARDS
+from soniquebay_assets.dagster_defs.partitions import SHARDS, range_tags
 from soniquebay_assets.dagster_defs.resources import CatalogResource
-from soniquebay_assets.dagster_defs.sensors import range_tags
 from soniquebay_assets.domain.layout import contiguous_groups
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE, PREFIX_BY_DEFERRED_KIND
 

@@ -1,10 +1,15 @@
 """The shard partitions every catalog asset shares: 128 stable keys, an album's tracks always in one."""
 
 import functools
+from collections.abc import Sequence
 
 from dagster import BackfillPolicy, MaterializeResult, StaticPartitionsDefinition, asset
 
-from soniquebay_assets.dagster_defs.internals import copy_record
+from soniquebay_assets.dagster_defs.internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    copy_record,
+)
 from soniquebay_assets.domain.layout import SHARD_KEYS
 from soniquebay_assets.queues import op_tags_for
 from soniquebay_assets.settings import host_label
@@ -31,3 +36,11 @@ def shard_asset(group: str, **kwargs):
         return decorate(with_host)
 
     return wrap
+
+
+def range_tags(start: str | Sequence[str], end: str | None = None) -> dict[str, str]:
+    """Tags that make one run cover start..end (or the range spanning a list of shards) in one step per asset."""
+    if end is None:
+        keys = [start] if isinstance(start, str) else list(start)
+        start, end = min(keys), max(keys)
+    return {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}

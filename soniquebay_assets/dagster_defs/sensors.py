@@ -1,18 +1,13 @@
 """The library sensor: one walk per tick, runs requested only for shards whose files changed."""
 
-
 import json
 import time
-from collections.abc import Sequence
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from soniquebay_assets import settings
-from soniquebay_assets.dagster_defs.internals import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE, scan_job
+from soniquebay_assets.dagster_defs.partitions import range_tags
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.domain.layout import shard_ranges
 from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
@@ -39,14 +34,6 @@ def _shards_of_active_scans(instance) -> set[str]:
     for run in instance.get_runs(RunsFilter(job_name=scan_job.name, statuses=active)):
         shards.update(filter(None, run.tags.get("soniquebay/changed_shards", "").split(",")))
     return shards
-
-
-def range_tags(start: str | Sequence[str], end: str | None = None) -> dict[str, str]:
-    """Tags that make one run cover start..end (or the range spanning a list of shards) in one step per asset."""
-    if end is None:
-        keys = [start] if isinstance(start, str) else list(start)
-        start, end = min(keys), max(keys)
-    return {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
 
 
 @sensor(job=scan_job, minimum_interval_seconds=settings.sensor_interval_s(),

@@ -94,7 +94,7 @@ class _Ids:
             row = self.by_key[key] = [self.provisional, key, title]
             self.folders.setdefault(folder, []).append(row)  # the insert files it under this folder
         else:
-            row[2] = title  # the upsert's only change the album rules read
+            row[2] = title  # of what the upsert changes, the album rules read only the title
         self.pending.append((row, params))
         self.albums[key] = row[0]
         return row[0]

@@ -131,3 +131,33 @@ def test_few_changed_shards_are_recorded_per_shard_without_a_run_and_many_throug
         assert sorted(r.run_id for r in instance.get_runs()) == sorted(run_ids)  # the cold scan made none
     for some in changed:
         assert _materializations(data / "dagster_home", "catalog_entities", some)[0][0] in run_ids
+
+
+def test_direct_work_that_fails_is_redone_by_a_run_that_records_it(tmp_path, make_audio, monkeypatch, capsys):
+    from dagster import DagsterInstance
+
+    from soniquebay_assets.cli.main import main
+    from soniquebay_assets.dagster_defs import metadata
+
+    library, data = tmp_path / "music", tmp_path / "data"
+    make_audio(library / "Solo/One/01.flac", seconds=0.3, title="One", artist="Solo", album="One")
+    make_audio(library / "Solo/One/02.flac", seconds=0.3, title="Two", artist="Solo", album="One")
+    real_shard_metadata, calls = metadata.shard_metadata, []
+
+    def fails_once(catalog, shards):
+        calls.append(list(shards))
+        if len(calls) == 1:  # after every stage wrote its rows: the run must redo nothing twice and lose nothing
+            raise OSError("disk full while recording")
+        return real_shard_metadata(catalog, shards)
+
+    monkeypatch.setattr(metadata, "shard_metadata", fails_once)
+    assert main(["scan", str(library), "--data-dir", str(data), "--stages", "catalog", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert "disk full while recording" in captured.err and "Dagster run" in captured.err
+    assert summary["recorded_without_run"] is False and summary["run_id"] and not summary["run_failed"]
+    assert summary["tracks"] == 2 and summary["albums"] == 1 and summary["errors"] == 0
+    with DagsterInstance.from_config(str(data / "dagster_home")) as instance:
+        (run,) = instance.get_runs()
+        assert run.run_id == summary["run_id"] and run.is_success
+    assert len(calls) > 1

@@ -9,7 +9,7 @@ from soniquebay_assets.domain.analysis import evaluation, synth
 from soniquebay_assets.domain.analysis.analyze import analyze_samples
 from soniquebay_assets.domain.analysis.key import camelot, open_key, pitch_class
 from soniquebay_assets.domain.analysis.spectrum import compute_spectrum
-from soniquebay_assets.domain.analysis.tempo import estimate_tempo
+from soniquebay_assets.domain.analysis.tempo import backbeat_level, estimate_tempo, kick_snare_correlation
 from soniquebay_assets_tests.audio_factory import click_track
 
 SR = 22050
@@ -99,6 +99,25 @@ def test_tempo_prior_and_meter_check_on_compound_and_slow_pulses():
         slow[at : at + chord.size] += chord[: slow.size - at]
     estimate = estimate_tempo(compute_spectrum([slow], SR))
     assert evaluation.tempo_confusion(estimate.bpm, 72.0) == "x1", estimate
+
+
+def _pulses(frames: int, period: float, phase: float) -> np.ndarray:
+    envelope = np.zeros(frames, dtype=np.float32)
+    envelope[np.round(np.arange(phase, frames - 1, period)).astype(int)] = 1.0
+    return envelope
+
+
+def test_backbeat_turns_a_subdivision_into_the_beat():
+    """Kick on beats 1 and 3, snare on 2 and 4 (with snare-band eighths on top): the eighth-note level the
+    fastest-level rule may pick is halved, a triplet level is divided by three, the beat itself is kept."""
+    fps, bpm, frames = 86.0, 90.0, 2600
+    beat = 60.0 * fps / bpm
+    kick = [_pulses(frames, 2 * beat, 0.0)]
+    snare = [_pulses(frames, 2 * beat, beat) + 0.3 * _pulses(frames, beat / 2, 0.0)]
+    assert backbeat_level(kick, snare, fps, bpm) == bpm
+    assert backbeat_level(kick, snare, fps, 2 * bpm) == bpm
+    assert backbeat_level(kick, snare, fps, 3 * bpm) == pytest.approx(bpm)
+    assert kick_snare_correlation(kick, snare, beat) > kick_snare_correlation(kick, snare, beat / 2) + 0.5
 
 
 def test_tempo_and_key_confusion_classes():

@@ -78,6 +78,17 @@ def test_bad_vectors_are_rejected_before_any_write(conn):
     assert conn.execute("SELECT COUNT(*) FROM track_vectors").fetchone()[0] == 0
 
 
+def test_a_vector_problem_is_recorded_like_every_stage_error(conn):
+    tid = vs.add_track(conn, "/lib/a/1.flac", title="T", artists=["A"], album="Al")
+    for _ in range(2):
+        vectors.record_vector_error(conn, tid, "bad_vector", "vector has NaN " + "x" * 3000)
+    vectors.record_vector_error(conn, tid + 999, "bad_vector", "a track deleted meanwhile is not an error row")
+    rows = conn.execute("SELECT path, stage, reason, length(detail), occurrences, severity, shard FROM scan_errors"
+                        ).fetchall()
+    shard = conn.execute("SELECT shard FROM tracks WHERE track_id = ?", (tid,)).fetchone()[0]
+    assert [tuple(r) for r in rows] == [("/lib/a/1.flac", "vector", "bad_vector", 2000, 2, "error", shard)]
+
+
 def test_dimension_change_rebuilds_cleanly(conn):
     rng = np.random.default_rng(2)
     settings, rebuilt = vectors.ensure_space(conn, model_name="m1", text_dim=TEXT_DIM, weights=et.Weights())

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from soniquebay_assets.catalog import db
+from soniquebay_assets.catalog import db, inventory
 from soniquebay_assets.domain import embedding_text as et
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
@@ -366,13 +366,10 @@ def write_vectors(conn: Any, settings: VectorSettings, rows: Sequence[VectorRow]
 
 
 def record_vector_error(conn: Any, track_id: int, reason: str, detail: str) -> None:
-    """A per-track vector problem goes to scan_errors (stage 'vector'), never out of the run."""
-    conn.execute(
-        "INSERT INTO scan_errors(path, stage, reason, detail, shard) SELECT path, 'vector', ?, ?, shard FROM tracks"
-        " WHERE track_id = ? ON CONFLICT(path, stage) DO UPDATE SET reason = excluded.reason, detail = excluded.detail,"
-        " occurrences = scan_errors.occurrences + 1, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        (reason, detail[:2000], track_id),
-    )
+    """A per-track vector problem goes to scan_errors (stage 'vector') as every stage's errors do."""
+    row = conn.execute("SELECT path, shard FROM tracks WHERE track_id = ?", (track_id,)).fetchone()
+    if row is not None:
+        inventory.record_errors(conn, [inventory.ErrorRecord(row[0], "vector", reason, detail[:2000], row[1])])
 
 
 def bump_generation(conn: Any) -> None:

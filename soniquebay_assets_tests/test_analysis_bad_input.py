@@ -29,8 +29,8 @@ def _write(path: Path, data: np.ndarray, sr: int, subtype: str | None = None) ->
 
 def test_silence_is_partial_with_nothing_invented(tmp_path):
     outcome = analyze_file(str(_write(tmp_path / "silence.wav", np.zeros(22050 * 10, dtype=np.float32), 22050)))
-    values = outcome["values"]
-    assert values["status"] == "partial" and outcome["reason"] == "silent"
+    values = outcome.values
+    assert values["status"] == "partial" and outcome.reason == "silent"
     assert "silent" in values["error"]
     for name in ("bpm", "bpm_confidence", "beat_count", "key", "loudness_lufs", "replaygain_track_gain_db",
                  "energy", "danceability", "mood_happy"):
@@ -40,7 +40,7 @@ def test_silence_is_partial_with_nothing_invented(tmp_path):
 
 
 def test_one_second_file_measures_what_it_can(tmp_path):
-    values = analyze_file(str(_write(tmp_path / "short.wav", synth.song(BPM, 9, "minor", 1.0), 22050)))["values"]
+    values = analyze_file(str(_write(tmp_path / "short.wav", synth.song(BPM, 9, "minor", 1.0), 22050))).values
     assert values["status"] == "partial"
     assert values["bpm"] is None and values["beat_count"] is None and "too short for tempo" in values["error"]
     assert values["loudness_lufs"] is not None and values["duration_s"] == pytest.approx(1.0)
@@ -55,7 +55,7 @@ def test_mono_stereo_and_5_1_agree(tmp_path):
     for name, data in layouts.items():
         path = _write(tmp_path / f"{name}.wav", data, 44100)
         assert sf.info(str(path)).channels == data.shape[1]
-        results[name] = analyze_file(str(path))["values"]
+        results[name] = analyze_file(str(path)).values
     for name, values in results.items():
         assert values["status"] == "ok", (name, values["error"])
         assert evaluation.tempo_correct(values["bpm"], BPM), (name, values["bpm"])
@@ -66,7 +66,7 @@ def test_mono_stereo_and_5_1_agree(tmp_path):
 @pytest.mark.parametrize("sr", [8000, 192000])
 def test_extreme_sample_rates(tmp_path, sr):
     values = analyze_file(str(_write(tmp_path / f"r{sr}.flac" if sr <= 96000 else tmp_path / f"r{sr}.wav",
-                                     _drums(25, sr), sr)))["values"]
+                                     _drums(25, sr), sr))).values
     assert values["status"] == "ok", values["error"]
     assert evaluation.tempo_correct(values["bpm"], BPM), values["bpm"]
     assert values["duration_s"] == pytest.approx(25.0, abs=0.01)
@@ -77,7 +77,7 @@ def test_extreme_sample_rates(tmp_path, sr):
 def test_24_bit_and_float(tmp_path, name, subtype):
     path = _write(tmp_path / name, _drums(20, 48000), 48000, subtype)
     assert sf.info(str(path)).subtype == subtype
-    values = analyze_file(str(path))["values"]
+    values = analyze_file(str(path)).values
     assert values["status"] == "ok" and evaluation.tempo_correct(values["bpm"], BPM)
 
 
@@ -90,8 +90,8 @@ def test_file_that_decodes_halfway_then_fails_is_partial(tmp_path, ext):
     with open(path, "r+b") as handle:
         handle.truncate(int(path.stat().st_size * 0.45))
     outcome = analyze_file(str(path), header_duration)
-    values = outcome["values"]
-    assert values["status"] == "partial" and outcome["reason"] == "partial_decode"
+    values = outcome.values
+    assert values["status"] == "partial" and outcome.reason == "partial_decode"
     assert "truncated" in values["error"] or "decoding stopped" in values["error"]
     # what was decoded is still measured
     assert evaluation.tempo_correct(values["bpm"], BPM) and values["loudness_lufs"] is not None
@@ -110,9 +110,9 @@ def test_tags_parse_but_audio_does_not(tmp_path):
     with pytest.raises(mutagen.MutagenError):  # the audio side is not
         mutagen.File(str(path))
     outcome = analyze_file(str(path))
-    assert outcome["values"]["status"] == "error"
-    assert outcome["reason"] in ("undecodable", "no_audio")
-    assert outcome["values"].get("bpm") is None and outcome["values"]["error"]
+    assert outcome.values["status"] == "error"
+    assert outcome.reason in ("undecodable", "no_audio")
+    assert outcome.values.get("bpm") is None and outcome.values["error"]
 
 
 def test_m4a_without_ffmpeg_names_what_to_install(tmp_path, monkeypatch, corpus_dir_or_none):
@@ -128,13 +128,13 @@ def test_m4a_without_ffmpeg_names_what_to_install(tmp_path, monkeypatch, corpus_
     monkeypatch.setenv("PATH", str(empty))
     assert shutil.which("ffmpeg") is None
     outcome = analyze_file(str(path))
-    assert outcome["values"]["status"] == "error" and outcome["reason"] == "ffmpeg_missing"
-    assert "apt-get install ffmpeg" in outcome["values"]["error"]
+    assert outcome.values["status"] == "error" and outcome.reason == "ffmpeg_missing"
+    assert "apt-get install ffmpeg" in outcome.values["error"]
 
 
 def test_missing_file_is_an_error_not_a_crash(tmp_path):
     outcome = analyze_file(str(tmp_path / "gone.flac"))
-    assert outcome["values"]["status"] == "error" and outcome["reason"] == "missing_file"
+    assert outcome.values["status"] == "error" and outcome.reason == "missing_file"
 
 
 def test_long_file_is_read_through_bounded_excerpts(tmp_path):

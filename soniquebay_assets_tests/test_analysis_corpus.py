@@ -29,7 +29,7 @@ def test_fretsonfire_songs_tempo_accuracy(corpus_dir):
     assert len(truths) >= 4
     pairs, rows = [], []
     for path, bpm in truths:
-        values = analyze_file(str(corpus_dir / path))["values"]
+        values = analyze_file(str(corpus_dir / path)).values
         assert values["status"] == "ok", values
         pairs.append((values["bpm"], bpm))
         rows.append((path, bpm, values["bpm"]))
@@ -50,16 +50,16 @@ def test_corpus_formats_decode_or_fail_with_a_reason(corpus_dir):
     outcomes = {p.name: analyze_file(str(p)) for p in sorted(folder.rglob("*")) if p.suffix != ".json" and p.is_file()}
     assert outcomes
     for name, outcome in outcomes.items():
-        values = outcome["values"]
+        values = outcome.values
         assert values["status"] in ("ok", "partial", "error")
         if values["status"] == "error":
-            assert outcome["reason"] and values["error"]
+            assert outcome.reason and values["error"]
         else:
             assert values["duration_s"] == pytest.approx(12.27, abs=0.1), name
             assert values["loudness_lufs"] is not None
     if shutil.which("ffmpeg") is None:
         for name in ("lena.m4a", "lena.aac", "lena.webm"):
-            assert outcomes[name]["reason"] == "ffmpeg_missing"
-            assert "apt-get install ffmpeg" in outcomes[name]["values"]["error"]
-    ok = [n for n, o in outcomes.items() if o["values"]["status"] == "ok"]
+            assert outcomes[name].reason == "ffmpeg_missing"
+            assert "apt-get install ffmpeg" in outcomes[name].values["error"]
+    ok = [n for n, o in outcomes.items() if o.values["status"] == "ok"]
     assert len(ok) >= 15

@@ -47,7 +47,7 @@ def _render(builder, tmp_path, desc, setup, bpm, key) -> dict:
     job = {"desc": desc, "setup": setup, "bpm": bpm, "seconds": 24.0, "key": key, "meter": desc["meter"],
            "source": "test", "seed": 7, "path": str(tmp_path / f"{setup}_{desc['meter'].replace('/', '-')}.flac")}
     builder.render(job)
-    return analyze_file(job["path"])["values"]
+    return analyze_file(job["path"]).values
 
 
 @pytest.mark.parametrize("setup", ["organ", "strings", "piano"])

@@ -132,7 +132,7 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         from soniquebay_assets.pipeline.enrich import analyze_tracks
 
-        outcomes = {item.path: outcome["values"]
+        outcomes = {item.path: outcome.values
                     for item, outcome in analyze_tracks(items, args.workers, _numba_cache())}
     rows, pairs = [], []
     for item in items:

@@ -50,7 +50,7 @@ def measure(paths: list[str]) -> dict:
     audio_seconds, analysed_seconds, per_track, results = 0.0, 0.0, [], []
     for path in paths:
         t0 = time.process_time()
-        values = analyze_file(path)["values"]
+        values = analyze_file(path).values
         per_track.append(time.process_time() - t0)
         audio_seconds += values.get("duration_s") or 0.0
         analysed_seconds += values.get("analyzed_seconds") or 0.0

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from soniquebay_assets.catalog import analysis as repo
 from soniquebay_assets.catalog import deferred
@@ -28,10 +28,16 @@ BATCH_SIZE = 50
 MIN_TRACKS_FOR_POOL = 4
 
 
-def analyze_file(path: str, duration_hint: float | None = None) -> dict[str, Any]:
-    """Decode the excerpts of one file and analyse them; never raises (errors come back as status 'error').
+class FileAnalysis(NamedTuple):
+    """One file's analysis: the catalog row's values (status 'error' with its message when it failed) and a
+    short stable reason when it failed or is partial ('' when ok)."""
 
-    Returns {'values': {column: value}, 'reason': short cause or '', 'seconds': wall time}."""
+    values: dict[str, Any]
+    reason: str
+
+
+def analyze_file(path: str, duration_hint: float | None = None) -> FileAnalysis:
+    """Decode the excerpts of one file and analyse them; never raises (errors come back as status 'error')."""
     from soniquebay_assets.domain.analysis.analyze import analyze_samples
     from soniquebay_assets.library.audio_decode import DecodeError, decode_excerpts
 
@@ -39,18 +45,16 @@ def analyze_file(path: str, duration_hint: float | None = None) -> dict[str, Any
     try:
         decoded = decode_excerpts(path, duration_hint=duration_hint)
     except DecodeError as exc:
-        return {"values": {"status": "error", "error": exc.detail, "seconds_spent": _since(started)},
-                "reason": exc.reason}
+        return FileAnalysis({"status": "error", "error": exc.detail, "seconds_spent": _since(started)}, exc.reason)
     except Exception as exc:  # a decoder bug must not fail the partition
-        return {"values": {"status": "error", "error": f"{type(exc).__name__}: {exc}",
-                           "seconds_spent": _since(started)}, "reason": "decode_crash"}
+        return FileAnalysis({"status": "error", "error": f"{type(exc).__name__}: {exc}",
+                             "seconds_spent": _since(started)}, "decode_crash")
     try:
         result = analyze_samples(decoded.segments, decoded.sr, duration_s=decoded.duration_s,
                                  decode_note=decoded.partial_reason)
     except Exception as exc:
-        return {"values": {"status": "error", "error": f"analysis failed: {type(exc).__name__}: {exc}",
-                           "duration_s": decoded.duration_s, "seconds_spent": _since(started)},
-                "reason": "analysis_crash"}
+        return FileAnalysis({"status": "error", "error": f"analysis failed: {type(exc).__name__}: {exc}",
+                             "duration_s": decoded.duration_s, "seconds_spent": _since(started)}, "analysis_crash")
     values = result.as_row()
     values["decoder"] = decoded.decoder
     values["seconds_spent"] = _since(started)
@@ -58,14 +62,14 @@ def analyze_file(path: str, duration_hint: float | None = None) -> dict[str, Any
     if result.status != "ok":
         reason = "partial_decode" if decoded.partial_reason else ("silent" if "silent" in (result.error or "")
                                                                  else "partial_analysis")
-    return {"values": values, "reason": reason}
+    return FileAnalysis(values, reason)
 
 
 def _since(started: float) -> float:
     return round(time.perf_counter() - started, 4)
 
 
-def analyze_job(job: tuple[str, float | None]) -> dict[str, Any]:
+def analyze_job(job: tuple[str, float | None]) -> FileAnalysis:
     """analyze_file for one (path, duration hint) pair: the form a process pool hands over."""
     return analyze_file(*job)
 
@@ -124,7 +128,7 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
             pending.clear()
 
     for track, outcome in analyze_tracks(todo, workers, str(numba_cache)):
-        values = outcome["values"]
+        values = outcome.values
         status = values.get("status", "error")
         if status == "ok":
             stats.ok += 1
@@ -132,8 +136,8 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
             stats.partial += 1
         else:
             stats.failed += 1
-        if outcome["reason"]:
-            reasons[outcome["reason"]] += 1
+        if outcome.reason:
+            reasons[outcome.reason] += 1
         track_seconds += values.get("seconds_spent") or 0.0
         audio_seconds += values.get("analyzed_seconds") or 0.0
         pending.append((track, outcome))
@@ -158,14 +162,14 @@ def _write_batch(conn: Any, batch: list[tuple[Any, dict[str, Any]]]) -> None:
     """One transaction: analysis rows, mood tags, and the enrich errors/warnings of this batch."""
     rows, tags, errors, clean = [], {}, [], []
     for track, outcome in batch:
-        values = outcome["values"]
+        values = outcome.values
         rows.append((track.track_id, ANALYSIS_VERSION, values))
         tags[track.track_id] = mood_tags(values)
         if values.get("status") == "ok":
             clean.append(track.path)
         else:
             severity = "error" if values.get("status") == "error" else "warning"
-            errors.append(ErrorRecord(track.path, repo.ENRICH_STAGE, outcome["reason"] or "error",
+            errors.append(ErrorRecord(track.path, repo.ENRICH_STAGE, outcome.reason or "error",
                                       values.get("error") or "", track.shard, severity))
     with transaction(conn):
         repo.save_analyses(conn, rows)
@@ -200,5 +204,5 @@ def analyze_tracks(todo: list, workers: int | None, numba_cache: str):
     for index, outcome in pool_map(analyze_job, jobs, workers=workers, min_items=MIN_TRACKS_FOR_POOL,
                                    initializer=init_analysis_worker, initargs=(numba_cache,)):
         if isinstance(outcome, WorkerFailure):
-            outcome = {"values": {"status": "error", "error": outcome.detail}, "reason": outcome.reason}
+            outcome = FileAnalysis({"status": "error", "error": outcome.detail}, outcome.reason)
         yield todo[index], outcome

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -190,6 +190,15 @@ def fetch_rows(conn: Any, sql: str, rows: Any) -> list[Any]:
     if dialect_of(conn) == POSTGRESQL:
         return conn.fetch_rows(sql, rows)
     return [returned for row in rows for returned in conn.execute(sql, row).fetchall()]
+
+
+def rows_in(conn: Any, sql: str, values: Sequence[Any]) -> list[Any]:
+    """The rows of `sql` (with one `IN ({})`) over all `values`, asked in chunks under SQLite's parameter limit."""
+    found: list[Any] = []
+    for i in range(0, len(values), 900):
+        part = list(values[i:i + 900])
+        found += conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+    return found
 
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")

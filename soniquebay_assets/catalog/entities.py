@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from soniquebay_assets.catalog.db import execute_rows, fetch_rows
+from soniquebay_assets.catalog.db import execute_rows, fetch_rows, rows_in
 from soniquebay_assets.catalog.inventory import NOW
 from soniquebay_assets.domain.albums import (
     VARIOUS_ARTISTS,
@@ -77,9 +77,9 @@ class _Ids:
 
     def load_albums(self, conn: Any, folders: set[str], keys: set[str]) -> None:
         self.folders.update({f: [] for f in folders})
-        found = {tuple(r) for r in _rows_in(conn, "SELECT album_id, album_key, title, folder FROM albums "
+        found = {tuple(r) for r in rows_in(conn, "SELECT album_id, album_key, title, folder FROM albums "
                                                   "WHERE folder IN ({})", sorted(folders))}
-        found |= {tuple(r) for r in _rows_in(conn, "SELECT album_id, album_key, title, folder FROM albums "
+        found |= {tuple(r) for r in rows_in(conn, "SELECT album_id, album_key, title, folder FROM albums "
                                                    "WHERE album_key IN ({})", sorted(keys))}
         for album_id, key, title, folder in sorted(found):
             self.by_key[key] = [album_id, key, title]
@@ -153,15 +153,6 @@ class _Ids:
 
     def genre_id(self, name: str) -> int:
         return self.genres[name_key(name)]
-
-
-def _rows_in(conn: Any, sql: str, values: Sequence[Any]) -> list[Any]:
-    """`sql` with `IN ({})` run over `values` in chunks under SQLite's parameter limit."""
-    found: list[Any] = []
-    for i in range(0, len(values), 900):
-        part = list(values[i:i + 900])
-        found += conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
-    return found
 
 
 def _resolve_album_key(conn: Any, ids: _Ids, w: TrackWrite) -> str:
@@ -292,7 +283,7 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
         f"ELSE {NOW} END, updated_at = {NOW}",
         rows,
     )
-    by_file = dict(_rows_in(conn, "SELECT file_id, track_id FROM tracks WHERE file_id IN ({})",
+    by_file = dict(rows_in(conn, "SELECT file_id, track_id FROM tracks WHERE file_id IN ({})",
                             [w.file_id for w in writes]))
     track_ids = [by_file[w.file_id] for w in writes]
     execute_rows(conn, "DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])

@@ -281,13 +281,8 @@ def text_only_track_shards(conn: Any) -> dict[int, str]:
 
 
 def stored_hashes(conn: Any, track_ids: Sequence[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for i in range(0, len(track_ids), 900):
-        batch = list(track_ids[i : i + 900])
-        marks = ",".join("?" * len(batch))
-        for row in conn.execute(f"SELECT track_id, input_hash FROM track_vectors WHERE track_id IN ({marks})", batch):
-            found[row[0]] = row[1]
-    return found
+    return {row[0]: row[1] for row in db.rows_in(
+        conn, "SELECT track_id, input_hash FROM track_vectors WHERE track_id IN ({})", list(track_ids))}
 
 
 # ------------------------------------------------------------------------------------------ fragments

@@ -36,6 +36,15 @@ def describe_each_shard(context, catalog) -> None:
         context.add_asset_metadata(metadata, partition_key=shard)
 
 
+def report_shard_range(context, catalog, work):
+    """Run a catalog-chain asset's `work(shards)` -> (result, log line): log the line, give each partition its
+    shard's figures, return the result (the same `work` serves scans recorded without a run)."""
+    result, line = work(sorted(context.partition_keys))
+    context.log.info(line)
+    describe_each_shard(context, catalog)
+    return result
+
+
 def shard_metadata(catalog, shards: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per shard, the figures its materialization shows (`shard`, `shard_files`, `shard_tracks`, ...)."""
     from soniquebay_assets.catalog import queries

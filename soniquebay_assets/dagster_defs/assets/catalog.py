@@ -11,7 +11,7 @@ from dagster import (
 )
 
 from soniquebay_assets.catalog import queries
-from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, report_shard_range, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.scan import catalog_shards
@@ -35,10 +35,7 @@ CHECKS = [
     description="Catalog entities: artists, albums (compilations kept whole), tracks, credits and genres.",
 )
 def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
-    result, line = write_entities(sorted(context.partition_keys), catalog)
-    context.log.info(line)
-    describe_each_shard(context, catalog)
-    return result
+    return report_shard_range(context, catalog, lambda shards: write_entities(shards, catalog))
 
 
 def write_entities(shards: list[str], catalog: CatalogResource) -> tuple[MaterializeResult, str]:

@@ -3,7 +3,7 @@
 
 from dagster import AssetExecutionContext, MaterializeResult
 
-from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, report_shard_range, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline.scan import extract_shards
@@ -16,10 +16,7 @@ from soniquebay_assets.queues import WORKER_EXTRACT
     description="Tags, audio stream facts and a quality score for each new or changed file; bad files recorded.",
 )
 def raw_metadata(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
-    result, line = read_tags(sorted(context.partition_keys), catalog)
-    context.log.info(line)
-    describe_each_shard(context, catalog)
-    return result
+    return report_shard_range(context, catalog, lambda shards: read_tags(shards, catalog))
 
 
 def read_tags(shards: list[str], catalog: CatalogResource) -> tuple[MaterializeResult, str]:

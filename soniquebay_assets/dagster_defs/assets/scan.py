@@ -5,7 +5,7 @@ import time
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 
-from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
+from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, report_shard_range, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.library.walker import walk_library
@@ -24,10 +24,8 @@ class InventoryConfig(Config):
 def file_inventory(
     context: AssetExecutionContext, config: InventoryConfig, catalog: CatalogResource, library: LibraryResource
 ) -> MaterializeResult:
-    result, line = take_inventory(sorted(context.partition_keys), catalog, library, config.snapshot)
-    context.log.info(line)
-    describe_each_shard(context, catalog)
-    return result
+    return report_shard_range(context, catalog,
+                              lambda shards: take_inventory(shards, catalog, library, config.snapshot))
 
 
 def take_inventory(shards: list[str], catalog: CatalogResource, library: LibraryResource,

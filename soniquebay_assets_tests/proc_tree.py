@@ -54,6 +54,16 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def live_tree_when(pid: int, ready, timeout_s: float = 60.0) -> list[int]:
+    """The live descendants of `pid` as soon as `ready(tree)` holds, or as they are at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tree = [p for p in descendants(pid) if alive(p)]
+        if ready(tree) or time.monotonic() >= deadline:
+            return tree
+        time.sleep(0.2)
+
+
 def survivors_of_killed_owner(owner: subprocess.Popen, tree: list[int], wait_s: float = 15.0) -> list[int]:
     """SIGKILL `owner`, then give the processes of `tree` `wait_s` to end; the ones still alive."""
     owner.send_signal(signal.SIGKILL)

@@ -7,11 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
-from soniquebay_assets_tests.proc_tree import alive, descendants, survivors_of_killed_owner
+from soniquebay_assets_tests.proc_tree import (
+    cmdline,
+    live_tree_when,
+    survivors_of_killed_owner,
+)
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process tree from /proc")
 
@@ -41,15 +44,8 @@ def test_pool_children_die_with_their_sigkilled_owner(tmp_path, method):
                              start_new_session=True)
     try:
         assert owner.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            # the pool's two workers (under the owner, or under its forkserver) are busy
-            tree = descendants(owner.pid)
-            if sum("multiprocessing" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
-                   for p in tree if alive(p)) >= 2:
-                break
-            time.sleep(0.2)
-        tree = descendants(owner.pid)
+        # the pool's two workers (under the owner, or under its forkserver) are busy
+        tree = live_tree_when(owner.pid, lambda tree: sum("multiprocessing" in cmdline(p) for p in tree) >= 2)
         assert tree, "the pool started no process"
         left = survivors_of_killed_owner(owner, tree)
         assert not left, f"processes of the killed owner still alive: {left}"

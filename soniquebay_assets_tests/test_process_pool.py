@@ -9,13 +9,15 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from soniquebay_assets.library.process_pool import WORKER_CRASHED, WORKER_ERROR, WorkerFailure, pool_map
 from soniquebay_assets_tests import pool_jobs
-from soniquebay_assets_tests.proc_tree import alive, descendants, survivors_of_killed_owner
+from soniquebay_assets_tests.proc_tree import (
+    live_tree_when,
+    survivors_of_killed_owner,
+)
 
 
 def _results(func, items, **options) -> dict[int, object]:
@@ -99,12 +101,8 @@ def test_pool_children_exit_with_their_sigkilled_owner(tmp_path):
                              start_new_session=True)
     try:
         assert owner.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # the two workers (under the owner's forkserver) are busy
-            tree = [p for p in descendants(owner.pid) if alive(p)]
-            if len(tree) >= 3:  # the forkserver and two workers
-                break
-            time.sleep(0.2)
+        # the forkserver and the two busy workers under it
+        tree = live_tree_when(owner.pid, lambda tree: len(tree) >= 3)
         assert len(tree) >= 3, f"the pool did not start its workers: {tree}"
         left = survivors_of_killed_owner(owner, tree)
         assert not left, f"processes of the killed owner still alive: {left}"

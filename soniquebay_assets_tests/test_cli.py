@@ -100,10 +100,10 @@ def _materializations(home: Path, asset: str, shard: str) -> list:
         return [(r.run_id, r.asset_materialization.metadata) for r in found.records]
 
 
-def test_few_changed_shards_are_recorded_per_shard_without_a_run_and_many_through_a_run(tmp_path, make_audio):
-    from dagster import DagsterInstance
+def test_catalog_scans_are_recorded_per_shard_without_a_run_unless_asked(tmp_path, make_audio):
+    from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
-    from soniquebay_assets.dagster_defs.runless import MAX_RUNLESS_SHARDS, RECORDED_BY
+    from soniquebay_assets.dagster_defs.runless import RECORDED_BY
     from soniquebay_assets.library.walker import walk_library
 
     library, data = tmp_path / "music", tmp_path / "data"
@@ -118,19 +118,33 @@ def test_few_changed_shards_are_recorded_per_shard_without_a_run_and_many_throug
         assert metadata["shard"].value == shard and metadata["shard_files"].value == 1
     assert _materializations(data / "dagster_home", "catalog_entities", "00" if shard != "00" else "01") == []
 
-    for n in range(MAX_RUNLESS_SHARDS * 2):  # albums land in shards by hash: enough of them to pass the limit
+    for n in range(12):  # albums land in shards by hash: several new shards at once
         make_audio(library / f"Band {n}/Album {n}/01.flac", seconds=0.3, title=f"T{n}", artist=f"Band {n}",
                    album=f"Album {n}")
     changed = {f.shard for f in walk_library([library]).files} - {shard}
-    assert len(changed) > MAX_RUNLESS_SHARDS
+    assert len(changed) > 4
     many = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog",
                                  "--json").stdout)
-    assert many["recorded_without_run"] is False and many["run_id"] and many["tracks"] == 1 + 2 * MAX_RUNLESS_SHARDS
-    run_ids = [many["run_id"]] if isinstance(many["run_id"], str) else many["run_id"]
+    assert many["recorded_without_run"] is True and many["tracks"] == 13 and many["new"] == 12
+    assert many["stage_metadata"]["raw_metadata"]["files_read"] == 12
     with DagsterInstance.from_config(str(data / "dagster_home")) as instance:
-        assert sorted(r.run_id for r in instance.get_runs()) == sorted(run_ids)  # the cold scan made none
+        assert instance.get_runs() == []
+        for asset in ("file_inventory", "raw_metadata", "catalog_entities"):  # one event per changed shard
+            assert instance.get_materialized_partitions(AssetKey(asset)) == changed | {shard}
+        key = AssetCheckKey(AssetKey("catalog_entities"), "no_duplicate_paths")
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
+        assert len(history) == 2 and all(r.evaluation.passed for r in history)  # one per scan, not per shard
     for some in changed:
-        assert _materializations(data / "dagster_home", "catalog_entities", some)[0][0] in run_ids
+        (run_id, metadata), = _materializations(data / "dagster_home", "raw_metadata", some)
+        assert run_id == "" and metadata["files_read"].value == 12
+
+    make_audio(library / "Late/Album/01.flac", seconds=0.3, title="Late", artist="Late", album="Album")
+    as_run = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog",
+                                   "--run", "--json").stdout)
+    assert as_run["recorded_without_run"] is False and as_run["run_id"] and as_run["tracks"] == 14
+    with DagsterInstance.from_config(str(data / "dagster_home")) as instance:
+        (run,) = instance.get_runs()
+        assert run.run_id == as_run["run_id"] and run.is_success
 
 
 def test_direct_work_that_fails_is_redone_by_a_run_that_records_it(tmp_path, make_audio, monkeypatch, capsys):

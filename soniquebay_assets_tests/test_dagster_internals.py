@@ -102,3 +102,31 @@ def test_alembic_scripts_are_read_once_per_location():
     assert ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__)) is first
     assert ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__)).as_revision_number("head")
     assert _params(internals.SqliteEventLogStorage._initdb)[:1] == ["engine"]
+
+
+def test_runless_materializations_are_recorded_in_one_batch_like_dagsters_own(tmp_path, monkeypatch):
+    from dagster import AssetKey, AssetMaterialization, AssetRecordsFilter, DagsterInstance
+
+    from soniquebay_assets.cli.common import use_dagster_home
+    from soniquebay_assets.settings import DataDir
+
+    assert _params(internals.DagsterEventBatchMetadata) == ["id", "is_end"]
+    assert internals.RUNLESS_RUN_ID == "" and internals.RUNLESS_JOB_NAME == ""
+    use_dagster_home(DataDir(tmp_path / "data").ensure())  # the CLI's instance: the pooled event log
+    instance = DagsterInstance.get()
+    storage = type(instance.event_log_storage)
+    batches = []
+    original = storage.store_event_batch
+    monkeypatch.setattr(storage, "store_event_batch",
+                        lambda self, events: (batches.append(len(events)), original(self, events)))
+    made = [AssetMaterialization(asset_key=name, partition=shard, metadata={"n": i})
+            for name in ("a", "b") for i, shard in enumerate(("00", "01", "02"))]
+    internals.report_runless_materializations(instance, made)
+    instance.report_runless_asset_event(AssetMaterialization(asset_key="c", partition="00"))  # Dagster's own path
+    assert batches == [3, 3]  # one write per asset
+    for name in ("a", "b", "c"):
+        records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(name)), limit=10).records
+        assert {r.run_id for r in records} == {""}
+        assert instance.get_materialized_partitions(AssetKey(name)) == ({"00"} if name == "c" else {"00", "01", "02"})
+    latest = instance.get_latest_materialization_event(AssetKey("b"))
+    assert latest.asset_materialization.partition == "02" and latest.asset_materialization.metadata["n"].value == 2

@@ -210,12 +210,13 @@ def _measure(library: Path, small: Path, data: Path, files: int, env: dict[str, 
         "cold_scan_tracks": cold["tracks"], "cold_scan_albums": cold["albums"], "cold_scan_errors": cold["errors"],
         "cold_scan_breakdown_seconds": _breakdown(cold),
         "cold_scan_peak_tree_rss_mb": cold["peak_tree_rss_mb"],
+        "cold_scan_recorded_without_run": bool(cold.get("recorded_without_run")),
         "noop_rescan_seconds": noop["wall_seconds"],
         "noop_rescan_files_per_s": round(files / max(noop["wall_seconds"], 1e-6), 1),
         "noop_rescan_tag_reads": noop["new"] + noop["changed"],
         "one_file_touched_seconds": one["wall_seconds"],
         "one_file_touched_breakdown_seconds": _breakdown(one),
-        # few changed shards: no Dagster run, runless per-shard materializations (the breakdown's "dagster" part
+        # catalog stages: no Dagster run, runless per-shard materializations (the breakdown's "dagster" part
         # is then imports, instance and recording)
         "one_file_touched_recorded_without_run": bool(one.get("recorded_without_run")),
         "incremental_touched_files": touched,

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                         help=f"comma list of stages: {', '.join(STAGES)} (default: all)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--run", action="store_true",
+                        help="make a catalog-only scan a Dagster run (step logs in the UI) instead of recording "
+                             "its shards' materializations without a run")
     parser.set_defaults(handler=run)
 
 
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     data = data_dir_from(args)
     use_dagster_home(data)
     show_progress = not args.no_progress and sys.stderr.isatty()
-    summary = scan_library(roots, data.root, groups, show_progress=show_progress)
+    summary = scan_library(roots, data.root, groups, show_progress=show_progress, as_run=args.run)
     if args.json:
         print_json(summary)
     else:
@@ -62,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary.get("run_failed") else 0
 
 
-def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_progress: bool = False) -> dict:
-    """Plan with one walk, then materialize the selected groups for the changed shards in one in-process run."""
+def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_progress: bool = False,
+                 as_run: bool = False) -> dict:
+    """Plan with one walk, then materialize the selected groups for the changed shards: the catalog stages alone
+    without a run (unless `as_run`), anything more in one in-process run."""
     from soniquebay_assets.catalog import inventory, queries
     from soniquebay_assets.catalog.db import connection
-    from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
+    from soniquebay_assets.pipeline.scan import plan_scan
     from soniquebay_assets.settings import DataDir
 
     started = time.perf_counter()
@@ -77,15 +82,13 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
         shards = plan.affected
         if "scan" not in groups:
             shards = queries.cataloged_shards(conn)
-        # the walk goes into the catalog: the run's inventory step may run on another host
-        snapshot = save_snapshot(plan.walk, conn) if shards else None
     summary: dict[str, Any] = {
         "files_seen": plan.files_seen, "shards_changed": len(plan.affected), "new": 0, "changed": 0, "moved": 0,
         "deleted": 0, "skipped_unchanged": plan.unchanged_estimate, "errors_this_scan": 0,
         "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
     }
     if shards:
-        runs = run_stages(groups, shards, roots, data_root, snapshot, show_progress)
+        runs = run_stages(groups, shards, roots, data, plan.walk, show_progress, as_run)
         summary["recorded_without_run"] = runs[0]["run_id"] is None
         summary["run_id"] = runs[0]["run_id"] if len(runs) == 1 else [r["run_id"] for r in runs]
         summary["run_failed"] = not all(r["success"] for r in runs)
@@ -106,20 +109,55 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, show_
     return summary
 
 
-def run_stages(groups, shards, roots, data_root, snapshot, show_progress) -> list[dict[str, Any]]:
-    """A few changed shards of the catalog chain without a run (recorded as runless materializations); else one
-    run per cost-based shard range. Should the run-free work fail, a real run redoes it so the UI shows why."""
-    from soniquebay_assets.dagster_defs.runless import materialize_without_run, runless_applies
+def run_stages(groups, shards, roots, data, walk, show_progress, as_run=False) -> list[dict[str, Any]]:
+    """The catalog stages alone without a run (recorded as runless materializations); else one run per
+    cost-based shard range. Should the run-free work fail, a real run redoes it so the UI shows why."""
+    from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.domain.layout import shard_ranges
+    from soniquebay_assets.pipeline.scan import save_snapshot
     from soniquebay_assets.settings import executor_choice
 
-    if executor_choice() != "celery" and runless_applies(groups, len(shards)):
+    if not as_run and executor_choice() != "celery" and set(groups) <= set(SCAN_CHAIN_GROUPS):
         try:
-            return [materialize_without_run(groups, shards, roots, data_root, snapshot)]
+            return [scan_without_run(groups, shards, data, walk, show_progress)]
         except Exception as exc:  # noqa: BLE001 - any failure: the run below records it where people look
             print(f"scan: {exc!r}; running the same shards as a Dagster run to record the failure", file=sys.stderr)
-    return [materialize_shard_range(groups, first, last, roots, data_root, snapshot, show_progress)
+    with connection(data.catalog_url) as conn:
+        # the walk goes into the catalog: the run's inventory step may run on another host
+        snapshot = save_snapshot(walk, conn)
+    return [materialize_shard_range(groups, first, last, roots, data.root, snapshot, show_progress)
             for first, last in shard_ranges(shards)]
+
+
+def scan_without_run(groups, shards, data, walk, show_progress) -> dict[str, Any]:
+    """Run the catalog stages here while Dagster's imports and instance load in a thread (the stages wait on pool
+    children and SQLite most of the time), then record the shards' materializations."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from soniquebay_assets.catalog.db import connection
+    from soniquebay_assets.pipeline import progress
+    from soniquebay_assets.pipeline.scan import run_catalog_chain
+
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagster-loader")
+    recorder = loader.submit(_open_recorder)
+    loader.shutdown(wait=False)
+    with _progress_bar(show_progress) as reporter:
+        progress.set_reporter(reporter)
+        try:
+            with connection(data.catalog_url) as conn:
+                stats = run_catalog_chain(conn, groups, shards, walk)
+        finally:
+            progress.set_reporter(None)
+    instance = recorder.result()
+    from soniquebay_assets.dagster_defs.runless import record_without_run
+
+    return record_without_run(instance, stats, shards, data.root)
+
+
+def _open_recorder():
+    from soniquebay_assets.dagster_defs.runless import open_recorder
+
+    return open_recorder()
 
 
 def materialize_shard_range(groups, start, end, roots, data_root, snapshot, show_progress) -> dict[str, Any]:

@@ -9,6 +9,8 @@ never need.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from dagster._core.definitions.executor_definition import (
@@ -17,8 +19,15 @@ from dagster._core.definitions.executor_definition import (
     multiple_process_executor_requirements,
 )
 from dagster._core.definitions.reconstruct import build_reconstructable_job
-from dagster._core.events import DagsterEvent, EngineEventData
+from dagster._core.events import (
+    DagsterEvent,
+    DagsterEventBatchMetadata,
+    DagsterEventType,
+    EngineEventData,
+    StepMaterializationData,
+)
 from dagster._core.execution.retries import RetryMode, get_retries_config
+from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
@@ -36,7 +45,7 @@ __all__ = [
     "DagsterEvent", "DagsterRun", "DefaultRunLauncher", "EngineEventData", "LaunchRunContext", "RetryMode",
     "SqlEventLogStorageTable", "SqliteEventLogStorage", "WorkerStatus", "_core_in_process_executor_creation", "build_reconstructable_job",
     "colored_console_logger", "copy_record", "create_db_conn_string", "get_retries_config",
-    "multiple_process_executor_requirements",
+    "multiple_process_executor_requirements", "report_runless_materializations",
 ]  # fmt: skip
 
 
@@ -59,6 +68,22 @@ def read_alembic_scripts_once() -> None:
 
     ScriptDirectory.from_config = classmethod(from_config)
     ScriptDirectory._soniquebay_shared = True
+
+
+def report_runless_materializations(instance: Any, materializations: Sequence[Any]) -> None:
+    """The events `instance.report_runless_asset_event` records, one asset's at a time in one event batch (one
+    transaction per database with the pooled event log) instead of one write per event (~5 ms each)."""
+    by_asset: dict[Any, list[Any]] = {}
+    for materialization in materializations:
+        by_asset.setdefault(materialization.asset_key, []).append(materialization)
+    for batch in by_asset.values():
+        batch_id = uuid.uuid4().hex
+        for index, materialization in enumerate(batch):
+            event = DagsterEvent(event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+                                 event_specific_data=StepMaterializationData(materialization),
+                                 job_name=RUNLESS_JOB_NAME)
+            instance.report_dagster_event(event, run_id=RUNLESS_RUN_ID,
+                                          batch_metadata=DagsterEventBatchMetadata(batch_id, index == len(batch) - 1))
 
 
 def celery_executor_class() -> type:

@@ -38,7 +38,7 @@ def describe_each_shard(context, catalog) -> None:
 
 def report_shard_range(context, catalog, work):
     """Run a catalog-chain asset's `work(shards)` -> (result, log line): log the line, give each partition its
-    shard's figures, return the result (the same `work` serves scans recorded without a run)."""
+    shard's figures, return the result."""
     result, line = work(sorted(context.partition_keys))
     context.log.info(line)
     describe_each_shard(context, catalog)

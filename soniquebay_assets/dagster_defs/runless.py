@@ -1,10 +1,10 @@
-"""A few changed shards of the catalog chain, done without a Dagster run and recorded as runless materializations.
+"""Catalog-chain work done outside a Dagster run, recorded as runless materializations.
 
-On a handful of shards the chain's work takes tens of milliseconds while a run costs about a second (job
-construction, run record, planned and step events). Here the same asset bodies run in-process, then each shard
-and asset gets one runless materialization carrying the same metadata a run would record (plus `recorded_by`),
-and the catalog checks their evaluations, so the UI shows what the scan did. Only shards that changed are
-recorded, never a whole range.
+A CLI scan of the catalog stages runs the same stage functions as the assets, in-process, while Dagster's imports
+and instance load in a thread beside them (they cost about two seconds, the work on a few thousand files not much
+more). Each changed shard and asset then gets one runless materialization carrying the metadata a run would record
+(plus `recorded_by`), and the catalog checks their evaluations, so the UI shows what the scan did. Only shards
+that changed are recorded.
 """
 
 from __future__ import annotations
@@ -13,52 +13,48 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
-
-# Above this many changed shards a run's fixed cost is small beside the work, and the run's logs are worth it.
-MAX_RUNLESS_SHARDS = 8
-RECORDED_BY = "soniquebay scan, no run (few shards changed)"
+RECORDED_BY = "soniquebay scan, no run (catalog stages from the command line)"
+# chain group -> its asset, in the chain's order
+ASSET_OF_GROUP = {"scan": "file_inventory", "extract": "raw_metadata", "insert": "catalog_entities"}
 
 
-def runless_applies(groups: Sequence[str], shard_count: int) -> bool:
-    """Only the catalog chain (sub-second on a few shards); later stages load models and deserve a run's logs."""
-    return 0 < shard_count <= MAX_RUNLESS_SHARDS and set(groups) <= set(SCAN_CHAIN_GROUPS)
+def open_recorder() -> Any:
+    """Import what recording needs and open the Dagster instance (run in a thread while the work runs)."""
+    from dagster import DagsterInstance
+
+    import soniquebay_assets.dagster_defs.assets.catalog
+    import soniquebay_assets.dagster_defs.assets.extract
+    import soniquebay_assets.dagster_defs.assets.scan  # noqa: F401
+
+    return DagsterInstance.get()
 
 
-def materialize_without_run(groups: Sequence[str], shards: Sequence[str], roots: Sequence[Path], data_root: Path,
-                            snapshot: int | str | None) -> dict[str, Any]:
-    """Run the selected catalog-chain stages on `shards` and record them; same result shape as a run's."""
-    from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization, DagsterInstance
+def record_without_run(instance: Any, stats_by_group: dict[str, Any], shards: Sequence[str],
+                       data_root: Path) -> dict[str, Any]:
+    """Record each stage's stats per shard as runless materializations and check evaluations; a run's result shape."""
+    from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization
 
-    from soniquebay_assets.dagster_defs.assets.catalog import write_entities
-    from soniquebay_assets.dagster_defs.assets.extract import read_tags
-    from soniquebay_assets.dagster_defs.assets.scan import take_inventory
+    from soniquebay_assets.dagster_defs.assets.catalog import entities_result
+    from soniquebay_assets.dagster_defs.assets.extract import tags_result
+    from soniquebay_assets.dagster_defs.assets.scan import inventory_result
+    from soniquebay_assets.dagster_defs.internals import report_runless_materializations
     from soniquebay_assets.dagster_defs.metadata import shard_metadata
-    from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
+    from soniquebay_assets.dagster_defs.resources import CatalogResource
     from soniquebay_assets.settings import host_label
 
-    catalog = CatalogResource(data_dir_path=str(data_root))
-    library = LibraryResource(roots=[str(r) for r in roots])
+    builders = {"scan": inventory_result, "extract": tags_result, "insert": entities_result}
     shards = sorted(shards)
-    stages = {
-        "scan": ("file_inventory", lambda: take_inventory(shards, catalog, library, str(snapshot or ""))),
-        "extract": ("raw_metadata", lambda: read_tags(shards, catalog)),
-        "insert": ("catalog_entities", lambda: write_entities(shards, catalog)),
-    }
-    results = {}
-    for group in SCAN_CHAIN_GROUPS:  # the chain's order
-        if group in groups:
-            asset_name, work = stages[group]
-            results[asset_name] = work()[0]
-    per_shard = shard_metadata(catalog, shards)
-    instance = DagsterInstance.get()
+    per_shard = shard_metadata(CatalogResource(data_dir_path=str(data_root)), shards)
     host = host_label()
     metadata: dict[str, dict[str, Any]] = {}
-    for asset_name, result in results.items():
+    for group, asset_name in ASSET_OF_GROUP.items():
+        if group not in stats_by_group:
+            continue
+        result, _line = builders[group](shards, stats_by_group[group])
         run_wide = {**(result.metadata or {}), "host": host, "recorded_by": RECORDED_BY}
-        for shard in shards:
-            instance.report_runless_asset_event(AssetMaterialization(
-                asset_key=asset_name, partition=shard, metadata={**run_wide, **per_shard[shard]}))
+        report_runless_materializations(instance, [
+            AssetMaterialization(asset_key=asset_name, partition=shard, metadata={**run_wide, **per_shard[shard]})
+            for shard in shards])
         for check in result.check_results or []:
             instance.report_runless_asset_event(AssetCheckEvaluation(
                 asset_key=AssetKey(asset_name), check_name=check.check_name, passed=check.passed,

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from soniquebay_assets.catalog import deferred, entities, inventory, snapshots
+from soniquebay_assets.catalog import deferred, entities, inventory, queries, snapshots
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.catalog.inventory import ErrorRecord
 from soniquebay_assets.domain.albums import album_identity, display_artist, track_credits
@@ -136,12 +136,15 @@ class InventoryStats:
     problems_by_reason: dict[str, int] = field(default_factory=dict)
     deleted_paths: list[str] = field(default_factory=list)
     moved_paths: list[tuple[str, str]] = field(default_factory=list)
+    unavailable_roots: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> InventoryStats:
     """Compare the walk with the catalog for these shards: add, mark changed, follow moves, delete."""
+    started = time.perf_counter()
     wanted = set(shards)
-    stats = InventoryStats()
+    stats = InventoryStats(unavailable_roots=list(walk.unavailable_roots))
     known = inventory.known_files(conn)
     seen_paths = {display_path(f.path): f for f in walk.files}
     unavailable = set(walk.unavailable_roots)
@@ -191,6 +194,7 @@ def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> Inve
         inventory.drop_empty_shard_digests(conn, sorted(wanted))
     stats.walk_problems = len(problems)
     stats.problems_by_reason = dict(Counter(p.reason for p in problems))
+    stats.seconds = round(time.perf_counter() - started, 3)
     return stats
 
 
@@ -307,6 +311,32 @@ class CatalogStats:
     orphans_removed: dict[str, int] = field(default_factory=dict)
     track_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    facts: CatalogFacts | None = None  # read after the write, for the materialization and its checks
+
+
+@dataclass
+class CatalogFacts:
+    """The catalog after a write: the figures its materialization shows and what its checks judge."""
+
+    counts: dict[str, int]
+    formats_in_shards: dict[str, int]
+    duration_hours_in_shards: float
+    errors_by_reason_in_shards: dict[str, int]
+    duplicate_paths: list[str]
+    tracks_missing_album_or_artist: list[int]
+    fallback_title_share: float
+
+
+def catalog_facts(conn: Any, shards: Sequence[str]) -> CatalogFacts:
+    """Read the facts once the catalog stage has written these shards."""
+    return CatalogFacts(
+        counts=queries.catalog_counts(conn), formats_in_shards=queries.formats_breakdown(conn, shards),
+        duration_hours_in_shards=queries.total_duration_s(conn, shards) / 3600,
+        errors_by_reason_in_shards=queries.errors_by_reason(conn, shards=shards),
+        duplicate_paths=queries.duplicate_paths(conn),
+        tracks_missing_album_or_artist=queries.tracks_missing_album_or_artist(conn),
+        fallback_title_share=queries.fallback_title_share(conn),
+    )
 
 
 def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
@@ -343,6 +373,22 @@ def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
     stats.errors = len(failures)
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats
+
+
+def run_catalog_chain(conn: Any, groups: Sequence[str], shards: Sequence[str], walk: WalkResult | None) -> dict:
+    """The selected catalog-chain stages on these shards, in the chain's order, outside any orchestrator:
+    group -> its stage's stats (the catalog stage's with its facts)."""
+    done: dict[str, Any] = {}
+    if "scan" in groups:
+        if walk is None:
+            raise ValueError("the inventory stage needs the walk of the library roots")
+        done["scan"] = inventory_shards(conn, walk, shards)
+    if "extract" in groups:
+        done["extract"] = extract_shards(conn, shards)
+    if "insert" in groups:
+        done["insert"] = catalog_shards(conn, shards)
+        done["insert"].facts = catalog_facts(conn, shards)
+    return done
 
 
 def _prepare(item: dict[str, Any], split_featured) -> entities.TrackWrite:

@@ -10,11 +10,10 @@ from dagster import (
     MetadataValue,
 )
 
-from soniquebay_assets.catalog import queries
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, report_shard_range, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
-from soniquebay_assets.pipeline.scan import catalog_shards
+from soniquebay_assets.pipeline.scan import CatalogStats, run_catalog_chain
 from soniquebay_assets.queues import WORKER_INSERT_BULK
 
 MAX_FALLBACK_TITLE_SHARE = 0.25
@@ -35,20 +34,18 @@ CHECKS = [
     description="Catalog entities: artists, albums (compilations kept whole), tracks, credits and genres.",
 )
 def catalog_entities(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
-    return report_shard_range(context, catalog, lambda shards: write_entities(shards, catalog))
+    def work(shards: list[str]) -> tuple[MaterializeResult, str]:
+        with catalog.connection() as conn:
+            return entities_result(shards, run_catalog_chain(conn, ["insert"], shards, None)["insert"])
+
+    return report_shard_range(context, catalog, work)
 
 
-def write_entities(shards: list[str], catalog: CatalogResource) -> tuple[MaterializeResult, str]:
-    """The asset's work and its log line (shared with scans recorded without a run)."""
-    with catalog.connection() as conn:
-        stats = catalog_shards(conn, shards)
-        counts = queries.catalog_counts(conn)
-        formats = queries.formats_breakdown(conn, shards)
-        duration_h = queries.total_duration_s(conn, shards) / 3600
-        duplicates = queries.duplicate_paths(conn)
-        orphans = queries.tracks_missing_album_or_artist(conn)
-        fallback_share = queries.fallback_title_share(conn)
-        errors = queries.errors_by_reason(conn, shards=shards)
+def entities_result(shards: list[str], stats: CatalogStats) -> tuple[MaterializeResult, str]:
+    """The asset's materialization, check results and log line for its stage's stats (shared with scans recorded
+    without a run)."""
+    facts = stats.facts
+    counts = facts.counts
     line = (
         f"{log_prefix(WORKER_INSERT_BULK)} shards {shard_summary(shards)}: wrote {stats.written} tracks, "
         f"{stats.errors} errors; catalog now {counts['tracks']} tracks, {counts['albums']} albums"
@@ -64,18 +61,20 @@ def write_entities(shards: list[str], catalog: CatalogResource) -> tuple[Materia
             "catalog_genres": counts["genres"],
             "catalog_errors": counts["errors"],
             "orphans_removed": MetadataValue.json(stats.orphans_removed),
-            "formats_in_shards": md_table(formats, key="format", value="tracks"),
-            "errors_by_reason_in_shards": md_table(errors),
-            "duration_hours_in_shards": round(duration_h, 2),
+            "formats_in_shards": md_table(facts.formats_in_shards, key="format", value="tracks"),
+            "errors_by_reason_in_shards": md_table(facts.errors_by_reason_in_shards),
+            "duration_hours_in_shards": round(facts.duration_hours_in_shards, 2),
             "seconds": stats.seconds,
         },
         check_results=[
-            AssetCheckResult(check_name="no_duplicate_paths", passed=not duplicates,
-                             metadata={"duplicates": MetadataValue.json(duplicates[:20])}),
-            AssetCheckResult(check_name="tracks_have_album_and_artist", passed=not orphans,
-                             metadata={"tracks_missing": len(orphans)}),
-            AssetCheckResult(check_name="fallback_title_share", passed=fallback_share <= MAX_FALLBACK_TITLE_SHARE,
-                             severity=AssetCheckSeverity.WARN, metadata={"share": round(fallback_share, 4)}),
+            AssetCheckResult(check_name="no_duplicate_paths", passed=not facts.duplicate_paths,
+                             metadata={"duplicates": MetadataValue.json(facts.duplicate_paths[:20])}),
+            AssetCheckResult(check_name="tracks_have_album_and_artist",
+                             passed=not facts.tracks_missing_album_or_artist,
+                             metadata={"tracks_missing": len(facts.tracks_missing_album_or_artist)}),
+            AssetCheckResult(check_name="fallback_title_share",
+                             passed=facts.fallback_title_share <= MAX_FALLBACK_TITLE_SHARE,
+                             severity=AssetCheckSeverity.WARN, metadata={"share": round(facts.fallback_title_share, 4)}),
         ],
     ), line
 

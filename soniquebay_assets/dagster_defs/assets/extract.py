@@ -6,7 +6,7 @@ from dagster import AssetExecutionContext, MaterializeResult
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table, report_shard_range, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
-from soniquebay_assets.pipeline.scan import extract_shards
+from soniquebay_assets.pipeline.scan import ExtractStats, extract_shards
 from soniquebay_assets.queues import WORKER_EXTRACT
 
 
@@ -16,13 +16,15 @@ from soniquebay_assets.queues import WORKER_EXTRACT
     description="Tags, audio stream facts and a quality score for each new or changed file; bad files recorded.",
 )
 def raw_metadata(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
-    return report_shard_range(context, catalog, lambda shards: read_tags(shards, catalog))
+    def work(shards: list[str]) -> tuple[MaterializeResult, str]:
+        with catalog.connection() as conn:
+            return tags_result(shards, extract_shards(conn, shards))
+
+    return report_shard_range(context, catalog, work)
 
 
-def read_tags(shards: list[str], catalog: CatalogResource) -> tuple[MaterializeResult, str]:
-    """The asset's work and its log line (shared with scans recorded without a run)."""
-    with catalog.connection() as conn:
-        stats = extract_shards(conn, shards)
+def tags_result(shards: list[str], stats: ExtractStats) -> tuple[MaterializeResult, str]:
+    """The asset's materialization and log line for its stage's stats (shared with scans recorded without a run)."""
     line = (
         f"{log_prefix(WORKER_EXTRACT)} shards {shard_summary(shards)}: read {stats.read}, ok {stats.ok}, "
         f"errors {stats.errors} in {stats.seconds}s"

@@ -35,3 +35,13 @@ def test_second_run_takes_its_texts_from_the_cache(tmp_path):
     assert second["library"]["texts_embedded_this_run"] == 0
     assert second["library"]["texts_from_cache"] == first["library"]["fragment_cache_rows"]
     assert second["recall_at_k"] == first["recall_at_k"]
+
+
+@pytest.mark.usefixtures("text_model")
+def test_recall_on_a_real_folder_scans_it_through_every_stage(tmp_path, make_audio):
+    for n in range(6):
+        make_audio(tmp_path / "music" / f"Band {n % 2}" / f"Album {n % 3}" / f"0{n}.flac", seconds=6.0,
+                   title=f"Song {n}", artist=f"Band {n % 2}", album=f"Album {n % 3}")
+    report = bench_vectors._corpus_recall(tmp_path / "music", k=3)
+    assert report["tracks"] == 6 and report["vectors"] == 6 and report["exact_scan"] is True
+    assert report["recall_at_k"] == pytest.approx(1.0)

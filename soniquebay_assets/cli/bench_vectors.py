@@ -191,7 +191,7 @@ def _corpus_recall(corpus: Path, k: int) -> dict:
 
 
 def _scan_and_measure(corpus: Path, k: int) -> dict:
-    from soniquebay_assets.catalog import db, vector_search
+    from soniquebay_assets.catalog import db, vector_search, vectors
     from soniquebay_assets.cli.common import use_dagster_home
     from soniquebay_assets.cli.scan import STAGES, scan_library
     from soniquebay_assets.settings import DataDir
@@ -202,6 +202,7 @@ def _scan_and_measure(corpus: Path, k: int) -> dict:
         summary = scan_library([corpus.expanduser().resolve()], data.root,
                                [*STAGES["catalog"], *STAGES["enrich"], *STAGES["vectors"]])
         with db.connection(data.catalog_path) as conn:
+            vectors.load_extension(conn)
             index = vector_search.get_index(conn)
             seeds = [int(i) for i in index.ids.tolist()]
 

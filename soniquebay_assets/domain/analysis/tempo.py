@@ -34,7 +34,8 @@ COMB_WEIGHTS = (1.0, 0.7, 0.5, 0.4)  # lags of 1, 2, 3, 4 beats
 PRIOR_BPM = 120.0
 # Subdivisions per minute the prior centres on: eighths at PRIOR_BPM quarters. 2 octaves (standard deviation of
 # log2) keeps it a tie-breaker. Width and SIMPLE_DEFAULT were chosen on the dev and validation sets together:
-# 2.5 octaves or a default of 0.05-0.1 score within 0.01 tempo Acc1 of it on each, 3 octaves lose 0.03.
+# 2.5 octaves or a default of 0.05-0.1 score within 0.01 tempo Acc1 of it on each; 3 octaves lose 0.01 and
+# 0.025, 1.5 octaves 0.01 and 0.01 of Acc2.
 SUBDIVISION_PRIOR_RATE = 2.0 * PRIOR_BPM
 SUBDIVISION_PRIOR_OCTAVES = 2.0
 # Detrended autocorrelation added to the duple side of the duple/triple split, so that a beat with neither split

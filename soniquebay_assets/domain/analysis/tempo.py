@@ -43,6 +43,12 @@ SUBDIVISION_PRIOR_OCTAVES = 2.0
 # of the period scores 0.15-0.58 (10th-90th percentile) in 6/8 and 9/8 and at most 0.0 in simple meters.
 SIMPLE_DEFAULT = 0.02
 TREND_SECONDS = 0.15
+# Durational accents: a second periodicity, of onsets weighted by the length of their note (a note lasting
+# ACCENT_MAX_SECONDS or more counts as one of that length), added to the onset periodicity with ACCENT_WEIGHT.
+# Peaks below ACCENT_PEAK_FLOOR x the envelope's 99th percentile are not notes.
+ACCENT_MAX_SECONDS = 1.0
+ACCENT_PEAK_FLOOR = 0.1
+ACCENT_WEIGHT = 0.5
 SUPPORT_RATIO = 0.55
 # Drums = cymbals and snares: broadband noise in the highs. A share of the onset flux above PERCUSSIVE_FROM_HZ
 # alone does not tell them from bright instruments (dev set: 0.02-0.10 for piano, organ, strings, guitar,
@@ -235,13 +241,32 @@ def beat_scores(detrended: np.ndarray, frame_rate: float, bpms: np.ndarray) -> n
     return np.maximum(comb, 0.0) * subdivision_prior(detrended, frame_rate, bpms)
 
 
-def choose_beat(acf: np.ndarray, frame_rate: float) -> tuple[float, float]:
-    """The documented metrical-level rule (module docstring): best prior-weighted comb score in range.
+def durational_accents(envelope: np.ndarray, frame_rate: float) -> np.ndarray:
+    """The onset peaks weighted by how long the note lasts until the next onset (capped at ACCENT_MAX_SECONDS)
+    and by the square root of their strength: long notes fall on strong beats."""
+    out = np.zeros(envelope.size, dtype=np.float64)
+    if envelope.size < 3 or not np.any(envelope):
+        return out
+    mid = envelope[1:-1]
+    threshold = ACCENT_PEAK_FLOOR * float(np.percentile(envelope, 99))
+    peaks = np.flatnonzero((mid > envelope[:-2]) & (mid >= envelope[2:]) & (mid > threshold)) + 1
+    if peaks.size < 4:
+        return out
+    lasts = np.minimum(np.diff(np.append(peaks, envelope.size)) / frame_rate, ACCENT_MAX_SECONDS)
+    out[peaks] = lasts * np.sqrt(envelope[peaks])
+    return np.convolve(out, np.full(2, 0.5), mode="same")  # a frame of timing jitter either way
+
+
+def choose_beat(acf: np.ndarray, frame_rate: float, accent_acf: np.ndarray | None = None) -> tuple[float, float]:
+    """The documented metrical-level rule (module docstring): best prior-weighted comb score in range, plus
+    ACCENT_WEIGHT x the same score on the autocorrelation of the durational accents when given.
 
     Returns (bpm, decisiveness in [0, 1]: how much the winner beats its best rival level x2, x1/2, x3/2...)."""
     detrended = detrend(acf, frame_rate)
     grid = np.arange(MIN_BPM, MAX_BPM, 0.25)
     scores = beat_scores(detrended, frame_rate, grid)
+    if accent_acf is not None:
+        scores = scores + ACCENT_WEIGHT * beat_scores(detrend(accent_acf, frame_rate), frame_rate, grid)
     best = int(np.argmax(scores))
     bpm, top = float(grid[best]), float(scores[best])
     if top <= 0:
@@ -332,7 +357,8 @@ def estimate_tempo(spectrum: Spectrum) -> TempoEstimate:
     acf = autocorrelation(envelopes, max_lag)
     if acf is None or seconds == 0:
         return TempoEstimate(None, None, onset_rate, "no onsets (silent or constant audio)")
-    bpm, decisiveness = choose_beat(acf, fps)
+    accents = autocorrelation([durational_accents(e, fps) for e in envelopes], max_lag)
+    bpm, decisiveness = choose_beat(acf, fps, accents)
     percussive = is_percussive(spectrum, onsets.high_share, onsets.top_hz)
     if percussive:  # drums play the beat: the fastest level they really play
         grid = np.arange(40.0, 240.0, 0.25)

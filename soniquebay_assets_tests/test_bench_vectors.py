@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -38,10 +39,12 @@ def test_second_run_takes_its_texts_from_the_cache(tmp_path):
 
 
 @pytest.mark.usefixtures("text_model")
-def test_recall_on_a_real_folder_scans_it_through_every_stage(tmp_path, make_audio):
+def test_recall_on_a_real_folder_scans_it_through_every_stage(tmp_path, make_audio, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "callers_home"))
     for n in range(6):
         make_audio(tmp_path / "music" / f"Band {n % 2}" / f"Album {n % 3}" / f"0{n}.flac", seconds=6.0,
                    title=f"Song {n}", artist=f"Band {n % 2}", album=f"Album {n % 3}")
     report = bench_vectors._corpus_recall(tmp_path / "music", k=3)
     assert report["tracks"] == 6 and report["vectors"] == 6 and report["exact_scan"] is True
     assert report["recall_at_k"] == pytest.approx(1.0)
+    assert os.environ["DAGSTER_HOME"] == str(tmp_path / "callers_home")  # the scan's own home is gone with it

@@ -182,12 +182,16 @@ def _knn_figures(conn, args: argparse.Namespace, *, sqlite_exact: bool = True) -
 
 def _corpus_recall(corpus: Path, k: int) -> dict:
     """Scan a real folder (catalog, analysis, vectors) and measure recall@k of the default search against exact search."""
-    saved_url = os.environ.pop(ENV_CATALOG_URL, None)  # this scan goes to its own SQLite file
+    # this scan goes to its own SQLite file and Dagster home, both deleted after: the caller's come back
+    saved = {name: os.environ.pop(name, None) for name in (ENV_CATALOG_URL, "DAGSTER_HOME")}
     try:
         return _scan_and_measure(corpus, k)
     finally:
-        if saved_url is not None:
-            os.environ[ENV_CATALOG_URL] = saved_url
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _scan_and_measure(corpus: Path, k: int) -> dict:

@@ -139,13 +139,17 @@ def scan_without_run(groups, shards, data, walk, show_progress) -> dict[str, Any
     from soniquebay_assets.pipeline.scan import run_catalog_chain
 
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagster-loader")
-    recorder = loader.submit(_open_recorder)
-    loader.shutdown(wait=False)
     with _progress_bar(show_progress) as reporter:
         progress.set_reporter(reporter)
         try:
             with connection(data.catalog_url) as conn:
-                stats = run_catalog_chain(conn, groups, shards, walk)
+                # the inventory is Python work that would share the GIL with the loader: the loader starts with
+                # the tag reading, whose work is in pool children
+                first = [g for g in groups if g == "scan"]
+                stats = run_catalog_chain(conn, first, shards, walk)
+                recorder = loader.submit(_open_recorder)
+                loader.shutdown(wait=False)
+                stats.update(run_catalog_chain(conn, [g for g in groups if g not in first], shards, walk))
         finally:
             progress.set_reporter(None)
     instance = recorder.result()

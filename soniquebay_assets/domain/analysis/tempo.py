@@ -286,8 +286,8 @@ def choose_beat(
         scores = scores + ACCENT_WEIGHT * beat_scores(detrend(accent_acf, frame_rate), frame_rate, grid)
     bpm = float(grid[int(np.argmax(scores))])
     rivals = [bpm * r for r in RIVAL_RATIOS if MIN_BPM <= bpm * r <= MAX_BPM]
-    top = _best_near(grid, scores, bpm)
-    rival = max((_best_near(grid, scores, level) for level in rivals), default=0.0)
+    top = _best_near(grid, scores, bpm)[0]
+    rival = max((_best_near(grid, scores, level)[0] for level in rivals), default=0.0)
     # decisiveness stays the comb's own: a close octave rival is what the density then has to settle
     decisiveness = float(np.clip((top - rival) / (0.25 * top), 0.0, 1.0)) if top > 0 else 0.0
     if onset_rate > 0 and top > 0:
@@ -296,10 +296,13 @@ def choose_beat(
     return bpm, decisiveness
 
 
-def _best_near(grid: np.ndarray, scores: np.ndarray, bpm: float) -> float:
-    """The best score within +-3 % of `bpm` (0 outside the grid)."""
-    near = (grid >= bpm * 0.97) & (grid <= bpm * 1.03)
-    return float(scores[near].max()) if near.any() else 0.0
+def _best_near(grid: np.ndarray, scores: np.ndarray, bpm: float) -> tuple[float, float]:
+    """The best score within +-3 % of `bpm` and the tempo where it is ((0, bpm) outside the grid)."""
+    near = np.flatnonzero((grid >= bpm * 0.97) & (grid <= bpm * 1.03))
+    if near.size == 0:
+        return 0.0, bpm
+    best = near[int(np.argmax(scores[near]))]
+    return float(scores[best]), float(grid[best])
 
 
 def notes_per_beat_prior(onset_rate: float, bpms: np.ndarray) -> np.ndarray:
@@ -322,14 +325,12 @@ def density_octave(
     margin = GROUPING_MARGIN * max(_support(detrended, lag), 0.0)
     if _support(detrended, 2 * lag) > _support(detrended, 3 * lag) + margin:  # beats group by two
         levels.append(bpm / 2.0)
+    # the first level, `bpm` itself, scores above 0: a level off the grid (score 0) never wins
     best, chosen = -1.0, bpm
     for level in levels:
-        near = np.flatnonzero((grid >= level * 0.97) & (grid <= level * 1.03))
-        if near.size == 0:
-            continue
-        i = near[int(np.argmax(scores[near]))]
-        if scores[i] > best:
-            best, chosen = float(scores[i]), float(grid[i])
+        score, at = _best_near(grid, scores, level)
+        if score > best:
+            best, chosen = score, at
     return chosen
 
 

@@ -1,5 +1,6 @@
 """Group `scan`: the file inventory of the library (one walk per run, shared by all shards of the run)."""
 
+import time
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 
@@ -23,9 +24,12 @@ def file_inventory(
     context: AssetExecutionContext, config: InventoryConfig, catalog: CatalogResource, library: LibraryResource
 ) -> MaterializeResult:
     def work(shards: list[str]) -> tuple[MaterializeResult, str]:
+        started = time.perf_counter()
         with catalog.connection() as conn:
             walk = load_snapshot(config.snapshot, conn) if config.snapshot else walk_library(library.root_paths())
-            return inventory_result(shards, inventory_shards(conn, walk, shards))
+            stats = inventory_shards(conn, walk, shards)
+        stats.seconds = round(time.perf_counter() - started, 3)  # a run's step also loads or makes the walk
+        return inventory_result(shards, stats)
 
     return report_shard_range(context, catalog, work)
 

@@ -25,6 +25,7 @@ from mutagen.mp4 import MP4, MP4Tags
 from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 
+from soniquebay_assets.domain import ogg_stream
 from soniquebay_assets.domain import tag_mappings as tm
 from soniquebay_assets.domain.tag_model import AudioInfo, TagReadError, TagRecord
 from soniquebay_assets.domain.tag_values import split_featured
@@ -129,10 +130,13 @@ def _read_tags(path: str | bytes | os.PathLike) -> TagRecord:
         size = os.fstat(fileobj.fileno()).st_size
         if size == 0:
             raise TagReadError("empty file", "the file has 0 bytes; re-copy it from its source")
-        try:
-            audio = _parse(fileobj)
-        except Exception as exc:  # mutagen raises many unrelated types for malformed files
-            return _tags_without_audio(fileobj, exc)
+        audio = ogg_stream.read_plain_stream(fileobj, size) if fileobj.read(4) == b"OggS" else None
+        if audio is None:
+            fileobj.seek(0)
+            try:
+                audio = _parse(fileobj)
+            except Exception as exc:  # mutagen raises many unrelated types for malformed files
+                return _tags_without_audio(fileobj, exc)
         if audio is None or type(audio).__name__ == "APEv2File":
             retried = _by_extension(fileobj)  # (a FileType without tags is falsy: compare with None)
             audio = retried if retried is not None else audio
@@ -145,7 +149,7 @@ def _read_tags(path: str | bytes | os.PathLike) -> TagRecord:
             tm.apply_mapping(tm.flatten_ape(apev2), record)
             record.warnings.append("audio format not recognized; only the APEv2 tag was read")
             return record
-        kind = type(audio).__name__
+        kind = audio.kind if isinstance(audio, ogg_stream.OggStream) else type(audio).__name__
         if kind in _NOT_MUSIC:
             raise TagReadError("unsupported format", f"{_NOT_MUSIC[kind]}; it is not cataloged")
         record = TagRecord(audio=_audio_info(audio, kind, size))

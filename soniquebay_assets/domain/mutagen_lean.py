@@ -108,9 +108,7 @@ def _picture_head_end(data: bytes, start: int, stop: int) -> int | None:
     mime_end = data.find(b"\x00", start + 1, stop)
     if mime_end == -1:
         return None
-    desc = mime_end + 2  # after the picture type byte
-    if desc >= stop:
-        return None
+    desc = mime_end + 2  # after the picture type byte (past `stop` when there is none: nothing is found)
     found = data.find(terminator, desc, stop)
     while found != -1 and (found - desc) % len(terminator):  # UTF-16 code units are aligned on the text start
         found = data.find(terminator, found + 1, stop)

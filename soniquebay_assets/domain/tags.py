@@ -16,16 +16,17 @@ from typing import Any
 import mutagen
 import mutagen._util
 import mutagen.id3._specs
+import mutagen.mp3
+import mutagen.mp4
 from mutagen.apev2 import APEv2
 from mutagen.asf import ASFTags
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3
-from mutagen.mp3 import MP3
-from mutagen.mp4 import MP4, MP4Tags
+from mutagen.mp4 import MP4Tags
 from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 
-from soniquebay_assets.domain import ogg_stream
+from soniquebay_assets.domain import mutagen_lean, ogg_stream
 from soniquebay_assets.domain import tag_mappings as tm
 from soniquebay_assets.domain.tag_model import AudioInfo, TagReadError, TagRecord
 from soniquebay_assets.domain.tag_values import split_featured
@@ -111,6 +112,10 @@ FAST_DECODE_ACTIVE = (
 )
 if FAST_DECODE_ACTIVE:
     mutagen.id3._specs.decode_terminated = fast_decode_terminated  # the one call site that matters (ID3 text)
+
+# MP3 and MP4 readers that skip embedded pictures' bytes (about 3x faster reads of files with a 500 KB cover:
+# a picture cost more than all the rest of the file); mutagen's own classes on unverified releases.
+MP3, MP4 = (mutagen_lean.MP3, mutagen_lean.MP4) if mutagen_lean.LEAN_ACTIVE else (mutagen.mp3.MP3, mutagen.mp4.MP4)
 
 
 def read_tags(path: str | bytes | os.PathLike) -> TagRecord:

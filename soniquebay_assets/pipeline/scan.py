@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -339,8 +341,27 @@ def catalog_facts(conn: Any, shards: Sequence[str]) -> CatalogFacts:
     )
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: the catalog stage allocates hundreds of thousands of short-lived,
+    acyclic containers, and the collections they trigger (each walking every live object) cost it more than half
+    its Python time (measured on 20,000 files). Reference counting still frees them as they go."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
     """Turn extracted tags into artists, albums, tracks, credits and genres, one transaction per batch."""
+    with _gc_paused():
+        return _catalog_shards(conn, shards)
+
+
+def _catalog_shards(conn: Any, shards: Sequence[str]) -> CatalogStats:
     from soniquebay_assets.domain.tags import split_featured
 
     split_featured = lru_cache(maxsize=65536)(split_featured)  # an album repeats its artist strings

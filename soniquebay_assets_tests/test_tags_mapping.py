@@ -736,3 +736,19 @@ def test_fast_utf16_decoder_only_on_verified_mutagen(tmp_path):
 def test_album_from_folder_collapses_disc_folders(tmp_path, folder, album):
     path = tmp_path / "lib" / "Big Album" / folder / "01 - x.mp3"
     assert tags_module.album_from_folder(path, tmp_path / "lib") == album
+
+
+def test_tag_record_from_dict_restores_every_field_with_fresh_defaults():
+    from soniquebay_assets.domain.tag_model import AudioInfo, TagRecord
+
+    full = TagRecord(title="T", artists=["A", "B"], album="Al", track_number=3, genres=["Rock"], compilation=True,
+                     bpm=120.5, has_embedded_picture=True, fallbacks=["album"], quality_score=0.7,
+                     audio=AudioInfo(format="flac", duration_s=180.0, sample_rate=44100))
+    for compact in (False, True):
+        assert TagRecord.from_dict(full.to_dict(compact=compact)) == full
+    assert TagRecord.from_dict({"title": "x", "unknown_key": 1}) == TagRecord(title="x")
+    first, second = TagRecord.from_dict({}), TagRecord.from_dict({})
+    first.artists.append("changed")
+    assert second.artists == [] and TagRecord().artists == []
+    with pytest.raises(TypeError):
+        TagRecord.from_dict({"audio": {"not_an_audio_field": 1}})

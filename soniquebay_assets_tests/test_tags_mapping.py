@@ -752,3 +752,35 @@ def test_tag_record_from_dict_restores_every_field_with_fresh_defaults():
     assert second.artists == [] and TagRecord().artists == []
     with pytest.raises(TypeError):
         TagRecord.from_dict({"audio": {"not_an_audio_field": 1}})
+
+
+def test_album_identity_key_covers_every_tag_album_identity_reads():
+    import dataclasses
+
+    from soniquebay_assets.domain.albums import VARIOUS_ARTISTS_MBID, album_identity, album_identity_key
+    from soniquebay_assets.domain.tag_model import TagRecord
+
+    base = TagRecord(title="T", artists=["A"], album="Al", album_artists=["B"], fallbacks=[],
+                     musicbrainz_album_artist_ids=["x"])
+    candidates = [None, "", "Other", "Various Artists", " padded ", [], ["Other"], ["Various Artists", "C"],
+                  [VARIOUS_ARTISTS_MBID], ["album"], True, False, 0, 1, 2.5]
+    places = [("/m", "B/Al"), ("/m", "b/al"), ("/n", "B/Al"), ("/m", "")]
+    variants = [(base, place) for place in places]
+    for f in dataclasses.fields(TagRecord):
+        for value in candidates:
+            variants += [(dataclasses.replace(base, **{f.name: value}), place) for place in places[:2]]
+    derived: dict[tuple, object] = {}
+    checked = 0
+    for tags, (root, folder) in variants:
+        try:
+            identity = album_identity(tags, root, folder)
+        except Exception:
+            continue
+        key = album_identity_key(tags, root, folder)
+        try:
+            hash(key)
+        except TypeError:  # a list where a string belongs: the catalog derives these uncached
+            continue
+        assert derived.setdefault(key, identity) == identity, (key, identity)
+        checked += 1
+    assert checked > 500 and len(set(derived.values())) > 10

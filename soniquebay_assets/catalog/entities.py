@@ -283,8 +283,8 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
         f"ELSE {NOW} END, updated_at = {NOW}",
         rows,
     )
-    by_file = dict(rows_in(conn, "SELECT file_id, track_id FROM tracks WHERE file_id IN ({})",
-                            [w.file_id for w in writes]))
+    files, file_ids = id_set(conn, [w.file_id for w in writes])
+    by_file = dict(conn.execute(f"SELECT file_id, track_id FROM tracks WHERE file_id IN ({files})", (file_ids,)))
     track_ids = [by_file[w.file_id] for w in writes]
     execute_rows(conn, "DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])
     execute_rows(
@@ -296,7 +296,6 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
         conn, "INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         [(t, genre_id, pos) for t, rows_ in zip(track_ids, genres, strict=True) for genre_id, pos in rows_],
     )
-    files, file_ids = id_set(conn, [w.file_id for w in writes])
     conn.execute(f"UPDATE files SET stage = 'cataloged' WHERE file_id IN ({files})", (file_ids,))
     return track_ids
 

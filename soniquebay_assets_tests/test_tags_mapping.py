@@ -736,3 +736,51 @@ def test_fast_utf16_decoder_only_on_verified_mutagen(tmp_path):
 def test_album_from_folder_collapses_disc_folders(tmp_path, folder, album):
     path = tmp_path / "lib" / "Big Album" / folder / "01 - x.mp3"
     assert tags_module.album_from_folder(path, tmp_path / "lib") == album
+
+
+def test_tag_record_from_dict_restores_every_field_with_fresh_defaults():
+    from soniquebay_assets.domain.tag_model import AudioInfo, TagRecord
+
+    full = TagRecord(title="T", artists=["A", "B"], album="Al", track_number=3, genres=["Rock"], compilation=True,
+                     bpm=120.5, has_embedded_picture=True, fallbacks=["album"], quality_score=0.7,
+                     audio=AudioInfo(format="flac", duration_s=180.0, sample_rate=44100))
+    for compact in (False, True):
+        assert TagRecord.from_dict(full.to_dict(compact=compact)) == full
+    assert TagRecord.from_dict({"title": "x", "unknown_key": 1}) == TagRecord(title="x")
+    first, second = TagRecord.from_dict({}), TagRecord.from_dict({})
+    first.artists.append("changed")
+    assert second.artists == [] and TagRecord().artists == []
+    with pytest.raises(TypeError):
+        TagRecord.from_dict({"audio": {"not_an_audio_field": 1}})
+
+
+def test_album_identity_key_covers_every_tag_album_identity_reads():
+    import dataclasses
+
+    from soniquebay_assets.domain.albums import VARIOUS_ARTISTS_MBID, album_identity, album_identity_key
+    from soniquebay_assets.domain.tag_model import TagRecord
+
+    base = TagRecord(title="T", artists=["A"], album="Al", album_artists=["B"], fallbacks=[],
+                     musicbrainz_album_artist_ids=["x"])
+    candidates = [None, "", "Other", "Various Artists", " padded ", [], ["Other"], ["Various Artists", "C"],
+                  [VARIOUS_ARTISTS_MBID], ["album"], True, False, 0, 1, 2.5]
+    places = [("/m", "B/Al"), ("/m", "b/al"), ("/n", "B/Al"), ("/m", "")]
+    variants = [(base, place) for place in places]
+    for f in dataclasses.fields(TagRecord):
+        for value in candidates:
+            variants += [(dataclasses.replace(base, **{f.name: value}), place) for place in places[:2]]
+    derived: dict[tuple, object] = {}
+    checked = 0
+    for tags, (root, folder) in variants:
+        try:
+            identity = album_identity(tags, root, folder)
+        except Exception:
+            continue
+        key = album_identity_key(tags, root, folder)
+        try:
+            hash(key)
+        except TypeError:  # a list where a string belongs: the catalog derives these uncached
+            continue
+        assert derived.setdefault(key, identity) == identity, (key, identity)
+        checked += 1
+    assert checked > 500 and len(set(derived.values())) > 10

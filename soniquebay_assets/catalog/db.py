@@ -8,6 +8,7 @@ in_transaction, close) and a `dialect` attribute for the few statements that dif
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -199,6 +200,14 @@ def rows_in(conn: Any, sql: str, values: Sequence[Any]) -> list[Any]:
         part = list(values[i:i + 900])
         found += conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
     return found
+
+
+def id_set(conn: Any, ids: Sequence[int]) -> tuple[str, Any]:
+    """(subquery, its one parameter) listing `ids`, for `x IN (subquery)` over any number of ids in one statement:
+    no chunking under SQLite's parameter limit, and on PostgreSQL one array instead of a parameter per id."""
+    if dialect_of(conn) == POSTGRESQL:
+        return "SELECT unnest(?::bigint[])", [int(i) for i in ids]
+    return "SELECT value FROM json_each(?)", json.dumps([int(i) for i in ids])
 
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from soniquebay_assets.catalog.db import POSTGRESQL, dialect_of, execute_rows, transaction
+from soniquebay_assets.catalog.db import POSTGRESQL, dialect_of, execute_rows, id_set, transaction
 
 KINDS = ("enrichment", "vectors", "covers")
 ENTITY_TYPES = ("track", "album", "artist")
@@ -77,6 +77,22 @@ def backoff_s(attempts: int) -> float:
 # --------------------------------------------------------------------------- enqueue
 
 
+_UPSERT_CONFLICT = (
+    " ON CONFLICT (kind, entity_type, entity_id) DO UPDATE SET"
+    "  state = 'pending', attempts = 0, last_error = NULL, claimed_by = NULL, claimed_at = NULL,"
+    "  shard = excluded.shard, priority = excluded.priority, not_before = excluded.not_before,"
+    "  max_attempts = excluded.max_attempts, updated_at = excluded.updated_at"
+    " WHERE deferred_work.state IN ('done', 'failed', 'dead')"
+)
+_INSERT = ("INSERT INTO deferred_work (kind, entity_type, entity_id, shard, priority, not_before, max_attempts,"
+           " created_at, updated_at)")
+
+
+def _check_entity_type(entity_type: str) -> None:
+    if entity_type not in ENTITY_TYPES:
+        raise ValueError(f"unknown entity type {entity_type!r}")
+
+
 def enqueue(conn: Any, kind: str, entity_type: str, entities: Iterable[tuple[int, str]], *,
             priority: str = "normal", delay_s: float = 0.0, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
             now: float | None = None) -> int:
@@ -85,8 +101,7 @@ def enqueue(conn: Any, kind: str, entity_type: str, entities: Iterable[tuple[int
     Returns how many rows were inserted or reset.
     """
     _check_kind(kind)
-    if entity_type not in ENTITY_TYPES:
-        raise ValueError(f"unknown entity type {entity_type!r}")
+    _check_entity_type(entity_type)
     rank = PRIORITIES[priority]
     stamp = _now(now)
     first_shard: dict[int, str] = {}
@@ -99,47 +114,50 @@ def enqueue(conn: Any, kind: str, entity_type: str, entities: Iterable[tuple[int
     changed = 0
     with _write(conn):
         before = conn.total_changes
-        execute_rows(
-            conn,
-            "INSERT INTO deferred_work (kind, entity_type, entity_id, shard, priority, not_before, max_attempts,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (kind, entity_type, entity_id) DO UPDATE SET"
-            "  state = 'pending', attempts = 0, last_error = NULL, claimed_by = NULL, claimed_at = NULL,"
-            "  shard = excluded.shard, priority = excluded.priority, not_before = excluded.not_before,"
-            "  max_attempts = excluded.max_attempts, updated_at = excluded.updated_at"
-            " WHERE deferred_work.state IN ('done', 'failed', 'dead')",
-            rows,
-        )
+        execute_rows(conn, _INSERT + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" + _UPSERT_CONFLICT, rows)
         changed = conn.total_changes - before
     return changed
+
+
+def _enqueue_selected(conn: Any, kinds: Sequence[str], entity_type: str, select: str, ids: Sequence[int], *,
+                      priority: str, now: float | None) -> int:
+    """enqueue() of the (entity_id, shard) rows `select` gives for `ids` (its `{ids}` is their subquery), in
+    entity order, as one INSERT ... SELECT per kind: the rows never travel through Python."""
+    for kind in kinds:
+        _check_kind(kind)
+    _check_entity_type(entity_type)
+    if not ids:
+        return 0
+    subquery, param = id_set(conn, ids)
+    stamp = _now(now)
+    # WHERE true: SQLite reads the ON of ON CONFLICT as a join constraint after a bare FROM
+    sql = (f"{_INSERT} SELECT ?, ?, picked.entity_id, picked.shard, ?, ?, ?, ?, ? FROM"
+           f" ({select.format(ids=subquery)}) picked WHERE true ORDER BY picked.entity_id{_UPSERT_CONFLICT}")
+    with _write(conn):
+        before = conn.total_changes
+        for kind in kinds:
+            conn.execute(sql, (kind, entity_type, PRIORITIES[priority], stamp, DEFAULT_MAX_ATTEMPTS, stamp, stamp,
+                               param))
+        return conn.total_changes - before
+
+
+_TRACKS = "SELECT track_id AS entity_id, shard FROM tracks WHERE track_id IN ({ids})"
+_ALBUMS = ("SELECT album_id AS entity_id, MIN(shard) AS shard FROM tracks WHERE album_id IN ({ids})"
+           " GROUP BY album_id")
+_ALBUMS_OF_TRACKS = ("SELECT album_id AS entity_id, MIN(shard) AS shard FROM tracks WHERE album_id IN"
+                     " (SELECT album_id FROM tracks WHERE track_id IN ({ids})) GROUP BY album_id")
 
 
 def enqueue_for_tracks(conn: Any, track_ids: Sequence[int], kinds: Sequence[str] = ("enrichment", "vectors"), *,
                        priority: str = "normal", now: float | None = None) -> int:
     """Deferred work for inserted or changed tracks (called by the catalog insert)."""
-    shards = _shards_of(conn, "SELECT track_id, shard FROM tracks WHERE track_id IN ({})", track_ids)
-    return sum(enqueue(conn, kind, "track", shards.items(), priority=priority, now=now) for kind in kinds)
+    return _enqueue_selected(conn, kinds, "track", _TRACKS, track_ids, priority=priority, now=now)
 
 
 def enqueue_for_albums(conn: Any, album_ids: Sequence[int], kinds: Sequence[str] = ("covers",), *,
                        priority: str = "normal", now: float | None = None) -> int:
     """Deferred work for inserted or changed albums; an album's shard is its tracks' shard."""
-    shards = _shards_of(conn, "SELECT album_id, MIN(shard) FROM tracks WHERE album_id IN ({}) GROUP BY album_id",
-                        album_ids)
-    return sum(enqueue(conn, kind, "album", shards.items(), priority=priority, now=now) for kind in kinds)
-
-
-def _shards_of(conn: Any, sql: str, ids: Sequence[int]) -> dict[int, str]:
-    return dict(_pairs(conn, sql, ids))
-
-
-def _pairs(conn: Any, sql: str, ids: Sequence[int]) -> list[tuple[Any, Any]]:
-    unique = sorted({int(i) for i in ids})
-    found: list[tuple[Any, Any]] = []
-    for start in range(0, len(unique), _CHUNK):
-        part = unique[start:start + _CHUNK]
-        found += [(row[0], row[1]) for row in conn.execute(sql.format(",".join("?" * len(part))), part)]
-    return found
+    return _enqueue_selected(conn, kinds, "album", _ALBUMS, album_ids, priority=priority, now=now)
 
 
 # --------------------------------------------------------------------------- claim and finish
@@ -354,11 +372,8 @@ def metrics(conn: Any, *, now: float | None = None) -> dict[str, dict[str, Any]]
 
 def enqueue_after_catalog_write(conn: Any, track_ids: Sequence[int], *, now: float | None = None) -> int:
     """The catalog insert's hook: enrichment and vectors for the tracks, covers for their albums."""
-    if not track_ids:
-        return 0
-    album_ids = sorted({album_id for album_id, _ in _pairs(conn, "SELECT album_id, 0 FROM tracks"
-                                                                  " WHERE track_id IN ({})", track_ids)})
-    return enqueue_for_tracks(conn, track_ids, now=now) + enqueue_for_albums(conn, album_ids, now=now)
+    return (enqueue_for_tracks(conn, track_ids, now=now)
+            + _enqueue_selected(conn, ("covers",), "album", _ALBUMS_OF_TRACKS, track_ids, priority="normal", now=now))
 
 
 def retry_counts(conn: Any, *, now: float | None = None) -> tuple[int, int]:

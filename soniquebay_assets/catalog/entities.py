@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from soniquebay_assets.catalog.db import execute_rows, fetch_rows, rows_in
+from soniquebay_assets.catalog.db import execute_rows, fetch_rows, id_set, rows_in
 from soniquebay_assets.catalog.inventory import NOW
 from soniquebay_assets.domain.albums import (
     VARIOUS_ARTISTS,
@@ -252,7 +252,7 @@ def _track_row(w: TrackWrite, album_id: int) -> tuple:
         "; ".join(t.composers) or None, t.musicbrainz_recording_id, t.musicbrainz_track_id, t.isrc, t.label,
         t.comment, int(w.album.is_compilation), t.bpm, t.initial_key, t.replaygain_track_gain,
         t.replaygain_track_peak, t.replaygain_album_gain, t.replaygain_album_peak, int(t.has_embedded_picture),
-        int(t.audio_ok), t.quality_score, json.dumps(t.fallbacks),
+        int(t.audio_ok), t.quality_score, "[]" if t.fallbacks == [] else json.dumps(t.fallbacks),
     )
 
 
@@ -283,8 +283,8 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
         f"ELSE {NOW} END, updated_at = {NOW}",
         rows,
     )
-    by_file = dict(rows_in(conn, "SELECT file_id, track_id FROM tracks WHERE file_id IN ({})",
-                            [w.file_id for w in writes]))
+    files, file_ids = id_set(conn, [w.file_id for w in writes])
+    by_file = dict(conn.execute(f"SELECT file_id, track_id FROM tracks WHERE file_id IN ({files})", (file_ids,)))
     track_ids = [by_file[w.file_id] for w in writes]
     execute_rows(conn, "DELETE FROM track_artists WHERE track_id = ?", [(t,) for t in track_ids])
     execute_rows(
@@ -296,7 +296,7 @@ def upsert_tracks(conn: Any, writes: Sequence[TrackWrite]) -> list[int]:
         conn, "INSERT INTO track_genres(track_id, genre_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         [(t, genre_id, pos) for t, rows_ in zip(track_ids, genres, strict=True) for genre_id, pos in rows_],
     )
-    execute_rows(conn, "UPDATE files SET stage = 'cataloged' WHERE file_id = ?", [(w.file_id,) for w in writes])
+    conn.execute(f"UPDATE files SET stage = 'cataloged' WHERE file_id IN ({files})", (file_ids,))
     return track_ids
 
 

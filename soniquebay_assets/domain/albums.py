@@ -54,6 +54,13 @@ def album_identity(tags: TagRecord, root: str, album_folder: str) -> AlbumIdenti
     return AlbumIdentity(key, title, album_artists, compilation, "album" in tags.fallbacks or not tags.album)
 
 
+def album_identity_key(tags: TagRecord, root: str, album_folder: str) -> tuple:
+    """Everything album_identity reads: equal keys, equal identities (keep the two in step)."""
+    return (tags.album, tuple(tags.album_artists), bool(tags.compilation),
+            tags.musicbrainz_album_artist_ids == [VARIOUS_ARTISTS_MBID], tags.musicbrainz_release_id,
+            "album" in tags.fallbacks, root, album_folder)
+
+
 def _place(title: str, root: str, album_folder: str) -> str:
     return f"|{name_key(title)}|{root}/{album_folder.casefold()}"
 
@@ -82,7 +89,8 @@ def home_for_untagged(untagged_key: str, candidates: list[tuple[str, frozenset[s
 
 
 def track_credits(tags: TagRecord, split_featured) -> list[tuple[str, str]]:
-    """(name, role) pairs, main artists first, then featured ones; UNKNOWN_ARTIST when nothing is tagged."""
+    """(name, role) pairs, main artists first, then featured ones; UNKNOWN_ARTIST when nothing is tagged.
+    Reads only tags.artists (callers memoize on it)."""
     mains: list[str] = []
     featured: list[str] = []
     for value in tags.artists:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 
@@ -90,11 +90,22 @@ class TagRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TagRecord:
-        data = dict(data)
-        audio = AudioInfo(**data.pop("audio", {}) or {})
-        known = set(cls.__dataclass_fields__)
-        return cls(audio=audio, **{k: v for k, v in data.items() if k in known})
+        """The record of a to_dict() payload (unknown keys ignored). Filled like __init__ would, without its
+        keyword binding of every field: half the cost, and the catalog stage builds one per file."""
+        audio = AudioInfo(**data.get("audio") or {})
+        record = object.__new__(cls)
+        values = record.__dict__
+        values.update(_DEFAULTS)
+        for name, factory in _FACTORIES:
+            values[name] = factory()
+        values.update({k: v for k, v in data.items() if k in _RECORD_FIELD_SET})
+        values["audio"] = audio
+        return record
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(TagRecord) if f.name != "audio")
+_RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
+_DEFAULTS = {f.name: f.default for f in fields(TagRecord) if f.default is not MISSING}
+_FACTORIES = tuple((f.name, f.default_factory) for f in fields(TagRecord)
+                   if f.default_factory is not MISSING and f.name != "audio")
 _AUDIO_FIELDS = tuple(f.name for f in fields(AudioInfo))

@@ -106,6 +106,17 @@ def test_damaged_chained_and_cut_files_read_as_mutagen_reads_them(covered_ogg, t
     assert all(results.values()), results  # the cases really covered errors, quick reads and hand-backs
 
 
+def test_junk_after_the_last_page_reads_as_mutagen_reads_it(covered_ogg, tmp_path, monkeypatch):
+    for source in covered_ogg:
+        # the final page is looked for in the last 64 KB: here 20 KB from the end, then not at all
+        for junk, quick_expected in ((bytes(20_000), True), (b"x" * 70_000, False)):
+            path = tmp_path / f"junk{source.suffix}"
+            path.write_bytes(source.read_bytes() + junk)
+            assert _is_quick(path) is quick_expected
+            assert _outcome(path, quick=True, monkeypatch=monkeypatch) == \
+                _outcome(path, quick=False, monkeypatch=monkeypatch)
+
+
 def test_odd_comment_keys_are_kept_or_dropped_as_mutagen_does(covered_ogg, tmp_path, monkeypatch):
     for source in covered_ogg:
         data = source.read_bytes()

@@ -37,3 +37,17 @@ def sleep_long(_item: int) -> None:
 
 def report_pid(_item: int) -> int:
     return os.getpid()
+
+
+def note_chunk(items: list[tuple[int, str]]) -> None:
+    """A before_chunk hook: leaves a file naming the chunk's items in the folder the items carry."""
+    with open(os.path.join(items[0][1], f"chunk-{items[0][0]}"), "w") as handle:
+        handle.write(",".join(str(number) for number, _ in items))
+
+
+def refuse_chunk(_items: list) -> None:
+    raise RuntimeError("a hint that fails")
+
+
+def number_of(item: tuple[int, str]) -> int:
+    return item[0]

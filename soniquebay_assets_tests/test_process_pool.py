@@ -111,3 +111,21 @@ def test_pool_children_exit_with_their_sigkilled_owner(tmp_path):
             os.killpg(owner.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_before_chunk_hook_sees_each_chunk_before_its_items_run(tmp_path, workers):
+    items = [(number, str(tmp_path)) for number in range(100)]
+    results = _results(pool_jobs.number_of, items, workers=workers, min_items=2, chunk_size=16,
+                       before_chunk=pool_jobs.note_chunk)
+    assert results == {i: i for i in range(100)}
+    seen = {path.name: path.read_text() for path in tmp_path.iterdir()}
+    assert seen == {f"chunk-{start}": ",".join(str(n) for n in range(start, min(start + 16, 100)))
+                    for start in range(0, 100, 16)}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_before_chunk_hook_costs_no_item(workers):
+    items = [(number, "") for number in range(40)]
+    results = _results(pool_jobs.number_of, items, workers=workers, chunk_size=8, before_chunk=pool_jobs.refuse_chunk)
+    assert results == {i: i for i in range(40)}

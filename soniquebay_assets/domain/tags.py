@@ -28,6 +28,7 @@ from mutagen.oggvorbis import OggVorbis
 
 from soniquebay_assets.domain import mutagen_lean, ogg_stream
 from soniquebay_assets.domain import tag_mappings as tm
+from soniquebay_assets.domain.file_hints import advise_scattered_reads
 from soniquebay_assets.domain.tag_model import AudioInfo, TagReadError, TagRecord
 from soniquebay_assets.domain.tag_values import split_featured
 
@@ -234,6 +235,7 @@ def _open(path: str | bytes | os.PathLike) -> Any:
         if stat.S_ISDIR(mode):
             raise TagReadError("is a directory", "a folder was handed to the tag reader; nothing to read")
         raise TagReadError("not a regular file", "a pipe, socket or device sits in the music folder; move it")
+    advise_scattered_reads(fd)
     fileobj = os.fdopen(fd, "rb")
     name = os.fspath(path)
     fileobj.raw.name = name if isinstance(name, str) else os.fsdecode(name)  # mutagen scores by extension

@@ -49,15 +49,19 @@ def process_pool(workers: int, initializer: Callable[..., None] | None = None,
 
 def pool_map(func: Callable[[Any], Any], items: Sequence[Any], *, workers: int | None = None,
              min_items: int = 2, chunk_size: int = 1, initializer: Callable[..., None] | None = None,
-             initargs: tuple = ()) -> Iterator[tuple[int, Any]]:
+             initargs: tuple = (), before_chunk: Callable[[list[Any]], None] | None = None,
+             ) -> Iterator[tuple[int, Any]]:
     """Yield (index into `items`, func(item) or WorkerFailure) in completion order.
+
+    `before_chunk(items)` runs where a chunk's items are about to run (a hint such as announcing the reads they
+    will do); what it raises is ignored.
 
     Runs in this process when there is one worker or fewer than `min_items` items (a pool's start costs more
     than it saves), or when no pool can start here; `initializer(*initargs)` then runs here once."""
     workers = workers or default_workers()
     indexed = list(enumerate(items))
     if workers <= 1 or len(indexed) < min_items:
-        yield from _in_process(func, indexed, initializer, initargs)
+        yield from _in_process(func, indexed, initializer, initargs, chunk_size, before_chunk)
         return
     chunks = deque(indexed[i:i + chunk_size] for i in range(0, len(indexed), chunk_size))
     alone: deque[list[tuple[int, Any]]] = deque()  # items in flight when a worker died: each runs by itself
@@ -68,10 +72,10 @@ def pool_map(func: Callable[[Any], Any], items: Sequence[Any], *, workers: int |
         with _closing(process_pool(size, initializer, initargs)) as pool:
             if not _starts(pool):  # e.g. a daemonic parent may not have children: do the work here
                 rest = [item for chunk in (*chunks, *alone) for item in chunk]
-                yield from _in_process(func, rest, initializer, initargs)
+                yield from _in_process(func, rest, initializer, initargs, chunk_size, before_chunk)
                 return
             # two chunks per worker keep every worker fed while one result travels back
-            in_flight = yield from _drain(pool, func, queue, window=1 if isolating else 2 * size)
+            in_flight = yield from _drain(pool, func, queue, 1 if isolating else 2 * size, before_chunk)
         if in_flight is None:
             continue
         if isolating:
@@ -81,7 +85,7 @@ def pool_map(func: Callable[[Any], Any], items: Sequence[Any], *, workers: int |
             alone.extend([item] for chunk in in_flight for item in chunk)
 
 
-def _drain(pool: ProcessPoolExecutor, func: Callable, queue: deque, window: int):
+def _drain(pool: ProcessPoolExecutor, func: Callable, queue: deque, window: int, before_chunk: Callable | None):
     """Run the chunks of `queue` through `pool`, at most `window` at once, yielding results; returns None when
     all are done, or the chunks that were in flight when a worker died (the pool is then broken)."""
     running: dict[Future, list[tuple[int, Any]]] = {}
@@ -89,7 +93,7 @@ def _drain(pool: ProcessPoolExecutor, func: Callable, queue: deque, window: int)
         while queue and len(running) < window:
             chunk = queue.popleft()
             try:
-                running[pool.submit(_run_chunk, func, chunk)] = chunk
+                running[pool.submit(_run_chunk, func, chunk, before_chunk)] = chunk
             except BrokenProcessPool:  # a worker died since the last results came back
                 return [*running.values(), chunk]
         done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -122,7 +126,13 @@ def _closing(pool: ProcessPoolExecutor) -> Iterator[ProcessPoolExecutor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_chunk(func: Callable, chunk: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+def _run_chunk(func: Callable, chunk: list[tuple[int, Any]], before_chunk: Callable | None = None,
+               ) -> list[tuple[int, Any]]:
+    if before_chunk is not None:
+        try:
+            before_chunk([item for _, item in chunk])
+        except Exception:  # a hint never costs the work
+            pass
     return [(index, _call(func, item)) for index, item in chunk]
 
 
@@ -134,11 +144,12 @@ def _call(func: Callable, item: Any) -> Any:
 
 
 def _in_process(func: Callable, indexed: list[tuple[int, Any]], initializer: Callable[..., None] | None,
-                initargs: tuple) -> Iterator[tuple[int, Any]]:
+                initargs: tuple, chunk_size: int = 1, before_chunk: Callable | None = None,
+                ) -> Iterator[tuple[int, Any]]:
     if initializer is not None:
         initializer(*initargs)
-    for index, item in indexed:
-        yield index, _call(func, item)
+    for start in range(0, len(indexed), max(1, chunk_size)):
+        yield from _run_chunk(func, indexed[start:start + max(1, chunk_size)], before_chunk)
 
 
 def _starts(pool: ProcessPoolExecutor) -> bool:

@@ -9,6 +9,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soniquebay_assets.domain.file_hints import advise_scattered_reads
 from soniquebay_assets.domain.layout import album_folder_key, shard_for
 
 AUDIO_EXTENSIONS = frozenset(
@@ -162,6 +163,7 @@ def content_fingerprint(path: str, size: int, chunk: int = 16384) -> str:
     """Cheap identity of a file's content: its size plus hashes of its head, middle and tail."""
     h = hashlib.blake2b(str(size).encode(), digest_size=16)
     with open(path, "rb") as handle:
+        advise_scattered_reads(handle.fileno())
         for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
             handle.seek(offset)
             h.update(handle.read(chunk))

@@ -255,7 +255,7 @@ class ExtractStats:
 
 def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = None) -> ExtractStats:
     """Read tags of every new or changed file in these shards; bad files become recorded errors."""
-    from soniquebay_assets.pipeline.tag_worker import TagRead, read_file
+    from soniquebay_assets.pipeline.tag_worker import TagRead, announce_chunk, read_file
 
     started = time.perf_counter()
     todo = inventory.files_to_extract(conn, shards)
@@ -294,7 +294,7 @@ def extract_shards(conn: Any, shards: Sequence[str], *, workers: int | None = No
 
     batch: list[TagRead] = []
     for index, result in pool_map(read_file, items, workers=workers, min_items=PARALLEL_THRESHOLD,
-                                  chunk_size=EXTRACT_CHUNK):
+                                  chunk_size=EXTRACT_CHUNK, before_chunk=announce_chunk):
         if isinstance(result, WorkerFailure):
             result = TagRead(items[index][0], reason=result.reason, detail=result.detail)
         batch.append(result)

@@ -6,6 +6,7 @@ import json
 import os
 from typing import NamedTuple
 
+from soniquebay_assets.domain.file_hints import announce_reads
 from soniquebay_assets.domain.tag_model import TagReadError
 from soniquebay_assets.domain.tags import apply_fallbacks, read_tags
 from soniquebay_assets.library.walker import content_fingerprint
@@ -45,3 +46,9 @@ def read_file(item: tuple[int, str, bytes | None, str, int]) -> TagRead:
         return TagRead(file_id, reason="permission denied", detail="give the scanner read access to this file")
     except Exception as exc:  # one bad file never costs the others
         return TagRead(file_id, reason="unexpected read failure", detail=f"{type(exc).__name__}: {exc}")
+
+
+def announce_chunk(items: list[tuple[int, str, bytes | None, str, int]]) -> None:
+    """Before a chunk of read_file items: announce the reads their files will get, so a cold disk serves them
+    together."""
+    announce_reads([(raw_path or path, size) for _file_id, path, raw_path, _root, size in items])

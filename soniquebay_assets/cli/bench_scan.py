@@ -308,6 +308,9 @@ def _measure_postgresql(library: Path, small: Path, work: Path, args: argparse.N
     backend, url = db.backend_of(args.catalog_url)
     if backend != db.POSTGRESQL:
         raise db.CatalogUnavailable(f"--catalog-url {db.display_target(url)} is not a postgresql:// URL")
+    # beets and the SQLite scans have since read the library their own way: warm it again, as before SQLite's
+    # cold scan, so that both catalogs start from the same page cache
+    _warm_page_cache(library)
     with pg.scratch_schema(url, prefix="soniquebay_bench") as scratch, \
             pg.scratch_schema(url, prefix="soniquebay_bench_all") as scratch_all:
         return {"catalog": pg.redact(url),

@@ -150,6 +150,7 @@ def test_catalog_scans_are_recorded_per_shard_without_a_run_unless_asked(tmp_pat
 def test_direct_work_that_fails_is_redone_by_a_run_that_records_it(tmp_path, make_audio, monkeypatch, capsys):
     from dagster import DagsterInstance
 
+    from soniquebay_assets.cli import scan as scan_command
     from soniquebay_assets.cli.main import main
     from soniquebay_assets.dagster_defs import metadata
 
@@ -158,13 +159,16 @@ def test_direct_work_that_fails_is_redone_by_a_run_that_records_it(tmp_path, mak
     make_audio(library / "Solo/One/02.flac", seconds=0.3, title="Two", artist="Solo", album="One")
     real_shard_metadata, calls = metadata.shard_metadata, []
 
-    def fails_once(catalog, shards):
+    def fails_to_record(recorder, stats, shards, data_root):
+        # after every stage wrote its rows: the run must redo nothing twice and lose nothing
+        raise RuntimeError("recording the scan in Dagster failed: OSError: disk full while recording")
+
+    def counted(catalog, shards):
         calls.append(list(shards))
-        if len(calls) == 1:  # after every stage wrote its rows: the run must redo nothing twice and lose nothing
-            raise OSError("disk full while recording")
         return real_shard_metadata(catalog, shards)
 
-    monkeypatch.setattr(metadata, "shard_metadata", fails_once)
+    monkeypatch.setattr(scan_command.RecorderProcess, "record", fails_to_record)
+    monkeypatch.setattr(metadata, "shard_metadata", counted)  # what the run records, here in this process
     assert main(["scan", str(library), "--data-dir", str(data), "--stages", "catalog", "--json"]) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
@@ -174,4 +178,26 @@ def test_direct_work_that_fails_is_redone_by_a_run_that_records_it(tmp_path, mak
     with DagsterInstance.from_config(str(data / "dagster_home")) as instance:
         (run,) = instance.get_runs()
         assert run.run_id == summary["run_id"] and run.is_success
-    assert len(calls) > 1
+    assert calls
+
+
+def test_the_recorder_process_reports_what_it_could_not_record_and_stops(tmp_path, monkeypatch):
+    from soniquebay_assets.cli.common import use_dagster_home
+    from soniquebay_assets.cli.scan import RecorderProcess
+    from soniquebay_assets.settings import DataDir
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # restored after the test; use_dagster_home sets it
+    monkeypatch.setenv("SONIQUEBAY_DATA_DIR", str(tmp_path))
+    data = DataDir(tmp_path / "data").ensure()
+    use_dagster_home(data)
+    recorder = RecorderProcess()
+    try:
+        with pytest.raises(RuntimeError, match="recording the scan in Dagster failed: AttributeError"):
+            recorder.record({"insert": "not the catalog stage's stats"}, ["00"], data.root)
+    finally:
+        recorder.stop()
+    assert not recorder._process.is_alive()
+
+    idle = RecorderProcess()  # a scan that fails before recording: the child ends without recording anything
+    idle.stop()
+    assert not idle._process.is_alive() and idle._process.exitcode == 0

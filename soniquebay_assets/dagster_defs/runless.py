@@ -1,7 +1,7 @@
 """Catalog-chain work done outside a Dagster run, recorded as runless materializations.
 
 A CLI scan of the catalog stages runs the same stage functions as the assets, in-process, while Dagster's imports
-and instance load in a thread beside them (they cost about two seconds, the work on a few thousand files not much
+and instance load in a child process beside them (they cost about 1.2 s of CPU, the work on a few thousand files not much
 more). Each changed shard and asset then gets one runless materialization carrying the metadata a run would record
 (plus `recorded_by`), and the catalog checks their evaluations, so the UI shows what the scan did. Only shards
 that changed are recorded.
@@ -19,7 +19,7 @@ ASSET_OF_GROUP = {"scan": "file_inventory", "extract": "raw_metadata", "insert":
 
 
 def open_recorder() -> Any:
-    """Import what recording needs and open the Dagster instance (run in a thread while the work runs)."""
+    """Import what recording needs and open the Dagster instance (in the scan's recorder process, while the work runs)."""
     from dagster import DagsterInstance
 
     import soniquebay_assets.dagster_defs.assets.catalog

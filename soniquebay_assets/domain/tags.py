@@ -136,13 +136,10 @@ def _read_tags(path: str | bytes | os.PathLike) -> TagRecord:
         size = os.fstat(fileobj.fileno()).st_size
         if size == 0:
             raise TagReadError("empty file", "the file has 0 bytes; re-copy it from its source")
-        audio = ogg_stream.read_plain_stream(fileobj, size) if fileobj.read(4) == b"OggS" else None
-        if audio is None:
-            fileobj.seek(0)
-            try:
-                audio = _parse(fileobj)
-            except Exception as exc:  # mutagen raises many unrelated types for malformed files
-                return _tags_without_audio(fileobj, exc)
+        try:
+            audio = _parse(fileobj, size)
+        except Exception as exc:  # mutagen raises many unrelated types for malformed files
+            return _tags_without_audio(fileobj, exc)
         if audio is None or type(audio).__name__ == "APEv2File":
             retried = _by_extension(fileobj)  # (a FileType without tags is falsy: compare with None)
             audio = retried if retried is not None else audio
@@ -172,10 +169,10 @@ def _read_tags(path: str | bytes | os.PathLike) -> TagRecord:
         return record
 
 
-def _parse(fileobj: Any) -> Any:
-    """One mutagen parse. Common containers are recognized from their magic bytes and handed to their class
-    directly, which skips mutagen.File's scoring of ~20 formats (15-40% of a small file's read time);
-    anything else, or anything ambiguous, goes through mutagen.File."""
+def _parse(fileobj: Any, size: int) -> Any:
+    """One parse. Common containers are recognized from their magic bytes and handed to their class directly,
+    which skips mutagen.File's scoring of ~20 formats (15-40% of a small file's read time); a plain Ogg Vorbis or
+    Opus stream is read by ogg_stream; anything else, or anything ambiguous, goes through mutagen.File."""
     header = fileobj.read(64)
     fileobj.seek(0)
     cls = None
@@ -184,6 +181,10 @@ def _parse(fileobj: Any) -> Any:
     elif header[4:8] == b"ftyp":
         cls = MP4
     elif header.startswith(b"OggS"):
+        plain = ogg_stream.read_plain_stream(fileobj, size)
+        if plain is not None:
+            return plain
+        fileobj.seek(0)
         # the first Ogg page holds the codec's identification packet right after the segment table
         cls = OggVorbis if b"\x01vorbis" in header else OggOpus if b"OpusHead" in header else None
     elif header.startswith(b"ID3") or (header[:1] == b"\xff" and len(header) > 1 and header[1] & 0xE0 == 0xE0):

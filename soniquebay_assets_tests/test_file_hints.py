@@ -13,8 +13,9 @@ def test_announcing_odd_paths_neither_blocks_nor_raises(tmp_path, make_audio):
     fifo = tmp_path / "pipe.mp3"
     os.mkfifo(fifo)  # opening a FIFO for reading without O_NONBLOCK would wait for a writer forever
     (tmp_path / "folder.ogg").mkdir()
-    announce_reads([(str(song), song.stat().st_size), (str(fifo), 0), (str(tmp_path / "folder.ogg"), 0),
-                    (str(tmp_path / "gone.mp3"), 123), (os.fsencode(song), song.stat().st_size)])
+    regions = [(0, 65536), (1000, 16384)]
+    announce_reads([(str(song), regions), (str(fifo), regions), (str(tmp_path / "folder.ogg"), regions),
+                    (str(tmp_path / "gone.mp3"), regions), (os.fsencode(song), regions)])
     assert read_tags(song).title == "Hinted"
 
 

@@ -15,25 +15,19 @@ def advise_scattered_reads(fd: int) -> None:
             pass  # a filesystem that takes no advice reads the same, only slower
 
 
-HEAD_BYTES = 1 << 16  # the tag blocks of a file without a large picture
-TAIL_BYTES = 1 << 14  # ID3v1, APEv2 and the final Ogg page
-MIDDLE_BYTES = 1 << 14  # the middle of the content fingerprint
-
-
-def announce_reads(files: list[tuple[str | bytes, int]]) -> None:
-    """Ask the kernel to fetch the head, middle and tail of these (path, size) files now, all at once: read one
-    by one, a cold library waits on the disk once per region; announced, the device serves them in parallel."""
+def announce_reads(files: list[tuple[str | bytes, list[tuple[int, int]]]]) -> None:
+    """Ask the kernel to fetch these (path, [(offset, length), ...]) regions now, all at once: read one by one,
+    a cold library waits on the disk once per region; announced, the device serves them in parallel."""
     if not hasattr(os, "posix_fadvise"):
         return
-    for path, size in files:
+    for path, regions in files:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         except OSError:
             continue  # the reader will say why
         try:
-            os.posix_fadvise(fd, 0, HEAD_BYTES, os.POSIX_FADV_WILLNEED)
-            os.posix_fadvise(fd, max(0, size // 2 - MIDDLE_BYTES // 2), MIDDLE_BYTES, os.POSIX_FADV_WILLNEED)
-            os.posix_fadvise(fd, max(0, size - TAIL_BYTES), TAIL_BYTES, os.POSIX_FADV_WILLNEED)
+            for offset, length in regions:
+                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
         except OSError:
             pass
         finally:

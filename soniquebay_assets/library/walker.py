@@ -159,12 +159,21 @@ def _is_audio_name(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in AUDIO_EXTENSIONS
 
 
-def content_fingerprint(path: str, size: int, chunk: int = 16384) -> str:
+FINGERPRINT_CHUNK = 16384
+
+
+def fingerprint_regions(size: int) -> list[tuple[int, int]]:
+    """(offset, length) of the head, middle and tail a file's content fingerprint reads."""
+    chunk = FINGERPRINT_CHUNK
+    return [(offset, chunk) for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)})]
+
+
+def content_fingerprint(path: str, size: int) -> str:
     """Cheap identity of a file's content: its size plus hashes of its head, middle and tail."""
     h = hashlib.blake2b(str(size).encode(), digest_size=16)
     with open(path, "rb") as handle:
         advise_scattered_reads(handle.fileno())
-        for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
+        for offset, length in fingerprint_regions(size):
             handle.seek(offset)
-            h.update(handle.read(chunk))
+            h.update(handle.read(length))
     return h.hexdigest()

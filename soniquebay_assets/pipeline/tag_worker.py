@@ -9,7 +9,7 @@ from typing import NamedTuple
 from soniquebay_assets.domain.file_hints import announce_reads
 from soniquebay_assets.domain.tag_model import TagReadError
 from soniquebay_assets.domain.tags import apply_fallbacks, read_tags
-from soniquebay_assets.library.walker import content_fingerprint
+from soniquebay_assets.library.walker import content_fingerprint, fingerprint_regions
 
 
 class TagRead(NamedTuple):
@@ -48,7 +48,12 @@ def read_file(item: tuple[int, str, bytes | None, str, int]) -> TagRead:
         return TagRead(file_id, reason="unexpected read failure", detail=f"{type(exc).__name__}: {exc}")
 
 
+TAG_HEAD_BYTES = 1 << 16  # the tag blocks at a file's head, unless a large picture sits in them
+
+
 def announce_chunk(items: list[tuple[int, str, bytes | None, str, int]]) -> None:
-    """Before a chunk of read_file items: announce the reads their files will get, so a cold disk serves them
+    """Before a chunk of read_file items: announce the reads their files will get (the tags at the head, the
+    fingerprint's regions, whose tail holds ID3v1, APEv2 and the last Ogg page), so a cold disk serves them
     together."""
-    announce_reads([(raw_path or path, size) for _file_id, path, raw_path, _root, size in items])
+    announce_reads([(raw_path or path, [(0, TAG_HEAD_BYTES), *fingerprint_regions(size)])
+                    for _file_id, path, raw_path, _root, size in items])

@@ -65,12 +65,7 @@ class _Head:
             return
         if len(self.buf) < end:
             self.buf.extend(bytes(end - len(self.buf)))
-        with memoryview(self.buf) as view:
-            while self.filled < end:
-                count = self.fileobj.readinto(view[self.filled:end])
-                if not count:
-                    break
-                self.filled += count
+        self.filled = _read_into(self.fileobj, self.buf, self.filled, end)
 
     def page(self, at: int) -> tuple[int, int, int, int, bytearray, int, int]:
         """(flags, granule, serial, sequence number, lacing table, data start, data end) of the page at `at`."""
@@ -263,10 +258,14 @@ def _final_page(fileobj: Any, size: int, serial: int) -> int | None:
 def _read_tail(fileobj: Any, size: int, window: int, into: bytearray) -> int:
     start = max(0, size - window)
     fileobj.seek(start, os.SEEK_SET)
-    filled = 0
-    with memoryview(into) as view:
-        while filled < size - start:
-            count = fileobj.readinto(view[filled:size - start])
+    return _read_into(fileobj, into, 0, size - start)
+
+
+def _read_into(fileobj: Any, buf: bytearray, filled: int, end: int) -> int:
+    """Read on from the file into buf[filled:end], until `end` or the file's end: how far buf is now filled."""
+    with memoryview(buf) as view:
+        while filled < end:
+            count = fileobj.readinto(view[filled:end])
             if not count:
                 break
             filled += count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -169,7 +170,6 @@ class RecorderProcess:
 
     def __init__(self) -> None:
         import multiprocessing
-        import os
 
         from soniquebay_assets.library.process_pool import START_METHOD
 
@@ -182,8 +182,6 @@ class RecorderProcess:
 
     def yield_cpu(self) -> None:
         """Lowest CPU priority from now on: the loading then runs on cores the stages leave idle."""
-        import os
-
         try:
             os.setpriority(os.PRIO_PROCESS, self._process.pid, 19)
         except OSError:
@@ -214,8 +212,6 @@ class RecorderProcess:
 
 
 def _record_in_child(pipe, owner_pid: int, environ: dict[str, str]) -> None:
-    import os
-
     from soniquebay_assets.library.process_guard import exit_with_owner
 
     os.environ.update(environ)  # DAGSTER_HOME and the data dir, as set for this scan

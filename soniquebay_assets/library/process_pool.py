@@ -148,8 +148,9 @@ def _in_process(func: Callable, indexed: list[tuple[int, Any]], initializer: Cal
                 ) -> Iterator[tuple[int, Any]]:
     if initializer is not None:
         initializer(*initargs)
-    for start in range(0, len(indexed), max(1, chunk_size)):
-        yield from _run_chunk(func, indexed[start:start + max(1, chunk_size)], before_chunk)
+    step = max(1, chunk_size)
+    for start in range(0, len(indexed), step):
+        yield from _run_chunk(func, indexed[start:start + step], before_chunk)
 
 
 def _starts(pool: ProcessPoolExecutor) -> bool:

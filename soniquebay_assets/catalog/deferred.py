@@ -22,7 +22,6 @@ DEFAULT_MAX_ATTEMPTS = 5
 BACKOFF_BASE_S = 60.0
 BACKOFF_CAP_S = 6 * 3600.0
 STALE_CLAIM_S = 2 * 3600.0
-_CHUNK = 900  # stay under SQLite's host-parameter limit
 
 # Data ordering: a track's vector is built from its analysis, so its vectors item is not due while the track's
 # enrichment item is still to do (pending, claimed, or failed and waiting for a retry).
@@ -204,19 +203,17 @@ def fail(conn: Any, work_ids: Sequence[int], error: str, *, now: float | None = 
     stamp = _now(now)
     counts = {"failed": 0, "dead": 0}
     with _write(conn):
-        for start in range(0, len(work_ids), _CHUNK):
-            part = [int(i) for i in work_ids[start:start + _CHUNK]]
-            marks = ",".join("?" * len(part))
-            rows = conn.execute(f"SELECT work_id, attempts, max_attempts FROM deferred_work"
-                                f" WHERE state = 'in_progress' AND work_id IN ({marks})", part).fetchall()
-            for work_id, attempts, max_attempts in rows:
-                state = "dead" if attempts >= max_attempts else "failed"
-                conn.execute(
-                    "UPDATE deferred_work SET state = ?, last_error = ?, not_before = ?, claimed_by = NULL,"
-                    " claimed_at = NULL, updated_at = ? WHERE work_id = ?",
-                    (state, error[:2000], stamp + backoff_s(attempts), stamp, work_id),
-                )
-                counts[state] += 1
+        ids, param = id_set(conn, work_ids)
+        rows = conn.execute(f"SELECT work_id, attempts, max_attempts FROM deferred_work"
+                            f" WHERE state = 'in_progress' AND work_id IN ({ids})", (param,)).fetchall()
+        for work_id, attempts, max_attempts in rows:
+            state = "dead" if attempts >= max_attempts else "failed"
+            conn.execute(
+                "UPDATE deferred_work SET state = ?, last_error = ?, not_before = ?, claimed_by = NULL,"
+                " claimed_at = NULL, updated_at = ? WHERE work_id = ?",
+                (state, error[:2000], stamp + backoff_s(attempts), stamp, work_id),
+            )
+            counts[state] += 1
     return counts
 
 
@@ -274,11 +271,10 @@ def claims_in_progress(conn: Any) -> dict[str, float]:
 
 
 def _update_ids(conn: Any, sql: str, leading: list, ids: Sequence[int]) -> int:
-    changed = 0
-    for start in range(0, len(ids), _CHUNK):
-        part = [int(i) for i in ids[start:start + _CHUNK]]
-        changed += conn.execute(sql.format(",".join("?" * len(part))), [*leading, *part]).rowcount
-    return changed
+    if not ids:
+        return 0
+    subquery, param = id_set(conn, ids)
+    return conn.execute(sql.format(subquery), [*leading, param]).rowcount
 
 
 # --------------------------------------------------------------------------- upkeep

@@ -3,10 +3,12 @@
 meters and instruments, plus a truth TSV (path, bpm, key, meter, instrument, source).
 
 usage: python scripts/build_dev_set.py [--out data/devset] [--count 200] [--seed 11] [--jobs 2]
-                                     [--exclude-sources OTHER/truth.tsv]
+                                     [--exclude-sources OTHER/truth.tsv] [--polyphonic]
 
 `--exclude-sources` leaves out the scores of another set's truth file, so that a second seed gives a
 validation set with no score in common with the first (choices made on one set are checked on the other).
+`--polyphonic` builds a key check set instead: every allowed score with two or more parts (madrigals, masses,
+piano and chamber music; any meter), each on piano, organ and strings, 40 s at 60-120 BPM.
 
 Needs `pip install music21` (the `eval` extra) and the fluidsynth binary with a General MIDI soundfont
 (Debian: fluidsynth fluid-soundfont-gm). Score sources are disjoint from the reserved check set: the
@@ -139,6 +141,52 @@ def _anacrusis(score) -> float:
     if measures and measures[0].duration.quarterLength < measures[0].barDuration.quarterLength - 1e-6:
         return float(measures[0].duration.quarterLength)
     return 0.0
+
+
+def polyphonic_score_list() -> list[str]:
+    """Single-score corpus entries that may hold part-writing (every 7th Palestrina movement)."""
+    from music21 import corpus
+
+    skipped = ("essenFolksong", "oneills", "ryans", "nottingham", "airds", "miscFolk", "schoenberg", "demos",
+               "theoryExercises", "leadSheet")
+    items, palestrina = [], 0
+    for p in sorted(str(x).split("/corpus/")[-1] for x in corpus.getPaths()):
+        if any(p.startswith(r) for r in RESERVED) and not p.startswith("bach/bwv846"):
+            continue
+        if p.endswith(".abc") or p.startswith(skipped):
+            continue
+        if p.startswith("palestrina/"):
+            palestrina += 1
+            if palestrina % 7:
+                continue
+        items.append(p)
+    return items
+
+
+class _AnyMeter:
+    def __contains__(self, meter: object) -> bool:
+        return True
+
+
+def survey_polyphonic(path: str) -> dict | None:
+    """A score with two or more parts that passes the key-truth checks, in any meter (the first one's bars)."""
+    global METERS
+    from music21 import corpus, meter
+
+    try:
+        score = corpus.parse(path)
+        if hasattr(score, "scores") or len(score.parts) < 2:
+            return None
+        METERS = _AnyMeter()  # a key check: no tempo truth, so any meter (in this worker process only)
+        signatures = list(score.recurse().getElementsByClass(meter.TimeSignature))
+        if not signatures:
+            return None
+        for later in signatures[1:]:
+            if later.ratioString != signatures[0].ratioString:
+                later.activeSite.remove(later)
+        return describe(score, path)
+    except Exception:  # noqa: BLE001 - an unusable score is simply not used
+        return None
 
 
 def survey_one(item: tuple[str, int | None]) -> list[dict]:
@@ -318,6 +366,19 @@ def choose(pool_items: list[dict], count: int, rng: random.Random) -> list[dict]
     return chosen + rest[: max(0, count - len(chosen))]
 
 
+def polyphonic_jobs(pool_items: list[dict], args: argparse.Namespace, rng: random.Random) -> list[dict]:
+    """Every surveyed score on piano, organ and strings: 40 s at 60-120 BPM of its notated beat."""
+    jobs = []
+    for d in pool_items:
+        for setup in ("piano", "organ", "strings"):
+            bpm = round(math.exp(rng.uniform(math.log(60), math.log(120))), 1)
+            i = len(jobs)
+            jobs.append({"desc": d, "setup": setup, "bpm": bpm, "seconds": 40.0, "key": d["key"], "meter": d["meter"],
+                         "source": d["source"], "seed": args.seed * 100003 + i,
+                         "path": str(args.out / f"{i:03d}_{setup}_{round(bpm)}.flac")})
+    return jobs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("data/devset"))
@@ -326,6 +387,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--exclude-sources", type=Path, action="append", default=[],
                         help="a truth.tsv whose scores (source column) this set must not use")
+    parser.add_argument("--polyphonic", action="store_true",
+                        help="a key check set of part-writing (any meter) instead of the tempo/key dev set")
     args = parser.parse_args()
     try:
         import music21  # noqa: F401
@@ -340,6 +403,10 @@ def main() -> int:
     survey_file = args.out / "survey.json"
     if survey_file.exists():
         pool_items = json.loads(survey_file.read_text())
+    elif args.polyphonic:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            pool_items = [d for d in pool.map(survey_polyphonic, polyphonic_score_list(), chunksize=2) if d]
+        survey_file.write_text(json.dumps(pool_items))
     else:
         with ProcessPoolExecutor(args.jobs) as pool:
             pool_items = [d for batch in pool.map(survey_one, score_list()) for d in batch]
@@ -354,8 +421,8 @@ def main() -> int:
         pool_items = [d for d in pool_items if d["source"] not in excluded]
         print(f"build_dev_set: {len(pool_items)} left after excluding {len(excluded)} sources", file=sys.stderr)
     rng = random.Random(args.seed)
-    chosen = choose(pool_items, args.count, rng)
-    jobs = []
+    jobs = polyphonic_jobs(pool_items, args, rng) if args.polyphonic else []
+    chosen = [] if args.polyphonic else choose(pool_items, args.count, rng)
     for i, d in enumerate(chosen):
         lo, hi = TEMPO_RANGE[d["meter"]]
         bpm = round(math.exp(rng.uniform(math.log(lo), math.log(hi))), 1)

@@ -68,6 +68,29 @@ def test_harmonic_suppression_counts_notes_not_partials(timbre, tonic):
         assert int(np.argmax(suppressed)) == tonic
 
 
+def _triads(*chords: tuple[int, int, float]) -> np.ndarray:
+    """Pitch-class profile of (root, third in semitones, weight) triads sounding together over a piece."""
+    profile = np.zeros(12)
+    for root, third, weight in chords:
+        for interval in (0, third, 7):
+            profile[(root + interval) % 12] += weight
+    return profile
+
+
+def test_three_chord_profiles_hold_the_tonic_subdominant_and_dominant_triads():
+    from soniquebay_assets.domain.analysis.key import THREE_CHORD_PROFILES, key_scores
+
+    major, minor = (np.asarray(p) for p in THREE_CHORD_PROFILES)
+    assert set(np.flatnonzero(major)) == {0, 2, 4, 5, 7, 9, 11}  # C major's scale: C-E-G, F-A-C, G-B-D
+    assert set(np.flatnonzero(minor)) == {0, 2, 3, 5, 7, 8, 11}  # A harmonic minor's, rotated to C: a major V
+    assert int(np.argmax(major)) == 7 and major[0] > major[4]  # the dominant note is in two triads, the tonic too
+
+    # part-writing that dwells on its dominant (half cadences, a dominant pedal): the note profiles alone
+    # read these as the key a fifth up (G major) and as the dominant's own key (E major)
+    assert int(np.argmax(key_scores(_triads((0, 4, 1.5), (5, 4, 0.5), (7, 4, 2.0))))) == 0  # C major
+    assert int(np.argmax(key_scores(_triads((9, 3, 1.5), (2, 3, 0.5), (4, 4, 2.5))))) == 12 + 9  # A minor
+
+
 def test_key_strength_and_confidence_are_reported_and_lower_for_an_ambiguous_profile():
     clear = analyze_samples(synth.key_excerpt(9, "minor", 8, SR, "piano", "progression"), SR)
     assert (clear.key, clear.mode) == ("A", "minor")

@@ -68,6 +68,20 @@ def test_harmonic_suppression_counts_notes_not_partials(timbre, tonic):
         assert int(np.argmax(suppressed)) == tonic
 
 
+def test_peak_view_puts_a_partial_on_its_semitone_and_splits_one_between_two():
+    from soniquebay_assets.domain.analysis.key import LOWEST_MIDI, peak_semitones
+
+    t = np.arange(3 * SR) / SR
+    c4 = 440.0 * 2 ** ((60 - 69) / 12)
+    on_pitch = peak_semitones(compute_spectrum([np.sin(2 * np.pi * c4 * t).astype(np.float32)], SR))
+    assert int(np.argmax(on_pitch)) == 60 - LOWEST_MIDI
+    assert on_pitch[60 - LOWEST_MIDI] > 0.8 * on_pitch.sum()  # the window's side lobes are not notes
+    between = peak_semitones(compute_spectrum([np.sin(2 * np.pi * c4 * 2 ** (0.5 / 12) * t).astype(np.float32)], SR))
+    c, c_sharp = between[60 - LOWEST_MIDI], between[61 - LOWEST_MIDI]
+    assert c > 0 and c_sharp > 0 and 0.8 < c / c_sharp < 1.25  # a quarter tone sharp: half to each neighbour
+    assert not np.any(peak_semitones(compute_spectrum([np.zeros(SR, dtype=np.float32)], SR)))
+
+
 def _triads(*chords: tuple[int, int, float]) -> np.ndarray:
     """Pitch-class profile of (root, third in semitones, weight) triads sounding together over a piece."""
     profile = np.zeros(12)

@@ -19,7 +19,7 @@ from soniquebay_assets.domain.analysis.spectrum import compute_spectrum
 from soniquebay_assets.domain.analysis.tempo import estimate_tempo
 
 # Bump when an algorithm change alters stored values; `enrich --force-version` then re-runs older rows.
-ANALYSIS_VERSION = 6
+ANALYSIS_VERSION = 7
 ANALYSIS_SR = 22050
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this a file is treated as silent
 

@@ -64,7 +64,7 @@ def main() -> int:
     for name, profile in PROFILES.items():
         print(f"{name:12s} {score(chromas, truths, [profile])}")
     print(f"{'in use':12s} {score(chromas, truths, None)}  (KEY_PROFILE_SET and MINOR_BIAS, floor-removed view"
-          " only: estimate_key also averages in the whole-spectrum view)")
+          " only: estimate_key also averages in the whole-spectrum and spectral-peak views)")
     even, odd = list(range(0, len(rows), 2)), list(range(1, len(rows), 2))
     fitted_even = fit([chromas[i] for i in even], [truths[i] for i in even])
     fitted_odd = fit([chromas[i] for i in odd], [truths[i] for i in odd])

@@ -86,8 +86,9 @@ def score_list() -> list[tuple[str, int | None]]:
     return items
 
 
-def describe(score, source: str) -> dict | None:
-    """Meter, key truth and note events of one score, or None when it fails the truth checks."""
+def describe(score, source: str, *, any_meter: bool = False) -> dict | None:
+    """Meter, key truth and note events of one score, or None when it fails the truth checks (any_meter: a key
+    check set, with no tempo truth, takes meters outside METERS)."""
     from music21 import harmony, key, meter
 
     flat = score.flatten()
@@ -95,7 +96,7 @@ def describe(score, source: str) -> dict | None:
     if len(signatures) != 1:
         return None
     ts = flat.getElementsByClass(meter.TimeSignature)[0]
-    if ts.ratioString not in METERS:
+    if ts.ratioString not in METERS and not any_meter:
         return None
     keysigs = list(flat.getElementsByClass(key.KeySignature))
     if not keysigs or len({k.sharps for k in keysigs}) != 1:
@@ -163,28 +164,21 @@ def polyphonic_score_list() -> list[str]:
     return items
 
 
-class _AnyMeter:
-    def __contains__(self, meter: object) -> bool:
-        return True
-
-
 def survey_polyphonic(path: str) -> dict | None:
     """A score with two or more parts that passes the key-truth checks, in any meter (the first one's bars)."""
-    global METERS
     from music21 import corpus, meter
 
     try:
         score = corpus.parse(path)
         if hasattr(score, "scores") or len(score.parts) < 2:
             return None
-        METERS = _AnyMeter()  # a key check: no tempo truth, so any meter (in this worker process only)
         signatures = list(score.recurse().getElementsByClass(meter.TimeSignature))
         if not signatures:
             return None
         for later in signatures[1:]:
             if later.ratioString != signatures[0].ratioString:
                 later.activeSite.remove(later)
-        return describe(score, path)
+        return describe(score, path, any_meter=True)
     except Exception:  # noqa: BLE001 - an unusable score is simply not used
         return None
 

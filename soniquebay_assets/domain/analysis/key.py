@@ -55,10 +55,11 @@ def three_chord_profiles(major_weights: tuple[float, float, float], minor_weight
     triad weighted by its chord's weight: Essentia's polyphonic profile construction without the harmonics,
     which the profile here has already had removed."""
     profiles = []
-    for weights, third, fourth_third in ((major_weights, 4, 4), (minor_weights, 3, 3)):
+    for weights, mode_third in ((major_weights, 4), (minor_weights, 3)):
         profile = [0.0] * 12
-        for (root, chord_third), weight in zip(((0, third), (5, fourth_third), (7, 4)), weights, strict=True):
-            for interval in (0, chord_third, 7):
+        # tonic and subdominant triads take the mode's third; the dominant is major in both modes
+        for (root, third), weight in zip(((0, mode_third), (5, mode_third), (7, 4)), weights, strict=True):
+            for interval in (0, third, 7):
                 profile[(root + interval) % 12] += weight
         profiles.append(tuple(profile))
     return profiles[0], profiles[1]

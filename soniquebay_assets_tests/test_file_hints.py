@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-from soniquebay_assets.domain.file_hints import advise_scattered_reads, announce_reads
+from soniquebay_assets.domain.file_hints import advise_scattered_reads
 from soniquebay_assets.domain.tags import read_tags
+from soniquebay_assets.library.walker import announce_reads
 
 
 def test_announcing_odd_paths_neither_blocks_nor_raises(tmp_path, make_audio):

@@ -168,6 +168,25 @@ def fingerprint_regions(size: int) -> list[tuple[int, int]]:
     return [(offset, chunk) for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)})]
 
 
+def announce_reads(files: list[tuple[str | bytes, list[tuple[int, int]]]]) -> None:
+    """Ask the kernel to fetch these (path, [(offset, length), ...]) regions now, all at once: read one by one,
+    a cold library waits on the disk once per region; announced, the device serves them in parallel."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path, regions in files:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue  # the reader will say why
+        try:
+            for offset, length in regions:
+                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def content_fingerprint(path: str, size: int) -> str:
     """Cheap identity of a file's content: its size plus hashes of its head, middle and tail."""
     h = hashlib.blake2b(str(size).encode(), digest_size=16)

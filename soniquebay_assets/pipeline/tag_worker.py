@@ -6,10 +6,9 @@ import json
 import os
 from typing import NamedTuple
 
-from soniquebay_assets.domain.file_hints import announce_reads
 from soniquebay_assets.domain.tag_model import TagReadError
 from soniquebay_assets.domain.tags import apply_fallbacks, read_tags
-from soniquebay_assets.library.walker import content_fingerprint, fingerprint_regions
+from soniquebay_assets.library.walker import announce_reads, content_fingerprint, fingerprint_regions
 
 
 class TagRead(NamedTuple):

@@ -50,7 +50,8 @@ KEY_PROFILES: tuple[tuple[float, ...], tuple[float, ...]] = (
 )
 
 
-def three_chord_profiles(major_weights: tuple[float, float, float], minor_weights: tuple[float, float, float]):
+def three_chord_profiles(major_weights: tuple[float, float, float], minor_weights: tuple[float, float, float],
+                         ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Major/minor profiles made of the key's three main triads (I, IV, V; i, iv and a major V), each note of a
     triad weighted by its chord's weight: Essentia's polyphonic profile construction without the harmonics,
     which the profile here has already had removed."""

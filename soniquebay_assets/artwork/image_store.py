@@ -147,6 +147,16 @@ def _flatten(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def as_jpeg(data: bytes, quality: int = 92) -> bytes:
+    """The image as JPEG bytes: a JPEG is returned as it is, other formats are converted (transparency on white)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return data
+    with Image.open(io.BytesIO(data)) as image:
+        buffer = io.BytesIO()
+        _flatten(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def _atomic_write(target: Path, data: bytes) -> None:
     """Write via a temp file in the same folder then rename: readers never see half an image."""
     target.parent.mkdir(parents=True, exist_ok=True)

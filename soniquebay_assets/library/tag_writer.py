@@ -66,17 +66,17 @@ def _stat(path: str) -> os.stat_result:
 def check_writable(path: str) -> os.stat_result:
     """The file's stat when it can be replaced by a rewritten copy; a WriteError saying why not otherwise."""
     st = _stat(path)
+    folder = os.path.dirname(path) or "."
+    try:
+        read_only_mount = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only_mount = False
+    if read_only_mount:
+        raise WriteError("read-only file system", "the music folder is mounted read-only; mount it read-write "
+                                                  "on the host that writes tags")
     if not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
         raise WriteError("file is read-only", "the file is marked read-only; `chmod u+w` it to let SoniqueBay "
                                               "write its tags, or leave it out")
-    folder = os.path.dirname(path) or "."
-    try:
-        vfs = os.statvfs(folder)
-    except OSError:
-        vfs = None
-    if vfs is not None and vfs.f_flag & os.ST_RDONLY:
-        raise WriteError("read-only file system", "the music folder is mounted read-only; mount it read-write "
-                                                  "on the host that writes tags")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise WriteError("folder not writable", f"a copy is written beside the file first: give this user "
                                                 f"write access to {folder}")

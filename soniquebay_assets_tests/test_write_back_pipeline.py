@@ -1,0 +1,376 @@
+"""Tag write-back through the catalog: the stage, the journal and undo, the next scan (same tracks, no
+re-analysis), errors as records, covers, the CLI, and a writer killed with SIGKILL mid-write."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mutagen
+import numpy as np
+import pytest
+import soundfile as sf
+
+from soniquebay_assets.catalog import analysis as analysis_repo
+from soniquebay_assets.catalog import external, vectors
+from soniquebay_assets.catalog import write_back as repo
+from soniquebay_assets.catalog.db import connection, transaction
+from soniquebay_assets.cli.main import main
+from soniquebay_assets.domain.tags import read_tags
+from soniquebay_assets.pipeline import enrich
+from soniquebay_assets.pipeline.write_back import (
+    WriteBackRequest,
+    default_options,
+    settle_pending,
+    undo_write_back,
+    write_back,
+)
+from soniquebay_assets.settings import DataDir
+from soniquebay_assets_tests.scan_helpers import scan_catalog
+from soniquebay_assets_tests.test_write_back import dump_tags
+
+FIELDS = frozenset({"replaygain", "bpm", "key", "musicbrainz_ids"})
+RELEASE = "3f3f2e6a-1d1c-4e4b-9a55-2a5e7d3a9b10"
+RECORDING = "0a8e8d55-4b83-4f8a-9732-fbb5ded9f344"
+
+SONGS = {  # library path -> corpus file (real songs, 20-40 s excerpts)
+    "Jens Erler/Musix/01 Madeira Stew.flac": "converted/Jens Erler - Musix 4 XMoto (2008)/01 - Madeira Stew.flac",
+    "Jens Erler/Musix/02 Legolodio.flac": "converted/Jens Erler - Musix 4 XMoto (2008)/02 - Legolodio.flac",
+    "Lupus/Legacy/01 Uncertain Future.mp3":
+        "converted/LupusMechanicus - Legacy Soundtrack (2020)/01 - Uncertain Future.mp3",
+    "Immich/Calm/calm.opus": "clips/immich-ai/calm/calm_acoustic_1.opus",
+    "Severn/Warzone/01 Track 1.mp3": "converted/Martin Severn - Warzone 2100 OST (1999)/01 - Track 1.mp3",  # no ids
+}
+TRIO = {k: SONGS[k] for k in ("Jens Erler/Musix/02 Legolodio.flac", "Lupus/Legacy/01 Uncertain Future.mp3",
+                              "Immich/Calm/calm.opus")}
+
+
+def _library(root: Path, corpus: Path, songs: dict[str, str] = SONGS) -> Path:
+    for name, source in songs.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(corpus / source, target)
+        target.chmod(0o644)
+    return root
+
+
+def _request(conn, groups=FIELDS, **kwargs) -> WriteBackRequest:
+    return WriteBackRequest(default_options(groups), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory, corpus_dir):
+    """A real library scanned and analysed once; `fresh` puts files and catalog back before each test."""
+    base = tmp_path_factory.mktemp("write_back")
+    library = _library(base / "music", corpus_dir)
+    data = DataDir(base / "data").ensure()
+    with connection(data.catalog_url) as conn:
+        shards = scan_catalog(conn, [library])
+        enrich.enrich_shards(conn, shards, data_dir=data, workers=1)
+    pristine = base / "pristine"
+    shutil.copytree(library, pristine / "music", copy_function=shutil.copy2)
+    shutil.copy2(data.catalog_path, pristine / "catalog.db")
+    return base, library, data, pristine
+
+
+@pytest.fixture()
+def fresh(analysed):
+    base, library, data, pristine = analysed
+    shutil.rmtree(library)
+    shutil.copytree(pristine / "music", library, copy_function=shutil.copy2)
+    for suffix in ("-wal", "-shm"):
+        Path(str(data.catalog_path) + suffix).unlink(missing_ok=True)
+    shutil.copy2(pristine / "catalog.db", data.catalog_path)
+    return library, data
+
+
+def _digests(library: Path) -> dict[str, str]:
+    return {str(p.relative_to(library)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(library.rglob("*")) if p.is_file()}
+
+
+def _snapshot(conn) -> dict[int, tuple]:
+    return {r[0]: tuple(r[1:]) for r in conn.execute(
+        "SELECT t.track_id, t.file_id, t.path, t.audio_changed_at, ta.analyzed_at, ta.bpm, ta.key "
+        "FROM tracks t LEFT JOIN track_analysis ta ON ta.track_id = t.track_id ORDER BY t.track_id")}
+
+
+def _rescan(conn, library: Path, data: DataDir):
+    shards = scan_catalog(conn, [library])
+    return shards, enrich.enrich_shards(conn, shards, data_dir=data, workers=1)
+
+
+# ---------------------------------------------------------------------------------------------- the next scan
+
+
+@pytest.mark.corpus
+@pytest.mark.both_backends
+def test_written_files_rescan_as_changed_tags_of_the_same_tracks(tmp_path, corpus_dir, data_dir):
+    library = _library(tmp_path / "music", corpus_dir, TRIO)
+    data = DataDir(data_dir)
+    originals = {p: dump_tags(p) for p in library.rglob("*.*")}
+    with connection(data.catalog_url) as conn:
+        shards = scan_catalog(conn, [library])
+        enrich.enrich_shards(conn, shards, data_dir=data, workers=1)
+        before = _snapshot(conn)
+        inputs_before = {i.track_id: i.text for i in vectors.read_track_inputs(conn)}
+
+        stats = write_back(conn, _request(conn))
+
+        assert stats.files_written == 3 and stats.files_failed == 0 and stats.run_id is not None
+        assert stats.fields_written["replaygain_track_gain"] == 3
+        entries = repo.undoable_entries(conn, run_id=stats.run_id)
+        assert len(entries) == 3 and all(e.state == "written" for e in entries)
+        for path, size, fingerprint in conn.execute("SELECT f.path, f.size, t.fingerprint FROM files f "
+                                                    "JOIN tracks t USING (file_id)"):
+            assert size == os.path.getsize(path) and fingerprint is not None
+
+        shards_again, enriched = _rescan(conn, library, data)
+        after = _snapshot(conn)
+        assert set(shards_again) == set(shards)  # the walk saw the files change ...
+        assert enriched.analyzed == 0  # ... but no track was analysed again
+        assert after == before  # same ids, same audio identity, same analysis
+        assert {i.track_id: i.text for i in vectors.read_track_inputs(conn)} == inputs_before  # vectors stay
+        read = conn.execute("SELECT t.replaygain_track_gain, ta.replaygain_track_gain_db FROM tracks t "
+                            "JOIN track_analysis ta USING (track_id)").fetchall()
+        assert all(tag == pytest.approx(measured, abs=0.006) for tag, measured in read)  # the new tags were read
+
+        undone = undo_write_back(conn)
+        assert undone.entries_restored == 3 and undone.files_failed == 0
+        assert {p: dump_tags(p) for p in library.rglob("*.*")} == originals
+        _, enriched = _rescan(conn, library, data)
+        assert enriched.analyzed == 0 and _snapshot(conn) == before
+        assert undo_write_back(conn).entries_restored == 0  # nothing left to undo
+
+
+# ---------------------------------------------------------------------------------------------- CLI, dry run
+
+
+@pytest.mark.corpus
+def test_dry_run_prints_the_changes_and_writes_nothing(fresh, capsys):
+    library, data = fresh
+    before = _digests(library)
+    code = main(["write-tags", "--data-dir", str(data.root), "--replaygain", "--bpm", "--key", "--dry-run", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["dry_run"] and report["run_id"] is None
+    assert report["files_written"] == len(report["files"]) == 5
+    first = report["files"][0]
+    assert first["status"] == "would_write" and any(c["field"] == "replaygain_track_gain" for c in first["changes"])
+    assert _digests(library) == before
+    with connection(data.catalog_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM tag_write_runs").fetchone()[0] == 0
+    main(["write-tags", "--data-dir", str(data.root), "--bpm", "--dry-run", str(library / "Lupus")])
+    lines = capsys.readouterr().out.splitlines()
+    assert all("Lupus" in line for line in lines)
+
+
+@pytest.mark.corpus
+def test_bad_arguments_exit_2_with_what_to_do(fresh, tmp_path, capsys):
+    library, data = fresh
+    base = ["write-tags", "--data-dir", str(data.root)]
+    assert main(base) == 2
+    assert "nothing is written by default" in capsys.readouterr().err
+    assert main([*base, "--bpm", str(tmp_path / "elsewhere")]) == 2
+    assert "outside the library roots" in capsys.readouterr().err
+    assert main([*base, "--bpm", "--album", "99999"]) == 2
+    assert "no album with id 99999" in capsys.readouterr().err
+    assert main([*base, "--bpm", "--run", "1"]) == 2
+    assert main([*base, "--undo", "--bpm"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.corpus
+def test_read_only_file_is_an_error_record_and_the_others_are_written(fresh, capsys):
+    library, data = fresh
+    locked = library / "Lupus/Legacy/01 Uncertain Future.mp3"
+    locked.chmod(0o444)
+    digest = hashlib.sha256(locked.read_bytes()).hexdigest()
+    code = main(["write-tags", "--data-dir", str(data.root), "--replaygain", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["files_failed"] == 1 and report["files_written"] == 4
+    assert report["errors_by_reason"] == {"file is read-only": 1}
+    assert hashlib.sha256(locked.read_bytes()).hexdigest() == digest and (locked.stat().st_mode & 0o777) == 0o444
+    with connection(data.catalog_url) as conn:
+        row = conn.execute("SELECT stage, reason, detail FROM scan_errors WHERE path = ?", (str(locked),)).fetchone()
+    assert tuple(row)[:2] == (repo.WRITE_BACK_STAGE, "file is read-only") and "chmod" in row[2]
+
+
+@pytest.mark.corpus
+def test_read_only_mount_is_an_error_record(tmp_path, corpus_dir, data_dir):
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN): the read-only mount case cannot be set up here")
+    try:
+        library = _library(mount / "music", corpus_dir, {"A/song.mp3": SONGS["Severn/Warzone/01 Track 1.mp3"]})
+        data = DataDir(data_dir)
+        with connection(data.catalog_url) as conn:
+            scan_catalog(conn, [library])
+            assert subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=False).returncode == 0
+            stats = write_back(conn, _request(conn, frozenset({"musicbrainz_ids"})))
+            assert stats.files_failed == 0  # nothing known to write: the file is not even opened for writing
+            conn.execute("UPDATE albums SET musicbrainz_release_id = ?", (RELEASE,))
+            stats = write_back(conn, _request(conn, frozenset({"musicbrainz_ids"})))
+            assert stats.errors_by_reason == {"read-only file system": 1}
+            assert conn.execute("SELECT reason FROM scan_errors WHERE stage = ?",
+                                (repo.WRITE_BACK_STAGE,)).fetchone()[0] == "read-only file system"
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.corpus
+def test_a_link_leading_out_of_the_library_is_never_written(fresh, tmp_path):
+    library, data = fresh
+    inside = library / "Jens Erler/Musix/02 Legolodio.flac"
+    outside = tmp_path / "outside.flac"
+    shutil.copy(inside, outside)
+    inside.unlink()
+    inside.symlink_to(outside)  # swapped after the scan
+    digest = hashlib.sha256(outside.read_bytes()).hexdigest()
+    with connection(data.catalog_url) as conn:
+        stats = write_back(conn, _request(conn))
+    assert stats.errors_by_reason == {"outside library roots": 1} and stats.files_written == 4
+    assert hashlib.sha256(outside.read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.corpus
+def test_undo_leaves_a_file_changed_since_alone(fresh):
+    library, data = fresh
+    edited = library / "Jens Erler/Musix/01 Madeira Stew.flac"
+    with connection(data.catalog_url) as conn:
+        write_back(conn, _request(conn, frozenset({"replaygain"})))
+        audio = mutagen.File(str(edited))
+        audio["REPLAYGAIN_TRACK_GAIN"] = ["-1.00 dB"]  # the user's own tagger, after us
+        audio.save()
+        undone = undo_write_back(conn)
+        assert undone.entries_restored == 4 and undone.errors_by_reason == {"changed since written": 1}
+        assert mutagen.File(str(edited))["REPLAYGAIN_TRACK_GAIN"] == ["-1.00 dB"]
+        assert conn.execute("SELECT reason FROM scan_errors WHERE path = ?", (str(edited),)).fetchone()[0] \
+            == "changed since written"
+
+
+# ---------------------------------------------------------------------------------------------- ids, covers
+
+
+@pytest.mark.corpus
+def test_musicbrainz_ids_of_an_online_match_are_written_as_picard_does(fresh):
+    library, data = fresh
+    path = library / "Severn/Warzone/01 Track 1.mp3"
+    with connection(data.catalog_url) as conn:
+        track_id, album_id = conn.execute("SELECT track_id, album_id FROM tracks WHERE path = ?", (str(path),)).fetchone()
+        with transaction(conn):
+            external.save_album_match(conn, album_id, status="matched", source="musicbrainz", now="2026-01-01T00:00:00Z",
+                                      best={"release_id": RELEASE, "release_group_id": None, "score": 0.97},
+                                      album_track_count=1, candidates=[])
+            external.save_track_external(conn, [(track_id, "musicbrainz", RECORDING, None, None, 0.97,
+                                                 "2026-01-01T00:00:00Z")])
+        stats = write_back(conn, _request(conn, frozenset({"musicbrainz_ids"}), track_ids=[track_id]))
+    from mutagen.id3 import ID3
+
+    tags = ID3(str(path))
+    assert stats.files_written == 1 and stats.fields_written["musicbrainz_release_id"] == 1
+    assert tags["TXXX:MusicBrainz Album Id"].text == [RELEASE]
+    assert tags["UFID:http://musicbrainz.org"].data.decode() == RECORDING
+
+
+@pytest.mark.corpus
+def test_covers_go_into_album_folders_without_one_and_undo_removes_them(tmp_path, corpus_dir, data_dir):
+    from soniquebay_assets.artwork.sources import EmbeddedSource, FolderSource
+    from soniquebay_assets.pipeline.covers import fetch_album_covers
+
+    library = _library(tmp_path / "music", corpus_dir, {
+        "Pictured/Album/01.flac": "edge/beets/image.flac",  # embedded pictures, no folder image
+        "Foldered/Album/01.flac": SONGS["Jens Erler/Musix/01 Madeira Stew.flac"],
+    })
+    (library / "Foldered/Album/folder.jpg").write_bytes((corpus_dir / "edge/beets/abbey.jpg").read_bytes())
+    data = DataDir(data_dir)
+    with connection(data.catalog_url) as conn:
+        shards = scan_catalog(conn, [library])
+        fetch_album_covers(conn, shards, data_dir=data, sources=[EmbeddedSource(), FolderSource()])
+        stats = write_back(conn, _request(conn, frozenset({"covers"}), covers_dir=data.covers))
+        written = library / "Pictured/Album/cover.jpg"
+        assert stats.covers_written == 1 and stats.covers_present == 1
+        assert written.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG, whatever the stored format
+        assert not (library / "Foldered/Album/cover.jpg").exists()
+        again = write_back(conn, _request(conn, frozenset({"covers"}), covers_dir=data.covers))
+        assert again.covers_written == 0 and again.covers_present == 2
+        assert undo_write_back(conn, run_id=stats.run_id).entries_restored == 1
+        assert not written.exists()
+
+
+# ---------------------------------------------------------------------------------------------- killed writers
+
+
+@pytest.mark.corpus
+def test_a_pending_write_of_a_dead_run_is_settled_from_the_file(fresh):
+    library, data = fresh
+    from soniquebay_assets.library.tag_blocks import KeyEdit
+    from soniquebay_assets.library.tag_writer import read_native, write_file
+
+    path = library / "Jens Erler/Musix/02 Legolodio.flac"
+    with connection(data.catalog_url) as conn:
+        file_id = conn.execute("SELECT file_id FROM files WHERE path = ?", (str(path),)).fetchone()[0]
+        with transaction(conn):
+            run_id = repo.start_run(conn, "write", "cli", ["bpm"], {})
+            entry = repo.journal_pending(conn, run_id, kind="tags", path=str(path), file_id=file_id, fmt="flac",
+                                         changes=[{"field": "bpm", "key": "BPM", "before": None, "after": ["99"],
+                                                   "before_raw": None}])
+            other = repo.journal_pending(conn, run_id, kind="tags", path=str(path), file_id=file_id, fmt="flac",
+                                         changes=[{"field": "bpm", "key": "BPM", "before": None, "after": ["77"],
+                                                   "before_raw": None}])
+        _, state = read_native(str(path), "flac")
+        write_file(str(path), "flac", [KeyEdit("BPM", ("99",))], state)  # the file was renamed, then the run died
+        assert settle_pending(conn) == 2
+        states = dict(conn.execute("SELECT entry_id, state FROM tag_write_journal").fetchall())
+        assert states == {entry: "written"}  # the one that never reached the file is dropped
+        assert conn.execute("SELECT size FROM files WHERE file_id = ?", (file_id,)).fetchone()[0] == path.stat().st_size
+    assert other not in states
+
+
+@pytest.mark.corpus
+def test_sigkill_mid_write_leaves_the_original_intact(tmp_path, corpus_dir, data_dir):
+    library = tmp_path / "music"
+    big = library / "Long/Album/long.wav"
+    big.parent.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    sf.write(str(big), (rng.standard_normal((44100 * 240, 2)) * 3000).astype(np.int16), 44100, subtype="PCM_16")
+    digest = hashlib.sha256(big.read_bytes()).hexdigest()
+    data = DataDir(data_dir)
+    with connection(data.catalog_url) as conn:
+        scan_catalog(conn, [library])
+        track_id = conn.execute("SELECT track_id FROM tracks").fetchone()[0]
+        with transaction(conn):
+            analysis_repo.save_analyses(conn, [(track_id, 7, {"status": "ok", "bpm": 121.0, "bpm_confidence": 0.8})])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    writer = subprocess.Popen([sys.executable, "-m", "soniquebay_assets.cli.main", "write-tags", "--bpm",
+                               "--data-dir", str(data.root)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.name.startswith(".long.wav.sbwrite-") for p in big.parent.iterdir()):
+            assert writer.poll() is None, "the writer finished before its copy was seen"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        os.kill(writer.pid, signal.SIGKILL)  # mid-copy or mid-edit of the copy
+    finally:
+        writer.wait(timeout=30)
+    assert hashlib.sha256(big.read_bytes()).hexdigest() == digest  # the original is whole and untouched
+    leftovers = [p for p in big.parent.iterdir() if p.name.startswith(".long.wav.sbwrite-")]
+    assert leftovers
+    with connection(data.catalog_url) as conn:
+        assert [r[0] for r in conn.execute("SELECT state FROM tag_write_journal")] == ["pending"]
+        stats = write_back(conn, _request(conn, frozenset({"bpm"})))  # the next run settles and writes
+        assert stats.pending_settled == 1 and stats.files_written == 1
+        assert [r[0] for r in conn.execute("SELECT state FROM tag_write_journal ORDER BY entry_id")] == ["written"]
+    assert read_tags(str(big)).bpm == 121
+    assert not [p for p in big.parent.iterdir() if p.name.startswith(".")]  # the dead writer's copy is gone

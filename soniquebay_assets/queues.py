@@ -9,6 +9,8 @@ WORKER_METADATA = "worker_metadata"
 WORKER_VECTOR = "worker_vector"
 WORKER_COVER = "worker_cover"
 WORKER_DEFERRED = "worker_deferred"
+# Tag write-back rewrites music files: the one queue whose workers need the music folder mounted read-write.
+WORKER_WRITEBACK = "worker_writeback"
 
 QUEUE_BY_GROUP = {
     "scan": WORKER_SCAN,
@@ -19,6 +21,7 @@ QUEUE_BY_GROUP = {
     "cover": WORKER_COVER,
     "deferred": WORKER_DEFERRED,
     "online": WORKER_METADATA,  # MusicBrainz / Last.fm / AcoustID lookups share the metadata workers
+    "writeback": WORKER_WRITEBACK,
 }
 
 # Celery prefetch per queue, from the original design (I/O-bound queues prefetch more).
@@ -30,6 +33,7 @@ PREFETCH_BY_QUEUE = {
     WORKER_METADATA: 2,
     WORKER_VECTOR: 1,
     WORKER_DEFERRED: 2,
+    WORKER_WRITEBACK: 1,
 }
 
 ALL_QUEUES = tuple(dict.fromkeys(QUEUE_BY_GROUP.values()))  # several groups may share a queue

@@ -205,3 +205,37 @@ def lastfm_url() -> str:
 def acoustid_url() -> str:
     """Base URL of the AcoustID web service."""
     return os.environ.get(ENV_ACOUSTID_URL, "").strip().rstrip("/") or DEFAULT_ACOUSTID_URL
+
+
+ENV_WRITE_TAGS = "SONIQUEBAY_WRITE_TAGS"
+ENV_WRITE_TAGS_OVERWRITE = "SONIQUEBAY_WRITE_TAGS_OVERWRITE"
+ENV_WRITE_TAGS_KEY_NOTATION = "SONIQUEBAY_WRITE_TAGS_KEY_NOTATION"
+
+
+def write_tags_groups() -> frozenset[str]:
+    """SONIQUEBAY_WRITE_TAGS ("replaygain,bpm,key,musicbrainz_ids,covers" or "all"): what the deployed platform
+    writes back into the files after enrichment; empty (the default) means nothing is ever written."""
+    from soniquebay_assets.domain.tag_writing import parse_groups
+
+    try:
+        return parse_groups(os.environ.get(ENV_WRITE_TAGS, ""))
+    except ValueError as exc:
+        raise ValueError(f"{ENV_WRITE_TAGS}: {exc}") from None
+
+
+def write_tags_overwrite() -> frozenset[str]:
+    """SONIQUEBAY_WRITE_TAGS_OVERWRITE ("bpm,key"): fields whose values already in the files are replaced."""
+    names = {"bpm": "bpm", "key": "initial_key", "initial_key": "initial_key"}
+    raw = [n.strip().lower() for n in os.environ.get(ENV_WRITE_TAGS_OVERWRITE, "").split(",") if n.strip()]
+    unknown = [n for n in raw if n not in names]
+    if unknown:
+        raise ValueError(f"{ENV_WRITE_TAGS_OVERWRITE}: only bpm and key can be overwritten, not {', '.join(unknown)}")
+    return frozenset(names[n] for n in raw)
+
+
+def write_tags_key_notation() -> str:
+    """SONIQUEBAY_WRITE_TAGS_KEY_NOTATION: standard (Am, F#; default), camelot (8A) or openkey (1m)."""
+    value = os.environ.get(ENV_WRITE_TAGS_KEY_NOTATION, "").strip().lower() or "standard"
+    if value not in ("standard", "camelot", "openkey"):
+        raise ValueError(f"{ENV_WRITE_TAGS_KEY_NOTATION}: {value!r} is not one of standard, camelot, openkey")
+    return value

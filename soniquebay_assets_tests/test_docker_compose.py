@@ -90,7 +90,11 @@ def test_services_share_broker_instance_and_volumes(compose):
         assert env["DAGSTER_POSTGRES_HOST"] == "postgres"
         volumes = services[name]["volumes"]
         music = [v for v in volumes if _target(v) == env["SONIQUEBAY_LIBRARY"]]
-        assert music and all(v.endswith(":ro") for v in music), f"{name}: music must be mounted read-only"
+        # read-only everywhere but where tag write-back runs (its queue alone; it writes nothing unless asked)
+        writable = _workers(compose).get(name) == [queues.WORKER_WRITEBACK]
+        assert music and all(v.endswith(":rw" if writable else ":ro") for v in music), \
+            f"{name}: music must be mounted {'read-write' if writable else 'read-only'}"
+        assert env["SONIQUEBAY_WRITE_TAGS"] == "${SONIQUEBAY_WRITE_TAGS:-}"  # write-back off unless the host says
         # the catalog is in the postgres service: no data volume shared, only covers and the music mount
         assert env["SONIQUEBAY_CATALOG_URL"].startswith("postgresql://") and "@postgres:5432/soniquebay" in \
             env["SONIQUEBAY_CATALOG_URL"]

@@ -374,3 +374,40 @@ def test_sigkill_mid_write_leaves_the_original_intact(tmp_path, corpus_dir, data
         assert [r[0] for r in conn.execute("SELECT state FROM tag_write_journal ORDER BY entry_id")] == ["written"]
     assert read_tags(str(big)).bpm == 121
     assert not [p for p in big.parent.iterdir() if p.name.startswith(".")]  # the dead writer's copy is gone
+
+
+# ---------------------------------------------------------------------------------------------- Dagster
+
+
+@pytest.mark.corpus
+def test_the_asset_writes_only_when_the_setting_names_fields(fresh, tmp_path, monkeypatch):
+    from dagster import materialize
+
+    from soniquebay_assets.dagster_defs.assets.write_back import tags_written_back
+    from soniquebay_assets.dagster_defs.deferred_sensors import build_kind_jobs
+    from soniquebay_assets.dagster_defs.partitions import range_tags
+    from soniquebay_assets.dagster_defs.resources import CatalogResource
+    from soniquebay_assets_tests.scan_helpers import metadata_of, test_instance
+
+    library, data = fresh
+    with connection(data.catalog_url) as conn:
+        shards = sorted({r[0] for r in conn.execute("SELECT shard FROM tracks")})
+    before = _digests(library)
+    keys = ["enriched_tracks", "track_embeddings", "album_covers", "artist_images", "tags_written_back"]
+
+    def run():
+        with test_instance(tmp_path) as instance:
+            result = materialize([tags_written_back], instance=instance, tags=range_tags(shards[0], shards[-1]),
+                                 resources={"catalog": CatalogResource(data_dir_path=str(data.root))})
+            return metadata_of(result, "tags_written_back")
+
+    monkeypatch.delenv("SONIQUEBAY_WRITE_TAGS", raising=False)
+    off = run()
+    assert off["enabled"] is False and "SONIQUEBAY_WRITE_TAGS" in off["how_to_enable"]
+    assert _digests(library) == before
+    assert "tags_written_back" not in build_kind_jobs(keys)["enrichment"].description  # not after enrichment
+    monkeypatch.setenv("SONIQUEBAY_WRITE_TAGS", "replaygain,key")
+    on = run()
+    assert on["enabled"] is True and on["files_written"] == 5 and on["journal_run"] > 0
+    assert _digests(library) != before
+    assert "tags_written_back" in build_kind_jobs(keys)["enrichment"].description  # follows enrichment now

@@ -41,6 +41,7 @@ MAX_SHARDS_PER_TICK = 16  # at most this many shards per tick: bounded work per 
 MAX_RUNS_PER_TICK = 4  # ranges of neighbouring due shards, one run each
 # kind -> assets that join the kind's runs when they are defined (their stage may be absent)
 KIND_OPTIONAL_TARGETS = {"enrichment": ("external_metadata",)}
+WRITE_BACK_ASSET = "tags_written_back"
 MAX_ITEMS_PER_TICK = 5000
 CLAIM_TAG = "soniquebay/deferred_claim"
 KIND_TAG = "soniquebay/deferred_kind"
@@ -85,6 +86,13 @@ def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str
     return requests
 
 
+def optional_targets(kind: str) -> tuple[str, ...]:
+    """The assets that join a kind's runs when defined: tag write-back follows enrichment only when
+    SONIQUEBAY_WRITE_TAGS names something to write (its queue needs a worker that may write the music)."""
+    extra = (WRITE_BACK_ASSET,) if kind == "enrichment" and settings.write_tags_groups() else ()
+    return (*KIND_OPTIONAL_TARGETS.get(kind, ()), *extra)
+
+
 def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
     """kind -> asset job, only for kinds whose target assets are all defined (others wait for their stage)."""
     present = set(asset_keys)
@@ -92,7 +100,7 @@ def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
     for kind, targets in KIND_TARGETS.items():
         if not set(targets) <= present:
             continue
-        selected = [*targets, *(t for t in KIND_OPTIONAL_TARGETS.get(kind, ()) if t in present)]
+        selected = [*targets, *(t for t in optional_targets(kind) if t in present)]
         jobs[kind] = define_asset_job(
             job_name(kind), selection=AssetSelection.assets(*selected), partitions_def=SHARDS,
             tags={KIND_TAG: kind, "dagster/max_retries": "0"},  # the queue backs off itself

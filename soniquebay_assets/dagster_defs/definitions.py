@@ -8,6 +8,7 @@ from soniquebay_assets.dagster_defs.assets import catalog, covers, enrich, extra
 from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
 from soniquebay_assets.dagster_defs.assets import online as online_assets
 from soniquebay_assets.dagster_defs.assets import vectors as vector_assets
+from soniquebay_assets.dagster_defs.assets import write_back as write_back_assets
 from soniquebay_assets.dagster_defs.executor import build_executor
 from soniquebay_assets.dagster_defs.internals import colored_console_logger
 from soniquebay_assets.dagster_defs.jobs import scan_job
@@ -21,6 +22,7 @@ ASSET_MODULES = [scan, extract, catalog, covers, enrich]
 ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep
 ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check
 ASSET_MODULES += [online_assets]  # MusicBrainz / Last.fm / AcoustID metadata
+ASSET_MODULES += [write_back_assets]  # opt-in tag write-back (SONIQUEBAY_WRITE_TAGS)
 
 JOBS = [scan_job]
 SENSORS = [library_changes_sensor]

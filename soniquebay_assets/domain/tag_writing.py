@@ -84,19 +84,6 @@ WRITE_TABLES: dict[str, dict[str, str]] = {
         "musicbrainz_artist_ids": _ITUNES + "MusicBrainz Artist Id",
         "musicbrainz_album_artist_ids": _ITUNES + "MusicBrainz Album Artist Id",
     },
-    "ape": {
-        "replaygain_track_gain": "REPLAYGAIN_TRACK_GAIN",
-        "replaygain_track_peak": "REPLAYGAIN_TRACK_PEAK",
-        "replaygain_album_gain": "REPLAYGAIN_ALBUM_GAIN",
-        "replaygain_album_peak": "REPLAYGAIN_ALBUM_PEAK",
-        "bpm": "BPM",
-        "initial_key": "INITIALKEY",
-        "musicbrainz_recording_id": "MUSICBRAINZ_TRACKID",
-        "musicbrainz_release_id": "MUSICBRAINZ_ALBUMID",
-        "musicbrainz_release_group_id": "MUSICBRAINZ_RELEASEGROUPID",
-        "musicbrainz_artist_ids": "MUSICBRAINZ_ARTISTID",
-        "musicbrainz_album_artist_ids": "MUSICBRAINZ_ALBUMARTISTID",
-    },
     "asf": {
         "replaygain_track_gain": "REPLAYGAIN_TRACK_GAIN",
         "replaygain_track_peak": "REPLAYGAIN_TRACK_PEAK",
@@ -111,6 +98,7 @@ WRITE_TABLES: dict[str, dict[str, str]] = {
         "musicbrainz_album_artist_ids": "MusicBrainz/Album Artist Id",
     },
 }
+WRITE_TABLES["ape"] = dict(WRITE_TABLES["vorbis"])  # APEv2 items carry the Vorbis comment names (Picard, beets)
 _OPUS = dict(WRITE_TABLES["vorbis"])
 for _name in FIELD_GROUPS["replaygain"]:
     del _OPUS[_name]

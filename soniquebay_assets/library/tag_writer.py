@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from soniquebay_assets.library.process_guard import pid_alive
 from soniquebay_assets.library.tag_blocks import (
     KeyEdit,
     NativeValue,
@@ -83,9 +84,14 @@ def check_writable(path: str) -> os.stat_result:
     return st
 
 
-def _temp_path(path: str) -> str:
+def _open_temp(path: str) -> tuple[str, int]:
+    """A new hidden file beside `path` for its copy: (its path, a descriptor open for writing)."""
     folder, name = os.path.split(path)
-    return os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    temp = os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise _os_error(exc, folder or ".") from None
 
 
 def remove_stale_copies(path: str) -> int:
@@ -101,7 +107,7 @@ def remove_stale_copies(path: str) -> int:
         if not (entry.startswith(prefix) and entry.endswith(".tmp")):
             continue
         pid_text = entry[len(prefix):].split("-", 1)[0]
-        if pid_text.isdigit() and _alive(int(pid_text)):
+        if pid_text.isdigit() and (int(pid_text) == os.getpid() or pid_alive(int(pid_text))):
             continue
         try:
             os.unlink(os.path.join(folder, entry))
@@ -109,18 +115,6 @@ def remove_stale_copies(path: str) -> int:
         except OSError:
             pass
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _os_error(exc: OSError, folder: str) -> WriteError:
@@ -210,11 +204,7 @@ def write_file(path: str, fmt: str, edits: Sequence[KeyEdit], expected: FileStat
         raise WriteError("file changed since read", "the file changed after its tags were read; write again")
     remove_stale_copies(path)
     folder = os.path.dirname(path) or "."
-    temp = _temp_path(path)
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except OSError as exc:
-        raise _os_error(exc, folder) from None
+    temp, fd = _open_temp(path)
     try:
         try:
             _copy(path, fd, st.st_size)
@@ -301,11 +291,7 @@ def write_new_file(path: str, data: bytes, *, like: str | None = None) -> os.sta
     folder = os.path.dirname(path) or "."
     if os.path.lexists(path):
         raise WriteError("file exists", f"{os.path.basename(path)} is already there; it is left as it is")
-    temp = _temp_path(path)
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except OSError as exc:
-        raise _os_error(exc, folder) from None
+    temp, fd = _open_temp(path)
     try:
         try:
             view = memoryview(data)

@@ -132,6 +132,11 @@ class _Run:
             record_errors(self.conn, [ErrorRecord(outcome.path, repo.WRITE_BACK_STAGE, exc.reason, exc.detail, shard)])
         self.emit(outcome)
 
+    def restored(self, outcome: FileOutcome, status: str) -> None:
+        outcome.status = status
+        self.stats.entries_restored += 1
+        self.emit(outcome)
+
     def close(self, started: float) -> WriteBackStats:
         s = self.stats
         s.skipped_by_reason, s.errors_by_reason = dict(self.skipped), dict(self.errors)
@@ -460,9 +465,7 @@ def _undo_tags(run: _Run, entry: repo.JournalEntry, dry_run: bool) -> None:
         run.fail(outcome, entry.shard, exc)
         return
     if dry_run:
-        outcome.status = "would_restore"
-        run.stats.entries_restored += 1
-        run.emit(outcome)
+        run.restored(outcome, "would_restore")
         return
     edits = [KeyEdit(c["key"], tuple(c["before"]) if c["before"] is not None else None, c.get("before_raw"))
              for c in reversed(entry.changes)]
@@ -475,9 +478,8 @@ def _undo_tags(run: _Run, entry: repo.JournalEntry, dry_run: bool) -> None:
         repo.mark_undone(run.conn, entry.entry_id, run.stats.run_id)
         repo.record_file_facts(run.conn, entry.file_id, size=written.size, fingerprint=written.fingerprint)
         clear_errors(run.conn, [entry.path], [repo.WRITE_BACK_STAGE])
-    run.stats.entries_restored += 1
     run.stats.files_written += 1
-    run.emit(outcome)
+    run.restored(outcome, "restored")
 
 
 def _undo_cover(run: _Run, entry: repo.JournalEntry, dry_run: bool) -> None:
@@ -490,9 +492,7 @@ def _undo_cover(run: _Run, entry: repo.JournalEntry, dry_run: bool) -> None:
                                                                     "SoniqueBay wrote it; it is left as it is"))
         return
     if dry_run:
-        outcome.status = "would_remove_cover"
-        run.stats.entries_restored += 1
-        run.emit(outcome)
+        run.restored(outcome, "would_remove_cover")
         return
     if present:
         try:
@@ -502,5 +502,4 @@ def _undo_cover(run: _Run, entry: repo.JournalEntry, dry_run: bool) -> None:
             return
     with transaction(run.conn):
         repo.mark_undone(run.conn, entry.entry_id, run.stats.run_id)
-    run.stats.entries_restored += 1
-    run.emit(outcome)
+    run.restored(outcome, "cover_removed")

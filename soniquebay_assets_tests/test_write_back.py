@@ -270,6 +270,29 @@ def test_read_only_file_and_id3v22_are_refused_and_left_intact(tmp_path, corpus_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["locked.flac", "old.mp3"]
 
 
+def test_hard_links_are_kept_unless_asked_and_attributes_follow_the_file(tmp_path, corpus_dir):
+    path = tmp_path / "song.flac"
+    shutil.copy(corpus_dir / "edge/beets/full.flac", path)
+    path.chmod(0o644)
+    seeding = tmp_path / "seeding.flac"
+    os.link(path, seeding)  # a download client's name for the same data
+    try:
+        os.setxattr(path, "user.origin", b"bandcamp")
+    except OSError:
+        pass  # a file system without user attributes: the rest still holds
+    with pytest.raises(WriteError) as linked:
+        _write(path, "flac")
+    assert linked.value.reason == "file has hard links" and "--break-hard-links" in linked.value.detail
+    seeding_tags = dump_tags(seeding)
+    native, state = read_native(str(path), "flac")
+    key = next(k for k in native if k.upper() == "BPM")
+    write_file(str(path), "flac", [KeyEdit(key, ("128",))], state, break_hard_links=True)
+    assert mutagen.File(str(path))["BPM"] == ["128"] and dump_tags(seeding) == seeding_tags
+    assert path.stat().st_nlink == 1 and seeding.stat().st_nlink == 1
+    if hasattr(os, "getxattr") and "user.origin" in os.listxattr(seeding):
+        assert os.getxattr(path, "user.origin") == b"bandcamp"
+
+
 def test_a_file_changed_since_it_was_read_is_not_overwritten(tmp_path, corpus_dir):
     path = tmp_path / "song.flac"
     shutil.copy(corpus_dir / "edge/beets/full.flac", path)

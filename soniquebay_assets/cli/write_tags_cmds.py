@@ -34,6 +34,9 @@ def register(subparsers) -> None:
                              "added; ReplayGain is always replaced, ids are only added)")
     parser.add_argument("--key-notation", choices=("standard", "camelot", "openkey"), default="standard",
                         help="standard: Am, F#, Ebm (the ID3 TKEY form, default); camelot: 8A; openkey: 1m")
+    parser.add_argument("--break-hard-links", action="store_true",
+                        help="also write files that share their data with other names (e.g. a download client's "
+                             "hard link): the library file gets its own copy, the other name keeps the old one")
     parser.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
     parser.add_argument("--undo", action="store_true",
                         help="restore what write-tags replaced: the latest run, or --run ID, or the given PATHs/albums")
@@ -151,7 +154,8 @@ def _write(conn, args: argparse.Namespace, groups: frozenset[str], scope, covers
 
     overwrite = frozenset({"bpm", "initial_key"}) if args.overwrite else frozenset()
     request = WriteBackRequest(default_options(groups, key_notation=args.key_notation, overwrite=overwrite),
-                               track_ids=scope[0], dry_run=args.dry_run, origin="cli", covers_dir=covers_dir)
+                               track_ids=scope[0], dry_run=args.dry_run, origin="cli", covers_dir=covers_dir,
+                               break_hard_links=args.break_hard_links)
     outcomes: list = []
     stats = write_back(conn, request, on_file=_reporter(args, outcomes))
     return _finish(args, stats, outcomes)
@@ -163,7 +167,7 @@ def _undo(conn, args: argparse.Namespace, scope) -> int:
     _, file_ids, album_ids = scope
     outcomes: list = []
     stats = undo_write_back(conn, run_id=args.run, file_ids=file_ids, album_ids=album_ids, dry_run=args.dry_run,
-                            on_file=_reporter(args, outcomes))
+                            break_hard_links=args.break_hard_links, on_file=_reporter(args, outcomes))
     if stats.entries_restored == 0 and not stats.files_failed and not args.json:
         sys.stderr.write("nothing to undo\n")
     return _finish(args, stats, outcomes)

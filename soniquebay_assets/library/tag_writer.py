@@ -64,9 +64,13 @@ def _stat(path: str) -> os.stat_result:
     return st
 
 
-def check_writable(path: str) -> os.stat_result:
+def check_writable(path: str, *, break_hard_links: bool = False) -> os.stat_result:
     """The file's stat when it can be replaced by a rewritten copy; a WriteError saying why not otherwise."""
     st = _stat(path)
+    if st.st_nlink > 1 and not break_hard_links:
+        raise WriteError("file has hard links", f"{st.st_nlink - 1} other name(s) share this file (a download "
+                                                "client's copy?): writing gives the library its own copy, which "
+                                                "doubles its disk space; pass --break-hard-links to write it anyway")
     folder = os.path.dirname(path) or "."
     try:
         read_only_mount = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
@@ -196,10 +200,11 @@ def _differences(old: Any, new: Any, where: str = "") -> str:
     return where or "the tag block"
 
 
-def write_file(path: str, fmt: str, edits: Sequence[KeyEdit], expected: FileState) -> WrittenFile:
+def write_file(path: str, fmt: str, edits: Sequence[KeyEdit], expected: FileState, *,
+               break_hard_links: bool = False) -> WrittenFile:
     """Apply `edits` to a copy of `path`, verify the copy, then rename it over `path`. Raises WriteError; on any
     failure the original file is untouched and the copy removed."""
-    st = check_writable(path)
+    st = check_writable(path, break_hard_links=break_hard_links)
     if (st.st_size, st.st_mtime_ns) != (expected.size, expected.mtime_ns):
         raise WriteError("file changed since read", "the file changed after its tags were read; write again")
     remove_stale_copies(path)
@@ -227,7 +232,7 @@ def write_file(path: str, fmt: str, edits: Sequence[KeyEdit], expected: FileStat
             os.fsync(handle.fileno())
         after = open_tag_block(temp, fmt)
         _verify(before, after, edits, stream_before, stream_facts(temp, fmt))
-        _keep_mode_and_owner(temp, st)
+        _keep_mode_and_owner(temp, st, path)
         now = os.stat(path)
         if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             raise WriteError("file changed since read", "the file changed while it was being written; write again")
@@ -244,7 +249,9 @@ def write_file(path: str, fmt: str, edits: Sequence[KeyEdit], expected: FileStat
     return WrittenFile(final.st_size, final.st_mtime_ns, content_fingerprint(path, final.st_size), written)
 
 
-def _keep_mode_and_owner(temp: str, st: os.stat_result) -> None:
+def _keep_mode_and_owner(temp: str, st: os.stat_result, original: str) -> None:
+    """The copy takes the file's mode, owner and extended attributes (ACLs, labels, user.* notes)."""
+    _copy_extended_attributes(original, temp)
     os.chmod(temp, stat.S_IMODE(st.st_mode))
     mine = os.stat(temp)
     if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
@@ -253,6 +260,22 @@ def _keep_mode_and_owner(temp: str, st: os.stat_result) -> None:
         except PermissionError:
             raise WriteError("cannot keep owner", f"the file belongs to uid {st.st_uid} gid {st.st_gid}; write "
                                                   "tags as that user (or root) so it keeps its owner") from None
+
+
+def _copy_extended_attributes(source: str, target: str) -> None:
+    if not hasattr(os, "listxattr"):
+        return
+    try:
+        names = os.listxattr(source)
+    except OSError:
+        return  # a file system without them
+    for name in names:
+        try:
+            os.setxattr(target, name, os.getxattr(source, name))
+        except OSError as exc:
+            if not name.startswith(("security.", "trusted.")) and exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise WriteError("cannot keep attributes", f"extended attribute {name}: {exc.strerror or exc}; "
+                                                           "write tags as the file's owner or root") from None
 
 
 def _publish_new(temp: str, path: str) -> None:

@@ -84,6 +84,7 @@ class WriteBackRequest:
     dry_run: bool = False
     origin: str = "cli"
     covers_dir: Path | None = None
+    break_hard_links: bool = False  # write files that share their data with other names (they get their own copy)
 
 
 OnFile = Callable[[FileOutcome], None]
@@ -175,7 +176,7 @@ def write_back(conn: Any, request: WriteBackRequest, on_file: OnFile | None = No
                 "tracks": len(track_ids)})
     if set(options.groups) & set(tw.FIELD_GROUPS):
         for done, target in enumerate(targets, 1):
-            _write_one(run, target, options, request.dry_run)
+            _write_one(run, target, options, request)
             progress.report("write-back", done, len(targets))
     if tw.COVERS in options.groups:
         _write_covers(run, sorted({t.album_id for t in targets}), request)
@@ -186,7 +187,7 @@ def write_back(conn: Any, request: WriteBackRequest, on_file: OnFile | None = No
     return stats
 
 
-def _write_one(run: _Run, target: repo.WriteTarget, options: tw.WriteOptions, dry_run: bool) -> None:
+def _write_one(run: _Run, target: repo.WriteTarget, options: tw.WriteOptions, request: WriteBackRequest) -> None:
     outcome = FileOutcome(target.path, "unchanged", track_id=target.track_id, album_id=target.album_id)
     kind = writable_kind(target.format)
     if kind is None:
@@ -224,7 +225,7 @@ def _write_one(run: _Run, target: repo.WriteTarget, options: tw.WriteOptions, dr
         return
     outcome.changes = [{"field": c.field, "key": c.key, "before": list(c.before) if c.before is not None else None,
                         "after": list(c.after) if c.after is not None else None} for c in plan.changes]
-    if dry_run:
+    if request.dry_run:
         outcome.status = "would_write"
         _count_written(run, plan, target.format)
         run.emit(outcome)
@@ -235,7 +236,8 @@ def _write_one(run: _Run, target: repo.WriteTarget, options: tw.WriteOptions, dr
         entry = repo.journal_pending(run.conn, run.stats.run_id, kind="tags", path=target.path, changes=journal,
                                      file_id=target.file_id, fmt=target.format)
     try:
-        written = write_file(path, target.format, [KeyEdit(c.key, c.after) for c in plan.changes], state)
+        written = write_file(path, target.format, [KeyEdit(c.key, c.after) for c in plan.changes], state,
+                             break_hard_links=request.break_hard_links)
     except WriteError as exc:
         with transaction(run.conn):
             repo.drop_entry(run.conn, entry)
@@ -418,7 +420,7 @@ def _holds(native: dict, changes: list[dict[str, Any]], side: str) -> bool:
 
 def undo_write_back(conn: Any, *, run_id: int | None = None, file_ids: Sequence[int] | None = None,
                     album_ids: Sequence[int] | None = None, dry_run: bool = False, origin: str = "cli",
-                    on_file: OnFile | None = None) -> WriteBackStats:
+                    break_hard_links: bool = False, on_file: OnFile | None = None) -> WriteBackStats:
     """Put back what write-back replaced: the entries of one run (default: the latest run still in the files),
     or every entry of some files and album covers, newest first. A file changed since is left alone (an error
     record says so)."""
@@ -440,7 +442,7 @@ def undo_write_back(conn: Any, *, run_id: int | None = None, file_ids: Sequence[
         if entry.kind == "cover":
             _undo_cover(run, entry, dry_run)
         else:
-            _undo_tags(run, entry, dry_run)
+            _undo_tags(run, entry, dry_run, break_hard_links)
         progress.report("undo", done, len(entries))
     run.close(started)
     if stats.run_id is not None:
@@ -449,7 +451,7 @@ def undo_write_back(conn: Any, *, run_id: int | None = None, file_ids: Sequence[
     return stats
 
 
-def _undo_tags(run: _Run, entry: repo.JournalEntry, dry_run: bool) -> None:
+def _undo_tags(run: _Run, entry: repo.JournalEntry, dry_run: bool, break_hard_links: bool) -> None:
     outcome = FileOutcome(entry.path, "restored", track_id=None)
     outcome.changes = [{"field": c["field"], "key": c["key"], "before": c["after"], "after": c["before"]}
                        for c in reversed(entry.changes)]
@@ -470,7 +472,7 @@ def _undo_tags(run: _Run, entry: repo.JournalEntry, dry_run: bool) -> None:
     edits = [KeyEdit(c["key"], tuple(c["before"]) if c["before"] is not None else None, c.get("before_raw"))
              for c in reversed(entry.changes)]
     try:
-        written = write_file(path, entry.format, edits, state)
+        written = write_file(path, entry.format, edits, state, break_hard_links=break_hard_links)
     except WriteError as exc:
         run.fail(outcome, entry.shard, exc)
         return

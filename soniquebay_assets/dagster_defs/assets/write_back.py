@@ -24,6 +24,7 @@ from soniquebay_assets.queues import WORKER_WRITEBACK
 class WriteBackConfig(Config):
     fields: list[str] = []  # replaygain, bpm, key, musicbrainz_ids, covers, all; empty: SONIQUEBAY_WRITE_TAGS
     dry_run: bool = False  # count what would change, write nothing
+    break_hard_links: bool = False  # also write files that share their data with other names (their own copy)
 
 
 @shard_asset(
@@ -53,7 +54,8 @@ def tags_written_back(context: AssetExecutionContext, config: WriteBackConfig,
             if claim else None
         stats = write_back(conn, WriteBackRequest(options, track_ids=track_ids, shards=shards,
                                                   dry_run=config.dry_run, origin="dagster",
-                                                  covers_dir=catalog.data_dir.covers))
+                                                  covers_dir=catalog.data_dir.covers,
+                                                  break_hard_links=config.break_hard_links))
     context.log.info(
         f"{log_prefix(WORKER_WRITEBACK)} shards {shard_summary(shards)}: {stats.files_written} files "
         f"{'would be ' if stats.dry_run else ''}written, {stats.files_unchanged} unchanged, {stats.files_failed} "

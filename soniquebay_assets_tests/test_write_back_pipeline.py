@@ -45,11 +45,11 @@ SONGS = {  # library path -> corpus file (real songs, 20-40 s excerpts)
     "Jens Erler/Musix/02 Legolodio.flac": "converted/Jens Erler - Musix 4 XMoto (2008)/02 - Legolodio.flac",
     "Lupus/Legacy/01 Uncertain Future.mp3":
         "converted/LupusMechanicus - Legacy Soundtrack (2020)/01 - Uncertain Future.mp3",
-    "Immich/Calm/calm.opus": "clips/immich-ai/calm/calm_acoustic_1.opus",
+    "Immich/Calme été/l’été.opus": "clips/immich-ai/calm/calm_acoustic_1.opus",
     "Severn/Warzone/01 Track 1.mp3": "converted/Martin Severn - Warzone 2100 OST (1999)/01 - Track 1.mp3",  # no ids
 }
 TRIO = {k: SONGS[k] for k in ("Jens Erler/Musix/02 Legolodio.flac", "Lupus/Legacy/01 Uncertain Future.mp3",
-                              "Immich/Calm/calm.opus")}
+                              "Immich/Calme été/l’été.opus")}
 
 
 def _library(root: Path, corpus: Path, songs: dict[str, str] = SONGS) -> Path:

@@ -194,6 +194,10 @@ def test_read_only_file_is_an_error_record_and_the_others_are_written(fresh, cap
     locked = library / "Lupus/Legacy/01 Uncertain Future.mp3"
     locked.chmod(0o444)
     digest = hashlib.sha256(locked.read_bytes()).hexdigest()
+    assert main(["write-tags", "--data-dir", str(data.root), "--replaygain", "--dry-run"]) == 1
+    assert "FAILED" in capsys.readouterr().out  # the dry run foresees it, and records nothing
+    with connection(data.catalog_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM scan_errors").fetchone()[0] == 0
     code = main(["write-tags", "--data-dir", str(data.root), "--replaygain", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["files_failed"] == 1 and report["files_written"] == 4

@@ -24,7 +24,7 @@ from soniquebay_assets.catalog.inventory import ErrorRecord, clear_errors, recor
 from soniquebay_assets.domain import tag_writing as tw
 from soniquebay_assets.domain.cover_choice import is_disc_folder, match_album_images
 from soniquebay_assets.library.tag_blocks import KeyEdit, WriteError, writable_kind
-from soniquebay_assets.library.tag_writer import read_native, write_file, write_new_file
+from soniquebay_assets.library.tag_writer import check_writable, read_native, write_file, write_new_file
 from soniquebay_assets.library.walker import content_fingerprint
 from soniquebay_assets.pipeline import progress
 
@@ -110,7 +110,7 @@ def _inside_root(path: str, root: str | None) -> bool:
 
 
 class _Run:
-    """State of one run: stats, errors and successes waiting for their transaction."""
+    """One run's connection, counts and per-file reporting (a dry run records no error in the catalog)."""
 
     def __init__(self, conn: Any, stats: WriteBackStats, on_file: OnFile | None) -> None:
         self.conn, self.stats, self.on_file = conn, stats, on_file
@@ -129,8 +129,10 @@ class _Run:
         outcome.status, outcome.reason, outcome.detail = "failed", exc.reason, exc.detail
         self.stats.files_failed += 1
         self.errors[exc.reason] += 1
-        with transaction(self.conn):
-            record_errors(self.conn, [ErrorRecord(outcome.path, repo.WRITE_BACK_STAGE, exc.reason, exc.detail, shard)])
+        if not self.stats.dry_run:
+            with transaction(self.conn):
+                record_errors(self.conn, [ErrorRecord(outcome.path, repo.WRITE_BACK_STAGE, exc.reason, exc.detail,
+                                                      shard)])
         self.emit(outcome)
 
     def restored(self, outcome: FileOutcome, status: str) -> None:
@@ -226,6 +228,11 @@ def _write_one(run: _Run, target: repo.WriteTarget, options: tw.WriteOptions, re
     outcome.changes = [{"field": c.field, "key": c.key, "before": list(c.before) if c.before is not None else None,
                         "after": list(c.after) if c.after is not None else None} for c in plan.changes]
     if request.dry_run:
+        try:  # what the write would refuse (read-only file or mount, hard links) shows in the dry run too
+            check_writable(path, break_hard_links=request.break_hard_links)
+        except WriteError as exc:
+            run.fail(outcome, target.shard, exc)
+            return
         outcome.status = "would_write"
         _count_written(run, plan, target.format)
         run.emit(outcome)

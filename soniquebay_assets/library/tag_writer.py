@@ -49,7 +49,13 @@ class WrittenFile:
 def read_native(path: str, fmt: str) -> tuple[dict[str, NativeValue], FileState]:
     """A file's tags (native key -> value) and its size and mtime as they were read."""
     before = _stat(path)
-    return open_tag_block(path, fmt).native(), FileState(before.st_size, before.st_mtime_ns)
+    block = open_tag_block(path, fmt)
+    try:
+        native = block.native()
+    except Exception as exc:  # a value mutagen parsed but cannot show: that file's error only
+        raise WriteError("tag not readable", f"{type(exc).__name__}: {str(exc)[:120]}; re-tag the file with "
+                                             "another tagger, then write again") from exc
+    return native, FileState(before.st_size, before.st_mtime_ns)
 
 
 def _stat(path: str) -> os.stat_result:
@@ -211,42 +217,46 @@ def write_file(path: str, fmt: str, edits: Sequence[KeyEdit], expected: FileStat
     folder = os.path.dirname(path) or "."
     temp, fd = _open_temp(path)
     try:
-        try:
-            _copy(path, fd, st.st_size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        before = open_tag_block(path, fmt)
-        stream_before = stream_facts(path, fmt)
-        editing = open_tag_block(temp, fmt)
-        editing.apply(edits)
-        try:
-            editing.save(temp)
-        except WriteError:
-            raise
-        except OSError as exc:
-            raise _os_error(exc, folder) from None
-        except Exception as exc:
-            raise WriteError("tag not writable", f"{type(exc).__name__}: {str(exc)[:120]}") from exc
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        after = open_tag_block(temp, fmt)
-        _verify(before, after, edits, stream_before, stream_facts(temp, fmt))
-        _keep_mode_and_owner(temp, st, path)
+        after = _write_copy(path, temp, fd, fmt, edits, st)
         now = os.stat(path)
         if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             raise WriteError("file changed since read", "the file changed while it was being written; write again")
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(temp)
         except OSError:
             pass
-        raise
+        if isinstance(exc, WriteError) or not isinstance(exc, Exception):
+            raise
+        # one file's surprise (a disk error, a mutagen bug) is that file's error, never the run's end
+        if isinstance(exc, OSError):
+            raise _os_error(exc, folder) from exc
+        raise WriteError("tag not writable", f"{type(exc).__name__}: {str(exc)[:120]}") from exc
     _fsync_folder(folder)
     final = os.stat(path)
     written = {e.key: v for e in edits if (v := after.native().get(e.key)) is not None}
     return WrittenFile(final.st_size, final.st_mtime_ns, content_fingerprint(path, final.st_size), written)
+
+
+def _write_copy(path: str, temp: str, fd: int, fmt: str, edits: Sequence[KeyEdit], st: os.stat_result) -> TagBlock:
+    """Copy `path` into the open `temp`, edit and save the copy, flush it, check it: the copy's tag block."""
+    try:
+        _copy(path, fd, st.st_size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    before = open_tag_block(path, fmt)
+    stream_before = stream_facts(path, fmt)
+    editing = open_tag_block(temp, fmt)
+    editing.apply(edits)
+    editing.save(temp)
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    after = open_tag_block(temp, fmt)
+    _verify(before, after, edits, stream_before, stream_facts(temp, fmt))
+    _keep_mode_and_owner(temp, st, path)
+    return after
 
 
 def _keep_mode_and_owner(temp: str, st: os.stat_result, original: str) -> None:

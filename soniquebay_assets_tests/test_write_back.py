@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import mutagen
+import mutagen.apev2
 import numpy as np
 import pytest
 import soundfile as sf
@@ -266,8 +267,17 @@ def test_read_only_file_and_id3v22_are_refused_and_left_intact(tmp_path, corpus_
     with pytest.raises(WriteError) as v22:
         _write(old, "mp3")
     assert v22.value.reason == "tag not writable" and "ID3v2.2" in v22.value.detail
+    ape_only = tmp_path / "ape.mp3"
+    shutil.copy(corpus_dir / "edge/mutagen/no-tags.mp3", ape_only)
+    ape_only.chmod(0o644)
+    ape = mutagen.apev2.APEv2()
+    ape["Title"] = "kept in APEv2"
+    ape.save(str(ape_only))
+    with pytest.raises(WriteError, match="APEv2 only"):
+        _write(ape_only, "mp3")  # a new ID3 tag would hide the title from every player that prefers ID3
+    assert read_tags(str(ape_only)).title == "kept in APEv2"
     assert hashlib.sha256(locked.read_bytes()).hexdigest() == digest
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked.flac", "old.mp3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ape.mp3", "locked.flac", "old.mp3"]
 
 
 def test_hard_links_are_kept_unless_asked_and_attributes_follow_the_file(tmp_path, corpus_dir):

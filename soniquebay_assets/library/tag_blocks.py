@@ -102,6 +102,11 @@ class _Id3Tags(TagBlock):
             try:
                 self.tags = id3.ID3(path, translate=False, load_v1=False)
             except id3.ID3NoHeaderError:
+                if _has_apev2(path):  # readers prefer an ID3 tag: a new one would hide the APEv2 tag's values
+                    raise WriteError("tag not writable", "this MP3 keeps its tags in APEv2 only; an ID3 tag with "
+                                                         "a few fields would hide them from players: convert its tags "
+                                                         "to ID3v2.4 with a tagger (Picard, Mp3tag), then write again"
+                                     ) from None
                 self.tags = id3.ID3()
         else:
             self.container = _format_class(fmt)(path, translate=False)
@@ -175,6 +180,14 @@ class _Id3Tags(TagBlock):
         if trailer:
             with open(path, "ab") as handle:
                 handle.write(trailer)
+
+
+def _has_apev2(path: str) -> bool:
+    try:
+        apev2.APEv2(path)
+    except apev2.APENoHeaderError:
+        return False
+    return True
 
 
 def _id3_frame_from_raw(raw: Mapping[str, Any]) -> Any:

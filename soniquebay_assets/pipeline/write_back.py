@@ -88,6 +88,7 @@ class WriteBackRequest:
 
 
 OnFile = Callable[[FileOutcome], None]
+TARGET_BATCH = 2000  # tracks read from the catalog at a time
 
 
 def default_options(groups: frozenset[str], *, key_notation: str = "standard",
@@ -168,20 +169,27 @@ def write_back(conn: Any, request: WriteBackRequest, on_file: OnFile | None = No
         stats.pending_settled = settle_pending(conn)
     track_ids = request.track_ids if request.track_ids is not None else repo.track_ids_in_shards(conn, request.shards)
     stats.tracks_selected = len(track_ids)
-    measured, stats.replaygain_source = (_measured_replaygain(conn, track_ids) if "replaygain" in options.groups
-                                         else (None, ""))
-    targets = repo.write_targets(conn, track_ids, measured)
     if not request.dry_run:
         with transaction(conn):
             stats.run_id = repo.start_run(conn, "write", request.origin, options.groups, {
                 "key_notation": options.key_notation, "overwrite": sorted(options.overwrite),
                 "tracks": len(track_ids)})
-    if set(options.groups) & set(tw.FIELD_GROUPS):
-        for done, target in enumerate(targets, 1):
-            _write_one(run, target, options, request)
-            progress.report("write-back", done, len(targets))
+    album_ids: set[int] = set()
+    done = 0
+    for start in range(0, len(track_ids), TARGET_BATCH):  # a large library is read from the catalog in batches
+        batch = track_ids[start:start + TARGET_BATCH]
+        measured = None
+        if "replaygain" in options.groups:
+            measured, stats.replaygain_source = _measured_replaygain(conn, batch)
+        targets = repo.write_targets(conn, batch, measured)
+        album_ids.update(t.album_id for t in targets)
+        if set(options.groups) & set(tw.FIELD_GROUPS):
+            for target in targets:
+                _write_one(run, target, options, request)
+                done += 1
+                progress.report("write-back", done, len(track_ids))
     if tw.COVERS in options.groups:
-        _write_covers(run, sorted({t.album_id for t in targets}), request)
+        _write_covers(run, sorted(album_ids), request)
     run.close(started)
     if stats.run_id is not None:
         with transaction(conn):

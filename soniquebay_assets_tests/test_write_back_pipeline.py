@@ -121,6 +121,9 @@ def test_written_files_rescan_as_changed_tags_of_the_same_tracks(tmp_path, corpu
         enrich.enrich_shards(conn, shards, data_dir=data, workers=1)
         before = _snapshot(conn)
         inputs_before = {i.track_id: i.text for i in vectors.read_track_inputs(conn)}
+        lupus = [t for t, (_, path, *_) in before.items() if "/Lupus/" in path]
+        assert repo.track_ids_under(conn, [str(library / "Lupus")]) == lupus  # a folder selects what is inside
+        assert repo.track_ids_under(conn, [str(library / "Lup")]) == []  # ... and not a sibling's prefix
 
         stats = write_back(conn, _request(conn))
 

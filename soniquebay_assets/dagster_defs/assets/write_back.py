@@ -29,7 +29,8 @@ class WriteBackConfig(Config):
 
 @shard_asset(
     "writeback",
-    deps=["enriched_tracks"],
+    # after what it writes: the analysis, the online ids (same deferred run) and the covers
+    deps=["enriched_tracks", "external_metadata", "album_covers"],
     description="Opt-in: ReplayGain, BPM, key, MusicBrainz ids and folder cover.jpg written into the files where "
                 "players read them (SONIQUEBAY_WRITE_TAGS; nothing is written when it is empty). Journaled: "
                 "`soniquebay write-tags --undo` restores the old values.",

@@ -418,3 +418,20 @@ def test_the_asset_writes_only_when_the_setting_names_fields(fresh, tmp_path, mo
     assert on["enabled"] is True and on["files_written"] == 5 and on["journal_run"] > 0
     assert _digests(library) != before
     assert "tags_written_back" in build_kind_jobs(keys)["enrichment"].description  # follows enrichment now
+
+
+@pytest.mark.corpus
+def test_measured_album_replaygain_is_the_only_source_once_given(fresh):
+    from types import SimpleNamespace
+
+    _, data = fresh
+    with connection(data.catalog_url) as conn:
+        ids = [r[0] for r in conn.execute("SELECT track_id FROM tracks ORDER BY track_id")]
+        analysed = {t.track_id: t.facts for t in repo.write_targets(conn, ids)}
+        assert all(f.replaygain_track_gain is not None and f.replaygain_album_gain is None for f in analysed.values())
+        measured = {ids[0]: SimpleNamespace(track_gain_db=-8.5, track_peak=0.97, album_gain_db=-9.25, album_peak=0.99)}
+        given = {t.track_id: t.facts for t in repo.write_targets(conn, ids, measured)}
+    first = given[ids[0]]
+    assert (first.replaygain_track_gain, first.replaygain_album_gain, first.replaygain_album_peak) == (-8.5, -9.25, 0.99)
+    # a track the loudness stage left out (measured by an older meter) gets none, not the analysis's old value
+    assert all(given[i].replaygain_track_gain is None for i in ids[1:])

@@ -106,10 +106,11 @@ _ARTIST_ID = "COALESCE(ar.musicbrainz_artist_id, ae.musicbrainz_artist_id)"
 _ARTIST_EXTERNAL = "LEFT JOIN artist_external ae ON ae.artist_id = ar.artist_id AND ae.source = 'musicbrainz'"
 
 
-def write_targets(conn: Any, track_ids: Sequence[int], replaygain: Mapping[int, Mapping[str, Any]] | None = None
+def write_targets(conn: Any, track_ids: Sequence[int], replaygain: Mapping[int, Any] | None = None
                   ) -> list[WriteTarget]:
-    """The tracks to write, by path, with their facts. `replaygain` (track id -> track_gain_db, track_peak,
-    album_gain_db, album_peak) replaces the analysis's own track values when given."""
+    """The tracks to write, by path, with their facts. `replaygain` (track id -> an object with track_gain_db,
+    track_peak, album_gain_db, album_peak), when given, is the only source of ReplayGain: a track it leaves out
+    gets none; without it the analysis's own track values serve."""
     if not track_ids:
         return []
     ids, param = id_set(conn, track_ids)
@@ -134,10 +135,10 @@ def write_targets(conn: Any, track_ids: Sequence[int], replaygain: Mapping[int, 
         (track_id, file_id, path, raw_path, root, shard, fmt, album_id, current, gain, peak, bpm, bpm_conf, key, mode,
          key_conf, recording, release, group) = tuple(row)
         analysed = bool(current)
-        measured = (replaygain or {}).get(track_id)
-        if measured is not None:
-            loudness = (measured.get("track_gain_db"), measured.get("track_peak"), measured.get("album_gain_db"),
-                        measured.get("album_peak"))
+        if replaygain is not None:
+            measured = replaygain.get(track_id)
+            loudness = tuple(getattr(measured, name, None) for name in
+                             ("track_gain_db", "track_peak", "album_gain_db", "album_peak"))
         else:
             loudness = (gain, peak, None, None) if analysed else (None, None, None, None)
         facts = TrackFacts(

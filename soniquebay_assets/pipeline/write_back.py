@@ -150,7 +150,7 @@ class _Run:
         return s
 
 
-def _measured_replaygain(conn: Any, track_ids: Sequence[int]) -> tuple[dict[int, dict[str, Any]] | None, str]:
+def _measured_replaygain(conn: Any, track_ids: Sequence[int]) -> tuple[dict[int, Any] | None, str]:
     """Track and album ReplayGain from the loudness stage when the catalog has it; else the analysis's track
     values only (album gain needs the album measured as one programme)."""
     return None, "analysis (track values)"

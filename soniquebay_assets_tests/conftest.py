@@ -164,3 +164,14 @@ def _online_services_offline(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     for name in ("SONIQUEBAY_LASTFM_API_KEY", "SONIQUEBAY_ACOUSTID_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _command_environment_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run in-process (`main([...])`) points DAGSTER_HOME, the data dir and the catalog URL at its own
+    folders; the next test must not inherit them."""
+    for name in ("DAGSTER_HOME", "SONIQUEBAY_DATA_DIR", "SONIQUEBAY_CATALOG_URL"):
+        was_set = name in os.environ
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # recorded as it was, absent included
+        if not was_set:
+            monkeypatch.delenv(name)

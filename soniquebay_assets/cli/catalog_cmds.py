@@ -17,6 +17,7 @@ from soniquebay_assets.cli.common import (
     print_json,
     use_dagster_home,
 )
+from soniquebay_assets.stages import error_labels
 
 
 def register(subparsers) -> None:
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     errors = subparsers.add_parser("errors", help="list files that could not be cataloged, with the reason")
     add_data_dir(errors)
     errors.add_argument("--json", action="store_true", help="one JSON object per line")
-    errors.add_argument("--stage", default=None, help="only this stage (inventory, extract, catalog, enrich, ...)")
+    errors.add_argument("--stage", default=None, help=f"only this stage ({', '.join(error_labels())})")
     errors.set_defaults(handler=run_errors)
 
     stats = subparsers.add_parser("stats", help="catalog counts")

@@ -11,16 +11,11 @@ from typing import Any
 
 from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json, use_dagster_home
 from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
+from soniquebay_assets.stages import cli_stages
 
-# stage name -> asset groups it materializes; later stages add themselves here.
-STAGES: dict[str, list[str]] = {
-    "catalog": list(SCAN_CHAIN_GROUPS),
-    "covers": ["cover"],
-    "enrich": ["metadata"],
-    "vectors": ["vector"],
-    "online": ["online"],
-    "all": [*SCAN_CHAIN_GROUPS, "cover", "metadata", "vector", "online"],
-}
+# `--stages` name -> asset groups it materializes (from the stage registry), and "all" of them.
+STAGES: dict[str, list[str]] = cli_stages()
+STAGES["all"] = [group for groups in list(STAGES.values()) for group in groups]
 
 
 def register(subparsers) -> None:

@@ -103,12 +103,11 @@ def test_assets_jobs_and_schedules_come_from_the_registry():
 
 def test_the_cli_stages_come_from_the_registry(capsys):
     from soniquebay_assets.cli.main import build_parser
-    from soniquebay_assets.cli.scan import STAGES as CLI_STAGES
-    from soniquebay_assets.cli.scan import selected_groups
+    from soniquebay_assets.cli.scan import SCAN_STAGES, selected_groups
 
     scanned = [s for s in STAGES if s.cli_stage]
-    assert {name: groups for name, groups in CLI_STAGES.items() if name != "all"} == stages.cli_stages()
-    assert CLI_STAGES["all"] == [s.group for s in scanned]
+    assert {name: groups for name, groups in SCAN_STAGES.items() if name != "all"} == stages.cli_stages()
+    assert SCAN_STAGES["all"] == [s.group for s in scanned]
     for stage in scanned:
         assert stage.group in selected_groups(stage.cli_stage)
     with pytest.raises(SystemExit):

@@ -79,12 +79,12 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
         snapshot = save_snapshot(plan.walk, conn)
     started = time.perf_counter()
     if celery_broker is None:
-        from soniquebay_assets.cli.scan import materialize_shard_range
+        from soniquebay_assets.dagster_defs.scan_runs import materialize_shard_range
 
-        result = materialize_shard_range(SCAN_GROUPS, min(plan.affected), max(plan.affected), [library], data.root, snapshot,
-                              False)
+        result = materialize_shard_range(SCAN_GROUPS, min(plan.affected), max(plan.affected), [library], data.root,
+                                         snapshot)
     else:
-        from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+        from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
 
         os.environ["SONIQUEBAY_BROKER_URL"] = celery_broker
         os.environ["SONIQUEBAY_RESULT_BACKEND"] = celery_broker

@@ -110,7 +110,7 @@ class Cluster:
                                                           stderr=subprocess.STDOUT, start_new_session=True)
 
     def consumers(self, db: int = 0) -> dict[str, list[str]]:
-        from soniquebay_assets.celery_app import make_celery_app
+        from soniquebay_assets.dagster_defs.celery_config import make_celery_app
         from soniquebay_assets.dagster_defs.executor import live_consumers
 
         return live_consumers(make_celery_app(self.broker(db), self.broker(db)), timeout_s=1.0)
@@ -311,8 +311,8 @@ def test_queue_without_consumer_fails_fast_naming_it(cluster, tmp_path, make_aud
 def test_queue_depth_counts_messages_on_every_priority_list(redis_server):
     import redis
 
-    from soniquebay_assets.celery_app import make_celery_app
     from soniquebay_assets.dagster_defs import monitoring
+    from soniquebay_assets.dagster_defs.celery_config import make_celery_app
 
     url = f"redis://127.0.0.1:{redis_server}/3"  # no worker listens on db 3: messages stay queued
     redis.Redis.from_url(url).flushdb()

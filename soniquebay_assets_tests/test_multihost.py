@@ -183,7 +183,7 @@ def three_hosts(tmp_path, corpus_dir):
 
 
 def _consumers(broker: str) -> dict[str, list[str]]:
-    from soniquebay_assets.celery_app import make_celery_app
+    from soniquebay_assets.dagster_defs.celery_config import make_celery_app
     from soniquebay_assets.dagster_defs.executor import live_consumers
 
     return live_consumers(make_celery_app(broker, broker), timeout_s=1.0)

@@ -135,7 +135,7 @@ def _start_local_cluster(work: Path) -> tuple[str, list[subprocess.Popen]]:
 
 
 def _wait_for_consumers(broker: str, wanted: list[str], procs: list[subprocess.Popen], timeout_s: float = 120) -> None:
-    from soniquebay_assets.celery_app import make_celery_app
+    from soniquebay_assets.dagster_defs.celery_config import make_celery_app
     from soniquebay_assets.dagster_defs.executor import NoQueueConsumerError, live_consumers
 
     app = make_celery_app(broker, broker)

@@ -3,7 +3,7 @@ PYTHON ?= python3
 LIBRARY ?=
 DATA_DIR ?= $(CURDIR)/.soniquebay-demo
 
-.PHONY: install demo test bench lint dev
+.PHONY: install demo check test bench lint dev
 
 install:
 	bash scripts/install.sh
@@ -12,6 +12,13 @@ install:
 demo: install
 	$(PYTHON) -m soniquebay_assets.cli.main demo --data-dir "$(DATA_DIR)" $(if $(LIBRARY),--library "$(LIBRARY)",)
 
+# What a contributor runs before a change: lint, then the fast tier (no slow, Celery, PostgreSQL, deployment or
+# multi-host test: the marks in pyproject.toml). Installs nothing: run `make install` (or `make test`) once first.
+check:
+	ruff check soniquebay_assets soniquebay_assets_tests
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -m fast
+
+# Every tier, as CI runs it.
 test: install
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
 

@@ -55,6 +55,23 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("catalog_backend", BACKENDS, indirect=True)
 
 
+# ------------------------------------------------------------------------------------------ tiers
+# `make check` (what a contributor runs before a change) is the `fast` tier: no test that takes more than a few
+# seconds or analyses a corpus set (slow), starts Celery workers (celery), needs a PostgreSQL server (postgresql),
+# starts the deployment (deployment) or builds hosts (multihost). `make test` (CI) runs every tier.
+FULL_SUITE_MARKS = ("slow", "celery", "postgresql", "deployment", "multihost")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgresql = callspec is not None and callspec.params.get("catalog_backend") == "postgresql"
+        if on_postgresql or "pg_server" in item.fixturenames:
+            item.add_marker(pytest.mark.postgresql)
+        if not any(item.get_closest_marker(mark) for mark in FULL_SUITE_MARKS):
+            item.add_marker(pytest.mark.fast)
+
+
 @pytest.fixture()
 def catalog_backend(request) -> str:
     return getattr(request, "param", "sqlite")

@@ -92,7 +92,7 @@ def build_kind_jobs(groups: Iterable[str]) -> dict:
         jobs[kind] = define_asset_job(
             job_name(kind), selection=AssetSelection.groups(*selected), partitions_def=SHARDS,
             tags={KIND_TAG: kind, "dagster/max_retries": "0"},  # the queue backs off itself
-            description=f"Deferred {kind}: the assets of group {', '.join(selected)} for shards with due work.")
+            description=f"Deferred {kind}: the {' and '.join(selected)} assets for shards with due work.")
     return jobs
 
 

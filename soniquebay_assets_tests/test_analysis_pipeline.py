@@ -98,8 +98,10 @@ def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
     assert song["analysis_version"] == enrich.ANALYSIS_VERSION
     assert set(song["moods"]) == {"happy", "sad", "aggressive", "relaxed", "party"}
     assert all(0 <= v <= 1 for v in song["moods"].values())
-    for field in ("bpm_confidence", "loudness_lufs", "replaygain_track_gain_db", "energy", "danceability"):
+    for field in ("bpm_confidence", "loudness_lufs", "replaygain_track_gain_db", "energy", "danceability",
+                  "replaygain_track_peak", "true_peak_dbtp", "loudness_range_lu", "replaygain_album_gain_db"):
         assert song[field] is not None, field
+    assert meta["albums_gated"] >= 1 and meta["parts_recomputed"]
     assert song["genres_normalized"] == ["Hip Hop", "Electronic"]
     assert tracks["02 drums.ogg"]["genres_normalized"] == ["Drum & Bass"]
     assert abs(tracks["02 drums.ogg"]["bpm"] - 100) < 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +247,106 @@ def test_album_gain_matches_loudgain_album_mode(corpus_dir):
     assert album.gain_db == pytest.approx(-18.0 - reference.integrated_lufs, abs=0.2)
     for ours, theirs in zip(measured, tracks, strict=True):
         assert ours.integrated_lufs == pytest.approx(theirs.integrated_lufs, abs=0.1)
+
+
+def _tagged_flac(path: Path, samples: np.ndarray, sr: int, **tags: str) -> None:
+    import mutagen
+
+    sf.write(str(path), samples, sr)
+    audio = mutagen.File(str(path))
+    for key, value in tags.items():
+        audio[key.upper()] = [value]
+    audio.save()
+
+
+def test_album_gain_in_the_catalog_follows_its_tracks_and_a_part_bump_rewrites_only_its_part(tmp_path):
+    """Two albums; the album gain is the union of its tracks' blocks, comes back when a track is deleted or
+    re-analysed, and a loudness version bump rewrites loudness (and the moods made from it) but keeps tempo."""
+    from soniquebay_assets.catalog import analysis as repo
+    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.catalog.queries import list_tracks
+    from soniquebay_assets.library.walker import walk_library
+    from soniquebay_assets.pipeline import enrich
+    from soniquebay_assets.pipeline.scan import run_catalog_chain
+
+    sr = 22050
+    root = tmp_path / "music"
+    folder = root / "Band" / "Record"
+    folder.mkdir(parents=True)
+    songs = {"01.flac": synth.song(120, 0, "major", 12, sr=sr, seed=1),
+             "02.flac": synth.song(100, 9, "minor", 12, sr=sr, seed=2) * 0.25}
+    for number, (name, samples) in enumerate(songs.items(), 1):
+        _tagged_flac(folder / name, np.stack([samples, samples], axis=1), sr, title=f"Song {number}",
+                     artist="Band", album="Record", tracknumber=str(number))
+    conn = open_catalog(tmp_path / "catalog.db")
+    try:
+        walk = walk_library([root])
+        shards = sorted({f.shard for f in walk.files})
+        run_catalog_chain(conn, ("scan", "extract", "insert"), shards, walk)
+        stats = enrich.enrich_shards(conn, shards, data_dir=tmp_path / "data", workers=1)
+        assert stats.analyzed == 2 and stats.albums_gated == 1 and stats.parts_recomputed["loudness"] == 2
+        tracks = {t["title"]: t for t in list_tracks(conn)}
+        expected = measure_loudness(np.concatenate([np.stack([s, s], axis=1) for s in songs.values()]), sr)
+        first = tracks["Song 1"]
+        assert first["replaygain_album_gain_db"] == pytest.approx(-18.0 - expected.integrated_lufs, abs=0.05)
+        assert first["replaygain_album_peak"] == pytest.approx(max(t["replaygain_track_peak"] for t in tracks.values()))
+        assert first["replaygain_track_gain_db"] == pytest.approx(-18.0 - first["loudness_lufs"], abs=0.01)
+        gains = repo.replaygain_for_tracks(conn, [t["track_id"] for t in tracks.values()] + [999999])
+        assert set(gains) == {t["track_id"] for t in tracks.values()}
+        assert gains[first["track_id"]] == repo.ReplayGain(first["replaygain_track_gain_db"],
+                                                           first["replaygain_track_peak"],
+                                                           first["replaygain_album_gain_db"],
+                                                           first["replaygain_album_peak"])
+        assert enrich.enrich_shards(conn, shards, data_dir=tmp_path / "data").albums_gated == 0  # up to date
+
+        # a track leaves the album: the album is gated again over what is left
+        conn.execute("DELETE FROM tracks WHERE track_id = ?", (tracks["Song 2"]["track_id"],))
+        assert enrich.enrich_shards(conn, shards, data_dir=tmp_path / "data").albums_gated == 1
+        alone = next(t for t in list_tracks(conn) if t["title"] == "Song 1")
+        assert alone["replaygain_album_gain_db"] == pytest.approx(alone["replaygain_track_gain_db"], abs=0.02)
+
+        # rows written before loudness 8 (their tempo still current): a forced run rewrites loudness and
+        # moods, keeps the stored tempo and key (edited here to see that they are not recomputed)
+        conn.execute("UPDATE track_analysis SET analysis_version = 7, bpm = 1.5, key = 'F#', "
+                     "loudness_lufs = 99.0, energy = -1.0, loudness_histogram = NULL")
+        assert enrich.enrich_shards(conn, shards, data_dir=tmp_path / "data").analyzed == 0  # only on request
+        forced = enrich.enrich_shards(conn, shards, data_dir=tmp_path / "data", workers=1, force_version=True)
+        assert forced.analyzed == 1 and forced.parts_recomputed == {"loudness": 1, "moods": 1}
+        row = next(t for t in list_tracks(conn) if t["title"] == "Song 1")
+        assert (row["bpm_analyzed"], row["key"]) == (1.5, "F#")
+        assert row["loudness_lufs"] == pytest.approx(alone["loudness_lufs"]) and 0 <= row["energy"] <= 1
+        assert row["analysis_version"] == enrich.ANALYSIS_VERSION and forced.albums_gated == 1
+    finally:
+        conn.close()
+
+
+def test_eval_loudness_scores_a_reference_file_and_refuses_bad_arguments(tmp_path, capsys):
+    import json
+
+    from soniquebay_assets.cli.main import main
+
+    sr = 44100
+    album = tmp_path / "album"
+    album.mkdir()
+    rows = []
+    for number, gain in enumerate((1.0, 0.3), 1):
+        samples = synth.song(100 + 10 * number, number, "major", 8, sr=sr, seed=number) * gain
+        sf.write(str(album / f"{number:02d}.flac"), np.stack([samples, samples], axis=1), sr)
+        truth = measure_loudness(np.stack([samples, samples], axis=1), sr)
+        rows.append({"path": f"{number:02d}.flac", "integrated_lufs": truth.integrated_lufs + 0.05,
+                     "true_peak_dbtp": truth.true_peak_dbtp})
+    rows.append({"album": "album", "integrated_lufs": -30.0})  # far off on purpose: the album goal fails
+    reference = tmp_path / "reference.jsonl"
+    reference.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["eval", "loudness", str(album), "--reference", "none", "--reference-file", str(reference),
+                 "--workers", "1", "--verbose"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["files"], report["measured"], report["albums"]) == (2, 2, 1)
+    integrated = report["comparisons"]["integrated_vs_file"]
+    assert integrated["n"] == 2 and integrated["median_abs"] == pytest.approx(0.05, abs=0.011)
+    assert report["comparisons"]["true_peak_vs_file"]["max_abs"] <= 0.011
+    assert report["comparisons"]["album_gain_vs_file"]["n"] == 1 and len(report["rows"]) == 3
+    assert main(["eval", "loudness", str(tmp_path / "nowhere"), "--reference", "none",
+                 "--reference-file", str(reference)]) == 2
+    assert main(["eval", "loudness", str(album), "--reference", "sox"]) == 2
+    assert "unknown tool sox" in capsys.readouterr().err

@@ -156,12 +156,17 @@ def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data
         changed = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
         assert changed.analyzed == 1 and changed.skipped == 4
 
-        # a version bump does not re-run silently, only on request
+        # a version bump (here tempo's) does not re-run silently, only on request, and then only its part
+        from soniquebay_assets.domain.analysis import analyze
+
+        monkeypatch.setitem(analyze.PART_VERSIONS, "tempo", enrich.ANALYSIS_VERSION + 1)
         monkeypatch.setattr(enrich, "ANALYSIS_VERSION", enrich.ANALYSIS_VERSION + 1)
         pending = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
         assert pending.analyzed == 0 and pending.outdated_version == 5
         forced = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1, force_version=True)
         assert forced.analyzed == 5
+        # tempo and the moods made from it; the failed file (nothing stored to keep) gets every part
+        assert forced.parts_recomputed == {"key": 1, "loudness": 1, "moods": 5, "tempo": 5}
         versions = {r[0] for r in conn.execute("SELECT analysis_version FROM track_analysis")}
         assert versions == {enrich.ANALYSIS_VERSION} and forced.outdated_version == 0
 

@@ -336,20 +336,26 @@ class LoudnessMeter:
             self._history_max = float(reach_max[-1])
             self._history = x[-self._reach :].copy()
 
-    def _subrow_inputs(self, x: np.ndarray) -> np.ndarray:
-        """Every sub-row's inputs (reach past frames, then the sub-row) of every channel, as a view over the
-        history and the block: channel x sub-row x sample."""
-        extended = np.concatenate([self._history, x])
-        item, frame = extended.strides[1], extended.strides[0]
-        return np.lib.stride_tricks.as_strided(
-            extended, shape=(self.channels, x.shape[0] // PEAK_SUBROW, PEAK_SUBROW + self._reach),
+    def _subrow_inputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every sub-row's inputs (reach past frames, then the sub-row's own) of every channel: the first
+        sub-row's from the history and the block (a small copy), the others as a view into the block."""
+        width = PEAK_SUBROW + self._reach
+        first = np.concatenate([self._history, x[:PEAK_SUBROW]]).T[:, None, :]
+        later = x[PEAK_SUBROW - self._reach :]
+        item, frame = later.strides[1], later.strides[0]
+        view = np.lib.stride_tricks.as_strided(
+            later, shape=(self.channels, x.shape[0] // PEAK_SUBROW - 1, width),
             strides=(item, PEAK_SUBROW * frame, frame), writeable=False)
+        return first, view
 
-    def _oversampled_peak(self, inputs: np.ndarray, rows: np.ndarray) -> float:
+    def _oversampled_peak(self, inputs: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> float:
         """Largest |interpolated value| of every channel over the given rows."""
+        first, view = inputs
         per_row = PEAK_ROW // PEAK_SUBROW
         subrows = (rows[:, None] * per_row + np.arange(per_row)).reshape(-1)
-        picked = inputs.transpose(1, 0, 2)[subrows].reshape(-1, inputs.shape[2])  # a gather, then no copy
+        picked = view.transpose(1, 0, 2)[subrows[subrows > 0] - 1].reshape(-1, view.shape[2])  # a gather
+        if (subrows == 0).any():
+            picked = np.concatenate([first.reshape(-1, view.shape[2]), picked])
         out = np.empty((picked.shape[0], self._toeplitz.shape[1]), dtype=np.float32)
         for start in range(0, picked.shape[0], MATMUL_ROWS):
             np.matmul(picked[start : start + MATMUL_ROWS], self._toeplitz, out=out[start : start + MATMUL_ROWS])

@@ -337,24 +337,28 @@ class LoudnessMeter:
             self._history = x[-self._reach :].copy()
 
     def _subrow_inputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every sub-row's inputs (reach past frames, then the sub-row's own) of every channel: the first
-        sub-row's from the history and the block (a small copy), the others as a view into the block."""
+        """Every sub-row's inputs (reach past frames, then the sub-row's own) of every channel, channel x
+        sub-row x sample: the first sub-rows (those reaching into the previous block) copied with the history,
+        the others as a view into the block."""
+        head = -(-self._reach // PEAK_SUBROW)
         width = PEAK_SUBROW + self._reach
-        first = np.concatenate([self._history, x[:PEAK_SUBROW]]).T[:, None, :]
-        later = x[PEAK_SUBROW - self._reach :]
+        joined = np.concatenate([self._history, x[: head * PEAK_SUBROW]])
+        first = np.stack([joined[j * PEAK_SUBROW : j * PEAK_SUBROW + width].T for j in range(head)], axis=1)
+        later = x[head * PEAK_SUBROW - self._reach :]
         item, frame = later.strides[1], later.strides[0]
         view = np.lib.stride_tricks.as_strided(
-            later, shape=(self.channels, x.shape[0] // PEAK_SUBROW - 1, width),
+            later, shape=(self.channels, x.shape[0] // PEAK_SUBROW - head, width),
             strides=(item, PEAK_SUBROW * frame, frame), writeable=False)
         return first, view
 
     def _oversampled_peak(self, inputs: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> float:
         """Largest |interpolated value| of every channel over the given rows."""
         first, view = inputs
+        head = first.shape[1]
         per_row = PEAK_ROW // PEAK_SUBROW
         subrows = (rows[:, None] * per_row + np.arange(per_row)).reshape(-1)
-        picked = view.transpose(1, 0, 2)[subrows[subrows > 0] - 1].reshape(-1, view.shape[2])  # a gather
-        if (subrows == 0).any():
+        picked = view.transpose(1, 0, 2)[subrows[subrows >= head] - head].reshape(-1, view.shape[2])  # a gather
+        if (subrows < head).any():
             picked = np.concatenate([first.reshape(-1, view.shape[2]), picked])
         out = np.empty((picked.shape[0], self._toeplitz.shape[1]), dtype=np.float32)
         for start in range(0, picked.shape[0], MATMUL_ROWS):

@@ -97,6 +97,12 @@ def test_8_bit_96_khz_short_silent_and_dc_offset_files(tmp_path):
     assert silent.sample_peak == 0.0 and silent.true_peak == 0.0 and silent.true_peak_dbtp is None
     assert album_replaygain([silent.histogram], [silent.true_peak]).gain_db is None
 
+    damaged = tone.copy()
+    damaged[1000:1010], damaged[5000] = np.nan, np.inf  # float PCM can hold them; they must not poison the rest
+    sf.write(str(tmp_path / "nan.wav"), damaged, sr, subtype="FLOAT")
+    assert decode_track(tmp_path / "nan.wav").loudness.integrated_lufs == pytest.approx(
+        eight_bit.integrated_lufs, abs=0.05)
+
     # the K filter's high-pass removes a DC offset from loudness; the peaks keep it
     offset = measure_loudness(tone + np.float32(0.3), sr)
     assert offset.integrated_lufs == pytest.approx(measure_loudness(tone, sr).integrated_lufs, abs=0.05)

@@ -179,12 +179,16 @@ def _decode_soundfile(path: Path, sr: int, duration_hint: float | None, measure_
         duration = frames / source_sr
         stream = _Stream(source_sr, channels, _soundfile_layout(path, channels), choose_windows(duration),
                          measure_loudness)
+        # float PCM may hold NaN or infinities (a damaged file); one would poison the K filter's state
+        stored_as_float = handle.subtype in ("FLOAT", "DOUBLE")
         partial: str | None = None
         try:
             while True:
                 block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
+                if stored_as_float:
+                    block = np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 stream.add(block)
         except Exception as exc:
             partial = (f"decoding stopped at {stream.frames / source_sr:.1f} s of {duration:.1f} s: "

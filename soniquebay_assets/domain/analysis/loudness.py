@@ -223,8 +223,7 @@ class LoudnessMeter:
         for weight in sorted(set(weights.tolist()) - {0.0}, reverse=True):
             members = [c for c in range(channels) if weights[c] == weight]
             self._groups += [(weight, tuple(members[i : i + 2])) for i in range(0, len(members), 2)]
-        sos = k_weighting_sos(sample_rate)
-        self._sos = {1: sos.astype(np.float32), 2: sos.astype(np.float32)}
+        self._sos = k_weighting_sos(sample_rate).astype(np.float32)
         self._state = [np.zeros((2, 2), dtype=np.complex64 if len(g) == 2 else np.float32) for _, g in self._groups]
         self._hop = (sample_rate + 5) // 10  # samples in 100 ms, as libebur128 rounds
         self._partial = np.zeros(len(self._groups))  # energy of the 100 ms block under way, per group
@@ -273,16 +272,16 @@ class LoudnessMeter:
                 signal = np.ascontiguousarray(pair).view(np.complex64).reshape(-1)
             else:
                 signal = np.ascontiguousarray(block[:, members[0]])
-            weighted, self._state[index] = sosfilt(self._sos[len(members)], signal, zi=self._state[index])
+            weighted, self._state[index] = sosfilt(self._sos, signal, zi=self._state[index])
             squares.append(weighted.view(np.float32).reshape(block.shape[0], -1))
         self._add_energies(squares)
         self._add_peaks(block)
 
     def _add_energies(self, weighted: list[np.ndarray]) -> None:
         """Sum of squares per 100 ms of each group's K-weighted samples (frames x 1 or 2 values each)."""
-        hop, done, n = self._hop, 0, weighted[0].shape[0] if weighted else 0
-        if not weighted:
+        if not weighted:  # every channel weighs 0 (an LFE alone)
             return
+        hop, done, n = self._hop, 0, weighted[0].shape[0]
         if self._partial_frames:
             take = min(n, hop - self._partial_frames)
             self._partial += [float(np.vdot(w[:take], w[:take])) for w in weighted]
@@ -315,7 +314,7 @@ class LoudnessMeter:
     def _peak_rows(self, x: np.ndarray) -> None:
         """Sample peak of whole rows (all channels), and true peak where an inter-sample value could beat the
         best so far: a phase output is a weighted sum of `reach`+1 samples, so it cannot exceed the gain bound
-        (the sum of the phase's absolute coefficients, 1.86 here) times the largest of them. Rows are
+        (the largest sum of a phase's absolute coefficients, 1.86 at 4x) times the largest of them. Rows are
         oversampled loudest first and only while that bound can beat the running peak: exact, and it skips
         the rows more than 5.4 dB under the peak, most of a track."""
         rows = x.reshape(-1, PEAK_ROW * self.channels)

@@ -12,6 +12,7 @@ import yaml
 
 from soniquebay_assets import queues
 from soniquebay_assets.cli.worker_cmds import parse_queues
+from soniquebay_assets.stages import STAGES
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 
@@ -94,7 +95,10 @@ def test_services_share_broker_instance_and_volumes(compose):
         writable = _workers(compose).get(name) == [queues.WORKER_WRITEBACK]
         assert music and all(v.endswith(":rw" if writable else ":ro") for v in music), \
             f"{name}: music must be mounted {'read-write' if writable else 'read-only'}"
-        assert env["SONIQUEBAY_WRITE_TAGS"] == "${SONIQUEBAY_WRITE_TAGS:-}"  # write-back off unless the host says
+        for variable in (s.enabled_by for s in STAGES if s.enabled_by):
+            # an optional stage (write-back): off unless the host sets it, and the same value in every service
+            # that loads the Definitions (the deferred jobs' steps must be the same on both sides of Celery)
+            assert env[variable] == f"${{{variable}:-}}", (name, variable)
         # the catalog is in the postgres service: no data volume shared, only covers and the music mount
         assert env["SONIQUEBAY_CATALOG_URL"].startswith("postgresql://") and "@postgres:5432/soniquebay" in \
             env["SONIQUEBAY_CATALOG_URL"]
@@ -137,3 +141,27 @@ def test_dockerfile_installs_what_compose_runs(compose):
     loaded = yaml.safe_load((DOCKER / "workspace.yaml").read_text(encoding="utf-8"))
     assert loaded["load_from"][0]["python_module"]["module_name"] == "soniquebay_assets.dagster_defs.definitions"
     assert "torch==" in dockerfile  # pinned CPU torch before the package, never an unpinned CUDA download
+
+
+def test_every_instance_config_comes_from_the_one_template(tmp_path, monkeypatch):
+    """docker/dagster.yaml is the template's deployment text to the letter; a data dir's own instance (what the
+    CLI writes) shares its run launcher and run monitoring and loads as a Dagster instance."""
+    from dagster import DagsterInstance
+
+    from soniquebay_assets.cli.common import use_dagster_home
+    from soniquebay_assets.dagster_defs.instance_config import deployment_instance_yaml
+    from soniquebay_assets.settings import DataDir
+
+    assert (DOCKER / "dagster.yaml").read_text(encoding="utf-8") == deployment_instance_yaml(), \
+        "docker/dagster.yaml differs from its template: python -m soniquebay_assets.dagster_defs.instance_config"
+    assert not (DOCKER.parent / "dagster.yaml").exists()  # no hand-kept copy at the repo root
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # restored after the test; use_dagster_home sets it
+    home = use_dagster_home(DataDir(tmp_path / "data").ensure())
+    embedded = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    deployment = yaml.safe_load(deployment_instance_yaml())
+    for section in ("telemetry", "run_launcher", "run_monitoring"):
+        assert embedded[section] == deployment[section], section
+    assert embedded["event_log_storage"]["config"]["base_dir"] == str(home / "history" / "runs")
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_launcher).__name__ == "MonitoredRunLauncher"
+        assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"

@@ -400,7 +400,7 @@ def test_the_asset_writes_only_when_the_setting_names_fields(fresh, tmp_path, mo
     with connection(data.catalog_url) as conn:
         shards = sorted({r[0] for r in conn.execute("SELECT shard FROM tracks")})
     before = _digests(library)
-    keys = ["enriched_tracks", "track_embeddings", "album_covers", "artist_images", "tags_written_back"]
+    groups = ["metadata", "online", "vector", "cover", "writeback"]
 
     def run():
         with test_instance(tmp_path) as instance:
@@ -412,12 +412,12 @@ def test_the_asset_writes_only_when_the_setting_names_fields(fresh, tmp_path, mo
     off = run()
     assert off["enabled"] is False and "SONIQUEBAY_WRITE_TAGS" in off["how_to_enable"]
     assert _digests(library) == before
-    assert "tags_written_back" not in build_kind_jobs(keys)["enrichment"].description  # not after enrichment
+    assert "writeback" not in build_kind_jobs(groups)["enrichment"].selection.selected_groups  # not after enrichment
     monkeypatch.setenv("SONIQUEBAY_WRITE_TAGS", "replaygain,key")
     on = run()
     assert on["enabled"] is True and on["files_written"] == 5 and on["journal_run"] > 0
     assert _digests(library) != before
-    assert "tags_written_back" in build_kind_jobs(keys)["enrichment"].description  # follows enrichment now
+    assert "writeback" in build_kind_jobs(groups)["enrichment"].selection.selected_groups  # follows enrichment now
 
 
 @pytest.mark.corpus

@@ -11,8 +11,9 @@ from typing import Any
 from soniquebay_assets.catalog.db import id_set, rows_in
 from soniquebay_assets.catalog.inventory import NOW
 from soniquebay_assets.domain.tag_writing import TrackFacts, credited_ids
+from soniquebay_assets.stages import by_group
 
-WRITE_BACK_STAGE = "write_back"  # scan_errors.stage of write-back problems
+WRITE_BACK_STAGE = by_group("writeback").error_label  # scan_errors.stage of write-back problems
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,23 @@ import sys
 from contextlib import closing, nullcontext
 
 from soniquebay_assets.catalog.db import connection
-from soniquebay_assets.cli.common import NO_CATALOG, add_data_dir, existing_catalog, fail, print_json
+from soniquebay_assets.cli.common import (
+    NO_CATALOG,
+    add_data_dir,
+    existing_catalog,
+    fail,
+    print_json,
+    print_listing,
+)
 
 
 def register(subparsers) -> None:
-    albums = subparsers.add_parser("albums", help="list albums with their MusicBrainz match status")
+    albums = subparsers.add_parser("albums", help="list albums with their MusicBrainz match status and album gain")
     add_data_dir(albums)
     albums.add_argument("--json", action="store_true",
                         help="one JSON object per line: album_id, title, album_artist, musicbrainz_release_id, "
-                             "match_status, match_score, candidates, ...")
+                             "match_status, match_score, loudness_lufs, replaygain_album_gain_db, "
+                             "replaygain_album_peak, candidates, ...")
     albums.add_argument("--status", choices=("tagged", "matched", "candidates", "unmatched", "pending"),
                         default=None, help="only albums with this match status")
     albums.set_defaults(handler=run_albums)
@@ -39,7 +47,7 @@ def register(subparsers) -> None:
 
 
 def album_json(row: dict) -> dict:
-    """The public shape of one album: tag values beside what MusicBrainz said."""
+    """The public shape of one album: tag values beside what MusicBrainz said, and its measured loudness."""
     status = row["match_status"]
     release_id = row["tagged_release_id"] if status == "tagged" else (row["release_id"] if status == "matched"
                                                                        else None)
@@ -52,6 +60,9 @@ def album_json(row: dict) -> dict:
         "match_score": round(row["score"], 4) if row["score"] is not None and status != "tagged" else None,
         "decided_by": row["decided_by"],
         "track_count": row["track_count"],
+        "loudness_lufs": row["loudness_lufs"],
+        "replaygain_album_gain_db": row["replaygain_album_gain_db"],
+        "replaygain_album_peak": row["replaygain_album_peak"],
         "tagged": {"musicbrainz_release_id": row["tagged_release_id"],
                    "musicbrainz_release_group_id": row["tagged_release_group_id"],
                    "label": row["tagged_label"], "date": row["tagged_date"]},
@@ -71,15 +82,13 @@ def run_albums(args: argparse.Namespace) -> int:
     if target is None:
         return fail(NO_CATALOG)
     with connection(target) as conn:
-        for row in external.list_albums(conn, args.status):
-            item = album_json(row)
-            if args.json:
-                print_json(item)
-            else:
-                score = f"{item['match_score']:.2f}" if item["match_score"] is not None else "   -"
-                sys.stdout.write(f"{item['album_id']:>6}  {item['match_status']:<10} {score}  "
-                                 f"{item['album_artist']} - {item['title']}\n")
+        print_listing((album_json(row) for row in external.list_albums(conn, args.status)), args.json, _album_line)
     return 0
+
+
+def _album_line(item: dict) -> str:
+    score = f"{item['match_score']:.2f}" if item["match_score"] is not None else "   -"
+    return f"{item['album_id']:>6}  {item['match_status']:<10} {score}  {item['album_artist']} - {item['title']}"
 
 
 def artist_json(row: dict) -> dict:
@@ -107,15 +116,14 @@ def run_artists(args: argparse.Namespace) -> int:
     if target is None:
         return fail(NO_CATALOG)
     with connection(target) as conn:
-        for row in external.list_artist_facts(conn):
-            item = artist_json(row)
-            if args.json:
-                print_json(item)
-            else:
-                listeners = f"{item['listeners']:>9}" if item["listeners"] is not None else "        -"
-                sys.stdout.write(f"{item['artist_id']:>6}  {listeners}  {item['name']}"
-                                 f"{'  [' + ', '.join(item['genres']) + ']' if item['genres'] else ''}\n")
+        print_listing((artist_json(row) for row in external.list_artist_facts(conn)), args.json, _artist_line)
     return 0
+
+
+def _artist_line(item: dict) -> str:
+    listeners = f"{item['listeners']:>9}" if item["listeners"] is not None else "        -"
+    genres = f"  [{', '.join(item['genres'])}]" if item["genres"] else ""
+    return f"{item['artist_id']:>6}  {listeners}  {item['name']}{genres}"
 
 
 def run_match(args: argparse.Namespace) -> int:

@@ -39,7 +39,10 @@ def tags_written_back(context: AssetExecutionContext, config: WriteBackConfig,
                       catalog: CatalogResource) -> MaterializeResult:
     started = time.perf_counter()
     shards = sorted(context.partition_keys)
-    groups = parse_groups(config.fields) if config.fields else settings.write_tags_groups()
+    try:
+        groups = parse_groups(config.fields or settings.write_tags_fields())
+    except ValueError as exc:
+        raise ValueError(f"{'the run config fields' if config.fields else settings.ENV_WRITE_TAGS}: {exc}") from None
     if not groups:
         context.log.info(f"{log_prefix(WORKER_WRITEBACK)} write-back is off: nothing written")
         return MaterializeResult(metadata={

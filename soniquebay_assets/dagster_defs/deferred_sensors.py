@@ -59,25 +59,27 @@ def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str
     base = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
     requests = []
     budget = max_items
-    for number, shards in enumerate(sorted(groups)):
+    in_shard_order = sorted(groups)  # the runs are numbered and listed in shard order ...
+    for shards in groups:  # ... but the item budget goes to the most urgent first (new files before re-measures)
         if budget <= 0:
             break
+        number = in_shard_order.index(shards)
         claim = base if len(groups) == 1 else f"{base}-{number}"
         items = deferred.claim(conn, kind, claim, limit=budget, shards=shards, now=now)
         if not items:  # another tick took them between the two queries
             continue
         budget -= len(items)
         claimed_shards = sorted({item.shard for item in items})
-        requests.append(RunRequest(
+        requests.append((number, RunRequest(
             run_key=claim,
             run_config=QUIET_CONSOLE,
             tags={**range_tags(claimed_shards[0], claimed_shards[-1]), CLAIM_TAG: claim, KIND_TAG: kind,
                   "soniquebay/deferred_items": str(len(items)),
                   "soniquebay/deferred_shards": ",".join(claimed_shards)[:1000]},
-        ))
+        )))
     if not requests:
         return SkipReason(f"{prefix} due {kind} work was claimed elsewhere")
-    return requests
+    return [request for _, request in sorted(requests, key=lambda pair: pair[0])]
 
 
 def enabled_kind_groups(kind: str) -> tuple[str, ...]:
@@ -110,6 +112,10 @@ def build_kind_schedule(kind: str, job):
               description=f"Every {minutes} min: runs of {job.name} over the shards with due {kind} work, if any.")
     def _kind_schedule(context: ScheduleEvaluationContext, catalog: CatalogResource):
         with catalog.connection() as conn:
+            backlog = queue_backlog(conn, kind, now=_tick_time(context))
+            if backlog:
+                context.log.info(f"{PREFIX_BY_DEFERRED_KIND[kind]} queued {backlog} items behind new work: "
+                                 f"{BACKLOG_OF_KIND[kind]}")
             requests = request_for_kind(conn, kind, now=_tick_time(context))
         for request in requests if isinstance(requests, list) else []:
             context.log.info(f"{PREFIX_BY_DEFERRED_KIND[kind]} requesting {request.run_key}: "
@@ -118,6 +124,19 @@ def build_kind_schedule(kind: str, job):
         return requests
 
     return _kind_schedule
+
+
+# kind -> work that waits outside the queue until a tick queues it, behind what is there
+BACKLOG_OF_KIND = {"enrichment": "tracks an older analysis version measured (their outdated parts are re-measured)"}
+
+
+def queue_backlog(conn, kind: str, *, now: float | None = None) -> int:
+    """Queue a kind's backlog (BACKLOG_OF_KIND) at low priority; returns how many items were queued."""
+    if kind not in BACKLOG_OF_KIND:
+        return 0
+    from soniquebay_assets.pipeline.enrich import queue_outdated
+
+    return queue_outdated(conn, now=now)
 
 
 def _tick_time(context: ScheduleEvaluationContext) -> float:

@@ -420,18 +420,88 @@ def test_the_asset_writes_only_when_the_setting_names_fields(fresh, tmp_path, mo
     assert "writeback" in build_kind_jobs(groups)["enrichment"].selection.selected_groups  # follows enrichment now
 
 
-@pytest.mark.corpus
-def test_measured_album_replaygain_is_the_only_source_once_given(fresh):
-    from types import SimpleNamespace
+def _replaygain_tags(path: Path) -> dict[str, str]:
+    """The ReplayGain (and Opus R128) tags of a file as mutagen reads them: name -> first value."""
+    audio = mutagen.File(str(path))
+    found = {}
+    for key in audio.keys():
+        name = (key.split(":", 1)[1] if key.startswith("TXXX:") else key).upper()
+        if name.startswith(("REPLAYGAIN_", "R128_")):
+            value = audio[key]
+            found[name] = str(value.text[0] if hasattr(value, "text") else value[0])
+    return found
 
-    _, data = fresh
+
+def _tempo_and_key(conn) -> dict[int, tuple]:
+    """Every track's stored tempo and key columns, floats in their exact hex form."""
+    from soniquebay_assets.domain.analysis.analyze import PART_FIELDS
+
+    columns = ", ".join((*PART_FIELDS["tempo"], *PART_FIELDS["key"]))
+    return {r[0]: tuple(v.hex() if isinstance(v, float) else v for v in r[1:])
+            for r in conn.execute(f"SELECT track_id, {columns} FROM track_analysis ORDER BY track_id")}
+
+
+@pytest.mark.corpus
+def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_measured_again(fresh, capsys):
+    """write-tags --replaygain on real songs. A track an older meter measured (its gain 3-6 dB off) is reported and
+    left as it is, and so is the rest of its album; a plain `enrich` re-measures its loudness (tempo and key kept
+    to the byte), then track and album values reach the files as the catalog and loudgain -a measure them."""
+    from soniquebay_assets.catalog.analysis import replaygain_for_tracks
+    from soniquebay_assets.domain.tag_writing import r128_gain
+    from soniquebay_assets.library.loudness_reference import loudgain
+
+    library, data = fresh
+    album = sorted((library / "Jens Erler" / "Musix").glob("*.flac"))
+    base = ["--data-dir", str(data.root)]
     with connection(data.catalog_url) as conn:
-        ids = [r[0] for r in conn.execute("SELECT track_id FROM tracks ORDER BY track_id")]
-        analysed = {t.track_id: t.facts for t in repo.write_targets(conn, ids)}
-        assert all(f.replaygain_track_gain is not None and f.replaygain_album_gain is None for f in analysed.values())
-        measured = {ids[0]: SimpleNamespace(track_gain_db=-8.5, track_peak=0.97, album_gain_db=-9.25, album_peak=0.99)}
-        given = {t.track_id: t.facts for t in repo.write_targets(conn, ids, measured)}
-    first = given[ids[0]]
-    assert (first.replaygain_track_gain, first.replaygain_album_gain, first.replaygain_album_peak) == (-8.5, -9.25, 0.99)
-    # a track the loudness stage left out (measured by an older meter) gets none, not the analysis's old value
-    assert all(given[i].replaygain_track_gain is None for i in ids[1:])
+        older = conn.execute("SELECT track_id FROM tracks WHERE path = ?", (str(album[0]),)).fetchone()[0]
+        kept = _tempo_and_key(conn)
+        # as analysis version 7 left it: excerpt loudness, several dB off, no gating blocks for the album
+        conn.execute("UPDATE track_analysis SET analysis_version = 7, loudness_histogram = NULL, "
+                     "replaygain_track_gain_db = replaygain_track_gain_db + 4.5 WHERE track_id = ?", (older,))
+    untouched = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in album}
+
+    assert main(["write-tags", *base, "--replaygain", "--dry-run", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["tracks_not_written_by_reason"] == {repo.NOT_MEASURED_YET: 1, repo.ALBUM_NOT_MEASURED_YET: 1}
+    assert planned["files_written"] == 3 and not [f for f in planned["files"] if "/Jens Erler/" in f["path"]]
+    assert main(["write-tags", *base, "--replaygain"]) == 0
+    shown = capsys.readouterr().err
+    assert "1 not measured yet (re-run enrichment)" in shown and "1 album not measured as a whole yet" in shown
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in album} == untouched
+
+    assert main(["enrich", *base, "--workers", "1"]) == 0  # no flag: what an older version measured is due
+    enriched = json.loads(capsys.readouterr().out)
+    assert (enriched["analyzed"], enriched["parts_recomputed"], enriched["outdated_version"]) == \
+        (1, {"loudness": 1, "moods": 1}, 0)
+    assert enriched["albums_gated"] >= 1
+    with connection(data.catalog_url) as conn:
+        assert _tempo_and_key(conn) == kept
+        paths = dict(conn.execute("SELECT track_id, path FROM tracks").fetchall())
+        gains = replaygain_for_tracks(conn, list(paths))
+    assert set(gains) == set(paths) and all(g.album_gain_db is not None for g in gains.values())
+
+    assert main(["write-tags", *base, "--replaygain", "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["files_written"] == 2 and written["tracks_not_written_by_reason"] == {}
+    for track_id, path in paths.items():
+        tags, gain = _replaygain_tags(Path(path)), gains[track_id]
+        if path.endswith(".opus"):  # RFC 7845: Q7.8 dB relative to -23 LUFS, no peaks
+            assert (tags["R128_TRACK_GAIN"], tags["R128_ALBUM_GAIN"]) == \
+                (r128_gain(gain.track_gain_db), r128_gain(gain.album_gain_db))
+            continue
+        assert tags == {"REPLAYGAIN_TRACK_GAIN": f"{gain.track_gain_db:.2f} dB",
+                        "REPLAYGAIN_TRACK_PEAK": f"{gain.track_peak:.6f}",
+                        "REPLAYGAIN_ALBUM_GAIN": f"{gain.album_gain_db:.2f} dB",
+                        "REPLAYGAIN_ALBUM_PEAK": f"{gain.album_peak:.6f}"}, path
+    if shutil.which("loudgain") is None:
+        return  # the catalog's values were compared above; loudgain (apt-get install loudgain) adds a reference
+    tracks, whole = loudgain(album, album=True)
+    assert whole.error is None, whole.error
+    for path, reference in zip(album, tracks, strict=True):
+        tags = _replaygain_tags(path)
+        assert float(tags["REPLAYGAIN_TRACK_GAIN"].split()[0]) == pytest.approx(-18 - reference.integrated_lufs,
+                                                                                  abs=0.1), path
+        assert 20 * np.log10(float(tags["REPLAYGAIN_TRACK_PEAK"])) == pytest.approx(reference.true_peak_dbtp,
+                                                                                     abs=0.3), path
+        assert float(tags["REPLAYGAIN_ALBUM_GAIN"].split()[0]) == pytest.approx(-18 - whole.integrated_lufs, abs=0.2)

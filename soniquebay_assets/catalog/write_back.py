@@ -86,8 +86,9 @@ def missing_albums(conn: Any, album_ids: Sequence[int]) -> list[int]:
 _TARGETS = """
 SELECT t.track_id, t.file_id, f.path, f.raw_path, f.root, t.shard, t.format, t.album_id,
        CASE WHEN ta.status = 'ok' AND ta.analyzed_at >= t.audio_changed_at THEN 1 ELSE 0 END AS analysis_current,
-       ta.replaygain_track_gain_db, ta.replaygain_track_peak, ta.bpm, ta.bpm_confidence, ta.key, ta.mode,
-       ta.key_confidence,
+       CASE WHEN ta.track_id IS NULL OR t.audio_changed_at > ta.analyzed_at OR ta.analysis_version < ?
+            THEN 1 ELSE 0 END AS loudness_due,
+       ta.bpm, ta.bpm_confidence, ta.key, ta.mode, ta.key_confidence,
        COALESCE(t.musicbrainz_recording_id, mb.recording_id, ac.recording_id) AS recording_id,
        COALESCE(al.musicbrainz_release_id, am.release_id) AS release_id,
        COALESCE(al.musicbrainz_release_group_id, am.release_group_id) AS release_group_id
@@ -109,13 +110,15 @@ _ARTIST_EXTERNAL = "LEFT JOIN artist_external ae ON ae.artist_id = ar.artist_id 
 
 def write_targets(conn: Any, track_ids: Sequence[int], replaygain: Mapping[int, Any] | None = None
                   ) -> list[WriteTarget]:
-    """The tracks to write, by path, with their facts. `replaygain` (track id -> an object with track_gain_db,
-    track_peak, album_gain_db, album_peak), when given, is the only source of ReplayGain: a track it leaves out
-    gets none; without it the analysis's own track values serve."""
+    """The tracks to write, by path, with their facts. `replaygain` (track id -> catalog.analysis.ReplayGain, as
+    `replaygain_for_tracks` gives it) is the one source of ReplayGain: a track it leaves out, or whose album
+    has no album gain yet, gets none (track and album values go together), with the reason."""
+    from soniquebay_assets.domain.analysis.analyze import PART_VERSIONS
+
     if not track_ids:
         return []
     ids, param = id_set(conn, track_ids)
-    rows = conn.execute(_TARGETS.format(ids=ids), (param,)).fetchall()
+    rows = conn.execute(_TARGETS.format(ids=ids), (PART_VERSIONS["loudness"], param)).fetchall()
     track_artists: dict[int, list[tuple[str, str | None]]] = {}
     for track_id, name, mbid in conn.execute(
             f"SELECT ta.track_id, ar.name, {_ARTIST_ID} FROM track_artists ta JOIN artists ar "
@@ -133,19 +136,14 @@ def write_targets(conn: Any, track_ids: Sequence[int], replaygain: Mapping[int, 
             album_artists.setdefault(album_id, []).append((name, mbid))
     targets = []
     for row in rows:
-        (track_id, file_id, path, raw_path, root, shard, fmt, album_id, current, gain, peak, bpm, bpm_conf, key, mode,
-         key_conf, recording, release, group) = tuple(row)
+        (track_id, file_id, path, raw_path, root, shard, fmt, album_id, current, loudness_due, bpm, bpm_conf, key,
+         mode, key_conf, recording, release, group) = tuple(row)
         analysed = bool(current)
-        if replaygain is not None:
-            measured = replaygain.get(track_id)
-            loudness = tuple(getattr(measured, name, None) for name in
-                             ("track_gain_db", "track_peak", "album_gain_db", "album_peak"))
-        else:
-            loudness = (gain, peak, None, None) if analysed else (None, None, None, None)
+        loudness, note = _replaygain_of(replaygain, track_id, bool(loudness_due))
         facts = TrackFacts(
             track_id,
             replaygain_track_gain=loudness[0], replaygain_track_peak=loudness[1],
-            replaygain_album_gain=loudness[2], replaygain_album_peak=loudness[3],
+            replaygain_album_gain=loudness[2], replaygain_album_peak=loudness[3], replaygain_note=note,
             bpm=bpm if analysed else None, bpm_confidence=bpm_conf,
             key=key if analysed else None, mode=mode, key_confidence=key_conf,
             musicbrainz_recording_id=recording, musicbrainz_release_id=release,
@@ -156,6 +154,24 @@ def write_targets(conn: Any, track_ids: Sequence[int], replaygain: Mapping[int, 
         raw = bytes(raw_path) if raw_path is not None else None
         targets.append(WriteTarget(track_id, file_id, path, raw, root, shard, fmt, album_id, facts))
     return targets
+
+
+NOT_MEASURED_YET = "not measured yet (re-run enrichment)"
+ALBUM_NOT_MEASURED_YET = "album not measured as a whole yet (re-run enrichment)"
+
+
+def _replaygain_of(replaygain: Mapping[int, Any] | None, track_id: int, due: bool
+                   ) -> tuple[tuple[float | None, ...], str | None]:
+    """(track gain, track peak, album gain, album peak), all or none, and why none."""
+    nothing = (None, None, None, None)
+    if replaygain is None:
+        return nothing, None
+    measured = replaygain.get(track_id)
+    if measured is None:  # not (re-)measured by the current meter, or nothing to measure (silence, < 0.4 s)
+        return nothing, NOT_MEASURED_YET if due else None
+    if measured.album_gain_db is None:  # its album is not gated over all its tracks as they are now
+        return nothing, ALBUM_NOT_MEASURED_YET
+    return (measured.track_gain_db, measured.track_peak, measured.album_gain_db, measured.album_peak), None
 
 
 def album_cover_rows(conn: Any, album_ids: Sequence[int]) -> list[dict[str, Any]]:

@@ -7,7 +7,14 @@ import argparse
 import os
 import sys
 
-from soniquebay_assets.cli.common import NO_CATALOG, add_data_dir, data_dir_from, fail, print_json
+from soniquebay_assets.cli.common import (
+    NO_CATALOG,
+    ProgressBar,
+    add_data_dir,
+    data_dir_from,
+    fail,
+    print_json,
+)
 
 _FLAGS = (("replaygain", "ReplayGain 2.0 track and album gain and peak (Opus: R128 gains)"),
           ("bpm", "tempo (TBPM, BPM, tmpo)"),
@@ -44,6 +51,7 @@ def register(subparsers) -> None:
     parser.add_argument("--history", action="store_true", help="list the latest write-back runs")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object: the run's counts and, under `files`, every file changed or failed")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
 
@@ -138,6 +146,9 @@ def _finish(args: argparse.Namespace, stats, outcomes: list) -> int:
                 f"{stats.tracks_selected} tracks: {stats.files_written} files {verb}written ({fields}), "
                 f"{stats.files_unchanged} unchanged, {stats.files_skipped} skipped, {stats.files_failed} failed; "
                 f"covers {verb}written {stats.covers_written}\n")
+            if stats.tracks_not_written_by_reason:
+                why = ", ".join(f"{n} {reason}" for reason, n in stats.tracks_not_written_by_reason.items())
+                sys.stderr.write(f"tracks with a field not written: {why}\n")
             if stats.fields_kept:
                 kept = ", ".join(f"{k} {v}" for k, v in sorted(stats.fields_kept.items()))
                 sys.stderr.write(f"kept the files' own values ({kept}); --overwrite replaces BPM and key\n")
@@ -150,6 +161,7 @@ def _finish(args: argparse.Namespace, stats, outcomes: list) -> int:
 
 
 def _write(conn, args: argparse.Namespace, groups: frozenset[str], scope, covers_dir) -> int:
+    from soniquebay_assets.pipeline.progress import shown_on
     from soniquebay_assets.pipeline.write_back import WriteBackRequest, default_options, write_back
 
     overwrite = frozenset({"bpm", "initial_key"}) if args.overwrite else frozenset()
@@ -157,17 +169,20 @@ def _write(conn, args: argparse.Namespace, groups: frozenset[str], scope, covers
                                track_ids=scope[0], dry_run=args.dry_run, origin="cli", covers_dir=covers_dir,
                                break_hard_links=args.break_hard_links)
     outcomes: list = []
-    stats = write_back(conn, request, on_file=_reporter(args, outcomes))
+    with shown_on(ProgressBar.unless(args.no_progress)):
+        stats = write_back(conn, request, on_file=_reporter(args, outcomes))
     return _finish(args, stats, outcomes)
 
 
 def _undo(conn, args: argparse.Namespace, scope) -> int:
+    from soniquebay_assets.pipeline.progress import shown_on
     from soniquebay_assets.pipeline.write_back import undo_write_back
 
     _, file_ids, album_ids = scope
     outcomes: list = []
-    stats = undo_write_back(conn, run_id=args.run, file_ids=file_ids, album_ids=album_ids, dry_run=args.dry_run,
-                            break_hard_links=args.break_hard_links, on_file=_reporter(args, outcomes))
+    with shown_on(ProgressBar.unless(args.no_progress)):
+        stats = undo_write_back(conn, run_id=args.run, file_ids=file_ids, album_ids=album_ids, dry_run=args.dry_run,
+                                break_hard_links=args.break_hard_links, on_file=_reporter(args, outcomes))
     if stats.entries_restored == 0 and not stats.files_failed and not args.json:
         sys.stderr.write("nothing to undo\n")
     return _finish(args, stats, outcomes)

@@ -220,6 +220,7 @@ class TrackFacts:
     musicbrainz_release_group_id: str | None = None
     musicbrainz_artist_ids: tuple[str, ...] | None = None  # None unless every credited artist has an id
     musicbrainz_album_artist_ids: tuple[str, ...] | None = None
+    replaygain_note: str | None = None  # why there is no ReplayGain to write, when there is none
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,7 @@ def wanted_values(facts: TrackFacts, options: WriteOptions) -> tuple[dict[str, l
         for name in FIELD_GROUPS["replaygain"]:
             value = getattr(facts, name)
             if value is None or not math.isfinite(value):
-                missing[name] = "not measured"
+                missing[name] = facts.replaygain_note or "not measured"
             elif name.endswith("_gain"):
                 wanted[name] = [format_gain(value)]
             else:

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from soniquebay_assets.catalog import write_back as repo
-from soniquebay_assets.catalog.analysis import BPM_CONFIDENCE_THRESHOLD, KEY_CONFIDENCE_THRESHOLD
+from soniquebay_assets.catalog.analysis import (
+    BPM_CONFIDENCE_THRESHOLD,
+    KEY_CONFIDENCE_THRESHOLD,
+    replaygain_for_tracks,
+)
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.catalog.inventory import ErrorRecord, clear_errors, record_errors
 from soniquebay_assets.domain import tag_writing as tw
@@ -59,6 +63,7 @@ class WriteBackStats:
     fields_written: dict[str, int] = field(default_factory=dict)
     fields_kept: dict[str, int] = field(default_factory=dict)  # the file holds another value
     fields_unknown: dict[str, int] = field(default_factory=dict)  # the catalog has no value worth writing
+    tracks_not_written_by_reason: dict[str, int] = field(default_factory=dict)  # why a field asked for was not
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     errors_by_reason: dict[str, int] = field(default_factory=dict)
     formats_written: dict[str, int] = field(default_factory=dict)
@@ -89,6 +94,7 @@ class WriteBackRequest:
 
 OnFile = Callable[[FileOutcome], None]
 TARGET_BATCH = 2000  # tracks read from the catalog at a time
+REPLAYGAIN_SOURCE = "whole-track loudness (BS.1770-4), track and album"
 
 
 def default_options(groups: frozenset[str], *, key_notation: str = "standard",
@@ -120,6 +126,7 @@ class _Run:
         self.written: Counter[str] = Counter()
         self.kept: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
+        self.unknown_reasons: Counter[str] = Counter()
         self.formats: Counter[str] = Counter()
 
     def emit(self, outcome: FileOutcome) -> None:
@@ -145,15 +152,10 @@ class _Run:
         s = self.stats
         s.skipped_by_reason, s.errors_by_reason = dict(self.skipped), dict(self.errors)
         s.fields_written, s.fields_kept, s.fields_unknown = dict(self.written), dict(self.kept), dict(self.unknown)
+        s.tracks_not_written_by_reason = dict(self.unknown_reasons.most_common())
         s.formats_written = dict(self.formats)
         s.seconds = round(time.perf_counter() - started, 3)
         return s
-
-
-def _measured_replaygain(conn: Any, track_ids: Sequence[int]) -> tuple[dict[int, Any] | None, str]:
-    """Track and album ReplayGain from the loudness stage when the catalog has it; else the analysis's track
-    values only (album gain needs the album measured as one programme)."""
-    return None, "analysis (track values)"
 
 
 # ---------------------------------------------------------------------------------------------- write
@@ -179,8 +181,8 @@ def write_back(conn: Any, request: WriteBackRequest, on_file: OnFile | None = No
     for start in range(0, len(track_ids), TARGET_BATCH):  # a large library is read from the catalog in batches
         batch = track_ids[start:start + TARGET_BATCH]
         measured = None
-        if "replaygain" in options.groups:
-            measured, stats.replaygain_source = _measured_replaygain(conn, batch)
+        if "replaygain" in options.groups:  # the current meter's values only: older ones were 3-6 dB off
+            measured, stats.replaygain_source = replaygain_for_tracks(conn, batch), REPLAYGAIN_SOURCE
         targets = repo.write_targets(conn, batch, measured)
         album_ids.update(t.album_id for t in targets)
         if set(options.groups) & set(tw.FIELD_GROUPS):
@@ -197,6 +199,11 @@ def write_back(conn: Any, request: WriteBackRequest, on_file: OnFile | None = No
     return stats
 
 
+def album_tracks(conn: Any, track_ids: Sequence[int]) -> list[int]:
+    """The tracks and every other track of their albums (whose album gain changes with theirs)."""
+    return repo.track_ids_of_albums(conn, repo.album_ids_of_tracks(conn, track_ids)) if track_ids else []
+
+
 def _write_one(run: _Run, target: repo.WriteTarget, options: tw.WriteOptions, request: WriteBackRequest) -> None:
     outcome = FileOutcome(target.path, "unchanged", track_id=target.track_id, album_id=target.album_id)
     kind = writable_kind(target.format)
@@ -210,6 +217,7 @@ def _write_one(run: _Run, target: repo.WriteTarget, options: tw.WriteOptions, re
     wanted, missing = tw.wanted_values(target.facts, options)
     for name in missing:
         run.unknown[name] += 1
+    run.unknown_reasons.update(set(missing.values()))
     if not wanted:
         run.stats.files_unchanged += 1
         outcome.kept = dict(missing)

@@ -15,6 +15,7 @@ from soniquebay_assets.domain.tag_writing import parse_groups
 from soniquebay_assets.pipeline.write_back import (
     WriteBackRequest,
     WriteBackStats,
+    album_tracks,
     default_options,
     write_back,
 )
@@ -54,8 +55,12 @@ def tags_written_back(context: AssetExecutionContext, config: WriteBackConfig,
     with catalog.connection() as conn:
         claim = context.run.tags.get(CLAIM_TAG)
         # a deferred enrichment run writes the tracks it was started for; a materialization by hand, every track
-        track_ids = sorted(e for (kind, e) in claimed_entities(conn, claim, "enrichment") if kind == "track") \
-            if claim else None
+        # of its shards
+        track_ids = None
+        if claim:
+            track_ids = sorted(e for (kind, e) in claimed_entities(conn, claim, "enrichment") if kind == "track")
+            if "replaygain" in groups:  # a track measured anew changes its album's gain: the album follows
+                track_ids = album_tracks(conn, track_ids)
         stats = write_back(conn, WriteBackRequest(options, track_ids=track_ids, shards=shards,
                                                   dry_run=config.dry_run, origin="dagster",
                                                   covers_dir=catalog.data_dir.covers,

@@ -195,6 +195,7 @@ def _tempo_and_key(conn, track_ids) -> dict[int, tuple]:
         f"SELECT track_id, {columns} FROM track_analysis ORDER BY track_id") if r[0] in track_ids}
 
 
+@pytest.mark.slow
 def test_older_version_tracks_are_queued_behind_new_files_and_re_measured_without_asking(instance, library,
                                                                                         data_dir):
     """A catalog analysed before the whole-track loudness: the enrichment schedule's tick queues its tracks at low

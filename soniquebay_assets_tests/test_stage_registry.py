@@ -52,8 +52,11 @@ def test_queues_and_prefetch_come_from_the_registry():
 
 def test_log_prefixes_and_deferred_kinds_come_from_the_registry(tmp_path):
     from soniquebay_assets.catalog import deferred
+    from soniquebay_assets.catalog.analysis import ENRICH_KIND
     from soniquebay_assets.catalog.db import open_catalog
     from soniquebay_assets.logging_prefixes import PREFIX_BY_DEFERRED_KIND, queue_prefix
+
+    assert ENRICH_KIND == stages.by_group("metadata").deferred_kind  # what the re-measure backlog is queued as
 
     kinds = tuple(dict.fromkeys(s.deferred_kind for s in STAGES if s.deferred_kind))
     assert deferred.KINDS == kinds == stages.deferred_kinds()

@@ -420,6 +420,43 @@ def test_the_asset_writes_only_when_the_setting_names_fields(fresh, tmp_path, mo
     assert "writeback" in build_kind_jobs(groups)["enrichment"].selection.selected_groups  # follows enrichment now
 
 
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_a_deferred_run_writes_what_it_claimed_and_with_replaygain_the_rest_of_their_albums(fresh, tmp_path,
+                                                                                           monkeypatch):
+    from dagster import materialize
+
+    from soniquebay_assets.catalog import deferred
+    from soniquebay_assets.dagster_defs import deferred_sensors as ds
+    from soniquebay_assets.dagster_defs.assets.write_back import tags_written_back
+    from soniquebay_assets.dagster_defs.resources import CatalogResource
+    from soniquebay_assets_tests.scan_helpers import metadata_of, test_instance
+
+    library, data = fresh
+    album = sorted(str(p) for p in (library / "Jens Erler" / "Musix").glob("*.flac"))
+    with connection(data.catalog_url) as conn:
+        track_id, shard = conn.execute("SELECT track_id, shard FROM tracks WHERE path = ?", (album[0],)).fetchone()
+        conn.execute("UPDATE deferred_work SET state = 'done'")
+
+    def deferred_run(fields: str) -> dict:
+        monkeypatch.setenv("SONIQUEBAY_WRITE_TAGS", fields)
+        with connection(data.catalog_url) as conn:
+            deferred.enqueue(conn, "enrichment", "track", [(track_id, shard)])
+            [request] = ds.request_for_kind(conn, "enrichment")
+        with test_instance(tmp_path) as instance:
+            result = materialize([tags_written_back], instance=instance, tags=request.tags,
+                                 resources={"catalog": CatalogResource(data_dir_path=str(data.root))})
+        with connection(data.catalog_url) as conn:
+            ds.settle_claim(conn, request.tags, success=True)
+        return metadata_of(result, "tags_written_back")
+
+    bpm = deferred_run("bpm")
+    assert bpm["tracks"] == 1  # the claimed track alone
+    replaygain = deferred_run("replaygain")
+    assert (replaygain["tracks"], replaygain["files_written"]) == (2, 2)  # its album's gain is the other's too
+    assert all(_replaygain_tags(Path(p))["REPLAYGAIN_ALBUM_GAIN"] for p in album)
+
+
 def _replaygain_tags(path: Path) -> dict[str, str]:
     """The ReplayGain (and Opus R128) tags of a file as mutagen reads them: name -> first value."""
     audio = mutagen.File(str(path))
@@ -442,6 +479,7 @@ def _tempo_and_key(conn) -> dict[int, tuple]:
 
 
 @pytest.mark.corpus
+@pytest.mark.slow
 def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_measured_again(fresh, capsys):
     """write-tags --replaygain on real songs. A track an older meter measured (its gain 3-6 dB off) is reported and
     left as it is, and so is the rest of its album; a plain `enrich` re-measures its loudness (tempo and key kept
@@ -475,6 +513,9 @@ def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_me
     assert (enriched["analyzed"], enriched["parts_recomputed"], enriched["outdated_version"]) == \
         (1, {"loudness": 1, "moods": 1}, 0)
     assert enriched["albums_gated"] >= 1
+    assert main(["enrich", *base, "--force-version"]) == 0  # retired: accepted, says so, nothing more to do
+    retired = capsys.readouterr()
+    assert "no longer needed" in retired.err and json.loads(retired.out)["analyzed"] == 0
     with connection(data.catalog_url) as conn:
         assert _tempo_and_key(conn) == kept
         paths = dict(conn.execute("SELECT track_id, path FROM tracks").fetchall())
@@ -505,3 +546,34 @@ def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_me
         assert 20 * np.log10(float(tags["REPLAYGAIN_TRACK_PEAK"])) == pytest.approx(reference.true_peak_dbtp,
                                                                                      abs=0.3), path
         assert float(tags["REPLAYGAIN_ALBUM_GAIN"].split()[0]) == pytest.approx(-18 - whole.integrated_lufs, abs=0.2)
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_write_tags_shows_a_progress_bar_on_a_terminal_and_keeps_piped_lines_clean(fresh):
+    """stderr a terminal, stdout a pipe: the bar goes to the terminal, the per-file lines to the pipe untouched."""
+    import pty
+
+    library, data = fresh
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "soniquebay_assets.cli.main", "write-tags", "--data-dir",
+                             str(data.root), "--replaygain", "--dry-run"], stdout=subprocess.PIPE,
+                            stderr=terminal, stdin=subprocess.DEVNULL, env=env)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = proc.communicate(timeout=300)
+    os.close(controller)
+    assert proc.returncode == 0
+    lines = out.decode().splitlines()
+    assert len(lines) == 5 and all(line.startswith("would write") for line in lines), lines
+    assert "\x1b" not in out.decode()  # no terminal codes in what a script reads
+    assert b"write-back" in shown and b"5/5" in shown

@@ -20,6 +20,7 @@ from soniquebay_assets_tests.scan_helpers import (
     errors_by_path,
     materialize_scan,
     metadata_of,
+    tempo_and_key,
     tracks_by_title,
 )
 
@@ -186,15 +187,6 @@ def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data
         conn.close()
 
 
-def _tempo_and_key(conn, track_ids) -> dict[int, tuple]:
-    """The stored tempo and key columns of these tracks, floats in their exact hex form."""
-    from soniquebay_assets.domain.analysis.analyze import PART_FIELDS
-
-    columns = ", ".join((*PART_FIELDS["tempo"], *PART_FIELDS["key"]))
-    return {r[0]: tuple(v.hex() if isinstance(v, float) else v for v in r[1:]) for r in conn.execute(
-        f"SELECT track_id, {columns} FROM track_analysis ORDER BY track_id") if r[0] in track_ids}
-
-
 @pytest.mark.slow
 def test_older_version_tracks_are_queued_behind_new_files_and_re_measured_without_asking(instance, library,
                                                                                         data_dir):
@@ -222,7 +214,7 @@ def test_older_version_tracks_are_queued_behind_new_files_and_re_measured_withou
         new_file, shard = rows["01 song.flac"]
         older = sorted(rows[name][0] for name in ("02 drums.ogg", "01 silence.wav", "02 short.wav"))
         measured = dict(conn.execute("SELECT track_id, loudness_lufs FROM track_analysis").fetchall())
-        kept = _tempo_and_key(conn, older)
+        kept = tempo_and_key(conn, older)
         conn.execute("UPDATE track_analysis SET analysis_version = 7, loudness_histogram = NULL, "
                      f"loudness_lufs = 99.0 WHERE track_id IN ({','.join(map(str, older))})")
         conn.execute("DELETE FROM track_analysis WHERE track_id = ?", (new_file,))
@@ -241,7 +233,7 @@ def test_older_version_tracks_are_queued_behind_new_files_and_re_measured_withou
         meta = deferred_run(second)
         assert (meta["analyzed"], meta["outdated_version"]) == (3, 0)
         assert meta["parts_recomputed"] == "| part | tracks |\n|---|---:|\n| loudness | 3 |\n| moods | 3 |"
-        assert _tempo_and_key(conn, older) == kept
+        assert tempo_and_key(conn, older) == kept
         again = dict(conn.execute("SELECT track_id, loudness_lufs FROM track_analysis").fetchall())
         assert {t: again[t] for t in older} == {t: measured[t] for t in older}  # the same code, the same result
         assert conn.execute("SELECT COUNT(*) FROM track_analysis WHERE analysis_version < ?",

@@ -223,15 +223,10 @@ def test_a_scan_re_measures_what_an_older_analysis_version_measured(library, tmp
     """No file changed, but the catalog holds rows an older analysis version wrote: the next plain scan re-measures
     their outdated part (loudness) and keeps tempo and key to the byte."""
     from soniquebay_assets.catalog.db import open_catalog
-    from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION, PART_FIELDS
+    from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
+    from soniquebay_assets_tests.scan_helpers import tempo_and_key
 
     data = tmp_path / "data"
-    columns = ", ".join((*PART_FIELDS["tempo"], *PART_FIELDS["key"]))
-
-    def tempo_and_key(conn) -> list[tuple]:
-        return [tuple(v.hex() if isinstance(v, float) else v for v in r) for r in conn.execute(
-            f"SELECT track_id, {columns} FROM track_analysis ORDER BY track_id")]
-
     soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog,enrich", "--json")
     conn = open_catalog(data / "catalog.db")
     kept = tempo_and_key(conn)

@@ -33,7 +33,7 @@ from soniquebay_assets.pipeline.write_back import (
     write_back,
 )
 from soniquebay_assets.settings import DataDir
-from soniquebay_assets_tests.scan_helpers import scan_catalog
+from soniquebay_assets_tests.scan_helpers import scan_catalog, tempo_and_key
 from soniquebay_assets_tests.test_write_back import dump_tags
 
 FIELDS = frozenset({"replaygain", "bpm", "key", "musicbrainz_ids"})
@@ -469,15 +469,6 @@ def _replaygain_tags(path: Path) -> dict[str, str]:
     return found
 
 
-def _tempo_and_key(conn) -> dict[int, tuple]:
-    """Every track's stored tempo and key columns, floats in their exact hex form."""
-    from soniquebay_assets.domain.analysis.analyze import PART_FIELDS
-
-    columns = ", ".join((*PART_FIELDS["tempo"], *PART_FIELDS["key"]))
-    return {r[0]: tuple(v.hex() if isinstance(v, float) else v for v in r[1:])
-            for r in conn.execute(f"SELECT track_id, {columns} FROM track_analysis ORDER BY track_id")}
-
-
 @pytest.mark.corpus
 @pytest.mark.slow
 def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_measured_again(fresh, capsys):
@@ -493,7 +484,7 @@ def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_me
     base = ["--data-dir", str(data.root)]
     with connection(data.catalog_url) as conn:
         older = conn.execute("SELECT track_id FROM tracks WHERE path = ?", (str(album[0]),)).fetchone()[0]
-        kept = _tempo_and_key(conn)
+        kept = tempo_and_key(conn)
         # as analysis version 7 left it: excerpt loudness, several dB off, no gating blocks for the album
         conn.execute("UPDATE track_analysis SET analysis_version = 7, loudness_histogram = NULL, "
                      "replaygain_track_gain_db = replaygain_track_gain_db + 4.5 WHERE track_id = ?", (older,))
@@ -517,7 +508,7 @@ def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_me
     retired = capsys.readouterr()
     assert "no longer needed" in retired.err and json.loads(retired.out)["analyzed"] == 0
     with connection(data.catalog_url) as conn:
-        assert _tempo_and_key(conn) == kept
+        assert tempo_and_key(conn) == kept
         paths = dict(conn.execute("SELECT track_id, path FROM tracks").fetchall())
         gains = replaygain_for_tracks(conn, list(paths))
     assert set(gains) == set(paths) and all(g.album_gain_db is not None for g in gains.values())

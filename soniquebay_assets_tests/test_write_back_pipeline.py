@@ -454,6 +454,7 @@ def test_a_deferred_run_writes_what_it_claimed_and_with_replaygain_the_rest_of_t
     assert bpm["tracks"] == 1  # the claimed track alone
     replaygain = deferred_run("replaygain")
     assert (replaygain["tracks"], replaygain["files_written"]) == (2, 2)  # its album's gain is the other's too
+    assert replaygain["not_written_by_reason"] == "_none_"
     assert all(_replaygain_tags(Path(p))["REPLAYGAIN_ALBUM_GAIN"] for p in album)
 
 

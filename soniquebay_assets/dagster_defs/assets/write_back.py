@@ -88,6 +88,8 @@ def write_back_metadata(stats: WriteBackStats, shards: list[str], started: float
         "covers_written": stats.covers_written,
         "fields_written": md_table(stats.fields_written, "field", "files"),
         "fields_kept": md_table(stats.fields_kept, "field", "files"),
+        # e.g. not measured yet (re-run enrichment): the tracks whose loudness waits for the new meter
+        "not_written_by_reason": md_table(stats.tracks_not_written_by_reason, "reason", "tracks"),
         "errors_by_reason": md_table(stats.errors_by_reason),
         "skipped_by_reason": md_table(stats.skipped_by_reason),
         "formats_written": md_table(stats.formats_written, "format", "files"),

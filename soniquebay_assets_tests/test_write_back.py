@@ -204,6 +204,7 @@ def _write(path: Path, fmt: str, options: tw.WriteOptions = ALL):
 
 
 @pytest.mark.corpus
+@pytest.mark.slow  # every writable format of the corpus, each decoded before and after: ~1 s apiece
 @pytest.mark.parametrize(("relative", "fmt"), CORPUS_FILES, ids=[Path(r).name for r, _ in CORPUS_FILES])
 def test_only_the_named_fields_change_and_undo_restores(tmp_path, corpus_dir, relative, fmt):
     path = tmp_path / Path(relative).name

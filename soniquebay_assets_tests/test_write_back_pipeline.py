@@ -36,6 +36,9 @@ from soniquebay_assets.settings import DataDir
 from soniquebay_assets_tests.scan_helpers import scan_catalog, tempo_and_key
 from soniquebay_assets_tests.test_write_back import dump_tags
 
+# The stage through the catalog on a corpus library scanned and analysed once per module: the slow tier.
+pytestmark = pytest.mark.slow
+
 FIELDS = frozenset({"replaygain", "bpm", "key", "musicbrainz_ids"})
 RELEASE = "3f3f2e6a-1d1c-4e4b-9a55-2a5e7d3a9b10"
 RECORDING = "0a8e8d55-4b83-4f8a-9732-fbb5ded9f344"
@@ -421,7 +424,6 @@ def test_the_asset_writes_only_when_the_setting_names_fields(fresh, tmp_path, mo
 
 
 @pytest.mark.corpus
-@pytest.mark.slow
 def test_a_deferred_run_writes_what_it_claimed_and_with_replaygain_the_rest_of_their_albums(fresh, tmp_path,
                                                                                            monkeypatch):
     from dagster import materialize
@@ -471,7 +473,6 @@ def _replaygain_tags(path: Path) -> dict[str, str]:
 
 
 @pytest.mark.corpus
-@pytest.mark.slow
 def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_measured_again(fresh, capsys):
     """write-tags --replaygain on real songs. A track an older meter measured (its gain 3-6 dB off) is reported and
     left as it is, and so is the rest of its album; a plain `enrich` re-measures its loudness (tempo and key kept
@@ -541,7 +542,6 @@ def test_replaygain_comes_from_the_whole_track_meter_and_waits_for_tracks_not_me
 
 
 @pytest.mark.corpus
-@pytest.mark.slow
 def test_write_tags_shows_a_progress_bar_on_a_terminal_and_keeps_piped_lines_clean(fresh):
     """stderr a terminal, stdout a pipe: the bar goes to the terminal, the per-file lines to the pipe untouched."""
     import pty

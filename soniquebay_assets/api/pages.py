@@ -1,0 +1,151 @@
+"""The web page: server-rendered Jinja2 templates (no Node build), a few lines of plain script for live search,
+"more albums" and decisions, which go through the same GraphQL mutations as any client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from soniquebay_assets.api import charts
+from soniquebay_assets.api.auth import COOKIE_NAME, token_matches
+from soniquebay_assets.api.schema import cover_url
+from soniquebay_assets.catalog import browse
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+GRID_PAGE = 48
+SIMILAR_ON_PAGE = 20
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+TEMPLATES.env.filters["duration"] = _duration
+TEMPLATES.env.globals["cover_url"] = cover_url
+TEMPLATES.env.globals["meter"] = charts.mood_meter
+
+
+def _render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    api = request.app.state.api
+    context.update(authorized=bool(request.scope.get("state", {}).get("authorized")),
+                   token_configured=api.config.token is not None)
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return _render(request, "error.html", status=status, status_code=status, message=message)
+
+
+def _grid(request: Request) -> dict[str, Any]:
+    api = request.app.state.api
+    query = request.query_params.get("q", "").strip()[:200]
+    after = request.query_params.get("after") or None
+    with api.access.reader() as conn:
+        try:
+            page = browse.album_page(conn, browse.AlbumFilter(text=query or None), sort="ARTIST",
+                                     first=GRID_PAGE, after=after)
+        except browse.BadCursor:
+            page = browse.album_page(conn, browse.AlbumFilter(text=query or None), sort="ARTIST", first=GRID_PAGE)
+        covers = browse.covers_of(conn, "album", [a["album_id"] for a in page.rows])
+        total = browse.album_count(conn, browse.AlbumFilter(text=query or None)) if not after else None
+        summary = browse.library_summary(conn) if not after and not query else None
+    return {"albums": page.rows, "covers": covers, "page": page, "query": query, "total": total,
+            "summary": summary}
+
+
+def home(request: Request) -> Response:
+    """Album grid with lazy-loaded covers, a search box and a picture of the library's tempo, keys and moods."""
+    data = _grid(request)
+    if request.query_params.get("partial") == "grid":
+        return _render(request, "_grid.html", **data)
+    if data["summary"] is not None:
+        data["tempo_svg"] = charts.tempo_histogram(data["summary"].bpm_histogram)
+        data["key_svg"] = charts.key_wheel(data["summary"].keys)
+        data["mood_svg"] = charts.mood_bars(data["summary"].mood_means)
+    return _render(request, "home.html", **data)
+
+
+def album_page(request: Request) -> Response:
+    """An album: cover, tracks with tempo, key, moods and loudness, and its MusicBrainz candidates."""
+    api = request.app.state.api
+    album_id = request.path_params["album_id"]
+    with api.access.reader() as conn:
+        album = browse.albums_by_id(conn, [album_id]).get(album_id)
+        if album is None:
+            return error_page(request, 404, f"There is no album {album_id} in the catalog.")
+        track_ids = browse.track_ids_of_albums(conn, [album_id])[album_id]
+        tracks = browse.tracks_by_id(conn, track_ids)
+        cover = browse.covers_of(conn, "album", [album_id]).get(album_id)
+    return _render(request, "album.html", album=album, tracks=[tracks[t] for t in track_ids if t in tracks],
+                   cover=cover)
+
+
+def track_page(request: Request) -> Response:
+    """A track: its facts and analysis, similar tracks, and a playlist to make from it."""
+    from soniquebay_assets.catalog import vector_search
+
+    api = request.app.state.api
+    track_id = request.path_params["track_id"]
+    similar: list[dict] = []
+    similar_problem = None
+    with api.access.reader() as conn:
+        track = browse.tracks_by_id(conn, [track_id]).get(track_id)
+        if track is None:
+            return error_page(request, 404, f"There is no track {track_id} in the catalog.")
+        analysis = browse.analysis_by_track(conn, [track_id]).get(track_id)
+        external = browse.external_by_track(conn, [track_id]).get(track_id, [])
+        cover = browse.covers_of(conn, "album", [track["album_id"]]).get(track["album_id"])
+        if api.access.vector_search:
+            try:
+                found = vector_search.search_similar(conn, track_id=track_id, k=SIMILAR_ON_PAGE)
+                rows = browse.tracks_by_id(conn, [f.track_id for f in found])
+                similar = [{"score": f.score, **rows[f.track_id]} for f in found if f.track_id in rows]
+            except LookupError as exc:
+                similar_problem = str(exc)
+        else:
+            similar_problem = "similar-track search is off on this server (its SQLite cannot load sqlite-vec)"
+    return _render(request, "track.html", track=track, analysis=analysis, external=external, cover=cover,
+                   similar=similar, similar_problem=similar_problem)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host): a sign-in link cannot send anyone elsewhere."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+async def login(request: Request) -> Response:
+    """Sign in with the API token: it is kept in an HttpOnly, same-site cookie for the page's requests."""
+    api = request.app.state.api
+    if request.method == "GET":
+        return _render(request, "login.html", next=_safe_next(request.query_params.get("next")), problem=None)
+    form = await request.form()
+    token = str(form.get("token", "")).strip()
+    target = _safe_next(str(form.get("next", "") or "/"))
+    if not token_matches(api.config, token):
+        problem = ("This server has no token configured: start it with SONIQUEBAY_API_TOKEN set."
+                   if api.config.token is None else "That is not this server's token.")
+        return _render(request, "login.html", status=401, next=target, problem=problem)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE_NAME, token, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https", max_age=30 * 24 * 3600)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(COOKIE_NAME, path="/")
+    return response

@@ -1,0 +1,686 @@
+"""The GraphQL schema (graphene): artists, albums and tracks with filters, keyset cursors and sorts; a track's
+analysis, external metadata and cover; similar tracks by track or by text; the library's summary; mutations for
+the user's decisions only. Resolvers hold no SQL: they call catalog/ and pipeline/ functions."""
+
+from __future__ import annotations
+
+import graphene
+
+from soniquebay_assets.api import errors
+from soniquebay_assets.catalog import browse
+
+MAX_SIMILAR = 100
+DEFAULT_SIMILAR = 10
+
+
+def _context(info):
+    return info.context
+
+
+def _page_size(info, first: int | None) -> int | None:
+    if first is not None and first < 1:
+        raise errors.ApiError(f"first={first}: ask for at least 1 row")
+    if first is not None and first > browse.MAX_PAGE_SIZE:
+        _context(info).warn(f"first={first} is above the largest page: {browse.MAX_PAGE_SIZE} rows served; "
+                            "page on with pageInfo.endCursor")
+    return first
+
+
+def _k(info, k: int) -> int:
+    if k < 1:
+        raise errors.ApiError(f"k={k}: ask for at least 1 track")
+    if k > MAX_SIMILAR:
+        _context(info).warn(f"k={k} is above the most similar tracks served: {MAX_SIMILAR} returned")
+    return min(k, MAX_SIMILAR)
+
+
+def _enum_name(value) -> str:
+    return getattr(value, "name", value)
+
+
+# ------------------------------------------------------------------------------------------ small types
+
+
+class PageInfo(graphene.ObjectType):
+    end_cursor = graphene.String(description="pass as `after` to get the next page")
+    has_next_page = graphene.Boolean(required=True)
+    page_size = graphene.Int(required=True, description="rows asked for, capped at the largest page")
+
+
+class Moods(graphene.ObjectType):
+    """Analysed mood scores, 0..1."""
+
+    happy = graphene.Float()
+    sad = graphene.Float()
+    aggressive = graphene.Float()
+    relaxed = graphene.Float()
+    party = graphene.Float()
+
+
+class TrackAnalysis(graphene.ObjectType):
+    """Everything the enrichment stage measured (null: not measured, never a default)."""
+
+    analysis_version = graphene.Int()
+    analyzed_at = graphene.String()
+    status = graphene.String()
+    error = graphene.String()
+    bpm = graphene.Float()
+    bpm_confidence = graphene.Float()
+    beat_count = graphene.Int()
+    key = graphene.String()
+    mode = graphene.String()
+    key_confidence = graphene.Float()
+    camelot = graphene.String()
+    open_key = graphene.String()
+    loudness_lufs = graphene.Float()
+    loudness_range_lu = graphene.Float()
+    replaygain_track_gain_db = graphene.Float()
+    replaygain_track_peak = graphene.Float()
+    energy = graphene.Float()
+    danceability = graphene.Float()
+    acousticness = graphene.Float()
+    instrumentalness = graphene.Float()
+    mood_happy = graphene.Float()
+    mood_sad = graphene.Float()
+    mood_aggressive = graphene.Float()
+    mood_relaxed = graphene.Float()
+    mood_party = graphene.Float()
+    spectral_centroid = graphene.Float()
+    spectral_rolloff = graphene.Float()
+    spectral_flatness = graphene.Float()
+    zero_crossing_rate = graphene.Float()
+    duration_s = graphene.Float()
+    analyzed_seconds = graphene.Float()
+    decoder = graphene.String()
+
+
+class ExternalRecording(graphene.ObjectType):
+    """What an online service (MusicBrainz, AcoustID) says this track is."""
+
+    source = graphene.String(required=True)
+    recording_id = graphene.String()
+    title = graphene.String()
+    artist = graphene.String()
+    score = graphene.Float()
+    fetched_at = graphene.String()
+
+
+class Cover(graphene.ObjectType):
+    """A stored picture; `url` serves a 150, 300 or 600 px version."""
+
+    entity_type = graphene.String(required=True)
+    entity_id = graphene.Int(required=True)
+    source = graphene.String()
+    sha256 = graphene.String()
+    mime = graphene.String()
+    width = graphene.Int()
+    height = graphene.Int()
+    fetched_at = graphene.String()
+    url = graphene.String(required=True, size=graphene.Int(default_value=300))
+
+    @staticmethod
+    def resolve_url(root, info, size=300):
+        if size not in (150, 300, 600):
+            raise errors.ApiError(f"size={size}: covers come in 150, 300 and 600 px")
+        return cover_url(root["entity_type"], root["entity_id"], size, root.get("sha256"))
+
+
+def cover_url(entity_type: str, entity_id: int, size: int, sha256: str | None) -> str:
+    """The address of a cover; the content hash makes it change when the picture does (cached for a year)."""
+    version = f"&v={sha256[:16]}" if sha256 else ""
+    return f"/covers/{entity_type}/{entity_id}?size={size}{version}"
+
+
+def _cover(entity_type: str, entity_id: int, row: dict | None) -> dict | None:
+    return None if row is None else {**row, "entity_type": entity_type, "entity_id": entity_id}
+
+
+class MatchCandidate(graphene.ObjectType):
+    """A MusicBrainz release kept for the user to decide on, with its score and what made it."""
+
+    release_id = graphene.String(required=True)
+    release_group_id = graphene.String()
+    title = graphene.String()
+    artist = graphene.String()
+    date = graphene.String()
+    label = graphene.String()
+    country = graphene.String()
+    track_count = graphene.Int()
+    score = graphene.Float()
+    service_score = graphene.Int()
+    title_score = graphene.Float()
+    artist_score = graphene.Float()
+    track_count_score = graphene.Float()
+    durations_score = graphene.Float()
+
+    @staticmethod
+    def resolve_title_score(root, info):
+        return (root.get("components") or {}).get("title")
+
+    @staticmethod
+    def resolve_artist_score(root, info):
+        return (root.get("components") or {}).get("artist")
+
+    @staticmethod
+    def resolve_track_count_score(root, info):
+        return (root.get("components") or {}).get("track_count")
+
+    @staticmethod
+    def resolve_durations_score(root, info):
+        return (root.get("components") or {}).get("durations")
+
+
+class AlbumMatch(graphene.ObjectType):
+    """The release MusicBrainz matched (automatically or by the user's decision)."""
+
+    status = graphene.String(required=True)
+    decided_by = graphene.String()
+    source = graphene.String()
+    release_id = graphene.String()
+    release_group_id = graphene.String()
+    title = graphene.String()
+    artist = graphene.String()
+    label = graphene.String()
+    date = graphene.String()
+    track_count = graphene.Int()
+    score = graphene.Float()
+    fetched_at = graphene.String()
+
+
+# ------------------------------------------------------------------------------------------ entities
+
+
+class Artist(graphene.ObjectType):
+    id = graphene.Int(required=True)
+    name = graphene.String(required=True)
+    musicbrainz_artist_id = graphene.String()
+    summary = graphene.String(description="Last.fm's summary")
+    listeners = graphene.Int()
+    tags = graphene.List(graphene.NonNull(graphene.String), required=True)
+    similar_artists = graphene.List(graphene.NonNull(graphene.String), required=True)
+    genres = graphene.List(graphene.NonNull(graphene.String), required=True)
+    lastfm_url = graphene.String()
+    track_count = graphene.Int(required=True)
+    album_count = graphene.Int(required=True)
+    image = graphene.Field(Cover)
+    albums = graphene.List(graphene.NonNull(lambda: Album), required=True)
+
+    @staticmethod
+    def resolve_id(root, info):
+        return root["artist_id"]
+
+    @staticmethod
+    def resolve_image(root, info):
+        return _cover("artist", root["artist_id"], _context(info).artist_covers.get(root["artist_id"]))
+
+    @staticmethod
+    def resolve_albums(root, info):
+        ctx = _context(info)
+        ids = ctx.artist_albums.get(root["artist_id"]) or []
+        return ctx.saw_albums([a for a in ctx.albums.get_many(ids) if a])
+
+
+class Album(graphene.ObjectType):
+    id = graphene.Int(required=True)
+    title = graphene.String(required=True)
+    album_artist = graphene.String(required=True)
+    artists = graphene.List(graphene.NonNull(Artist), required=True)
+    year = graphene.Int()
+    date = graphene.String()
+    original_date = graphene.String()
+    is_compilation = graphene.Boolean(required=True)
+    track_count = graphene.Int(required=True)
+    duration_s = graphene.Float()
+    musicbrainz_release_id = graphene.String(description="tagged in the files, else the matched release")
+    match_status = graphene.String(required=True, description="tagged, matched, candidates, unmatched or pending")
+    match = graphene.Field(AlbumMatch)
+    candidates = graphene.List(graphene.NonNull(MatchCandidate), required=True)
+    cover = graphene.Field(Cover)
+    tracks = graphene.List(graphene.NonNull(lambda: Track), required=True)
+
+    @staticmethod
+    def resolve_id(root, info):
+        return root["album_id"]
+
+    @staticmethod
+    def resolve_musicbrainz_release_id(root, info):
+        status = root["match_status"]
+        return root["tagged_release_id"] if status == "tagged" else (
+            root["release_id"] if status == "matched" else None)
+
+    @staticmethod
+    def resolve_match(root, info):
+        if root["match_status"] in ("tagged", "pending"):
+            return None
+        return {"status": root["match_status"], "decided_by": root["decided_by"], "source": root["source"],
+                "release_id": root["release_id"], "release_group_id": root["release_group_id"],
+                "title": root["release_title"], "artist": root["release_artist"], "label": root["label"],
+                "date": root["release_date"], "track_count": root["release_track_count"], "score": root["score"],
+                "fetched_at": root["fetched_at"]}
+
+    @staticmethod
+    def resolve_artists(root, info):
+        ctx = _context(info)
+        ids = ctx.album_artists.get(root["album_id"]) or []
+        return ctx.saw_artists([a for a in ctx.artists.get_many(ids) if a])
+
+    @staticmethod
+    def resolve_cover(root, info):
+        return _cover("album", root["album_id"], _context(info).album_covers.get(root["album_id"]))
+
+    @staticmethod
+    def resolve_tracks(root, info):
+        ctx = _context(info)
+        ids = ctx.album_tracks.get(root["album_id"]) or []
+        return ctx.saw_tracks([t for t in ctx.tracks.get_many(ids) if t])
+
+
+class SimilarTrack(graphene.ObjectType):
+    score = graphene.Float(required=True, description="cosine similarity of the two tracks' vectors")
+    track = graphene.Field(graphene.NonNull(lambda: Track))
+
+
+class RadioFilterInput(graphene.InputObjectType):
+    """Constraints on similar tracks: skip the seed's album, a BPM range, harmonically compatible keys."""
+
+    exclude_same_album = graphene.Boolean(default_value=False)
+    bpm_min = graphene.Float()
+    bpm_max = graphene.Float()
+    compatible_keys = graphene.Boolean(default_value=False)
+
+
+class Track(graphene.ObjectType):
+    id = graphene.Int(required=True)
+    title = graphene.String(required=True)
+    artist = graphene.String(required=True, description="the artist as tagged (display string)")
+    artists = graphene.List(graphene.NonNull(graphene.String), required=True)
+    featured_artists = graphene.List(graphene.NonNull(graphene.String), required=True)
+    album_id = graphene.Int(required=True)
+    album_title = graphene.String(required=True)
+    album_artist = graphene.String(required=True)
+    album = graphene.Field(graphene.NonNull(Album))
+    track_number = graphene.Int()
+    track_total = graphene.Int()
+    disc_number = graphene.Int()
+    disc_total = graphene.Int()
+    year = graphene.Int()
+    duration_s = graphene.Float()
+    format = graphene.String()
+    codec = graphene.String()
+    bitrate = graphene.Int()
+    sample_rate = graphene.Int()
+    channels = graphene.Int()
+    bit_depth = graphene.Int()
+    path = graphene.String(required=True, description="the file in the music library")
+    musicbrainz_recording_id = graphene.String()
+    isrc = graphene.String()
+    composer = graphene.String()
+    label = graphene.String()
+    quality_score = graphene.Float()
+    title_from_fallback = graphene.Boolean(required=True)
+    genres = graphene.List(graphene.NonNull(graphene.String), required=True)
+    genres_normalized = graphene.List(graphene.NonNull(graphene.String), required=True)
+    bpm = graphene.Float(description="analysed tempo, or the tagged one when the analysis is unsure")
+    bpm_source = graphene.String()
+    key = graphene.String()
+    mode = graphene.String()
+    camelot = graphene.String()
+    open_key = graphene.String()
+    key_source = graphene.String()
+    loudness_lufs = graphene.Float()
+    replaygain_track_gain_db = graphene.Float()
+    energy = graphene.Float()
+    danceability = graphene.Float()
+    moods = graphene.Field(Moods)
+    mood_tags = graphene.List(graphene.NonNull(graphene.String), required=True)
+    match_status = graphene.String(required=True)
+    analysis = graphene.Field(TrackAnalysis)
+    external = graphene.List(graphene.NonNull(ExternalRecording), required=True)
+    cover = graphene.Field(Cover, description="the album's cover")
+    similar = graphene.List(graphene.NonNull(SimilarTrack), required=True,
+                            k=graphene.Int(default_value=DEFAULT_SIMILAR), filter=RadioFilterInput())
+
+    @staticmethod
+    def resolve_id(root, info):
+        return root["track_id"]
+
+    @staticmethod
+    def resolve_artist(root, info):
+        return root["artist_display"]
+
+    @staticmethod
+    def resolve_album(root, info):
+        return _context(info).albums.get(root["album_id"])
+
+    @staticmethod
+    def resolve_analysis(root, info):
+        return _context(info).analysis.get(root["track_id"])
+
+    @staticmethod
+    def resolve_external(root, info):
+        return _context(info).external.get(root["track_id"]) or []
+
+    @staticmethod
+    def resolve_cover(root, info):
+        return _cover("album", root["album_id"], _context(info).album_covers.get(root["album_id"]))
+
+    @staticmethod
+    def resolve_similar(root, info, k=DEFAULT_SIMILAR, filter=None):  # noqa: A002 - the GraphQL argument's name
+        return _similar(info, root["track_id"], k, filter) or []
+
+
+def _radio(filter_input) -> object:
+    from soniquebay_assets.catalog.vector_search import RadioFilters
+
+    if not filter_input:
+        return RadioFilters()
+    return RadioFilters(exclude_same_album=bool(filter_input.get("exclude_same_album")),
+                        bpm_min=filter_input.get("bpm_min"), bpm_max=filter_input.get("bpm_max"),
+                        compatible_keys=bool(filter_input.get("compatible_keys")))
+
+
+def _similar_rows(info, found) -> list[dict]:
+    ctx = _context(info)
+    ctx.tracks.want([f.track_id for f in found])
+    rows = [(f.score, ctx.tracks.get(f.track_id)) for f in found]
+    ctx.saw_tracks([row for _, row in rows if row])
+    return [{"score": round(float(score), 6), "track": row} for score, row in rows if row]
+
+
+def _similar(info, track_id: int, k: int, filter_input) -> list[dict] | None:
+    from soniquebay_assets.catalog import vector_search
+
+    ctx = _context(info)
+    k = _k(info, k)
+    if ctx.tracks.get(int(track_id)) is None:
+        return None
+    if not ctx.access.vector_search:
+        raise errors.ApiError("similar-track search is off on this server: its SQLite cannot load sqlite-vec")
+    try:
+        found = vector_search.search_similar(ctx.conn, track_id=int(track_id), k=k, filters=_radio(filter_input))
+    except LookupError as exc:
+        raise errors.ApiError(str(exc)) from None
+    return _similar_rows(info, found)
+
+
+# ------------------------------------------------------------------------------------------ listings
+
+
+class TrackSort(graphene.Enum):
+    ID = "ID"
+    TITLE = "TITLE"
+    ARTIST = "ARTIST"
+    ALBUM = "ALBUM"
+    YEAR = "YEAR"
+    BPM = "BPM"
+    DURATION = "DURATION"
+    ADDED = "ADDED"
+
+
+class AlbumSort(graphene.Enum):
+    ID = "ID"
+    ARTIST = "ARTIST"
+    TITLE = "TITLE"
+    YEAR = "YEAR"
+    ADDED = "ADDED"
+
+
+class ArtistSort(graphene.Enum):
+    ID = "ID"
+    NAME = "NAME"
+
+
+class TrackFilterInput(graphene.InputObjectType):
+    text = graphene.String(description="words in the title, artist, album or album artist")
+    genre = graphene.String()
+    year_min = graphene.Int()
+    year_max = graphene.Int()
+    bpm_min = graphene.Float()
+    bpm_max = graphene.Float()
+    key = graphene.String(description="'A minor', 'Am', 'F#', '8A' (the analysed key)")
+    compatible_keys = graphene.Boolean(default_value=False, description="with key: Camelot neighbours too")
+    moods = graphene.List(graphene.NonNull(graphene.String), description="mood tags, all required")
+    match_status = graphene.String()
+    album_id = graphene.Int()
+    artist_id = graphene.Int()
+
+
+class AlbumFilterInput(graphene.InputObjectType):
+    text = graphene.String(description="words in the title or album artist")
+    match_status = graphene.String(description="tagged, matched, candidates, unmatched or pending")
+    year_min = graphene.Int()
+    year_max = graphene.Int()
+    artist_id = graphene.Int()
+    has_cover = graphene.Boolean()
+
+
+class ArtistFilterInput(graphene.InputObjectType):
+    text = graphene.String()
+
+
+def _filter(cls, given) -> object:
+    values = {k: v for k, v in dict(given or {}).items() if v is not None}
+    if "moods" in values:
+        values["moods"] = tuple(values["moods"])
+    return cls(**values)
+
+
+def _connection(page: browse.Page, count) -> dict:
+    return {"nodes": page.rows, "page_info": {"end_cursor": page.end_cursor, "has_next_page": page.has_next_page,
+                                             "page_size": page.page_size}, "count": count}
+
+
+class TrackConnection(graphene.ObjectType):
+    nodes = graphene.List(graphene.NonNull(Track), required=True)
+    page_info = graphene.Field(graphene.NonNull(PageInfo))
+    total_count = graphene.Int(required=True, description="tracks matching the filter (counted when asked)")
+
+    @staticmethod
+    def resolve_total_count(root, info):
+        return root["count"]()
+
+
+class AlbumConnection(graphene.ObjectType):
+    nodes = graphene.List(graphene.NonNull(Album), required=True)
+    page_info = graphene.Field(graphene.NonNull(PageInfo))
+    total_count = graphene.Int(required=True)
+
+    @staticmethod
+    def resolve_total_count(root, info):
+        return root["count"]()
+
+
+class ArtistConnection(graphene.ObjectType):
+    nodes = graphene.List(graphene.NonNull(Artist), required=True)
+    page_info = graphene.Field(graphene.NonNull(PageInfo))
+    total_count = graphene.Int(required=True)
+
+    @staticmethod
+    def resolve_total_count(root, info):
+        return root["count"]()
+
+
+class KeyCount(graphene.ObjectType):
+    key = graphene.String(required=True, description="tonic and mode, e.g. 'A minor'")
+    camelot = graphene.String()
+    tracks = graphene.Int(required=True)
+
+
+class NamedCount(graphene.ObjectType):
+    name = graphene.String(required=True)
+    count = graphene.Int(required=True)
+
+
+class NamedValue(graphene.ObjectType):
+    name = graphene.String(required=True)
+    value = graphene.Float(required=True)
+
+
+class Library(graphene.ObjectType):
+    """The whole library at a glance: counts, tempo histogram, keys, moods, match statuses."""
+
+    tracks = graphene.Int(required=True)
+    albums = graphene.Int(required=True)
+    artists = graphene.Int(required=True)
+    analysed = graphene.Int(required=True)
+    covered_albums = graphene.Int(required=True)
+    bpm_histogram = graphene.List(graphene.NonNull(NamedCount), required=True, description="10-BPM bins")
+    keys = graphene.List(graphene.NonNull(KeyCount), required=True)
+    mood_tags = graphene.List(graphene.NonNull(NamedCount), required=True)
+    mood_means = graphene.List(graphene.NonNull(NamedValue), required=True)
+    match_statuses = graphene.List(graphene.NonNull(NamedCount), required=True)
+
+
+def library_view(summary: browse.LibrarySummary) -> dict:
+    pairs = lambda d: [{"name": k, "count": v} for k, v in d.items()]  # noqa: E731
+    return {"tracks": summary.tracks, "albums": summary.albums, "artists": summary.artists,
+            "analysed": summary.analysed, "covered_albums": summary.covered_albums,
+            "bpm_histogram": pairs(summary.bpm_histogram),
+            "keys": [{"key": k, "camelot": c, "tracks": n} for k, c, n in summary.keys],
+            "mood_tags": pairs(summary.mood_tags),
+            "mood_means": [{"name": k, "value": v} for k, v in summary.mood_means.items()],
+            "match_statuses": pairs(summary.match_statuses)}
+
+
+def _catalog_call(fn, *args, **kwargs):
+    """A browse call whose bad filters and cursors are the client's to fix, said as such."""
+    try:
+        return fn(*args, **kwargs)
+    except (browse.BadFilter, browse.BadCursor) as exc:
+        raise errors.ApiError(str(exc)) from None
+
+
+class Query(graphene.ObjectType):
+    tracks = graphene.Field(graphene.NonNull(TrackConnection), filter=TrackFilterInput(),
+                            sort=TrackSort(default_value="ARTIST"), descending=graphene.Boolean(default_value=False),
+                            first=graphene.Int(default_value=browse.DEFAULT_PAGE_SIZE), after=graphene.String())
+    track = graphene.Field(Track, id=graphene.Int(required=True))
+    albums = graphene.Field(graphene.NonNull(AlbumConnection), filter=AlbumFilterInput(),
+                            sort=AlbumSort(default_value="ARTIST"), descending=graphene.Boolean(default_value=False),
+                            first=graphene.Int(default_value=browse.DEFAULT_PAGE_SIZE), after=graphene.String())
+    album = graphene.Field(Album, id=graphene.Int(required=True))
+    artists = graphene.Field(graphene.NonNull(ArtistConnection), filter=ArtistFilterInput(),
+                             sort=ArtistSort(default_value="NAME"), descending=graphene.Boolean(default_value=False),
+                             first=graphene.Int(default_value=browse.DEFAULT_PAGE_SIZE), after=graphene.String())
+    artist = graphene.Field(Artist, id=graphene.Int(required=True))
+    similar = graphene.List(graphene.NonNull(SimilarTrack), track_id=graphene.Int(required=True),
+                            k=graphene.Int(default_value=DEFAULT_SIMILAR), filter=RadioFilterInput(),
+                            description="tracks nearest to a track (null when the track does not exist)")
+    similar_to_text = graphene.List(graphene.NonNull(SimilarTrack), required=True, text=graphene.String(required=True),
+                                    k=graphene.Int(default_value=DEFAULT_SIMILAR), filter=RadioFilterInput(),
+                                    description="tracks nearest to a description, e.g. 'calm piano at night'")
+    library = graphene.Field(graphene.NonNull(Library))
+
+    @staticmethod
+    def resolve_tracks(root, info, filter=None, sort="ARTIST", descending=False, first=None, after=None):  # noqa: A002
+        ctx = _context(info)
+        filters = _filter(browse.TrackFilter, filter)
+        page = _catalog_call(browse.track_page, ctx.conn, filters, sort=_enum_name(sort), descending=descending,
+                             first=_page_size(info, first), after=after)
+        ctx.saw_tracks(page.rows)
+        return _connection(page, lambda: browse.track_count(ctx.conn, filters))
+
+    @staticmethod
+    def resolve_track(root, info, id):  # noqa: A002
+        ctx = _context(info)
+        row = ctx.tracks.get(int(id))
+        return ctx.saw_tracks([row])[0] if row else None
+
+    @staticmethod
+    def resolve_albums(root, info, filter=None, sort="ARTIST", descending=False, first=None, after=None):  # noqa: A002
+        ctx = _context(info)
+        filters = _filter(browse.AlbumFilter, filter)
+        page = _catalog_call(browse.album_page, ctx.conn, filters, sort=_enum_name(sort), descending=descending,
+                             first=_page_size(info, first), after=after)
+        ctx.saw_albums(page.rows)
+        return _connection(page, lambda: browse.album_count(ctx.conn, filters))
+
+    @staticmethod
+    def resolve_album(root, info, id):  # noqa: A002
+        ctx = _context(info)
+        row = ctx.albums.get(int(id))
+        return ctx.saw_albums([row])[0] if row else None
+
+    @staticmethod
+    def resolve_artists(root, info, filter=None, sort="NAME", descending=False, first=None, after=None):  # noqa: A002
+        ctx = _context(info)
+        filters = _filter(browse.ArtistFilter, filter)
+        page = _catalog_call(browse.artist_page, ctx.conn, filters, sort=_enum_name(sort), descending=descending,
+                             first=_page_size(info, first), after=after)
+        ctx.saw_artists(page.rows)
+        return _connection(page, lambda: browse.artist_count(ctx.conn, filters))
+
+    @staticmethod
+    def resolve_artist(root, info, id):  # noqa: A002
+        ctx = _context(info)
+        row = ctx.artists.get(int(id))
+        return ctx.saw_artists([row])[0] if row else None
+
+    @staticmethod
+    def resolve_similar(root, info, track_id, k=DEFAULT_SIMILAR, filter=None):  # noqa: A002
+        return _similar(info, track_id, k, filter)
+
+    @staticmethod
+    def resolve_similar_to_text(root, info, text, k=DEFAULT_SIMILAR, filter=None):  # noqa: A002
+        from soniquebay_assets.catalog import vector_search
+        from soniquebay_assets.library.embedder import ModelNotFoundError
+        from soniquebay_assets.pipeline import vectorize
+
+        ctx = _context(info)
+        k = _k(info, k)
+        if not text.strip():
+            raise errors.ApiError("text is empty: describe the music, e.g. 'calm piano at night'")
+        if not ctx.access.vector_search:
+            raise errors.ApiError("similar-track search is off on this server: its SQLite cannot load sqlite-vec")
+        try:
+            query = vectorize.text_query(ctx.conn, text)
+        except (vectorize.NoVectorsYet, ModelNotFoundError) as exc:
+            raise errors.ApiError(str(exc)) from None
+        found = vector_search.search_similar(ctx.conn, vector=query, k=k, filters=_radio(filter))
+        return _similar_rows(info, found)
+
+    @staticmethod
+    def resolve_library(root, info):
+        return library_view(browse.library_summary(_context(info).conn))
+
+
+# ------------------------------------------------------------------------------------------ decisions
+
+
+class AcceptMatch(graphene.Mutation):
+    """Accept a MusicBrainz release for an album (the same decision as `soniquebay match --accept`)."""
+
+    class Arguments:
+        album_id = graphene.Int(required=True)
+        release_id = graphene.String(required=True)
+
+    Output = Album
+
+    @staticmethod
+    def mutate(root, info, album_id, release_id):
+        from soniquebay_assets.api import decisions
+
+        return decisions.decide(_context(info), album_id, accept=release_id)
+
+
+class RejectMatch(graphene.Mutation):
+    """None of the candidates is this album (the same decision as `soniquebay match --reject`)."""
+
+    class Arguments:
+        album_id = graphene.Int(required=True)
+
+    Output = Album
+
+    @staticmethod
+    def mutate(root, info, album_id):
+        from soniquebay_assets.api import decisions
+
+        return decisions.decide(_context(info), album_id, accept=None)
+
+
+class Mutation(graphene.ObjectType):
+    accept_match = AcceptMatch.Field()
+    reject_match = RejectMatch.Field()
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation, auto_camelcase=True)

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 from soniquebay_assets.api import errors, limits
 from soniquebay_assets.api.context import RequestContext
+from soniquebay_assets.api.execution import PlainFieldsExecution, never_awaitable
 from soniquebay_assets.api.schema import schema
 
 MAX_BODY_BYTES = 64 * 1024
@@ -135,7 +136,8 @@ def _run(api: Any, document: DocumentNode, operation: OperationDefinitionNode, v
     ctx = RequestContext(api.access, authorized=authorized, services=api)
     try:
         result = execute(GRAPHQL_SCHEMA, document, context_value=ctx, variable_values=variables,
-                         operation_name=operation.name.value if operation.name else None)
+                         operation_name=operation.name.value if operation.name else None,
+                         execution_context_class=PlainFieldsExecution, is_awaitable=never_awaitable)
         body: dict[str, Any] = {"data": result.data}
         status = 200
         if result.errors:

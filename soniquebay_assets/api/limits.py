@@ -21,10 +21,12 @@ from graphql import (
     value_from_ast,
 )
 
-MAX_DEPTH = 10
+MAX_DEPTH = 8  # the deepest useful query (track > similar > track > album > artists > image) has 6
 MAX_COST = 20_000
-# A list field without a size argument (an album's tracks, an artist's albums) is counted as this many rows.
-LIST_ESTIMATE = 25
+# A list field without a size argument is counted as this many rows (its typical length), else LIST_ESTIMATE.
+# A connection's `nodes` are the rows its `first` already counted.
+LIST_ESTIMATES = {"nodes": 1, "tracks": 25, "albums": 10, "artists": 3, "candidates": 5, "external": 2}
+LIST_ESTIMATE = 10
 # Arguments that say how many rows a field returns, with the most the server serves.
 SIZE_ARGUMENTS = {"first": 200, "k": 100}
 
@@ -113,4 +115,4 @@ def _rows(node: FieldNode, definition: Any, variables: dict[str, Any], is_list: 
         if isinstance(value, int) and not isinstance(value, bool):
             return max(1, min(value, cap))
         return cap
-    return LIST_ESTIMATE if is_list else 1
+    return LIST_ESTIMATES.get(node.name.value, LIST_ESTIMATE) if is_list else 1

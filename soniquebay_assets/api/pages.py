@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -106,7 +106,7 @@ def track_page(request: Request) -> Response:
         cover = browse.covers_of(conn, "album", [track["album_id"]]).get(track["album_id"])
         if api.access.vector_search:
             try:
-                found = vector_search.search_similar(conn, track_id=track_id, k=SIMILAR_ON_PAGE)
+                found = vector_search.search_similar(conn, track_id=track_id, k=SIMILAR_ON_PAGE, describe=False)
                 rows = browse.tracks_by_id(conn, [f.track_id for f in found])
                 similar = [{"score": f.score, **rows[f.track_id]} for f in found if f.track_id in rows]
             except LookupError as exc:
@@ -127,14 +127,24 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+async def _small_form(request: Request, limit: int = 4096) -> dict[str, str]:
+    """A urlencoded form of a few fields (the sign-in form), refused past `limit` bytes."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return {}
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), max_num_fields=8).items()}
+
+
 async def login(request: Request) -> Response:
     """Sign in with the API token: it is kept in an HttpOnly, same-site cookie for the page's requests."""
     api = request.app.state.api
     if request.method == "GET":
         return _render(request, "login.html", next=_safe_next(request.query_params.get("next")), problem=None)
-    form = await request.form()
-    token = str(form.get("token", "")).strip()
-    target = _safe_next(str(form.get("next", "") or "/"))
+    form = await _small_form(request)
+    token = form.get("token", "").strip()
+    target = _safe_next(form.get("next") or "/")
     if not token_matches(api.config, token):
         problem = ("This server has no token configured: start it with SONIQUEBAY_API_TOKEN set."
                    if api.config.token is None else "That is not this server's token.")

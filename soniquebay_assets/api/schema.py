@@ -191,7 +191,7 @@ class AlbumMatch(graphene.ObjectType):
 
 
 class Artist(graphene.ObjectType):
-    id = graphene.Int(required=True)
+    id = graphene.Int(required=True, source="artist_id")
     name = graphene.String(required=True)
     musicbrainz_artist_id = graphene.String()
     summary = graphene.String(description="Last.fm's summary")
@@ -206,10 +206,6 @@ class Artist(graphene.ObjectType):
     albums = graphene.List(graphene.NonNull(lambda: Album), required=True)
 
     @staticmethod
-    def resolve_id(root, info):
-        return root["artist_id"]
-
-    @staticmethod
     def resolve_image(root, info):
         return _cover("artist", root["artist_id"], _context(info).artist_covers.get(root["artist_id"]))
 
@@ -221,7 +217,7 @@ class Artist(graphene.ObjectType):
 
 
 class Album(graphene.ObjectType):
-    id = graphene.Int(required=True)
+    id = graphene.Int(required=True, source="album_id")
     title = graphene.String(required=True)
     album_artist = graphene.String(required=True)
     artists = graphene.List(graphene.NonNull(Artist), required=True)
@@ -237,10 +233,6 @@ class Album(graphene.ObjectType):
     candidates = graphene.List(graphene.NonNull(MatchCandidate), required=True)
     cover = graphene.Field(Cover)
     tracks = graphene.List(graphene.NonNull(lambda: Track), required=True)
-
-    @staticmethod
-    def resolve_id(root, info):
-        return root["album_id"]
 
     @staticmethod
     def resolve_musicbrainz_release_id(root, info):
@@ -290,9 +282,9 @@ class RadioFilterInput(graphene.InputObjectType):
 
 
 class Track(graphene.ObjectType):
-    id = graphene.Int(required=True)
+    id = graphene.Int(required=True, source="track_id")
     title = graphene.String(required=True)
-    artist = graphene.String(required=True, description="the artist as tagged (display string)")
+    artist = graphene.String(required=True, source="artist_display", description="the artist as tagged (display string)")
     artists = graphene.List(graphene.NonNull(graphene.String), required=True)
     featured_artists = graphene.List(graphene.NonNull(graphene.String), required=True)
     album_id = graphene.Int(required=True)
@@ -339,14 +331,6 @@ class Track(graphene.ObjectType):
     cover = graphene.Field(Cover, description="the album's cover")
     similar = graphene.List(graphene.NonNull(SimilarTrack), required=True,
                             k=graphene.Int(default_value=DEFAULT_SIMILAR), filter=RadioFilterInput())
-
-    @staticmethod
-    def resolve_id(root, info):
-        return root["track_id"]
-
-    @staticmethod
-    def resolve_artist(root, info):
-        return root["artist_display"]
 
     @staticmethod
     def resolve_album(root, info):
@@ -397,7 +381,8 @@ def _similar(info, track_id: int, k: int, filter_input) -> list[dict] | None:
     if not ctx.access.vector_search:
         raise errors.ApiError("similar-track search is off on this server: its SQLite cannot load sqlite-vec")
     try:
-        found = vector_search.search_similar(ctx.conn, track_id=int(track_id), k=k, filters=_radio(filter_input))
+        found = vector_search.search_similar(ctx.conn, track_id=int(track_id), k=k, filters=_radio(filter_input),
+                                             describe=False)
     except LookupError as exc:
         raise errors.ApiError(str(exc)) from None
     return _similar_rows(info, found)
@@ -636,7 +621,7 @@ class Query(graphene.ObjectType):
             query = vectorize.text_query(ctx.conn, text)
         except (vectorize.NoVectorsYet, ModelNotFoundError) as exc:
             raise errors.ApiError(str(exc)) from None
-        found = vector_search.search_similar(ctx.conn, vector=query, k=k, filters=_radio(filter))
+        found = vector_search.search_similar(ctx.conn, vector=query, k=k, filters=_radio(filter), describe=False)
         return _similar_rows(info, found)
 
     @staticmethod

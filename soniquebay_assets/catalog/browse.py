@@ -90,10 +90,11 @@ _BPM = _analysis.TRACK_LISTING_COLUMNS["bpm"]
 TRACK_SORTS: dict[str, tuple[_SortKey, ...]] = {
     "ID": (),
     "TITLE": (_SortKey("t.title"),),
-    "ARTIST": (_SortKey("t.artist_display"), _SortKey("al.title"), _SortKey("t.disc_number", True),
-               _SortKey("t.track_number", True)),
-    "ALBUM": (_SortKey("al.title"), _SortKey("t.album_id"), _SortKey("t.disc_number", True),
-              _SortKey("t.track_number", True)),
+    # index tracks_by_artist (migration 0014): an artist's albums in catalog order, discs and tracks in order
+    "ARTIST": (_SortKey("t.artist_display"), _SortKey("t.album_id"), _SortKey("COALESCE(t.disc_number, 0)"),
+               _SortKey("COALESCE(t.track_number, 0)")),
+    "ALBUM": (_SortKey("al.title"), _SortKey("t.album_id"), _SortKey("COALESCE(t.disc_number, 0)"),
+              _SortKey("COALESCE(t.track_number, 0)")),
     "YEAR": (_SortKey("t.year", True),),
     "BPM": (_SortKey(_BPM, True),),
     "DURATION": (_SortKey("t.duration_s", True),),
@@ -316,7 +317,7 @@ def tracks_by_id(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any
         item = dict(row)
         for raw, name in _JSON_LIST_FIELDS.items():
             value = item.pop(raw)
-            item[name] = json.loads(value) if value else []
+            item[name] = json.loads(value) if value and value != "[]" else []
         item["moods"] = json.loads(item["moods"]) if item.get("moods") else None
         item["title_from_fallback"] = bool(item["title_from_fallback"])
         out[int(item["track_id"])] = item
@@ -350,10 +351,6 @@ def track_ids_of_albums(conn: Any, album_ids: Sequence[int]) -> dict[int, list[i
     for album_id, track_id in rows:
         out[int(album_id)].append(int(track_id))
     return out
-
-
-def existing_track_ids(conn: Any, track_ids: Sequence[int]) -> set[int]:
-    return {int(r[0]) for r in rows_in(conn, "SELECT track_id FROM tracks WHERE track_id IN ({})", list(track_ids))}
 
 
 # ------------------------------------------------------------------------------------------ albums

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from soniquebay_assets_tests.audio_factory import write_tagged
+from soniquebay_assets_tests.scan_helpers import scan_catalog
 
 TOKEN = "test-token-0123456789abcdef"
 TWIN_A = "2a2a2a2a-0000-4000-8000-00000000000a"
@@ -63,17 +64,6 @@ def write_library(root: Path, albums=ALBUMS, *, title_prefix: str = "") -> None:
             (folder / "folder.jpg").write_bytes(_jpeg(colour))
 
 
-def scan_chain(conn, roots: list[Path]) -> list[str]:
-    """Inventory, tags and catalog entities for what changed under `roots` (the scan's own stage functions)."""
-    from soniquebay_assets.pipeline.scan import catalog_shards, extract_shards, inventory_shards, plan_scan
-
-    plan = plan_scan(conn, roots)
-    inventory_shards(conn, plan.walk, plan.affected)
-    extract_shards(conn, plan.affected, workers=1)
-    catalog_shards(conn, plan.affected)
-    return plan.affected
-
-
 @dataclass
 class Library:
     root: Path
@@ -98,7 +88,7 @@ def build_catalog(tmp: Path) -> Library:
     conn = open_catalog(data.catalog_path)
     try:
         scan_id = inventory.start_scan(conn, [str(library.root)], origin="cli")
-        shards = scan_chain(conn, [library.root])
+        shards = scan_catalog(conn, [library.root])
         inventory.finish_scan(conn, scan_id, {"tracks": 15})
         for album_id, title in conn.execute("SELECT album_id, title FROM albums"):
             library.album_ids[title] = album_id

@@ -304,3 +304,15 @@ def test_an_unexpected_failure_is_masked_and_logged(library, tmp_path):
         assert page.status_code == 500 and "track_analysis" not in page.text and str(data) not in page.text
         running.stop()
         assert "no such table: track_analysis" in running.output()  # the operator still sees what happened
+
+
+@pytest.mark.slow
+def test_similar_to_text_loads_the_model_on_first_use(client, library):
+    """The text model (the packaged all-MiniLM-L6-v2) loads in the server on the first text query only."""
+    query = "query($t: String!) { similarToText(text: $t, k: 5) { score track { id title } } }"
+    found = ask(client, query, {"t": "calm folk song in a green valley"})["similarToText"]
+    assert len(found) == 5 and len({f["track"]["id"] for f in found}) == 5
+    assert [f["score"] for f in found] == sorted((f["score"] for f in found), reverse=True)
+    assert all(-1.0 <= f["score"] <= 1.0 for f in found)
+    empty = graphql(None, query, {"t": "   "}, client=client).json()
+    assert "text is empty" in empty["errors"][0]["message"]

@@ -37,6 +37,13 @@ def _iso_to_unix(text: str | None) -> float | None:
         return None
 
 
+def _gauge(name: str, documentation: str, values: dict[tuple, float], labels: list[str] | None = None):
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for label_values, value in values.items():
+        family.add_metric(list(label_values), value)
+    return family
+
+
 class CatalogCollector:
     """Gauges built from the catalog, the broker and the Dagster instance at scrape time."""
 
@@ -67,37 +74,21 @@ class CatalogCollector:
                                 ("albums", "albums", "albums in the catalog"),
                                 ("artists", "artists", "artists in the catalog"),
                                 ("files", "files", "audio files inventoried")):
-            family = GaugeMetricFamily(f"soniquebay_{name}", text)
-            family.add_metric([], counts[key])
-            yield family
-        family = GaugeMetricFamily("soniquebay_covers", "stored covers", labels=["entity_type"])
-        for entity_type in ("album", "artist"):
-            family.add_metric([entity_type], covers.get(entity_type, 0))
-        yield family
-        family = GaugeMetricFamily("soniquebay_album_matches", "albums by MusicBrainz match status",
-                                   labels=["status"])
-        for status, count in statuses.items():
-            family.add_metric([status], count)
-        yield family
-        family = GaugeMetricFamily("soniquebay_deferred_work", "deferred work items by kind and state",
-                                   labels=["kind", "state"])
-        due = GaugeMetricFamily("soniquebay_deferred_due", "pending deferred items whose time has come",
-                                labels=["kind"])
-        oldest = GaugeMetricFamily("soniquebay_deferred_oldest_pending_age_seconds",
-                                   "how long the oldest pending item of a kind has waited", labels=["kind"])
-        for kind, figures in work.items():
-            for state in deferred.STATES:
-                family.add_metric([kind, state], figures[state])
-            due.add_metric([kind], figures["due"])
-            oldest.add_metric([kind], figures["oldest_pending_age_s"] or 0.0)
-        yield family
-        yield due
-        yield oldest
-        family = GaugeMetricFamily("soniquebay_scan_errors", "files with a recorded problem, by reason",
-                                   labels=["reason"])
-        for reason, count in errors.items():
-            family.add_metric([reason], count)
-        yield family
+            yield _gauge(f"soniquebay_{name}", text, {(): counts[key]})
+        yield _gauge("soniquebay_covers", "stored covers", {(t,): covers.get(t, 0) for t in ("album", "artist")},
+                     ["entity_type"])
+        yield _gauge("soniquebay_album_matches", "albums by MusicBrainz match status",
+                     {(status,): count for status, count in statuses.items()}, ["status"])
+        yield _gauge("soniquebay_deferred_work", "deferred work items by kind and state",
+                     {(kind, state): f[state] for kind, f in work.items() for state in deferred.STATES},
+                     ["kind", "state"])
+        yield _gauge("soniquebay_deferred_due", "pending deferred items whose time has come",
+                     {(kind,): f["due"] for kind, f in work.items()}, ["kind"])
+        yield _gauge("soniquebay_deferred_oldest_pending_age_seconds",
+                     "how long the oldest pending item of a kind has waited",
+                     {(kind,): f["oldest_pending_age_s"] or 0.0 for kind, f in work.items()}, ["kind"])
+        yield _gauge("soniquebay_scan_errors", "files with a recorded problem, by reason",
+                     {(reason,): count for reason, count in errors.items()}, ["reason"])
         yield from self._broker()
         stages = self._stages(now)
         last_inventory = max((s["timestamp"] for k, s in stages.items() if k == "file_inventory"), default=None)
@@ -136,11 +127,8 @@ class CatalogCollector:
         if problem:
             log.warning("metrics: %s", problem)
             return
-        family = GaugeMetricFamily("soniquebay_celery_queue_depth", "messages waiting in each Celery queue",
-                                   labels=["queue"])
-        for queue in queues.ALL_QUEUES:
-            family.add_metric([queue], depths.get(queue, 0))
-        yield family
+        yield _gauge("soniquebay_celery_queue_depth", "messages waiting in each Celery queue",
+                     {(queue,): depths.get(queue, 0) for queue in queues.ALL_QUEUES}, ["queue"])
 
     def _stages(self, now: float) -> dict[str, dict]:
         """asset -> latest materialization's time and seconds, from the Dagster instance (cached)."""

@@ -8,6 +8,7 @@ import graphene
 
 from soniquebay_assets.api import errors
 from soniquebay_assets.catalog import browse
+from soniquebay_assets.catalog.analysis import ANALYSIS_COLUMNS
 
 MAX_SIMILAR = 100
 DEFAULT_SIMILAR = 10
@@ -57,41 +58,14 @@ class Moods(graphene.ObjectType):
     party = graphene.Float()
 
 
-class TrackAnalysis(graphene.ObjectType):
-    """Everything the enrichment stage measured (null: not measured, never a default)."""
-
-    analysis_version = graphene.Int()
-    analyzed_at = graphene.String()
-    status = graphene.String()
-    error = graphene.String()
-    bpm = graphene.Float()
-    bpm_confidence = graphene.Float()
-    beat_count = graphene.Int()
-    key = graphene.String()
-    mode = graphene.String()
-    key_confidence = graphene.Float()
-    camelot = graphene.String()
-    open_key = graphene.String()
-    loudness_lufs = graphene.Float()
-    loudness_range_lu = graphene.Float()
-    replaygain_track_gain_db = graphene.Float()
-    replaygain_track_peak = graphene.Float()
-    energy = graphene.Float()
-    danceability = graphene.Float()
-    acousticness = graphene.Float()
-    instrumentalness = graphene.Float()
-    mood_happy = graphene.Float()
-    mood_sad = graphene.Float()
-    mood_aggressive = graphene.Float()
-    mood_relaxed = graphene.Float()
-    mood_party = graphene.Float()
-    spectral_centroid = graphene.Float()
-    spectral_rolloff = graphene.Float()
-    spectral_flatness = graphene.Float()
-    zero_crossing_rate = graphene.Float()
-    duration_s = graphene.Float()
-    analyzed_seconds = graphene.Float()
-    decoder = graphene.String()
+_ANALYSIS_TEXT = {"analyzed_at", "status", "error", "key", "mode", "camelot", "open_key", "decoder"}
+_ANALYSIS_INT = {"analysis_version", "beat_count"}
+# Everything the enrichment stage measured (null: not measured, never a default), one field per stored column.
+TrackAnalysis = type("TrackAnalysis", (graphene.ObjectType,), {
+    "__doc__": "Everything the enrichment stage measured (null: not measured, never a default).",
+    **{name: graphene.String() if name in _ANALYSIS_TEXT else graphene.Int() if name in _ANALYSIS_INT
+       else graphene.Float() for name in ("analysis_version", "analyzed_at", *ANALYSIS_COLUMNS)},
+})
 
 
 class ExternalRecording(graphene.ObjectType):
@@ -148,26 +122,15 @@ class MatchCandidate(graphene.ObjectType):
     track_count = graphene.Int()
     score = graphene.Float()
     service_score = graphene.Int()
-    title_score = graphene.Float()
-    artist_score = graphene.Float()
-    track_count_score = graphene.Float()
-    durations_score = graphene.Float()
+    title_score = graphene.Float(resolver=lambda root, info: _component(root, "title"))
+    artist_score = graphene.Float(resolver=lambda root, info: _component(root, "artist"))
+    track_count_score = graphene.Float(resolver=lambda root, info: _component(root, "track_count"))
+    durations_score = graphene.Float(resolver=lambda root, info: _component(root, "durations"))
 
-    @staticmethod
-    def resolve_title_score(root, info):
-        return (root.get("components") or {}).get("title")
 
-    @staticmethod
-    def resolve_artist_score(root, info):
-        return (root.get("components") or {}).get("artist")
-
-    @staticmethod
-    def resolve_track_count_score(root, info):
-        return (root.get("components") or {}).get("track_count")
-
-    @staticmethod
-    def resolve_durations_score(root, info):
-        return (root.get("components") or {}).get("durations")
+def _component(candidate: dict, name: str) -> float | None:
+    """One part of a candidate's score (title, artist, track count, durations; null when not measured)."""
+    return (candidate.get("components") or {}).get(name)
 
 
 class AlbumMatch(graphene.ObjectType):
@@ -535,6 +498,23 @@ def _catalog_call(fn, *args, **kwargs):
         raise errors.ApiError(str(exc)) from None
 
 
+def _listing(info, page_of, count_of, filter_class, saw: str, *, sort, descending=False, first=None, after=None,
+             filter=None) -> dict:  # noqa: A002 - the GraphQL argument's name
+    """One page of a listing (the rows' related objects fetched together if asked) and its count on demand."""
+    ctx = _context(info)
+    filters = _filter(filter_class, filter)
+    page = _catalog_call(page_of, ctx.conn, filters, sort=_enum_name(sort), descending=descending,
+                         first=_page_size(info, first), after=after)
+    getattr(ctx, saw)(page.rows)
+    return _connection(page, lambda: count_of(ctx.conn, filters))
+
+
+def _one(info, loader: str, saw: str, entity_id: int) -> dict | None:
+    ctx = _context(info)
+    row = getattr(ctx, loader).get(int(entity_id))
+    return getattr(ctx, saw)([row])[0] if row else None
+
+
 class Query(graphene.ObjectType):
     tracks = graphene.Field(graphene.NonNull(TrackConnection), filter=TrackFilterInput(),
                             sort=TrackSort(default_value="ARTIST"), descending=graphene.Boolean(default_value=False),
@@ -557,49 +537,29 @@ class Query(graphene.ObjectType):
     library = graphene.Field(graphene.NonNull(Library))
 
     @staticmethod
-    def resolve_tracks(root, info, filter=None, sort="ARTIST", descending=False, first=None, after=None):  # noqa: A002
-        ctx = _context(info)
-        filters = _filter(browse.TrackFilter, filter)
-        page = _catalog_call(browse.track_page, ctx.conn, filters, sort=_enum_name(sort), descending=descending,
-                             first=_page_size(info, first), after=after)
-        ctx.saw_tracks(page.rows)
-        return _connection(page, lambda: browse.track_count(ctx.conn, filters))
+    def resolve_tracks(root, info, **arguments):
+        return _listing(info, browse.track_page, browse.track_count, browse.TrackFilter, "saw_tracks", **arguments)
 
     @staticmethod
     def resolve_track(root, info, id):  # noqa: A002
-        ctx = _context(info)
-        row = ctx.tracks.get(int(id))
-        return ctx.saw_tracks([row])[0] if row else None
+        return _one(info, "tracks", "saw_tracks", id)
 
     @staticmethod
-    def resolve_albums(root, info, filter=None, sort="ARTIST", descending=False, first=None, after=None):  # noqa: A002
-        ctx = _context(info)
-        filters = _filter(browse.AlbumFilter, filter)
-        page = _catalog_call(browse.album_page, ctx.conn, filters, sort=_enum_name(sort), descending=descending,
-                             first=_page_size(info, first), after=after)
-        ctx.saw_albums(page.rows)
-        return _connection(page, lambda: browse.album_count(ctx.conn, filters))
+    def resolve_albums(root, info, **arguments):
+        return _listing(info, browse.album_page, browse.album_count, browse.AlbumFilter, "saw_albums", **arguments)
 
     @staticmethod
     def resolve_album(root, info, id):  # noqa: A002
-        ctx = _context(info)
-        row = ctx.albums.get(int(id))
-        return ctx.saw_albums([row])[0] if row else None
+        return _one(info, "albums", "saw_albums", id)
 
     @staticmethod
-    def resolve_artists(root, info, filter=None, sort="NAME", descending=False, first=None, after=None):  # noqa: A002
-        ctx = _context(info)
-        filters = _filter(browse.ArtistFilter, filter)
-        page = _catalog_call(browse.artist_page, ctx.conn, filters, sort=_enum_name(sort), descending=descending,
-                             first=_page_size(info, first), after=after)
-        ctx.saw_artists(page.rows)
-        return _connection(page, lambda: browse.artist_count(ctx.conn, filters))
+    def resolve_artists(root, info, **arguments):
+        return _listing(info, browse.artist_page, browse.artist_count, browse.ArtistFilter, "saw_artists",
+                        **arguments)
 
     @staticmethod
     def resolve_artist(root, info, id):  # noqa: A002
-        ctx = _context(info)
-        row = ctx.artists.get(int(id))
-        return ctx.saw_artists([row])[0] if row else None
+        return _one(info, "artists", "saw_artists", id)
 
     @staticmethod
     def resolve_similar(root, info, track_id, k=DEFAULT_SIMILAR, filter=None):  # noqa: A002

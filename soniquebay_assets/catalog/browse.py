@@ -176,6 +176,18 @@ def _paged(conn: Any, *, listing: str, select_from: str, where: list[str], param
     return [int(r[-1]) for r in rows], cursor, more, size
 
 
+def _page(conn: Any, details, **paging: Any) -> Page:
+    """A keyset page (see _paged) with each row's details fetched by id in one query."""
+    ids, cursor, more, size = _paged(conn, **paging)
+    found = details(conn, ids)
+    return Page([found[i] for i in ids if i in found], cursor, more, size)
+
+
+def _count(conn: Any, select_from: str, where: list[str], params: list[Any]) -> int:
+    return int(conn.execute(f"SELECT COUNT(*) {select_from}{' WHERE ' + ' AND '.join(where) if where else ''}",
+                            params).fetchone()[0])
+
+
 def clamp_page_size(first: int | None) -> int:
     """The page size served: `first` within 1..MAX_PAGE_SIZE (default DEFAULT_PAGE_SIZE)."""
     if first is None:
@@ -270,17 +282,13 @@ def track_page(conn: Any, filters: TrackFilter | None = None, *, sort: str = "AR
     where, params, joins = _track_rules(filters)
     if sort == "BPM":
         joins.add("analysis")
-    ids, cursor, more, size = _paged(conn, listing="tracks", select_from=_track_from(joins), where=where,
-                                     params=params, keys=keys, id_expr="t.track_id", sort=sort,
-                                     descending=descending, first=first, after=after)
-    found = tracks_by_id(conn, ids)
-    return Page([found[i] for i in ids if i in found], cursor, more, size)
+    return _page(conn, tracks_by_id, listing="tracks", select_from=_track_from(joins), where=where, params=params,
+                 keys=keys, id_expr="t.track_id", sort=sort, descending=descending, first=first, after=after)
 
 
 def track_count(conn: Any, filters: TrackFilter | None = None) -> int:
     where, params, joins = _track_rules(filters or TrackFilter())
-    sql = f"SELECT COUNT(*) {_track_from(joins)}{' WHERE ' + ' AND '.join(where) if where else ''}"
-    return int(conn.execute(sql, params).fetchone()[0])
+    return _count(conn, _track_from(joins), where, params)
 
 
 _TRACK_COLUMNS = (
@@ -386,17 +394,14 @@ def album_page(conn: Any, filters: AlbumFilter | None = None, *, sort: str = "AR
     filters = filters or AlbumFilter()
     keys = _check_sort(sort, ALBUM_SORTS)
     where, params, needs_match = _album_rules(filters)
-    ids, cursor, more, size = _paged(conn, listing="albums", select_from=_album_from(needs_match), where=where,
-                                     params=params, keys=keys, id_expr="al.album_id", sort=sort,
-                                     descending=descending, first=first, after=after)
-    found = albums_by_id(conn, ids)
-    return Page([found[i] for i in ids if i in found], cursor, more, size)
+    return _page(conn, albums_by_id, listing="albums", select_from=_album_from(needs_match), where=where,
+                 params=params, keys=keys, id_expr="al.album_id", sort=sort, descending=descending, first=first,
+                 after=after)
 
 
 def album_count(conn: Any, filters: AlbumFilter | None = None) -> int:
     where, params, needs_match = _album_rules(filters or AlbumFilter())
-    sql = f"SELECT COUNT(*) {_album_from(needs_match)}{' WHERE ' + ' AND '.join(where) if where else ''}"
-    return int(conn.execute(sql, params).fetchone()[0])
+    return _count(conn, _album_from(needs_match), where, params)
 
 
 def albums_by_id(conn: Any, album_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -443,17 +448,13 @@ def artist_page(conn: Any, filters: ArtistFilter | None = None, *, sort: str = "
     filters = filters or ArtistFilter()
     keys = _check_sort(sort, ARTIST_SORTS)
     where, params = _text_rule(filters.text, ("ar.name",))
-    ids, cursor, more, size = _paged(conn, listing="artists", select_from="FROM artists ar", where=where,
-                                     params=params, keys=keys, id_expr="ar.artist_id", sort=sort,
-                                     descending=descending, first=first, after=after)
-    found = artists_by_id(conn, ids)
-    return Page([found[i] for i in ids if i in found], cursor, more, size)
+    return _page(conn, artists_by_id, listing="artists", select_from="FROM artists ar", where=where, params=params,
+                 keys=keys, id_expr="ar.artist_id", sort=sort, descending=descending, first=first, after=after)
 
 
 def artist_count(conn: Any, filters: ArtistFilter | None = None) -> int:
     where, params = _text_rule((filters or ArtistFilter()).text, ("ar.name",))
-    return int(conn.execute(f"SELECT COUNT(*) FROM artists ar{' WHERE ' + ' AND '.join(where) if where else ''}",
-                            params).fetchone()[0])
+    return _count(conn, "FROM artists ar", where, params)
 
 
 def artists_by_id(conn: Any, artist_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

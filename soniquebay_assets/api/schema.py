@@ -418,34 +418,19 @@ def _connection(page: browse.Page, count) -> dict:
                                              "page_size": page.page_size}, "count": count}
 
 
-class TrackConnection(graphene.ObjectType):
-    nodes = graphene.List(graphene.NonNull(Track), required=True)
-    page_info = graphene.Field(graphene.NonNull(PageInfo))
-    total_count = graphene.Int(required=True, description="tracks matching the filter (counted when asked)")
-
-    @staticmethod
-    def resolve_total_count(root, info):
-        return root["count"]()
-
-
-class AlbumConnection(graphene.ObjectType):
-    nodes = graphene.List(graphene.NonNull(Album), required=True)
-    page_info = graphene.Field(graphene.NonNull(PageInfo))
-    total_count = graphene.Int(required=True)
-
-    @staticmethod
-    def resolve_total_count(root, info):
-        return root["count"]()
+def _connection_type(node: type, noun: str) -> type:
+    """`<Node>Connection { nodes, pageInfo, totalCount }`: one keyset page of a listing."""
+    return type(f"{node.__name__}Connection", (graphene.ObjectType,), {
+        "nodes": graphene.List(graphene.NonNull(node), required=True),
+        "page_info": graphene.Field(graphene.NonNull(PageInfo)),
+        "total_count": graphene.Int(required=True, description=f"{noun} matching the filter (counted when asked)",
+                                    resolver=lambda root, info: root["count"]()),
+    })
 
 
-class ArtistConnection(graphene.ObjectType):
-    nodes = graphene.List(graphene.NonNull(Artist), required=True)
-    page_info = graphene.Field(graphene.NonNull(PageInfo))
-    total_count = graphene.Int(required=True)
-
-    @staticmethod
-    def resolve_total_count(root, info):
-        return root["count"]()
+TrackConnection = _connection_type(Track, "tracks")
+AlbumConnection = _connection_type(Album, "albums")
+ArtistConnection = _connection_type(Artist, "artists")
 
 
 class KeyCount(graphene.ObjectType):

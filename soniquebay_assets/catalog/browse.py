@@ -312,6 +312,13 @@ _JSON_LIST_FIELDS = {"artists_json": "artists", "featured_json": "featured_artis
                      "mood_tags_json": "mood_tags", "genres_normalized": "genres_normalized"}
 
 
+def _json(value: Any) -> Any:
+    """A JSON column as Python: SQLite hands text, PostgreSQL's json values arrive decoded already."""
+    if isinstance(value, str):
+        return json.loads(value) if value not in ("", "[]") else []
+    return value
+
+
 def tracks_by_id(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """Every field of the given tracks (tags, the analysed-or-tagged tempo and key, moods, match status)."""
     ids = list(dict.fromkeys(int(i) for i in track_ids))
@@ -324,9 +331,8 @@ def tracks_by_id(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any
     for row in rows:
         item = dict(row)
         for raw, name in _JSON_LIST_FIELDS.items():
-            value = item.pop(raw)
-            item[name] = json.loads(value) if value and value != "[]" else []
-        item["moods"] = json.loads(item["moods"]) if item.get("moods") else None
+            item[name] = _json(item.pop(raw)) or []
+        item["moods"] = _json(item.get("moods"))
         item["title_from_fallback"] = bool(item["title_from_fallback"])
         out[int(item["track_id"])] = item
     return out

@@ -10,9 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from soniquebay_assets.api.errors import ApiError
 from soniquebay_assets.catalog import db, vectors
 
 log = logging.getLogger("soniquebay.api")
+
+
+ACQUIRE_TIMEOUT_S = 60.0
+
+
+class CatalogBusy(ApiError):
+    """Every reader connection stayed in use too long (the client may try again)."""
 
 
 class CatalogAccess:
@@ -69,7 +77,11 @@ class CatalogAccess:
                 with self._lock:
                     self._opened -= 1
                 raise
-        return self._idle.get()
+        try:
+            return self._idle.get(timeout=ACQUIRE_TIMEOUT_S)
+        except queue.Empty:
+            raise CatalogBusy(f"all {self.size} catalog connections of this worker stayed busy for "
+                              f"{ACQUIRE_TIMEOUT_S:.0f} s: try again, or start more workers") from None
 
     def _release(self, conn: Any, healthy: bool) -> None:
         if healthy or _still_usable(conn):

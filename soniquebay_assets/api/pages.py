@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -45,6 +46,20 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return _render(request, "error.html", status=status, status_code=status, message=message)
 
 
+SUMMARY_SECONDS = 30.0
+_summaries: dict[str, tuple[float, browse.LibrarySummary]] = {}
+
+
+def _summary(api: Any, conn: Any) -> browse.LibrarySummary:
+    """The library's picture for the home page, made at most every SUMMARY_SECONDS per process (its tempo
+    histogram reads every analysed track: tens of milliseconds on a large library)."""
+    made, summary = _summaries.get(api.config.catalog_url, (0.0, None))
+    if summary is None or time.monotonic() - made > SUMMARY_SECONDS:
+        summary = browse.library_summary(conn)
+        _summaries[api.config.catalog_url] = (time.monotonic(), summary)
+    return summary
+
+
 def _grid(request: Request) -> dict[str, Any]:
     api = request.app.state.api
     query = request.query_params.get("q", "").strip()[:200]
@@ -57,7 +72,7 @@ def _grid(request: Request) -> dict[str, Any]:
             page = browse.album_page(conn, browse.AlbumFilter(text=query or None), sort="ARTIST", first=GRID_PAGE)
         covers = browse.covers_of(conn, "album", [a["album_id"] for a in page.rows])
         total = browse.album_count(conn, browse.AlbumFilter(text=query or None)) if not after else None
-        summary = browse.library_summary(conn) if not after and not query else None
+        summary = _summary(api, conn) if not after and not query else None
     return {"albums": page.rows, "covers": covers, "page": page, "query": query, "total": total,
             "summary": summary}
 

@@ -305,18 +305,31 @@ _TRACK_COLUMNS = (
     "(SELECT json_group_array(tag) FROM (SELECT mt.tag FROM track_mood_tags mt WHERE mt.track_id = t.track_id "
     " ORDER BY mt.tag) AS tags) AS mood_tags_json"
 )
-_TRACK_EXTRA = dict(_analysis.TRACK_LISTING_COLUMNS)
+_MOODS = ("happy", "sad", "aggressive", "relaxed", "party")
+# The listing's columns, moods as five plain columns (a JSON object per row costs a parse per row).
+_TRACK_EXTRA = {k: v for k, v in _analysis.TRACK_LISTING_COLUMNS.items() if k != "moods"}
+_TRACK_EXTRA.update({f"mood_{m}": f"ta.mood_{m}" for m in _MOODS})
 _TRACK_EXTRA.update(_external.TRACK_LISTING_COLUMNS)
 _TRACK_JOINS = " ".join([*_analysis.TRACK_LISTING_JOINS, *_external.TRACK_LISTING_JOINS])
 _JSON_LIST_FIELDS = {"artists_json": "artists", "featured_json": "featured_artists", "genres_json": "genres",
                      "mood_tags_json": "mood_tags", "genres_normalized": "genres_normalized"}
 
 
-def _json(value: Any) -> Any:
-    """A JSON column as Python: SQLite hands text, PostgreSQL's json values arrive decoded already."""
-    if isinstance(value, str):
-        return json.loads(value) if value not in ("", "[]") else []
-    return value
+_TRACKS_BY_ID = (f"SELECT {_TRACK_COLUMNS}{''.join(f', {expr} AS {name}' for name, expr in _TRACK_EXTRA.items())} "
+                 f"FROM tracks t JOIN albums al ON al.album_id = t.album_id {_TRACK_JOINS} "
+                 "WHERE t.track_id IN ({})")
+
+
+def _json_list(value: Any) -> list:
+    """A JSON array column as a list: SQLite hands text (most hold one plain name: read without the parser),
+    PostgreSQL's json values arrive decoded already."""
+    if not isinstance(value, str):
+        return value or []
+    if value in ("", "[]"):
+        return []
+    if value.startswith('["') and value.endswith('"]') and value.count('"') == 2 and "\\" not in value:
+        return [value[2:-2]]
+    return json.loads(value)
 
 
 def tracks_by_id(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -324,15 +337,17 @@ def tracks_by_id(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any
     ids = list(dict.fromkeys(int(i) for i in track_ids))
     if not ids:
         return {}
-    extra = "".join(f", {expr} AS {name}" for name, expr in _TRACK_EXTRA.items())
-    rows = rows_in(conn, f"SELECT {_TRACK_COLUMNS}{extra} FROM tracks t JOIN albums al ON al.album_id = t.album_id "
-                         f"{_TRACK_JOINS} WHERE t.track_id IN ({{}})", ids)
+    rows = rows_in(conn, _TRACKS_BY_ID, ids)
+    if not rows:
+        return {}
+    names = list(rows[0].keys())
     out = {}
     for row in rows:
-        item = dict(row)
+        item = dict(zip(names, row, strict=True))
         for raw, name in _JSON_LIST_FIELDS.items():
-            item[name] = _json(item.pop(raw)) or []
-        item["moods"] = _json(item.get("moods"))
+            item[name] = _json_list(item.pop(raw))
+        moods = {m: item.pop(f"mood_{m}") for m in _MOODS}
+        item["moods"] = moods if moods["happy"] is not None else None
         item["title_from_fallback"] = bool(item["title_from_fallback"])
         out[int(item["track_id"])] = item
     return out

@@ -32,7 +32,7 @@ from soniquebay_assets.api.metrics import MetricsEndpoint
 
 log = logging.getLogger("soniquebay.api")
 HERE = Path(__file__).parent
-GRAPHQL_THREADS = 8
+GRAPHQL_THREADS = 4  # more threads per worker only add GIL hand-offs: the work is CPU-bound Python
 
 
 @dataclass

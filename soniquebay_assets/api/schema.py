@@ -339,14 +339,14 @@ def _similar(info, track_id: int, k: int, filter_input) -> list[dict] | None:
 
     ctx = _context(info)
     k = _k(info, k)
-    if ctx.tracks.get(int(track_id)) is None:
-        return None
     if not ctx.access.vector_search:
         raise errors.ApiError("similar-track search is off on this server: its SQLite cannot load sqlite-vec")
     try:
         found = vector_search.search_similar(ctx.conn, track_id=int(track_id), k=k, filters=_radio(filter_input),
                                              describe=False)
-    except LookupError as exc:
+    except LookupError as exc:  # no vector: an unknown track is null, a known one without a vector an error
+        if ctx.tracks.get(int(track_id)) is None:
+            return None
         raise errors.ApiError(str(exc)) from None
     return _similar_rows(info, found)
 

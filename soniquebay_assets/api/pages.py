@@ -30,7 +30,14 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def _top_mood(moods: dict | None) -> tuple[str, float] | None:
+    """The strongest measured mood of a track, for a table cell."""
+    measured = [(name, value) for name, value in (moods or {}).items() if value is not None]
+    return max(measured, key=lambda item: item[1]) if measured else None
+
+
 TEMPLATES.env.filters["duration"] = _duration
+TEMPLATES.env.filters["top_mood"] = _top_mood
 TEMPLATES.env.globals["cover_url"] = cover_url
 TEMPLATES.env.globals["meter"] = charts.mood_meter
 

@@ -33,6 +33,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_QUERY_CHARS = 20_000
 MAX_TOKENS = 4_000
 GRAPHQL_SCHEMA = schema.graphql_schema
+# Root fields that may take seconds (the text model loads on first use): they run in the slow lane.
+SLOW_FIELDS = frozenset({"similarToText"})
 
 
 @lru_cache(maxsize=512)
@@ -126,8 +128,9 @@ async def graphql_endpoint(request: Request) -> Response:
         return _refuse(401, "decisions (mutations) need the API token: send `Authorization: Bearer <token>` "
                             "or sign in on the page", {"WWW-Authenticate": 'Bearer realm="soniquebay"'})
     api = request.app.state.api
+    slow = is_mutation or bool(SLOW_FIELDS & limits.root_fields(operation, fragments))
     result = await anyio.to_thread.run_sync(
-        _run, api, document, operation, variables, authorized, limiter=api.graphql_threads)
+        _run, api, document, operation, variables, authorized, limiter=api.slow_lane if slow else api.read_lane)
     return JSONResponse(result[0], status_code=result[1])
 
 

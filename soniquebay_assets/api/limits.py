@@ -116,3 +116,21 @@ def _rows(node: FieldNode, definition: Any, variables: dict[str, Any], is_list: 
             return max(1, min(value, cap))
         return cap
     return LIST_ESTIMATES.get(node.name.value, LIST_ESTIMATE) if is_list else 1
+
+
+def root_fields(operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]) -> set[str]:
+    """Names of the fields an operation asks at its root (through fragments too)."""
+    names: set[str] = set()
+    pending, seen = [operation.selection_set], set()
+    while pending:
+        selection_set = pending.pop()
+        for node in selection_set.selections if selection_set else ():
+            if isinstance(node, FieldNode):
+                names.add(node.name.value)
+            elif isinstance(node, InlineFragmentNode):
+                pending.append(node.selection_set)
+            elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
+                seen.add(node.name.value)
+                if node.name.value in fragments:
+                    pending.append(fragments[node.name.value].selection_set)
+    return names

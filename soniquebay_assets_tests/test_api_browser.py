@@ -110,10 +110,12 @@ def test_browse_search_decide_and_see_it_persist(site, browser, tmp_path):
     browser.get(f"{server.base}/login#token={TOKEN}")  # the link `soniquebay serve` prints signs in by itself
     wait_for(browser, "return location.pathname === '/' && !!document.querySelector('form[action=\"/logout\"]')")
     browser.get(f"{server.base}/albums/{twin}")
+    browser.execute_script("window.beforeDecision = true")
     browser.find_element(By.CSS_SELECTOR, f"button.accept[data-release-id='{TWIN_B}']").click()
     wait_for(browser, "return document.getElementById('match-status').textContent === 'matched'")
-    wait_for(browser, "return document.readyState === 'complete' && "
-                      "!!document.querySelector('a[href$=\"/release/" + TWIN_B + "\"]')")
+    # the page reloads itself after a decision: wait for the new document, which shows the stored state
+    wait_for(browser, "return window.beforeDecision === undefined && document.readyState === 'complete' && "
+                      "document.getElementById('match-status').textContent === 'matched'")
     browser.save_screenshot(str(tmp_path / "album.png"))
 
     listed = subprocess.run([sys.executable, "-m", "soniquebay_assets.cli.main", "albums", "--json", "--data-dir",
@@ -124,7 +126,7 @@ def test_browse_search_decide_and_see_it_persist(site, browser, tmp_path):
 
     browser.get(f"{server.base}/tracks/{library.track_ids['Blue Horizon 1']}")
     similar = browser.find_elements(By.CSS_SELECTOR, "ol.similar li a")
-    assert len(similar) == len(library.track_ids) - 1
+    assert len(similar) == len(library.track_ids) - 1, browser.find_element(By.TAG_NAME, "main").text[:2000]
     assert similar[0].text.startswith("Blue Horizon")  # its album's other tracks are nearest
     problems = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not problems, problems

@@ -17,7 +17,7 @@ from soniquebay_assets_tests.api_support import TOKEN, TWIN_B, ApiServer, build_
 from soniquebay_assets_tests.fake_artwork_server import json_reply, serve
 from soniquebay_assets_tests.fake_music_services import release_lookup
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

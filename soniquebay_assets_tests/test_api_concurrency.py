@@ -13,7 +13,7 @@ import pytest
 
 from soniquebay_assets_tests.api_support import ApiServer, build_catalog, write_library
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 NEW_ALBUMS = tuple((f"Echo Artist {i}", f"Echo Album {i}", 5, "Rock", (10 * i, 90, 120), 100.0, "C", "major")
                    for i in range(8))

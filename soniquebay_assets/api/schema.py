@@ -8,7 +8,6 @@ import graphene
 
 from soniquebay_assets.api import errors
 from soniquebay_assets.catalog import browse
-from soniquebay_assets.catalog.analysis import ANALYSIS_COLUMNS
 
 MAX_SIMILAR = 100
 DEFAULT_SIMILAR = 10
@@ -64,7 +63,7 @@ _ANALYSIS_INT = {"analysis_version", "beat_count"}
 TrackAnalysis = type("TrackAnalysis", (graphene.ObjectType,), {
     "__doc__": "Everything the enrichment stage measured (null: not measured, never a default).",
     **{name: graphene.String() if name in _ANALYSIS_TEXT else graphene.Int() if name in _ANALYSIS_INT
-       else graphene.Float() for name in ("analysis_version", "analyzed_at", *ANALYSIS_COLUMNS)},
+       else graphene.Float() for name in ("analysis_version", "analyzed_at", *browse.ANALYSIS_FIELDS)},
 })
 
 
@@ -190,6 +189,9 @@ class Album(graphene.ObjectType):
     is_compilation = graphene.Boolean(required=True)
     track_count = graphene.Int(required=True)
     duration_s = graphene.Float()
+    loudness_lufs = graphene.Float(description="the album gated as one programme (BS.1770)")
+    replaygain_album_gain_db = graphene.Float()
+    replaygain_album_peak = graphene.Float(description="highest true peak of its tracks, linear")
     musicbrainz_release_id = graphene.String(description="tagged in the files, else the matched release")
     match_status = graphene.String(required=True, description="tagged, matched, candidates, unmatched or pending")
     match = graphene.Field(AlbumMatch)

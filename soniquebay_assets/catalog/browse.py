@@ -353,9 +353,13 @@ def tracks_by_id(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any
     return out
 
 
+# Measured values as the API shows them: the loudness stage's gating-block histogram is its working data.
+ANALYSIS_FIELDS = tuple(c for c in _analysis.ANALYSIS_COLUMNS if c != "loudness_histogram")
+
+
 def analysis_by_track(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The stored analysis row (every measured column, NULL where not measured) of each given track."""
-    cols = ", ".join(f"a.{c}" for c in _analysis.ANALYSIS_COLUMNS)
+    """The stored analysis row (every measured value, NULL where not measured) of each given track."""
+    cols = ", ".join(f"a.{c}" for c in ANALYSIS_FIELDS)
     rows = rows_in(conn, f"SELECT a.track_id, a.analysis_version, a.analyzed_at, {cols} FROM track_analysis a "
                          "WHERE a.track_id IN ({})", list(track_ids))
     return {int(r["track_id"]): dict(r) for r in rows}
@@ -439,8 +443,10 @@ def albums_by_id(conn: Any, album_ids: Sequence[int]) -> dict[int, dict[str, Any
                am.release_artist, am.label, am.release_date, am.release_track_count, am.score, am.candidates,
                am.fetched_at,
                (SELECT COUNT(*) FROM tracks t WHERE t.album_id = al.album_id) AS track_count,
-               (SELECT SUM(t.duration_s) FROM tracks t WHERE t.album_id = al.album_id) AS duration_s
+               (SELECT SUM(t.duration_s) FROM tracks t WHERE t.album_id = al.album_id) AS duration_s,
+               lo.loudness_lufs, lo.replaygain_album_gain_db, lo.replaygain_album_peak
         FROM albums al LEFT JOIN album_matches am ON am.album_id = al.album_id
+        LEFT JOIN album_loudness lo ON lo.album_id = al.album_id
         WHERE al.album_id IN ({})""", ids)
     out = {}
     for row in rows:

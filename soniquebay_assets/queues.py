@@ -9,6 +9,7 @@ WORKER_METADATA = "worker_metadata"
 WORKER_VECTOR = "worker_vector"
 WORKER_COVER = "worker_cover"
 WORKER_DEFERRED = "worker_deferred"
+WORKER_PLAYLISTS = "worker_playlists"
 
 QUEUE_BY_GROUP = {
     "scan": WORKER_SCAN,
@@ -19,6 +20,7 @@ QUEUE_BY_GROUP = {
     "cover": WORKER_COVER,
     "deferred": WORKER_DEFERRED,
     "online": WORKER_METADATA,  # MusicBrainz / Last.fm / AcoustID lookups share the metadata workers
+    "playlists": WORKER_PLAYLISTS,
 }
 
 # Celery prefetch per queue, from the original design (I/O-bound queues prefetch more).
@@ -30,6 +32,7 @@ PREFETCH_BY_QUEUE = {
     WORKER_METADATA: 2,
     WORKER_VECTOR: 1,
     WORKER_DEFERRED: 2,
+    WORKER_PLAYLISTS: 1,
 }
 
 ALL_QUEUES = tuple(dict.fromkeys(QUEUE_BY_GROUP.values()))  # several groups may share a queue

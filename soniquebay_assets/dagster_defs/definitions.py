@@ -7,6 +7,7 @@ from dagster import Definitions, Field, LoggerDefinition, load_assets_from_modul
 from soniquebay_assets.dagster_defs.assets import catalog, covers, enrich, extract, scan
 from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
 from soniquebay_assets.dagster_defs.assets import online as online_assets
+from soniquebay_assets.dagster_defs.assets import playlists as playlist_assets
 from soniquebay_assets.dagster_defs.assets import vectors as vector_assets
 from soniquebay_assets.dagster_defs.executor import build_executor
 from soniquebay_assets.dagster_defs.internals import colored_console_logger
@@ -21,9 +22,10 @@ ASSET_MODULES = [scan, extract, catalog, covers, enrich]
 ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep
 ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check
 ASSET_MODULES += [online_assets]  # MusicBrainz / Last.fm / AcoustID metadata
+ASSET_MODULES += [playlist_assets]  # saved playlists: M3U8 files and Subsonic copies
 
-JOBS = [scan_job]
-SENSORS = [library_changes_sensor]
+JOBS = [scan_job, playlist_assets.playlists_job]
+SENSORS = [library_changes_sensor, playlist_assets.playlists_sensor]
 SCHEDULES: list = []
 
 

@@ -254,11 +254,13 @@ def write_m3u8(playlist: Playlist, target: Path, *, roots: Sequence[str], prefix
     return True
 
 
-def m3u8_target(output: Path, playlist: Playlist, *, several: bool) -> Path:
-    """`output` itself for one playlist written to a file; a file named after the playlist inside a folder."""
-    if output.is_dir() or several or str(output).endswith(os.sep):
-        return output / m3u8.file_name(playlist.name)
-    return output
+def m3u8_output(text: str, *, several: bool) -> tuple[Path, bool]:
+    """(path, is a folder) for an --m3u8 argument: a folder when it exists as one, ends with a separator, has
+    no .m3u8/.m3u suffix, or several playlists are written; else the file itself."""
+    path = Path(text).expanduser().absolute()
+    folder = (path.is_dir() or text.endswith(("/", os.sep)) or path.suffix.lower() not in (".m3u8", ".m3u")
+              or (several and not path.exists()))
+    return path, folder
 
 
 # ------------------------------------------------------------------------------------------ saved playlists
@@ -317,7 +319,8 @@ def _changed_positions(before: Sequence[dict], after: Sequence[pl.PlaylistEntry]
 
 def refresh_playlists(conn: Any, *, playlists_dir: Path, names: Sequence[str] | None = None, only_due: bool = False,
                       path_prefix: str | None = None, servers: Sequence[Any] = (), http: Any = None,
-                      text_model: Any = None, retry_items: Sequence[Any] = ()) -> PlaylistsStats:
+                      text_model: Any = None, retry_items: Sequence[Any] = (),
+                      contact: str | None = None) -> PlaylistsStats:
     """Generate saved playlists (those named, else all; with `only_due` only those whose catalog state moved),
     write their M3U8 files into `playlists_dir`, push them to `servers` and record what was done.
 
@@ -341,13 +344,17 @@ def refresh_playlists(conn: Any, *, playlists_dir: Path, names: Sequence[str] | 
         saved = [s for s in saved if s.name in set(names)]
     if only_due:
         saved = [s for s in saved if s.catalog_state != library.state]
-    pusher = playlist_push.Pusher(conn, servers, http=http, roots=roots) if servers else None
+    pusher = playlist_push.Pusher(conn, servers, http=http, roots=roots, contact=contact) if servers else None
     try:
         for definition in saved:
             _refresh_one(conn, definition, library, stats, playlists_dir=playlists_dir, prefix=prefix, roots=roots,
                          pusher=pusher, text_model=text_model)
         if pusher is not None and retry_items:
             pusher.retry(retry_items, stats)
+        elif retry_items:  # no server is configured any more: nothing is left to push
+            from soniquebay_assets.catalog import deferred
+
+            deferred.complete(conn, [item.work_id for item in retry_items])
     finally:
         if pusher is not None:
             pusher.close()
@@ -403,7 +410,8 @@ def _refresh_one(conn: Any, definition: repo.SavedPlaylist, library: pl.Playlist
     stats.per_playlist[definition.name] = results
 
 
-def delete_playlist(conn: Any, name: str, *, servers: Sequence[Any] = (), http: Any = None) -> dict:
+def delete_playlist(conn: Any, name: str, *, servers: Sequence[Any] = (), http: Any = None,
+                    contact: str | None = None) -> dict:
     """Remove a saved playlist: its definition, the M3U8 files it wrote, and its copies on the servers (those
     that answer; the others are reported)."""
     from soniquebay_assets.pipeline import playlist_push
@@ -422,10 +430,30 @@ def delete_playlist(conn: Any, name: str, *, servers: Sequence[Any] = (), http: 
                 pass
     remote: dict[str, str] = {}
     if servers:
-        pusher = playlist_push.Pusher(conn, servers, http=http, roots=[])
+        pusher = playlist_push.Pusher(conn, servers, http=http, roots=[], contact=contact)
         try:
             remote = pusher.delete_remote(definition.playlist_id)
         finally:
             pusher.close()
     repo.delete_definition(conn, definition.playlist_id)
     return {"name": name, "files_removed": removed_files, "servers": remote}
+
+
+def check_entries(conn: Any) -> dict:
+    """Every entry of every saved playlist's last materialization: still a catalog track at that path, and a file
+    on disk. (checked, missing from the catalog, missing on disk, a few examples)."""
+    checked, gone, absent, examples = 0, 0, 0, []
+    for definition in repo.list_definitions(conn):
+        for part in repo.stored_parts(conn, definition.playlist_id):
+            present = repo.tracks_present(conn, [e["track_id"] for e in part.entries])
+            for entry in part.entries:
+                checked += 1
+                if present.get(entry["track_id"]) != entry["path"]:
+                    gone += 1
+                    examples.append(f"{part.title} #{entry['position']}: track {entry['track_id']} is no longer in "
+                                    f"the catalog at {entry['path']}")
+                elif not os.path.isfile(entry["path"]):
+                    absent += 1
+                    examples.append(f"{part.title} #{entry['position']}: {entry['path']} is not on disk")
+    return {"entries_checked": checked, "missing_from_catalog": gone, "missing_on_disk": absent,
+            "examples": examples[:10]}

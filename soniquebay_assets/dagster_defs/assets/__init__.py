@@ -9,7 +9,7 @@ from collections.abc import Iterable
 # enrich modules alone cost ~0.5 s of imports that a catalog scan never needs).
 MODULE_BY_GROUP = {
     "scan": "scan", "extract": "extract", "insert": "catalog", "cover": "covers", "metadata": "enrich",
-    "vector": "vectors", "online": "online", "deferred": "deferred",
+    "vector": "vectors", "online": "online", "deferred": "deferred", "playlists": "playlists",
 }
 
 

@@ -453,7 +453,7 @@ def _fits_window(artist_sets: Sequence[frozenset[int]], order: Sequence[int], ca
     mine = artist_sets[candidate]
     if not mine:
         return True
-    return not any(mine & artist_sets[r] for r in order[len(order) - window + 1:] if window > 1)
+    return not any(mine & artist_sets[r] for r in order[max(0, len(order) - window + 1):] if window > 1)
 
 
 @dataclass
@@ -611,8 +611,8 @@ def make_entries(library: PlaylistLibrary, rows: Sequence[int], reasons: Callabl
 def short_notes(request: PlaylistRequest, target: Target, entries: Sequence[PlaylistEntry], candidates: int) -> list[str]:
     notes = []
     if target.count is not None and len(entries) < target.count:
-        notes.append(f"{len(entries)} of {target.count} entries: only {candidates} distinct tracks passed the filters "
-                     f"and the artist window of {request.artist_window}")
+        notes.append(f"{len(entries)} of {target.count} entries: {candidates} distinct tracks were candidates after "
+                     f"the filters, and the artist window of {request.artist_window} allowed no more")
     if target.seconds is not None:
         seconds = sum(e.duration or 0.0 for e in entries)
         if seconds < target.seconds * 0.9:
@@ -730,11 +730,10 @@ def path_playlist(library: PlaylistLibrary, request: PlaylistRequest, start_row:
         last_b = float(to_b[choice])
         seconds += _duration(library, row, target)
         reasons[row] = f"step {len(order) - 1}: {to_b[choice]:.2f} similar to the end, {to_a[choice]:.2f} to the start"
+    # the end's artist must not come back too soon: drop the steps just before it until it fits
+    while len(order) > 1 and not _fits_window(library.artist_sets, order, end_row, request.artist_window):
+        order.pop()
     order.append(end_row)
-    if not _fits_window(library.artist_sets, order[:-1], end_row, request.artist_window):
-        # the end's artist would come back too soon: drop the steps just before it
-        while len(order) > 2 and not _fits_window(library.artist_sets, order[:-2], end_row, request.artist_window):
-            order.pop(-2)
     entries = make_entries(library, order, reasons.__getitem__)
     notes = []
     if target.count is not None and len(entries) < target.count:
@@ -890,8 +889,9 @@ def cluster_playlists(library: PlaylistLibrary, request: PlaylistRequest, mask: 
         by_row = dict(zip(pool.tolist(), pool_scores.tolist(), strict=True))
         entries = make_entries(library, ordered,
                                lambda r, lab=label, score=by_row: f"cluster {lab}: {score[r]:.2f} to its centre")
+        notes = short_notes(request, target, entries, len(pool))
         playlists.append(Playlist(f"{name} {number:02d}", "clusters", entries,
-                                  f"{label} ({len(rows)} tracks in the cluster)"))
+                                  f"{label} ({len(rows)} tracks in the cluster)", tuple(notes)))
     return playlists
 
 

@@ -269,12 +269,16 @@ class PlaylistLibrary:
     genre_display: dict[str, str] = field(default_factory=dict)  # casefolded genre -> its usual spelling
     state: str = ""
     position: dict[int, int] = field(default_factory=dict)
+    typical_duration: float = 240.0     # the median duration: stands in for a track's unknown one
 
     def __post_init__(self) -> None:
         if not self.position:
             self.position = {int(t): i for i, t in enumerate(self.track_ids.tolist())}
         if self.vector_row is None:
             self.vector_row = np.full(len(self.track_ids), -1, dtype=np.int64)
+        known = self.duration[~np.isnan(self.duration)]
+        if len(known):
+            self.typical_duration = float(np.median(known))
 
     def __len__(self) -> int:
         return len(self.track_ids)
@@ -483,9 +487,7 @@ class Target:
 
 
 def target_of(request: PlaylistRequest, library: PlaylistLibrary) -> Target:
-    known = library.duration[~np.isnan(library.duration)]
-    typical = float(np.median(known)) if len(known) else 240.0
-    return Target(request.target_count, request.target_seconds, typical)
+    return Target(request.target_count, request.target_seconds, library.typical_duration)
 
 
 def _duration(library: PlaylistLibrary, row: int, target: Target) -> float:
@@ -538,30 +540,35 @@ def sequence(library: PlaylistLibrary, pool: np.ndarray, relevance: np.ndarray, 
 
 
 def _two_opt(order: list[int], costs: np.ndarray, artist_sets: list[frozenset[int]], window: int, *,
-             fixed: int, passes: int = 4) -> list[int]:
-    """Reverse segments while that lowers the summed transition cost and keeps the artist window; the first
-    `fixed` entries stay where they are."""
+             fixed: int) -> list[int]:
+    """Best-improvement 2-opt: reverse the segment that lowers the summed transition cost most while keeping the
+    artist window, until none does; the first `fixed` entries stay where they are. (Costs are symmetric, so a
+    reversal changes only the two transitions at its borders.)"""
     n = len(order)
     if n - fixed < 3:
         return order
     seq = np.array(order, dtype=np.int64)
-    for _ in range(passes):
-        improved = False
-        for i in range(fixed, n - 1):
-            a, b = seq[i - 1], seq[i]
-            js = np.arange(i + 1, n)
-            c, d = seq[js], np.where(js + 1 < n, seq[np.minimum(js + 1, n - 1)], -1)
-            after = np.where(d >= 0, costs[b, np.maximum(d, 0)] - costs[c, np.maximum(d, 0)], 0.0)
-            delta = costs[a, c] - costs[a, b] + after
-            for j in js[np.argsort(delta, kind="stable")][:8].tolist():
-                if delta[j - i - 1] >= -1e-9:
-                    break
-                trial = seq.copy()
-                trial[i:j + 1] = trial[i:j + 1][::-1]
-                if window_ok([artist_sets[k] for k in trial.tolist()], range(n), window):
-                    seq, improved = trial, True
-                    break
-        if not improved:
+    idx = np.arange(n)
+    movable = (idx[:, None] >= fixed) & (idx[None, :] > idx[:, None])
+    has_next = idx + 1 < n
+    for _ in range(4 * n):
+        before = seq[np.maximum(idx - 1, 0)]               # a_i: the entry before a segment starting at i
+        after = np.where(has_next, seq[np.minimum(idx + 1, n - 1)], seq)  # d_j: the entry after one ending at j
+        delta = (costs[np.ix_(before, seq)] - costs[before, seq][:, None]
+                 + np.where(has_next[None, :], costs[np.ix_(seq, after)] - costs[seq, after][None, :], 0.0))
+        delta[~movable] = 0.0
+        moved = False
+        for flat in np.argsort(delta, axis=None, kind="stable")[:8].tolist():
+            i, j = divmod(flat, n)
+            if delta[i, j] >= -1e-9:
+                break
+            trial = seq.copy()
+            trial[i:j + 1] = trial[i:j + 1][::-1]
+            lo, hi = max(0, i - window + 1), min(n, j + window)
+            if window_ok([artist_sets[k] for k in trial[lo:hi].tolist()], range(hi - lo), window):
+                seq, moved = trial, True
+                break
+        if not moved:
             break
     return seq.tolist()
 
@@ -790,9 +797,11 @@ def reduce_dimensions(vectors: np.ndarray, dims: int, *, seed: int) -> np.ndarra
         return vectors.astype(np.float32)
     rng = np.random.default_rng(seed)
     sample = vectors if len(vectors) <= 10000 else vectors[np.sort(rng.choice(len(vectors), 10000, replace=False))]
-    mean = sample.mean(axis=0)
-    _, _, axes = np.linalg.svd(sample - mean, full_matrices=False)
-    return ((vectors - mean) @ axes[:dims].T).astype(np.float32)
+    mean = sample.mean(axis=0, dtype=np.float64)
+    centred = sample - mean
+    _, axes = np.linalg.eigh(centred.T.astype(np.float64) @ centred)  # the covariance's axes, smallest first
+    top = axes[:, ::-1][:, :dims].astype(np.float32)
+    return (vectors - mean.astype(np.float32)) @ top
 
 
 def cluster_name(library: PlaylistLibrary, rows: np.ndarray, overall: dict) -> str:

@@ -57,16 +57,21 @@ def _needs_vector(library: pl.PlaylistLibrary, row: int, role: str) -> np.ndarra
     return vector
 
 
-def _ranked_candidates(library: pl.PlaylistLibrary, queries: Sequence[np.ndarray], count: int) -> np.ndarray:
-    """Library rows of the tracks nearest any of `queries` (union, no order), from the search index."""
+def _ranked_candidates(library: pl.PlaylistLibrary, queries: Sequence[np.ndarray],
+                       count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(library rows, exact cosine to the first query) of the tracks nearest any of `queries`, from the search
+    index (its candidates are rescored exactly; rows reached through another query are scored here)."""
     if library.ranker is None:
         raise PlaylistRequestError("no track vectors yet: run `soniquebay scan PATH` (stage vectors) first")
-    found = []
-    for query in queries:
-        vrows, _ = library.ranker.ranked(np.asarray(query, dtype=np.float32), min(count, len(library.matrix)))
-        found.append(vrows)
-    rows = library.vector_track_row[np.unique(np.concatenate(found))]
-    return rows[rows >= 0]
+    vrows, scores = library.ranker.ranked(np.asarray(queries[0], dtype=np.float32), min(count, len(library.matrix)))
+    if len(queries) > 1:
+        more = [library.ranker.ranked(np.asarray(q, dtype=np.float32), min(count, len(library.matrix)))[0]
+                for q in queries[1:]]
+        vrows = np.unique(np.concatenate([vrows, *more]))
+        scores = library.matrix[vrows] @ np.asarray(queries[0], dtype=np.float32)
+    rows = library.vector_track_row[vrows]
+    keep = rows >= 0  # a vector whose track is gone (not yet cleaned)
+    return rows[keep], np.asarray(scores, dtype=np.float64)[keep]
 
 
 def _scored(library: pl.PlaylistLibrary, rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -75,21 +80,25 @@ def _scored(library: pl.PlaylistLibrary, rows: np.ndarray, queries: np.ndarray) 
 
 
 def _ranked(library: pl.PlaylistLibrary, request: PlaylistRequest, *, name: str, queries: np.ndarray,
-            score: Callable[[np.ndarray], np.ndarray], mask: np.ndarray, start: list[int], start_reason: str,
-            reason: Callable[[float], str], description: str, exclude: set[int] = frozenset()) -> Playlist:
-    """Candidates near `queries` from the index, scored exactly, widened until enough pass the filters."""
+            mask: np.ndarray, start: list[int], start_reason: str, reason: Callable[[float], str], description: str,
+            score: Callable[[np.ndarray], np.ndarray] | None = None, exclude: set[int] = frozenset()) -> Playlist:
+    """Candidates near `queries` from the index (scored by cosine to the first, or by `score`), widened until
+    enough of them pass the filters."""
     target = pl.target_of(request, library)
     needed = pl.pool_size(target, request.artist_window)
-    count = max(MIN_CANDIDATES, 40 * needed)
+    count = max(MIN_CANDIDATES, 8 * needed)
     total = len(library.matrix) if library.matrix is not None else 0
     while True:
-        rows = _ranked_candidates(library, queries, count)
-        rows = rows[~np.isin(rows, list(exclude))] if exclude else rows
+        rows, scores = _ranked_candidates(library, queries, count)
+        if exclude:
+            keep = ~np.isin(rows, list(exclude))
+            rows, scores = rows[keep], scores[keep]
         passing = rows[mask[rows]]
         if len(np.unique(library.recording[passing])) >= needed or count >= total:
             break
         count *= 4  # the filters rejected too many: widen
-    scores = score(rows)
+    if score is not None:
+        scores = score(rows)
     return pl.ranked_playlist(library, request, name=name, candidates=rows, scores=scores, mask=mask, start=start,
                               start_reason=lambda r: start_reason, reason=lambda r, s: reason(s),
                               description=description)
@@ -99,6 +108,21 @@ def _label(library: pl.PlaylistLibrary, row: int) -> str:
     return f"{library.artists[row]} - {library.titles[row]}"
 
 
+_blas: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """Numpy's BLAS on one thread while a playlist is made: its matrices are small, and a multi-threaded BLAS call
+    waits for a second core that other jobs hold (measured on 2 busy cores: a 130 x 403 product 18 ms on two
+    threads, 0.1 ms on one; an eigendecomposition 4 s against 0.05 s)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
+
+
 def generate(source: Any, request: PlaylistRequest, *, text_model: Any = None) -> list[Playlist]:
     """Playlists for `request` from a catalog connection or a loaded PlaylistLibrary: one, or one per cluster.
 
@@ -106,6 +130,11 @@ def generate(source: Any, request: PlaylistRequest, *, text_model: Any = None) -
     (library.embedder.TextModel) spares loading the model for text requests."""
     request.validate()
     library = library_of(source)
+    with _one_blas_thread():
+        return _generate(library, request, text_model)
+
+
+def _generate(library: pl.PlaylistLibrary, request: PlaylistRequest, text_model: Any) -> list[Playlist]:
     if not len(library):
         raise PlaylistRequestError("the catalog has no tracks yet: run `soniquebay scan PATH` first")
     seeds: list[int] = []
@@ -121,9 +150,9 @@ def generate(source: Any, request: PlaylistRequest, *, text_model: Any = None) -
         row = seeds[0]
         vector = _needs_vector(library, row, "seed")
         name = request.name or f"Similar to {_label(library, row)}"
-        return [_ranked(library, request, name=name, queries=vector[None, :], score=lambda r: _scored(library, r, vector[None, :])[:, 0],
-                        mask=mask, start=[row], start_reason="the seed track", reason=lambda s: f"similar to the seed ({s:.2f})",
-                        description=f"tracks that sound and read like {_label(library, row)}")]  # fmt: skip
+        return [_ranked(library, request, name=name, queries=vector[None, :], mask=mask, start=[row],
+                        start_reason="the seed track", reason=lambda s: f"similar to the seed ({s:.2f})",
+                        description=f"tracks that sound and read like {_label(library, row)}")]
     if kind == "radio":
         return [_radio(library, request, seeds, mask)]
     if kind == "text":
@@ -214,7 +243,7 @@ def _text(library: pl.PlaylistLibrary, request: PlaylistRequest, mask: np.ndarra
         raise PlaylistRequestError(f"the text model gives {len(query)} dimensions, the catalog's vectors have "
                                    f"{library.matrix.shape[1]}: use the model the vectors were built with")
     return _ranked(library, request, name=request.name or f"“{text[:60]}”", queries=query[None, :],
-                   score=lambda r: _scored(library, r, query[None, :])[:, 0], mask=mask, start=[], start_reason="",
+                   mask=mask, start=[], start_reason="",
                    reason=lambda s: f"matches “{text[:60]}” ({s:.2f})", description=f"tracks matching “{text}”")
 
 

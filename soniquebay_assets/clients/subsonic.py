@@ -2,8 +2,9 @@
 
 Authentication follows the API: a salted token (`t` = md5(password + salt), `s` = salt) from API 1.13.0 on;
 the password itself, hex-encoded (`p=enc:...`), for older servers or when the server refuses tokens (error 41;
-supysonic reports 1.12.0 and answers a token with error 10). The password, its hex form and every token are
-registered with the shared client's redactor, so no log line, error or metadata carries them.
+supysonic reports 1.12.0 and answers a token with error 10). The password and its hex form are registered with
+the shared client's redactor, which also blanks the `p` and `t` parameters of every URL it reports, so no log
+line, error or metadata carries them.
 """
 
 from __future__ import annotations
@@ -192,8 +193,7 @@ class SubsonicClient:
         if mode == "token":
             salt = secrets.token_hex(8)
             token = hashlib.md5((self._password + salt).encode("utf-8")).hexdigest()  # noqa: S324 (the API's)
-            self.http.add_secret(token)
-            return [*params, ("t", token), ("s", salt)]
+            return [*params, ("t", token), ("s", salt)]  # the shared client redacts `t` and `p` wherever it reports
         return [*params, ("p", "enc:" + self._password.encode("utf-8").hex())]
 
     def _send(self, method: str, params: Sequence[tuple[str, str]], mode: str, *, retry: bool = True) -> dict:

@@ -141,30 +141,51 @@ def register(subparsers) -> None:
         sub.set_defaults(handler=handler)
 
 
-def _catalog(args: argparse.Namespace) -> str | None:
-    url = existing_catalog(args)
-    if url is None:
-        fail(NO_CATALOG)
-    return url
+class _Refused(Exception):
+    """A request, a path prefix or a setting the command cannot use: exit 2 with its message."""
 
 
-def run_generate(args: argparse.Namespace) -> int:
-    from soniquebay_assets.catalog import db
+def _on_catalog(work):
+    """The handler running `work(args, conn)` on the data dir's catalog; what it refuses exits 2 with the reason."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from soniquebay_assets.catalog import db
+        from soniquebay_assets.domain.m3u8 import PathPrefixError
+        from soniquebay_assets.domain.playlists import PlaylistRequestError
+
+        url = existing_catalog(args)
+        if url is None:
+            return fail(NO_CATALOG)
+        try:
+            with db.connection(url) as conn:
+                return work(args, conn)
+        except (_Refused, PlaylistRequestError, PathPrefixError) as exc:
+            return fail(str(exc))
+
+    return handler
+
+
+def _settings() -> tuple[list, str | None, str | None]:
+    """(Subsonic servers, path prefix, contact) from the environment; a malformed one is refused."""
+    from soniquebay_assets import settings
     from soniquebay_assets.domain import m3u8
-    from soniquebay_assets.domain.playlists import PlaylistRequestError
+
+    try:
+        prefix = settings.playlists_path_prefix()
+        m3u8.PathPrefix.parse(prefix)
+        return settings.subsonic_servers(), prefix, settings.http_contact()
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
+
+
+@_on_catalog
+def run_generate(args: argparse.Namespace, conn) -> int:
+    from soniquebay_assets.domain import m3u8
     from soniquebay_assets.pipeline import playlists as pipeline
 
-    url = _catalog(args)
-    if url is None:
-        return 2
-    try:
-        prefix = m3u8.PathPrefix.parse(args.path_prefix)
-        request = request_from(args, args.kind).validate()
-        with db.connection(url) as conn:
-            library = pipeline.library_of(conn)
-            found = pipeline.generate(library, request)
-    except (PlaylistRequestError, m3u8.PathPrefixError) as exc:
-        return fail(str(exc))
+    prefix = m3u8.PathPrefix.parse(args.path_prefix)
+    library = pipeline.library_of(conn)
+    found = pipeline.generate(library, request_from(args, args.kind).validate())
     several = len(found) > 1
     output = None if args.m3u8 is None else pipeline.m3u8_output(args.m3u8, several=several)
     if output is not None and several and not output[1]:
@@ -188,19 +209,11 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_save(args: argparse.Namespace) -> int:
-    from soniquebay_assets.catalog import db
-    from soniquebay_assets.domain.playlists import PlaylistRequestError
+@_on_catalog
+def run_save(args: argparse.Namespace, conn) -> int:
     from soniquebay_assets.pipeline import playlists as pipeline
 
-    url = _catalog(args)
-    if url is None:
-        return 2
-    try:
-        with db.connection(url) as conn:
-            saved = pipeline.save_playlist(conn, args.playlist_name, request_from(args, args.kind))
-    except PlaylistRequestError as exc:
-        return fail(str(exc))
+    saved = pipeline.save_playlist(conn, args.playlist_name, request_from(args, args.kind))
     if args.json:
         print_json(asdict(saved))
     else:
@@ -209,50 +222,38 @@ def run_save(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_list(args: argparse.Namespace) -> int:
-    from soniquebay_assets.catalog import db
+@_on_catalog
+def run_list(args: argparse.Namespace, conn) -> int:
     from soniquebay_assets.catalog import playlists as repo
 
-    url = _catalog(args)
-    if url is None:
-        return 2
-    with db.connection(url) as conn:
-        rows = []
-        for saved in repo.list_definitions(conn):
-            parts = repo.stored_parts(conn, saved.playlist_id)
-            pushes = repo.push_states(conn, saved.playlist_id)
-            rows.append({"name": saved.name, "kind": saved.kind, "materialized_at": saved.materialized_at,
-                         "parts": len(parts), "entries": sum(len(p.entries) for p in parts),
-                         "pushes": {f"{p.target}#{p.part}" if len(parts) > 1 else p.target: p.status for p in pushes},
-                         "request": saved.request})
-    for row in rows:
+    for saved in repo.list_definitions(conn):
+        parts = repo.stored_parts(conn, saved.playlist_id)
+        pushes = {f"{p.target}#{p.part}" if len(parts) > 1 else p.target: p.status
+                  for p in repo.push_states(conn, saved.playlist_id)}
+        row = {"name": saved.name, "kind": saved.kind, "materialized_at": saved.materialized_at, "parts": len(parts),
+               "entries": sum(len(p.entries) for p in parts), "pushes": pushes, "request": saved.request}
         if args.json:
             print_json(row)
         else:
-            pushes = ", ".join(f"{k}: {v}" for k, v in row["pushes"].items()) or "not pushed"
-            sys.stdout.write(f"{row['name']}  ({row['kind']}, {row['entries']} entries, "
-                             f"{row['materialized_at'] or 'never written'}; {pushes})\n")
+            shown = ", ".join(f"{k}: {v}" for k, v in pushes.items()) or "not pushed"
+            sys.stdout.write(f"{saved.name}  ({saved.kind}, {row['entries']} entries, "
+                             f"{saved.materialized_at or 'never written'}; {shown})\n")
     return 0
 
 
-def run_show(args: argparse.Namespace) -> int:
-    from soniquebay_assets.catalog import db
+@_on_catalog
+def run_show(args: argparse.Namespace, conn) -> int:
     from soniquebay_assets.catalog import playlists as repo
 
-    url = _catalog(args)
-    if url is None:
-        return 2
-    with db.connection(url) as conn:
-        saved = repo.get_definition(conn, args.name)
-        if saved is None:
-            return fail(f"no saved playlist named {args.name!r} (see `soniquebay playlist list`)")
-        parts = repo.stored_parts(conn, saved.playlist_id)
-        pushes = repo.push_states(conn, saved.playlist_id)
-    shown = {**asdict(saved), "parts": [{"title": p.title, "description": p.description, "file": p.file,
-                                         "entries": list(p.entries)} for p in parts],
-             "pushes": [asdict(p) for p in pushes]}
+    saved = repo.get_definition(conn, args.name)
+    if saved is None:
+        return fail(f"no saved playlist named {args.name!r} (see `soniquebay playlist list`)")
+    parts = repo.stored_parts(conn, saved.playlist_id)
+    pushes = repo.push_states(conn, saved.playlist_id)
     if args.json:
-        print_json(shown)
+        print_json({**asdict(saved), "pushes": [asdict(p) for p in pushes],
+                    "parts": [{"title": p.title, "description": p.description, "file": p.file,
+                               "entries": list(p.entries)} for p in parts]})
         return 0
     sys.stdout.write(f"{saved.name} ({saved.kind}) {saved.request}\n")
     for part in parts:
@@ -264,26 +265,12 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _servers():
-    from soniquebay_assets import settings
-
-    return settings.subsonic_servers()
-
-
-def run_delete(args: argparse.Namespace) -> int:
-    from soniquebay_assets.catalog import db
-    from soniquebay_assets.domain.playlists import PlaylistRequestError
+@_on_catalog
+def run_delete(args: argparse.Namespace, conn) -> int:
     from soniquebay_assets.pipeline import playlists as pipeline
 
-    url = _catalog(args)
-    if url is None:
-        return 2
-    try:
-        servers = _servers()
-        with db.connection(url) as conn:
-            outcome = pipeline.delete_playlist(conn, args.name, servers=servers)
-    except (PlaylistRequestError, ValueError) as exc:
-        return fail(str(exc))
+    servers, _, contact = _settings()
+    outcome = pipeline.delete_playlist(conn, args.name, servers=servers, contact=contact)
     if args.json:
         print_json(outcome)
     else:
@@ -292,31 +279,18 @@ def run_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_push(args: argparse.Namespace) -> int:
-    from soniquebay_assets import settings
-    from soniquebay_assets.catalog import db
-    from soniquebay_assets.domain import m3u8
-    from soniquebay_assets.domain.playlists import PlaylistRequestError
+@_on_catalog
+def run_push(args: argparse.Namespace, conn) -> int:
     from soniquebay_assets.pipeline import playlists as pipeline
 
-    url = _catalog(args)
-    if url is None:
-        return 2
-    try:
-        servers = settings.subsonic_servers()
-        prefix = settings.playlists_path_prefix()
-        m3u8.PathPrefix.parse(prefix)
-        with db.connection(url) as conn:
-            stats = pipeline.refresh_playlists(conn, playlists_dir=data_dir_from(args).playlists,
-                                               names=None if args.all else [args.name], path_prefix=prefix,
-                                               servers=servers, contact=settings.http_contact())
-    except (PlaylistRequestError, m3u8.PathPrefixError, ValueError) as exc:
-        return fail(str(exc))
-    result = asdict(stats)
+    servers, prefix, contact = _settings()
+    stats = pipeline.refresh_playlists(conn, playlists_dir=data_dir_from(args).playlists,
+                                       names=None if args.all else [args.name], path_prefix=prefix,
+                                       servers=servers, contact=contact)
     if args.json:
-        print_json(result)
+        print_json(asdict(stats))
     else:
-        for _name, parts in stats.per_playlist.items():
+        for parts in stats.per_playlist.values():
             for part in parts:
                 targets = ", ".join(f"{label}: {t['status']}" for label, t in part.targets.items()) or "no server"
                 sys.stdout.write(f"{part.title}: {part.entries} entries, {part.minutes} min, {part.entries_changed} "
@@ -329,4 +303,4 @@ def run_push(args: argparse.Namespace) -> int:
         for message in stats.setup_errors:
             sys.stderr.write(f"soniquebay: {message}\n")
         return 2
-    return 1 if stats.failed else 0
+    return 1 if stats.failed or stats.pushes.get("error") else 0

@@ -67,7 +67,8 @@ def test_asset_is_registered_in_its_group_and_routed_to_its_queue():
     assert node.group_name == "playlists" and node.partitions_def is None
     assert AssetKey("track_embeddings") in node.parent_keys
     assert playlists.op.tags[QUEUE_TAG] == WORKER_PLAYLISTS
-    assert defs.get_sensor_def("playlists_sensor").default_status.value == "RUNNING"
+    assert playlists_sensor.default_status.value == "RUNNING"
+    assert playlists_sensor.name in {sensor.name for sensor in defs.sensors}
 
 
 def test_materialization_writes_every_playlist_and_checks_its_entries(library):
@@ -88,6 +89,16 @@ def test_materialization_writes_every_playlist_and_checks_its_entries(library):
             assert len(parsed.segments) == count and all(Path(s.uri).is_file() for s in parsed.segments)
         # unchanged catalog: the same entries, nothing counted as changed
         assert _metadata(_materialize(instance, data_dir))["entries_changed"] == 0
+
+        # what the HTTP API serves: saved playlists as typed entries, and an M3U8 download
+        with db.connection(url) as conn:
+            ((definition, parts),) = pipeline.saved_playlists(conn, "Rock")
+        assert definition.kind == "filter" and [len(p.entries) for p in parts] == [4]
+        assert all(e.reason == "passes the filters" and e.path.startswith(str(root)) for e in parts[0].entries)
+        download = pipeline.m3u8_text(parts[0], prefix=f"{root}=/music").splitlines()
+        assert download[:2] == ["#EXTM3U", "#PLAYLIST:Rock"]
+        assert [line for line in download if not line.startswith("#")] == [
+            "/music/" + str(Path(e.path).relative_to(root)) for e in parts[0].entries]
 
         # a file deleted behind the catalog's back fails the check and names it
         with db.connection(url) as conn:

@@ -486,3 +486,24 @@ def check_entries(conn: Any) -> dict:
                     examples.append(f"{part.title} #{entry['position']}: {entry['path']} is not on disk")
     return {"entries_checked": checked, "missing_from_catalog": gone, "missing_on_disk": absent,
             "examples": examples[:10]}
+
+
+def saved_playlists(conn: Any, name: str | None = None) -> list[tuple[repo.SavedPlaylist, list[Playlist]]]:
+    """Saved definitions (all, or the one named) with the playlists of their last materialization, as the same
+    typed Playlist objects `generate` returns (empty before the first materialization)."""
+    found = []
+    for definition in repo.list_definitions(conn):
+        if name is not None and definition.name != name:
+            continue
+        parts = [Playlist(part.title, definition.kind,
+                          tuple(pl.PlaylistEntry(e["position"], e["track_id"], e["path"], e["artist"], e["title"],
+                                                 e["duration"], e["reason"], e["album"]) for e in part.entries),
+                          part.description) for part in repo.stored_parts(conn, definition.playlist_id)]
+        found.append((definition, parts))
+    return found
+
+
+def m3u8_text(playlist: Playlist, *, prefix: str | None = None) -> str:
+    """A playlist as an M3U8 download (absolute paths, rewritten by a FROM=TO `prefix`)."""
+    return m3u8.render(playlist.name, playlist.entries, playlist_file=None, roots=(),
+                       prefix=m3u8.PathPrefix.parse(prefix))

@@ -225,9 +225,9 @@ class Pusher:
         return result
 
     def push_playlist(self, playlist_id: int, parts: Sequence[pl.Playlist], results: Sequence[Any], stats: Any,
-                      removed: Sequence[repo.StoredPart] = ()) -> None:
-        """Push every part of a freshly materialized playlist to every server; parts that are gone are deleted."""
-        remote = {(s.part, s.target): s.remote_id for s in repo.push_states(self.conn, playlist_id)}
+                      remote: dict[tuple[int, str], str | None], removed: Sequence[repo.StoredPart] = ()) -> None:
+        """Push every part of a freshly materialized playlist to every server; the server copies of parts that are
+        gone (`removed`, with the ids `remote` held before this materialization) are deleted."""
         waiting = False
         for client in self.clients:
             for number, (part, result) in enumerate(zip(parts, results, strict=True)):

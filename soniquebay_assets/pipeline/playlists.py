@@ -336,6 +336,7 @@ class PlaylistsStats:
     problems: list[str] = field(default_factory=list)
     catalog_state: str = ""
     per_playlist: dict[str, list[PartResult]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)             # the M3U8 files of this refresh
     seconds: float = 0.0
 
 
@@ -405,11 +406,15 @@ def _refresh_one(conn: Any, definition: repo.SavedPlaylist, library: pl.Playlist
             inventory.record_errors(conn, [inventory.ErrorRecord(marker, STAGE, "cannot_generate", str(exc))])
         return
     previous = {p.part: p for p in repo.stored_parts(conn, definition.playlist_id)}
+    remote_ids = {(s.part, s.target): s.remote_id for s in repo.push_states(conn, definition.playlist_id)}
     stats.playlists += 1
     results: list[PartResult] = []
     written: list[tuple[int, str, str, str | None, Sequence[pl.PlaylistEntry]]] = []
     for number, part in enumerate(parts):
         target = playlists_dir / m3u8.file_name(part.name)
+        if str(target) in stats.files:  # two names that differ only by characters a file name cannot hold
+            target = target.with_name(f"{target.stem} ({definition.playlist_id}).m3u8")
+        stats.files.append(str(target))
         wrote = write_m3u8(part, target, roots=roots, prefix=prefix)
         before = previous[number].entries if number in previous else ()
         result = PartResult(part.name, len(part.entries), part.minutes, _changed_positions(before, part.entries),
@@ -434,7 +439,7 @@ def _refresh_one(conn: Any, definition: repo.SavedPlaylist, library: pl.Playlist
     with db.transaction(conn):
         inventory.clear_errors(conn, [marker], [STAGE])
     if pusher is not None:
-        pusher.push_playlist(definition.playlist_id, parts, results, stats,
+        pusher.push_playlist(definition.playlist_id, parts, results, stats, remote_ids,
                              removed=[p for n, p in previous.items() if n >= len(parts)])
     stats.per_playlist[definition.name] = results
 

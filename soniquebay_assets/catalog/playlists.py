@@ -7,7 +7,9 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,9 +41,25 @@ _STATE_PARTS = (
 
 def catalog_state(conn: Any) -> str:
     """A short digest of everything playlists are generated from: equal digests, same playlists."""
-    parts = [tuple(conn.execute(sql).fetchone()) for sql in _STATE_PARTS]
+    with _small_page_cache(conn):
+        parts = [tuple(conn.execute(sql).fetchone()) for sql in _STATE_PARTS]
     parts.append((vectors.generation(conn),))
     return hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=10).hexdigest()
+
+
+@contextmanager
+def _small_page_cache(conn: Any) -> Iterator[None]:
+    """Whole-table reads through a 4 MB SQLite page cache: they read every page once, and the connection's usual
+    64 MB would keep them all (at 100k tracks, 110 MB of a playlist worker's memory)."""
+    if db.dialect_of(conn) != db.SQLITE:
+        yield
+        return
+    usual = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute("PRAGMA cache_size = -4096")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {int(usual)}")
 
 
 # ------------------------------------------------------------------------------------------ the library
@@ -71,16 +89,24 @@ def _floats(values: Iterable[Any]) -> np.ndarray:
     return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def load_library(conn: Any, *, with_vectors: bool = True) -> pl.PlaylistLibrary:
+def load_library(conn: Any, *, with_vectors: bool = True, max_age_s: float = 0.0) -> pl.PlaylistLibrary:
     """Every track as arrays (see domain.playlists.PlaylistLibrary); this process keeps the last one read per
-    catalog and reads again only when `catalog_state` moved. Vectors come from the similar-search index."""
-    state = catalog_state(conn)
+    catalog and reads again only when `catalog_state` moved. Vectors come from the similar-search index.
+
+    `max_age_s` > 0 lets a library whose state was checked that recently serve without checking again (at 100k
+    tracks the check reads ~30-100 ms of SQL: a server answering many requests may accept seconds of lag)."""
     key = f"{db.database_key(conn)}|{with_vectors}"
     with _cache_lock:
         cached = _cache.get(key)
-        if cached is not None and cached.state == state:
-            return cached
-    library = _read_library(conn, state, with_vectors)
+    if cached is not None and max_age_s > 0 and time.monotonic() - cached.checked_at < max_age_s:
+        return cached
+    state = catalog_state(conn)
+    if cached is not None and cached.state == state:
+        cached.checked_at = time.monotonic()
+        return cached
+    with _small_page_cache(conn):
+        library = _read_library(conn, state, with_vectors)
+    library.checked_at = time.monotonic()
     with _cache_lock:
         _cache[key] = library
     return library
@@ -92,51 +118,67 @@ def forget_libraries() -> None:
 
 
 def _read_library(conn: Any, state: str, with_vectors: bool) -> pl.PlaylistLibrary:
-    rows = conn.execute(_TRACKS).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 24
+    # rows are read in chunks into per-column lists: 100k rows fetched at once held every value twice over
+    columns: list[list] = [[] for _ in range(24)]
+    cursor = conn.execute(_TRACKS)
+    while chunk := cursor.fetchmany(5000):
+        for i, values in enumerate(zip(*chunk, strict=True)):
+            columns[i].extend(values)
+    strings: dict[Any, Any] = {}  # one object per repeated value (roots, keys, match statuses), not one per track
+    for i in (2, 12, 13, 14, 23):
+        columns[i] = [strings.setdefault(v, v) for v in columns[i]]
     track_ids = np.array(columns[0], dtype=np.int64)
     position = {int(t): i for i, t in enumerate(track_ids.tolist())}
     n = len(track_ids)
-    camelot = np.array([pl.camelot_index(et.camelot_code(k, m, c)) for k, m, c in
-                        zip(columns[12], columns[13], columns[14], strict=True)], dtype=np.int16)
-    artist_sets: list[set[int]] = [set() for _ in range(n)]
+    codes: dict[tuple, int] = {}
+    camelot = np.empty(n, dtype=np.int16)
+    for row, triple in enumerate(zip(columns[12], columns[13], columns[14], strict=True)):
+        code = codes.get(triple)
+        if code is None:
+            code = codes[triple] = pl.camelot_index(et.camelot_code(*triple))
+        camelot[row] = code
+    artist_sets: list[frozenset[int]] = [frozenset()] * n
     artist_names: dict[int, str] = {}
     for track_id, artist_id, name in conn.execute(
             "SELECT ta.track_id, ta.artist_id, ar.name FROM track_artists ta JOIN artists ar ON ar.artist_id ="
             " ta.artist_id WHERE ta.role = 'main' AND ar.name != ?", (UNKNOWN_ARTIST,)):
         row = position.get(track_id)
         if row is not None:
-            artist_sets[row].add(int(artist_id))
-            artist_names[int(artist_id)] = name
-    genres: list[set[str]] = [set() for _ in range(n)]
+            artist_sets[row] = artist_sets[row] | {int(artist_id)}
+            artist_names.setdefault(int(artist_id), name)
+    genres: list[frozenset[str]] = [frozenset()] * n
     display: dict[str, str] = {}
+    keys: dict[str, str] = {}
     for track_id, name in conn.execute(
             "SELECT tg.track_id, g.name FROM track_genres tg JOIN genres g ON g.genre_id = tg.genre_id"
             " UNION ALL SELECT track_id, genre FROM track_genres_normalized"):
         row = position.get(track_id)
-        key = pl.identity_text(name)
-        if row is not None and key:
-            genres[row].add(key)
+        key = keys.get(name)
+        if key is None:
+            key = keys[name] = pl.identity_text(name)
             display.setdefault(key, name)
-    recording_ids: list[list[str]] = [[rid] if rid else [] for rid in columns[10]]
+        if row is not None and key:
+            genres[row] = genres[row] | {key}
+    recording_ids: list[tuple[str, ...]] = [(rid,) if rid else () for rid in columns[10]]
     for track_id, rid in conn.execute("SELECT track_id, recording_id FROM track_external WHERE recording_id IS NOT NULL"):
         row = position.get(track_id)
         if row is not None and rid not in recording_ids[row]:
-            recording_ids[row].append(rid)
+            recording_ids[row] = (*recording_ids[row], rid)
     duration = _floats(columns[8])
     titles = [t or "" for t in columns[4]]
     artists = [a or "" for a in columns[5]]
     library = pl.PlaylistLibrary(
-        track_ids=track_ids, paths=list(columns[1]), roots=list(columns[2]), titles=titles, artists=artists,
+        track_ids=track_ids, paths=columns[1], roots=columns[2], titles=titles, artists=artists,
         albums=[a or "" for a in columns[6]], album_ids=np.array(columns[7], dtype=np.int64),
-        artist_sets=[frozenset(s) for s in artist_sets], artist_names=artist_names, duration=duration,
+        artist_sets=artist_sets, artist_names=artist_names, duration=duration,
         year=_floats(columns[9]), bpm=_floats(columns[11]), energy=_floats(columns[15]),
         danceability=_floats(columns[16]), loudness=_floats(columns[17]),
         moods={mood: _floats(columns[18 + i]) for i, mood in enumerate(pl.MOODS)}, camelot=camelot,
-        genres=[frozenset(g) for g in genres], match_status=np.array(columns[23], dtype=object),
+        genres=genres, match_status=np.array(columns[23], dtype=object),
         recording=pl.recording_groups(recording_ids, titles, artists, duration),
         utf8_path=np.array(columns[3], dtype=bool), genre_display=display, state=state, position=position,
     )  # fmt: skip
+    del columns
     settings = vectors.read_settings(conn) if with_vectors else None
     if settings is not None:
         vectors.load_extension(conn)

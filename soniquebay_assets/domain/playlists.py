@@ -26,6 +26,8 @@ MAX_LENGTH = 5000
 MOODS = ("happy", "sad", "aggressive", "relaxed", "party")
 MATCH_STATUSES = ("tagged", "matched", "candidates", "unmatched", "pending")  # as catalog.external names them
 DEFAULT_MOOD_THRESHOLD = 0.5
+# Longer playlists (a whole cluster) keep the greedy order: each 2-opt move weighs n x n reversals.
+TWO_OPT_MAX = 300
 # Two files of one recording (formats, remasters kept apart by their recording id) differ by a few seconds at most.
 SAME_RECORDING_SECONDS = 4.0
 
@@ -270,6 +272,7 @@ class PlaylistLibrary:
     state: str = ""
     position: dict[int, int] = field(default_factory=dict)
     typical_duration: float = 240.0     # the median duration: stands in for a track's unknown one
+    checked_at: float = 0.0             # monotonic time `state` was last found current (set by the catalog)
 
     def __post_init__(self) -> None:
         if not self.position:
@@ -293,6 +296,20 @@ class PlaylistLibrary:
 
     def camelot_code(self, row: int) -> str | None:
         return camelot_name(int(self.camelot[row]))
+
+    def with_genres(self, names: Sequence[str]) -> np.ndarray:
+        """Rows having any of these genres (casefolded keys), from an index built on first use."""
+        index = self.__dict__.get("_genre_rows")
+        if index is None:
+            lists: dict[str, list[int]] = {}
+            for row, keys in enumerate(self.genres):
+                for key in keys:
+                    lists.setdefault(key, []).append(row)
+            index = self.__dict__["_genre_rows"] = {k: np.array(v, dtype=np.int64) for k, v in lists.items()}
+        mask = np.zeros(len(self.track_ids), dtype=bool)
+        for name in names:
+            mask[index.get(name, np.zeros(0, dtype=np.int64))] = True
+        return mask
 
 
 def camelot_index(code: str | None) -> int:
@@ -347,11 +364,15 @@ def recording_groups(recording_ids: Sequence[Sequence[str]], titles: Sequence[st
                 parent[max(a, b)] = min(a, b)
 
     half = SAME_RECORDING_SECONDS / 2
+    artist_keys: dict[str, str] = {}  # artists repeat across a library, titles hardly
     for row in range(n):
         for rid in recording_ids[row]:
             if rid:
                 join(("id", rid), row)
-        title, artist = identity_text(titles[row]), identity_text(artists[row])
+        artist = artist_keys.get(artists[row])
+        if artist is None:
+            artist = artist_keys[artists[row]] = identity_text(artists[row])
+        title = identity_text(titles[row])
         if not title:
             continue
         seconds = durations[row]
@@ -404,11 +425,9 @@ def filter_mask(library: PlaylistLibrary, filters: PlaylistFilters, seed_rows: S
         else:
             mask &= library.camelot == reference
     if filters.genres:
-        wanted = {identity_text(g) for g in filters.genres}
-        mask &= np.fromiter((bool(g & wanted) for g in library.genres), dtype=bool, count=len(library))
+        mask &= library.with_genres([identity_text(g) for g in filters.genres])
     if filters.exclude_genres:
-        unwanted = {identity_text(g) for g in filters.exclude_genres}
-        mask &= np.fromiter((not (g & unwanted) for g in library.genres), dtype=bool, count=len(library))
+        mask &= ~library.with_genres([identity_text(g) for g in filters.exclude_genres])
     if filters.match_status:
         mask &= np.isin(library.match_status, list(filters.match_status))
     return mask
@@ -417,27 +436,24 @@ def filter_mask(library: PlaylistLibrary, filters: PlaylistFilters, seed_rows: S
 # ------------------------------------------------------------------------------------------ ordering
 
 
-def transition_costs(library: PlaylistLibrary, rows: np.ndarray) -> np.ndarray:
-    """Pairwise cost of playing one row after another: tempo step, key clash, energy jump, sound distance."""
+def transition_costs(library: PlaylistLibrary, rows: np.ndarray, to: np.ndarray | None = None) -> np.ndarray:
+    """Cost of playing each of `to` (default: `rows` again) after each of `rows`: tempo step, key clash on the
+    Camelot wheel, energy jump, sound (vector) distance. Symmetric; 0 from a row to itself."""
     rows = np.asarray(rows, dtype=np.int64)
-    bpm = library.bpm[rows]
-    step = np.abs(bpm[:, None] - bpm[None, :])
+    to = rows if to is None else np.asarray(to, dtype=np.int64)
+    step = np.abs(library.bpm[rows][:, None] - library.bpm[to][None, :])
     cost = np.where(np.isnan(step), 0.6, np.minimum(step / 10.0, 2.0))
-    keys = library.camelot[rows].astype(np.int64)
-    known = (keys[:, None] >= 0) & (keys[None, :] >= 0)
-    compatible = camelot_compatible(keys[:, None], keys[None, :])
-    cost += np.where(known, np.where(compatible, 0.0, 1.0), 0.5)
-    energy = library.energy[rows]
-    jump = np.abs(energy[:, None] - energy[None, :])
+    keys, other = library.camelot[rows].astype(np.int64), library.camelot[to].astype(np.int64)
+    known = (keys[:, None] >= 0) & (other[None, :] >= 0)
+    cost += np.where(known, np.where(camelot_compatible(keys[:, None], other[None, :]), 0.0, 1.0), 0.5)
+    jump = np.abs(library.energy[rows][:, None] - library.energy[to][None, :])
     cost += np.where(np.isnan(jump), 0.3, np.minimum(jump * 2.0, 1.0))
     if library.matrix is not None:
-        vrows = library.vector_row[rows]
-        has = vrows >= 0
-        vectors = library.matrix[np.where(has, vrows, 0)]
-        similarity = vectors @ vectors.T
-        both = has[:, None] & has[None, :]
+        here, there = library.vector_row[rows], library.vector_row[to]
+        similarity = library.matrix[np.maximum(here, 0)] @ library.matrix[np.maximum(there, 0)].T
+        both = (here >= 0)[:, None] & (there >= 0)[None, :]
         cost += np.where(both, np.clip(1.0 - similarity, 0.0, 2.0) * 2.0, 0.5)
-    np.fill_diagonal(cost, 0.0)
+    cost[rows[:, None] == to[None, :]] = 0.0
     return cost
 
 
@@ -503,7 +519,8 @@ def sequence(library: PlaylistLibrary, pool: np.ndarray, relevance: np.ndarray, 
     pool = np.asarray(pool, dtype=np.int64)
     start = [int(r) for r in start]
     everything = np.concatenate([np.asarray(start, dtype=np.int64), pool])
-    costs = transition_costs(library, everything)
+    # all pairs at once for a playlist-sized pool; a row at a time for a whole cluster (n x n would not fit)
+    costs = transition_costs(library, everything) if len(everything) <= 1000 else None
     rel = np.concatenate([np.ones(len(start)), np.asarray(relevance, dtype=np.float64)])
     if len(rel) > len(start):
         span = rel[len(start):].max() - rel[len(start):].min()
@@ -515,7 +532,9 @@ def sequence(library: PlaylistLibrary, pool: np.ndarray, relevance: np.ndarray, 
     artist_sets = [library.artist_sets[r] for r in everything.tolist()]
     while not target.full(len(order), seconds) and available.any():
         if order:
-            score = rel - smoothness * costs[order[-1]]
+            step = costs[order[-1]] if costs is not None else \
+                transition_costs(library, everything[order[-1]:order[-1] + 1], everything)[0]
+            score = rel - smoothness * step
         else:
             score = rel.copy()
         score[~available] = -np.inf
@@ -535,7 +554,12 @@ def sequence(library: PlaylistLibrary, pool: np.ndarray, relevance: np.ndarray, 
         order.append(picked)
         seconds += duration
         available[picked] = False
-    order = _two_opt(order, costs, artist_sets, window, fixed=max(1, len(start)))
+    if len(order) <= TWO_OPT_MAX:
+        chosen = everything[order]
+        among = costs[np.ix_(order, order)] if costs is not None else transition_costs(library, chosen)
+        positions = _two_opt(list(range(len(order))), among, [artist_sets[i] for i in order], window,
+                             fixed=max(1, len(start)))
+        return [int(chosen[i]) for i in positions]
     return [int(everything[i]) for i in order]
 
 
@@ -673,6 +697,21 @@ def describe_filters(filters: PlaylistFilters) -> str:
     return "; ".join(parts) or "every track"
 
 
+def _corridor(library: PlaylistLibrary, va: np.ndarray, vb: np.ndarray, *, points: int = 9,
+              per_point: int = 2000) -> np.ndarray:
+    """Vector rows of the tracks nearest a few points along the line from `va` to `vb` (a blend between two
+    points ranks like a blend of their rankings): what a path's steps choose from. With a search index, its
+    bit codes find them without reading every vector; else every vector is a candidate."""
+    if library.ranker is None or len(library.matrix) <= points * per_point:
+        return np.arange(len(library.matrix))
+    found: set[int] = set()
+    for t in np.linspace(0.0, 1.0, points):
+        point = (1 - t) * va + t * vb
+        point = (point / max(float(np.linalg.norm(point)), 1e-12)).astype(np.float32)
+        found.update(library.ranker.ranked(point, per_point)[0].tolist())
+    return np.array(sorted(found), dtype=np.int64)
+
+
 def path_playlist(library: PlaylistLibrary, request: PlaylistRequest, start_row: int, end_row: int,
                   mask: np.ndarray, *, name: str, candidates_per_step: int = 200) -> Playlist:
     """A walk from `start_row` to `end_row` in vector space: each step is the track nearest the next point of
@@ -688,45 +727,48 @@ def path_playlist(library: PlaylistLibrary, request: PlaylistRequest, start_row:
         raise PlaylistRequestError("the path's two ends are the same recording: choose two different tracks")
     target = target_of(request, library)
     steps = max(2, target.estimate())
-    # similarity of every vector to both ends; any point of the line scores as a blend of the two
-    ends = library.matrix @ np.stack([va, vb]).T
     vrows = library.vector_row
-    eligible = mask & (vrows >= 0)
-    eligible[[start_row, end_row]] = False
-    rows = np.flatnonzero(eligible)
-    to_a = ends[vrows[rows], 0].astype(np.float64)
-    to_b = ends[vrows[rows], 1].astype(np.float64)
-    end_to_b = float(ends[vrows[end_row], 1])
+    vectors_near = _corridor(library, va, vb)
+    ends = library.matrix[vectors_near] @ np.stack([va, vb]).T  # any point of the line scores as a blend of these
+    rows = library.vector_track_row[vectors_near] if library.vector_track_row is not None else vectors_near
+    start_b = float(library.matrix[vrows[start_row]] @ vb)
+    end_b = float(library.matrix[vrows[end_row]] @ vb)
+    # a step passes the filters, is neither end, and is nearer the end than the start is
+    keep = (rows >= 0) & (ends[:, 1] > start_b) & (ends[:, 1] < end_b)
+    keep[keep] &= mask[rows[keep]] & (rows[keep] != start_row) & (rows[keep] != end_row)
+    rows = rows[keep]
+    to_a, to_b = ends[keep, 0].astype(np.float64), ends[keep, 1].astype(np.float64)
+    ceiling = float(to_b.max()) if len(to_b) else end_b
     used = {int(library.recording[start_row]), int(library.recording[end_row])}
     order = [start_row]
-    last_b = float(ends[vrows[start_row], 1])
+    last_b = start_b
     seconds = _duration(library, start_row, target) + _duration(library, end_row, target)
     reasons = {start_row: "start of the path", end_row: "end of the path"}
     taken = np.zeros(len(rows), dtype=bool)
-    start_b = last_b
+    inner = max(1, steps - 2)
     for k in range(1, steps - 1):
         if target.count is None and target.full(0, seconds):
             break
         t = k / (steps - 1)
         score = (1 - t) * to_a + t * to_b
-        allowed = (~taken) & (to_b > last_b + 1e-7) & (to_b < end_to_b)
-        # progress toward the end is paced: a step may come at most one step's share nearer, so the walk does
-        # not reach the end's neighbourhood early and run out of tracks between (relaxed when nothing fits)
-        paced = allowed & (to_b <= start_b + (end_to_b - start_b) * (k + 1) / (steps - 1))
-        allowed = paced if paced.any() else allowed
+        allowed = (~taken) & (to_b > last_b + 1e-7)
         if not allowed.any():
             break
-        allowed_idx = np.flatnonzero(allowed)
-        top = allowed_idx[np.argsort(-score[allowed_idx], kind="stable")[: candidates_per_step]]
+        # progress toward the end is paced up to the nearest track the end has: a step comes at most one
+        # step's share nearer, so the walk does not reach the end's neighbourhood early and run out of tracks
+        paced = allowed & (to_b <= start_b + (ceiling - start_b) * min(1.0, (k + 1) / inner))
+        allowed_idx = np.flatnonzero(paced if paced.any() else allowed)
+        if len(allowed_idx) > candidates_per_step:
+            allowed_idx = allowed_idx[np.argpartition(-score[allowed_idx], candidates_per_step - 1)[:candidates_per_step]]
         previous = library.vector(order[-1])
-        sims = library.matrix[vrows[rows[top]]] @ previous
+        sims = library.matrix[vrows[rows[allowed_idx]]] @ previous
         choice = None
-        for i in np.argsort(-(score[top] + 0.25 * sims), kind="stable").tolist():
-            row = int(rows[top[i]])
-            group = int(library.recording[row])
-            if group in used or not _fits_window(library.artist_sets, order, row, request.artist_window):
+        for i in np.argsort(-(score[allowed_idx] + 0.25 * sims), kind="stable").tolist():
+            row = int(rows[allowed_idx[i]])
+            if int(library.recording[row]) in used or not _fits_window(library.artist_sets, order, row,
+                                                                        request.artist_window):
                 continue
-            choice = top[i]
+            choice = int(allowed_idx[i])
             break
         if choice is None:
             continue
@@ -790,18 +832,22 @@ def kmeans(points: np.ndarray, k: int, *, seed: int, iterations: int = 40) -> tu
     return labels, centre
 
 
-def reduce_dimensions(vectors: np.ndarray, dims: int, *, seed: int) -> np.ndarray:
-    """The vectors projected on their first `dims` principal axes (fitted on a sample): k-means on 100k tracks
-    in a few tens of dimensions keeps the structure and costs a tenth of the time."""
-    if vectors.shape[1] <= dims:
-        return vectors.astype(np.float32)
+def reduce_dimensions(matrix: np.ndarray, rows: np.ndarray, dims: int, *, seed: int) -> np.ndarray:
+    """`matrix[rows]` projected on its first `dims` principal axes (fitted on a sample), block by block so that
+    no copy of the selected vectors is ever whole: k-means on 100k tracks in a few tens of dimensions keeps the
+    structure and costs a tenth of the time."""
     rng = np.random.default_rng(seed)
-    sample = vectors if len(vectors) <= 10000 else vectors[np.sort(rng.choice(len(vectors), 10000, replace=False))]
-    mean = sample.mean(axis=0, dtype=np.float64)
-    centred = sample - mean
-    _, axes = np.linalg.eigh(centred.T.astype(np.float64) @ centred)  # the covariance's axes, smallest first
-    top = axes[:, ::-1][:, :dims].astype(np.float32)
-    return (vectors - mean.astype(np.float32)) @ top
+    picked = rows if len(rows) <= 10000 else np.sort(rng.choice(rows, 10000, replace=False))
+    sample = matrix[picked].astype(np.float64)
+    mean = sample.mean(axis=0)
+    sample -= mean
+    _, axes = np.linalg.eigh(sample.T @ sample)  # the covariance's axes, smallest first
+    top = axes[:, ::-1][:, :min(dims, matrix.shape[1])].astype(np.float32)
+    points = np.empty((len(rows), top.shape[1]), dtype=np.float32)
+    centre = mean.astype(np.float32)
+    for start in range(0, len(rows), 8192):
+        points[start:start + 8192] = (matrix[rows[start:start + 8192]] - centre) @ top
+    return points
 
 
 def cluster_name(library: PlaylistLibrary, rows: np.ndarray, overall: dict) -> str:
@@ -873,8 +919,7 @@ def cluster_playlists(library: PlaylistLibrary, request: PlaylistRequest, mask: 
     if len(eligible) < k:
         raise PlaylistRequestError(f"{len(eligible)} distinct tracks with vectors pass the filters: too few for "
                                    f"{k} playlists (lower --k or loosen the filters)")
-    vectors = library.matrix[library.vector_row[eligible]]
-    points = reduce_dimensions(vectors, 48, seed=request.seed)
+    points = reduce_dimensions(library.matrix, library.vector_row[eligible], 48, seed=request.seed)
     labels, centres = kmeans(points, k, seed=request.seed)
     overall = _overall(library, eligible)
     target = target_of(request, library)

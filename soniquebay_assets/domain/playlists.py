@@ -738,7 +738,7 @@ def path_playlist(library: PlaylistLibrary, request: PlaylistRequest, start_row:
     keep[keep] &= mask[rows[keep]] & (rows[keep] != start_row) & (rows[keep] != end_row)
     rows = rows[keep]
     to_a, to_b = ends[keep, 0].astype(np.float64), ends[keep, 1].astype(np.float64)
-    ceiling = float(to_b.max()) if len(to_b) else end_b
+    levels = np.sort(to_b) if len(to_b) else np.array([end_b])
     used = {int(library.recording[start_row]), int(library.recording[end_row])}
     order = [start_row]
     last_b = start_b
@@ -754,9 +754,10 @@ def path_playlist(library: PlaylistLibrary, request: PlaylistRequest, start_row:
         allowed = (~taken) & (to_b > last_b + 1e-7)
         if not allowed.any():
             break
-        # progress toward the end is paced up to the nearest track the end has: a step comes at most one
-        # step's share nearer, so the walk does not reach the end's neighbourhood early and run out of tracks
-        paced = allowed & (to_b <= start_b + (ceiling - start_b) * min(1.0, (k + 1) / inner))
+        # progress toward the end is paced by the candidates' own spread: step k may go at most as near the end
+        # as the (k+1)/inner-th of them, so every step has tracks to choose from and the end's sparse
+        # neighbourhood is not reached early (a walk that ran out there would stop short)
+        paced = allowed & (to_b <= levels[min(len(levels) - 1, int(np.ceil(len(levels) * (k + 1) / inner)) - 1)])
         allowed_idx = np.flatnonzero(paced if paced.any() else allowed)
         if len(allowed_idx) > candidates_per_step:
             allowed_idx = allowed_idx[np.argpartition(-score[allowed_idx], candidates_per_step - 1)[:candidates_per_step]]

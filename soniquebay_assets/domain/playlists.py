@@ -815,21 +815,27 @@ def kmeans(points: np.ndarray, k: int, *, seed: int, iterations: int = 40) -> tu
     centre = np.array(centres, dtype=np.float32)
     point_norms = (points * points).sum(axis=1)
     labels = np.full(n, -1, dtype=np.int64)
+    nearest = np.empty(n, dtype=np.float32)
     for _ in range(iterations):
-        distance = point_norms[:, None] - 2 * points @ centre.T + (centre * centre).sum(axis=1)[None, :]
-        new_labels = np.argmin(distance, axis=1)
+        new_labels = np.empty(n, dtype=np.int64)
+        centre_norms = (centre * centre).sum(axis=1)
+        for start in range(0, n, 16384):  # by blocks: an n x k distance matrix is never whole
+            block = slice(start, start + 16384)
+            distance = point_norms[block, None] - 2 * points[block] @ centre.T + centre_norms[None, :]
+            new_labels[block] = np.argmin(distance, axis=1)
+            nearest[block] = distance[np.arange(len(distance)), new_labels[block]]
         if np.array_equal(new_labels, labels):
             break
         labels = new_labels
         counts = np.bincount(labels, minlength=k)
-        order = np.argsort(labels, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         present = counts > 0
-        sums = np.add.reduceat(points[order].astype(np.float64), starts[present], axis=0)
-        centre[present] = (sums / counts[present][:, None]).astype(np.float32)
+        sums = np.stack([np.bincount(labels, weights=points[:, d], minlength=k) for d in range(points.shape[1])],
+                        axis=1)
+        centre[present] = (sums[present] / counts[present][:, None]).astype(np.float32)
         for c in np.flatnonzero(~present).tolist():  # an empty cluster takes the point farthest from its centre
-            far = int(np.argmax(distance[np.arange(n), labels]))
+            far = int(np.argmax(nearest))
             centre[c] = points[far]
+            nearest[far] = 0.0
     return labels, centre
 
 

@@ -19,7 +19,7 @@ from soniquebay_assets_tests.scan_helpers import scan_catalog
 
 # Short clips and excerpts (20-40 s) with tags, moods in their folder names, duplicate titles and untagged files:
 # every rule has something to bite on, and the analysis of all of them costs tens of seconds, not minutes.
-ANALYSED_FOLDERS = ("converted", "clips/immich-ai", "music/wesnoth", "music/xmoto")
+ANALYSED_FOLDERS = ("converted", "clips/immich-ai", "music/wesnoth")
 
 
 @dataclass
@@ -42,7 +42,7 @@ def analysed_corpus(corpus_dir, tmp_path_factory) -> AnalysedCorpus:
     with db.connection(url) as conn:
         shards = scan_catalog(conn, roots)
         enriched = enrich.enrich_shards(conn, sorted(shards), data_dir=data_dir, workers=2)
-        assert enriched.ok >= 50, enriched
+        assert enriched.ok >= 48, enriched
         assert vz.vectorize_shards(conn, None).failed == 0
     return AnalysedCorpus(url, roots, data_dir)
 

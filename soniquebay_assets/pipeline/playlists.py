@@ -141,7 +141,9 @@ def generate(source: Any, request: PlaylistRequest, *, text_model: Any = None) -
         return _generate(library, request, text_model)
 
 
-def _generate(library: pl.PlaylistLibrary, request: PlaylistRequest, text_model: Any) -> list[Playlist]:
+def _seeds_and_mask(library: pl.PlaylistLibrary, request: PlaylistRequest) -> tuple[list[int], np.ndarray]:
+    """The request's seed rows and the rows passing its filters (files an UTF-8 playlist cannot name left out);
+    PlaylistRequestError when a seed is unknown or a filter cannot apply."""
     if not len(library):
         raise PlaylistRequestError("the catalog has no tracks yet: run `soniquebay scan PATH` first")
     seeds: list[int] = []
@@ -151,7 +153,14 @@ def _generate(library: pl.PlaylistLibrary, request: PlaylistRequest, text_model:
         seeds = [resolve_track(library, request.from_track), resolve_track(library, request.to_track)]
     elif request.kind == "radio":
         seeds = _radio_seeds(library, request)
-    mask = pl.filter_mask(library, request.filters, seeds) & library.utf8_path
+    if request.kind != "filter" and not library.has_vectors:
+        raise PlaylistRequestError(f"a {request.kind} playlist needs track vectors: run `soniquebay scan PATH` "
+                                   "(stage vectors) or `soniquebay vectors update` first")
+    return seeds, pl.filter_mask(library, request.filters, seeds) & library.utf8_path
+
+
+def _generate(library: pl.PlaylistLibrary, request: PlaylistRequest, text_model: Any) -> list[Playlist]:
+    seeds, mask = _seeds_and_mask(library, request)
     kind = request.kind
     if kind == "similar":
         row = seeds[0]
@@ -303,12 +312,17 @@ def m3u8_output(text: str, *, several: bool) -> tuple[Path, bool]:
 
 
 def save_playlist(conn: Any, name: str, request: PlaylistRequest) -> repo.SavedPlaylist:
-    """Store a definition after checking that it generates (its seeds exist, its filters parse)."""
+    """Store a definition after checking that it can generate (its seeds exist and have vectors, its filters
+    apply, the catalog has the vectors its kind needs), without making it: the asset or `push` will."""
     name = m3u8.one_line(name)
     if not name:
         raise PlaylistRequestError("give the playlist a name")
-    request = PlaylistRequest.from_json({**request.to_json(), "name": name})
-    generate(conn, request)
+    request = PlaylistRequest.from_json({**request.to_json(), "name": name}).validate()
+    library = library_of(conn)
+    seeds, _ = _seeds_and_mask(library, request)
+    for row, role in zip(seeds, {"similar": ("seed",), "path": ("first", "last")}.get(request.kind, ()),
+                         strict=False):
+        _needs_vector(library, row, role)
     return repo.save_definition(conn, name, request.kind, request.to_json())
 
 
@@ -476,7 +490,11 @@ def delete_playlist(conn: Any, name: str, *, servers: Sequence[Any] = (), http: 
             remote = pusher.delete_remote(definition.playlist_id)
         finally:
             pusher.close()
+    markers = [f"playlist:{name}", *(f"subsonic://{s.target}/{p.title}" for s in repo.push_states(
+        conn, definition.playlist_id) for p in parts if p.part == s.part)]
     repo.delete_definition(conn, definition.playlist_id)
+    with db.transaction(conn):
+        inventory.clear_errors(conn, markers, [STAGE])
     return {"name": name, "files_removed": removed_files, "servers": remote}
 
 

@@ -755,9 +755,9 @@ def path_playlist(library: PlaylistLibrary, request: PlaylistRequest, start_row:
         if not allowed.any():
             break
         # progress toward the end is paced by the candidates' own spread: step k may go at most as near the end
-        # as the (k+1)/inner-th of them, so every step has tracks to choose from and the end's sparse
+        # as the (k+1)/(inner+1)-th of them, so every step has tracks to choose from and the end's sparse
         # neighbourhood is not reached early (a walk that ran out there would stop short)
-        paced = allowed & (to_b <= levels[min(len(levels) - 1, int(np.ceil(len(levels) * (k + 1) / inner)) - 1)])
+        paced = allowed & (to_b <= levels[min(len(levels) - 1, int(np.ceil(len(levels) * (k + 1) / (inner + 1))) - 1)])
         allowed_idx = np.flatnonzero(paced if paced.any() else allowed)
         if len(allowed_idx) > candidates_per_step:
             allowed_idx = allowed_idx[np.argpartition(-score[allowed_idx], candidates_per_step - 1)[:candidates_per_step]]

@@ -1,57 +1,15 @@
-"""The Celery app workers load with `-A soniquebay_assets.celery_app`: dagster-celery's step task with our settings.
-
-The executor (dagster_defs/executor.py) builds its submitting app from the same `app_args()`, so both sides agree
-on broker, backend, acknowledgement and redelivery settings.
+"""The Celery app workers load with `-A soniquebay_assets.celery_app`: dagster-celery's step task on an app with the
+settings of dagster_defs/celery_config.py (the executor submits with the same), plus what only a worker does:
+pool children that may start process pools, one log line per step, quiet Celery loggers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from soniquebay_assets import settings
-from soniquebay_assets.dagster_defs.internals import (
-    celery_create_task,
-    celery_default_config,
-    celery_make_app,
-)
-
-
-def config_source(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Celery settings: late acks + reject on worker loss so a SIGKILLed step is redelivered, not lost."""
-    _, _, broker_transport_options = celery_default_config()
-    config: dict[str, Any] = {
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        # per-worker prefetch is given on the worker command line from queues.PREFETCH_BY_QUEUE
-        "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {
-            **broker_transport_options,
-            # Redis redelivers a task whose worker vanished (main process killed) after this many seconds.
-            "visibility_timeout": settings.celery_visibility_timeout_s(),
-        },
-        "broker_connection_retry_on_startup": True,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "task_track_started": True,
-        "result_expires": 7 * 24 * 3600,
-    }
-    config.update(overrides or {})
-    return config
-
-
-def app_args(broker: str | None = None, backend: str | None = None,
-             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Arguments for dagster-celery's make_app, shared by workers and the executor."""
-    default_config, dict_wrapper, _ = celery_default_config()
-    return {
-        "broker": broker or settings.broker_url(),
-        "backend": backend or settings.result_backend_url(),
-        "include": [],
-        "config_source": dict_wrapper(dict(default_config, **config_source(overrides))),
-    }
-
-
-def make_celery_app(broker: str | None = None, backend: str | None = None) -> Any:
-    return celery_make_app()(app_args(broker, backend))
+from soniquebay_assets.dagster_defs.celery_config import make_celery_app
+from soniquebay_assets.dagster_defs.internals import celery_create_task
+from soniquebay_assets.logging_prefixes import queue_prefix
 
 
 def allow_process_pools_in_pool_children(**_: Any) -> None:
@@ -73,8 +31,6 @@ _started_at: dict[str, tuple[float, str]] = {}
 
 def _step_label(task: Any, args: Any, kwargs: Any) -> tuple[str, str]:
     """(`[WORKER_*]` prefix of the queue the task came from, "step KEY of run ID") for one execute_plan task."""
-    from soniquebay_assets.logging_prefixes import queue_prefix
-
     queue = ((getattr(task.request, "delivery_info", None) or {}).get("routing_key")) or "?"
     prefix = queue_prefix(queue)
     # dagster-celery sends the step as keyword arguments (serdes-packed ExecuteStepArgs)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-DEFERRED_KINDS = ("enrichment", "vectors", "covers")
+from soniquebay_assets.stages import deferred_kinds
+
+DEFERRED_KINDS = deferred_kinds()
 
 
 def queue_prefix(queue: str) -> str:

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soniquebay_assets.stages import by_name
+
 ENV_DATA_DIR = "SONIQUEBAY_DATA_DIR"
 ENV_LIBRARY = "SONIQUEBAY_LIBRARY"
 ENV_EXECUTOR = "SONIQUEBAY_EXECUTOR"
@@ -145,16 +147,8 @@ class DataDir:
 
 
 # Cadences of the deployment's sensors and schedules (read when the definitions load). The defaults suit a
-# library server; tests and small set-ups may shorten them.
+# library server; tests and small set-ups may shorten them. Each schedule's variable is named in the stage registry.
 ENV_SENSOR_INTERVAL_S = "SONIQUEBAY_SENSOR_INTERVAL_SECONDS"
-ENV_EVERY_MINUTES = {
-    "enrichment": "SONIQUEBAY_ENRICHMENT_EVERY_MINUTES",
-    "vectors": "SONIQUEBAY_VECTORS_EVERY_MINUTES",
-    "covers": "SONIQUEBAY_COVERS_EVERY_MINUTES",
-    "retry": "SONIQUEBAY_RETRY_EVERY_MINUTES",
-    "playlists": "SONIQUEBAY_PLAYLISTS_EVERY_MINUTES",
-}
-DEFAULT_EVERY_MINUTES = {"enrichment": 2, "vectors": 3, "covers": 5, "retry": 15, "playlists": 10}
 
 
 def _positive_int(name: str, default: int, *, maximum: int | None = None) -> int:
@@ -175,10 +169,13 @@ def sensor_interval_s() -> int:
     return _positive_int(ENV_SENSOR_INTERVAL_S, 60)
 
 
-def every_minutes(schedule: str) -> int:
-    """SONIQUEBAY_<KIND>_EVERY_MINUTES: cadence of a deferred schedule (enrichment 2, vectors 3, covers 5, retry 15)
-    or of the playlists sensor (10)."""
-    return _positive_int(ENV_EVERY_MINUTES[schedule], DEFAULT_EVERY_MINUTES[schedule], maximum=59)
+def every_minutes(stage_name: str) -> int:
+    """The stage's cadence setting (stages.py), e.g. SONIQUEBAY_ENRICHMENT_EVERY_MINUTES: minutes between the
+    ticks of its schedule (enrichment 2, vectors 3, covers 5, deferred retry 15, playlists 10)."""
+    stage = by_name(stage_name)
+    if stage.cadence_setting is None or stage.cadence_default is None:
+        raise ValueError(f"stage {stage_name} has no cadence setting in the stage registry")
+    return _positive_int(stage.cadence_setting, stage.cadence_default, maximum=59)
 
 
 def dagster_home_from_env() -> Path | None:

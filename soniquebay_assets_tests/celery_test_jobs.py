@@ -14,9 +14,9 @@ from typing import Any
 from dagster import InitResourceContext
 from pydantic import PrivateAttr
 
-from soniquebay_assets.dagster_defs.celery_runs import group_job
 from soniquebay_assets.dagster_defs.internals import build_reconstructable_job
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
+from soniquebay_assets.dagster_defs.scan_runs import group_job
 
 PAUSE_SECONDS = 120
 

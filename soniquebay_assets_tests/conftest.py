@@ -55,6 +55,23 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("catalog_backend", BACKENDS, indirect=True)
 
 
+# ------------------------------------------------------------------------------------------ tiers
+# `make check` (what a contributor runs before a change) is the `fast` tier: no test that takes more than a few
+# seconds or analyses a corpus set (slow), starts Celery workers (celery), needs a PostgreSQL server (postgresql),
+# starts the deployment (deployment) or builds hosts (multihost). `make test` (CI) runs every tier.
+FULL_SUITE_MARKS = ("slow", "celery", "postgresql", "deployment", "multihost")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgresql = callspec is not None and callspec.params.get("catalog_backend") == "postgresql"
+        if on_postgresql or "pg_server" in item.fixturenames:
+            item.add_marker(pytest.mark.postgresql)
+        if not any(item.get_closest_marker(mark) for mark in FULL_SUITE_MARKS):
+            item.add_marker(pytest.mark.fast)
+
+
 @pytest.fixture()
 def catalog_backend(request) -> str:
     return getattr(request, "param", "sqlite")
@@ -164,3 +181,14 @@ def _online_services_offline(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     for name in ("SONIQUEBAY_LASTFM_API_KEY", "SONIQUEBAY_ACOUSTID_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _command_environment_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run in-process (`main([...])`) points DAGSTER_HOME, the data dir and the catalog URL at its own
+    folders; the next test must not inherit them."""
+    for name in ("DAGSTER_HOME", "SONIQUEBAY_DATA_DIR", "SONIQUEBAY_CATALOG_URL"):
+        was_set = name in os.environ
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # recorded as it was, absent included
+        if not was_set:
+            monkeypatch.delenv(name)

@@ -15,6 +15,7 @@ from soniquebay_assets_tests.audio_factory import click_track
 SR = 22050
 
 
+@pytest.mark.slow  # a sweep of rendered patterns
 def test_tempo_accuracy1_on_click_and_drum_patterns_60_to_200_bpm():
     pairs = []
     for bpm in range(60, 201, 10):
@@ -35,6 +36,7 @@ def test_tempo_is_not_on_a_coarse_grid(bpm):
     assert estimate.confidence > 0.3
 
 
+@pytest.mark.slow  # 24 keys x several timbres
 def test_key_exact_rate_all_24_keys_several_timbres():
     pairs = []
     for tonic in range(12):

@@ -10,7 +10,7 @@ import pytest
 from soniquebay_assets.domain.analysis import evaluation
 from soniquebay_assets.pipeline.enrich import analyze_file
 
-pytestmark = pytest.mark.corpus
+pytestmark = [pytest.mark.corpus, pytest.mark.slow]  # analyses corpus sets: the full suite's
 
 
 def _known_tempos(corpus_dir) -> list[tuple[str, float]]:

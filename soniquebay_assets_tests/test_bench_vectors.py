@@ -23,6 +23,7 @@ def test_library_has_no_two_tracks_alike():
     assert distinct_library(200, seed=3) == tracks[:200]  # deterministic per seed
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("text_model")
 def test_second_run_takes_its_texts_from_the_cache(tmp_path):
     parser = argparse.ArgumentParser()
@@ -38,6 +39,7 @@ def test_second_run_takes_its_texts_from_the_cache(tmp_path):
     assert second["recall_at_k"] == first["recall_at_k"]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("text_model")
 def test_recall_on_a_real_folder_scans_it_through_every_stage(tmp_path, make_audio, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "callers_home"))

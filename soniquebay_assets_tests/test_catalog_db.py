@@ -183,3 +183,36 @@ def test_sqlite_ddl_translates_to_postgresql():
     assert trigger[0].startswith("CREATE OR REPLACE FUNCTION gone_fn()") and "RETURN OLD" in trigger[0]
     assert trigger[-1] == "CREATE TRIGGER gone AFTER DELETE ON albums FOR EACH ROW EXECUTE FUNCTION gone_fn()"
     assert pg.translate("SELECT ? WHERE a LIKE '%?%'") == "SELECT %s WHERE a LIKE '%%?%%'"
+
+
+@pytest.mark.both_backends
+def test_deferred_work_keeps_its_items_when_the_table_stops_listing_kinds(catalog_target, monkeypatch):
+    """Migration 0010 rebuilds deferred_work without the CHECKs that listed kinds and entity types (the kinds come
+    from the stage registry now): every item keeps its fields, order and claim, and new ids follow the old."""
+    from contextlib import nullcontext
+
+    from soniquebay_assets.catalog import db, deferred, pg
+
+    scratch = pg.scratch_schema(catalog_target) if isinstance(catalog_target, str) else nullcontext(catalog_target)
+    with scratch as target:
+        shipped = migration_files()
+        monkeypatch.setattr(db, "migration_files", lambda: [m for m in shipped if m[0] < 10])
+        conn = connect(target)
+        migrate(conn)
+        deferred.enqueue(conn, "covers", "album", [(7, "01"), (3, "00")], now=100.0)
+        deferred.enqueue(conn, "enrichment", "track", [(5, "02")], priority="high", now=100.0)
+        deferred.claim(conn, "enrichment", "run-1", now=200.0)
+        columns = "kind, entity_type, entity_id, shard, priority, not_before, attempts, state, claimed_by, created_at"
+        before = conn.execute(f"SELECT {columns} FROM deferred_work ORDER BY work_id").fetchall()
+        monkeypatch.setattr(db, "migration_files", lambda: shipped)
+        assert "0010_deferred_kinds_from_registry.sql" in migrate(conn)
+        assert conn.execute(f"SELECT {columns} FROM deferred_work ORDER BY work_id").fetchall() == before
+        deferred.enqueue(conn, "vectors", "track", [(5, "02")], now=300.0)
+        ids = [r[0] for r in conn.execute("SELECT work_id FROM deferred_work ORDER BY work_id")]
+        assert len(ids) == len(set(ids)) == 4
+        with transaction(conn):  # a kind the old CHECK did not list: the catalog code decides, not the table
+            conn.execute("INSERT INTO deferred_work (kind, entity_type, entity_id, shard, not_before, created_at,"
+                         " updated_at) VALUES ('a_later_stage', 'track', 5, '02', 0, 0, 0)")
+        with pytest.raises(ValueError, match="unknown deferred kind 'a_later_stage'"):
+            deferred.enqueue(conn, "a_later_stage", "track", [(5, "02")])
+        conn.close()

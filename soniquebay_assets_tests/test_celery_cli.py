@@ -98,6 +98,29 @@ def test_status_json_reports_queues_assets_and_deferred(tmp_path):
     assert report["deferred"]["vectors"]["oldest_pending_age_s"] is not None
 
 
+def test_the_submitting_side_builds_no_worker_app():
+    """A run with the Celery executor (and `soniquebay status`) use the shared Celery settings; the worker app, with
+    its signal hooks, is built by the worker alone (then, in the same process, they are there)."""
+    probe = (
+        "import sys\n"
+        "from celery import signals\n"
+        "from soniquebay_assets.dagster_defs.celery_config import make_celery_app\n"
+        "from soniquebay_assets.dagster_defs.executor import celery_executor_from_config\n"
+        "executor = celery_executor_from_config({'broker': 'redis://127.0.0.1:1/0'})\n"
+        "app = make_celery_app('redis://127.0.0.1:1/0')\n"
+        "def hooks():\n"
+        "    return [s for s in ('worker_process_init', 'task_prerun', 'task_postrun', 'after_setup_logger')\n"
+        "            if getattr(signals, s).receivers]\n"
+        "print('soniquebay_assets.celery_app' in sys.modules, len(hooks()), app.conf.task_acks_late,\n"
+        "      executor.app_args()['broker'] == 'redis://127.0.0.1:1/0')\n"
+        "import soniquebay_assets.celery_app\n"
+        "print(len(hooks()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "0", "True", "True", "4"]
+
+
 def test_executor_choice_comes_from_the_environment(monkeypatch):
     from soniquebay_assets import settings
     from soniquebay_assets.dagster_defs.executor import build_executor

@@ -110,7 +110,7 @@ class Cluster:
                                                           stderr=subprocess.STDOUT, start_new_session=True)
 
     def consumers(self, db: int = 0) -> dict[str, list[str]]:
-        from soniquebay_assets.celery_app import make_celery_app
+        from soniquebay_assets.dagster_defs.celery_config import make_celery_app
         from soniquebay_assets.dagster_defs.executor import live_consumers
 
         return live_consumers(make_celery_app(self.broker(db), self.broker(db)), timeout_s=1.0)
@@ -220,7 +220,7 @@ def _step_workers(run_id: str) -> dict[str, list[str]]:
 
 
 def test_scan_runs_each_step_on_a_worker_of_its_queue(cluster, tmp_path, make_audio):
-    from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+    from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
     from soniquebay_assets.pipeline.scan import PARALLEL_THRESHOLD
 
     # more files than the extraction's process-pool threshold: pools must start inside Celery's pool children
@@ -244,7 +244,7 @@ def test_scan_runs_each_step_on_a_worker_of_its_queue(cluster, tmp_path, make_au
 
 
 def test_sigkilled_worker_mid_step_is_redelivered_and_the_run_completes(cluster, tmp_path, make_audio):
-    from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+    from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
     from soniquebay_assets_tests.celery_test_jobs import reconstructable_pausing_job
 
     lib = _library(tmp_path / "lib", make_audio, albums=2, tracks=3)
@@ -284,7 +284,7 @@ def test_sigkilled_worker_mid_step_is_redelivered_and_the_run_completes(cluster,
 
 
 def test_queue_without_consumer_fails_fast_naming_it(cluster, tmp_path, make_audio):
-    from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+    from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
 
     # Redis db 1: only a worker_scan consumer listens there, so extract and insert have nobody.
     cluster.start_worker("lonely", [queues.WORKER_SCAN], db=1)
@@ -311,8 +311,8 @@ def test_queue_without_consumer_fails_fast_naming_it(cluster, tmp_path, make_aud
 def test_queue_depth_counts_messages_on_every_priority_list(redis_server):
     import redis
 
-    from soniquebay_assets.celery_app import make_celery_app
     from soniquebay_assets.dagster_defs import monitoring
+    from soniquebay_assets.dagster_defs.celery_config import make_celery_app
 
     url = f"redis://127.0.0.1:{redis_server}/3"  # no worker listens on db 3: messages stay queued
     redis.Redis.from_url(url).flushdb()
@@ -330,8 +330,8 @@ def test_ui_scan_job_from_the_definitions_runs_through_celery_when_selected(clus
     from dagster import DagsterInstance, execute_job
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-    from soniquebay_assets.dagster_defs.celery_runs import celery_run_config
     from soniquebay_assets.dagster_defs.partitions import range_tags
+    from soniquebay_assets.dagster_defs.scan_runs import celery_run_config
 
     lib = _library(tmp_path / "lib", make_audio, albums=2, tracks=1)
     data_root = tmp_path / "data"
@@ -359,7 +359,7 @@ def test_concurrent_runs_writing_one_catalog_never_hit_database_is_locked(cluste
     script = tmp_path / "one_run.py"
     script.write_text(
         "import json, sys\nfrom pathlib import Path\n"
-        "from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery\n"
+        "from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery\n"
         f"r = materialize_through_celery({SCAN_GROUPS!r}, {shards!r}, [Path({str(lib)!r})], Path({str(data_root)!r}),"
         f" Path({str(snapshot)!r}), executor_config={FAST_EXECUTOR!r})\n"
         "print(json.dumps({'success': r['success'], 'failure': r['failure']}))\n", encoding="utf-8")
@@ -390,7 +390,7 @@ def test_concurrent_runs_writing_one_catalog_never_hit_database_is_locked(cluste
 
 
 def test_queue_losing_its_workers_mid_run_fails_the_run_naming_it(cluster, tmp_path, make_audio):
-    from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+    from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
     from soniquebay_assets_tests.celery_test_jobs import reconstructable_pausing_job
 
     db = 2

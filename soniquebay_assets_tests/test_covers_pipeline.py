@@ -300,6 +300,25 @@ def test_dagster_assets_and_cli(library, artwork_server, monkeypatch):
     assert {i["name"]: i["source"] for i in lines}["Warzone 2100 OST"] == "folder"
 
 
+def test_the_covers_assets_ask_last_fm_where_the_online_stage_does(library, artwork_server, monkeypatch):
+    """No `lastfm_url` in the asset config: the Last.fm source asks SONIQUEBAY_LASTFM_URL, like the online stage."""
+    from dagster import materialize
+
+    from soniquebay_assets.dagster_defs.assets.covers import artist_images
+    from soniquebay_assets.dagster_defs.partitions import range_tags
+    from soniquebay_assets.dagster_defs.resources import CatalogResource
+
+    artwork_server.routes["/2.0/"] = lambda query: json_reply({"error": 6, "message": "Artist not found"})
+    monkeypatch.setenv("SONIQUEBAY_LASTFM_URL", artwork_server.url("/2.0/"))
+    monkeypatch.setenv("SONIQUEBAY_LASTFM_API_KEY", API_KEY)
+    result = materialize([artist_images], resources={"catalog": CatalogResource(data_dir_path=str(library["data"].root))},
+                         run_config={"ops": {"artist_images": {"config": {"sources": ["lastfm"]}}}},
+                         tags=range_tags(library["shards"]))
+    assert result.success
+    asked = [r for r in artwork_server.requests if r.path == "/2.0/"]
+    assert asked and {r.query.get("method") for r in asked} == {"artist.getinfo"}
+
+
 def test_non_image_body_is_rejected_and_the_next_candidate_used(library, artwork_server):
     conn, data = library["conn"], library["data"]
     xmoto = conn.execute("SELECT * FROM albums WHERE title = ?", (XMOTO[0],)).fetchone()

@@ -110,7 +110,7 @@ def _all_queues_consumed(dep: Deployment) -> bool:
 
 
 def _consumers(dep: Deployment) -> dict[str, list[str]]:
-    from soniquebay_assets.celery_app import make_celery_app
+    from soniquebay_assets.dagster_defs.celery_config import make_celery_app
     from soniquebay_assets.dagster_defs.executor import NoQueueConsumerError, live_consumers
 
     env = dep.env()

@@ -134,3 +134,27 @@ def test_dockerfile_installs_what_compose_runs(compose):
     loaded = yaml.safe_load((DOCKER / "workspace.yaml").read_text(encoding="utf-8"))
     assert loaded["load_from"][0]["python_module"]["module_name"] == "soniquebay_assets.dagster_defs.definitions"
     assert "torch==" in dockerfile  # pinned CPU torch before the package, never an unpinned CUDA download
+
+
+def test_every_instance_config_comes_from_the_one_template(tmp_path, monkeypatch):
+    """docker/dagster.yaml is the template's deployment text to the letter; a data dir's own instance (what the
+    CLI writes) shares its run launcher and run monitoring and loads as a Dagster instance."""
+    from dagster import DagsterInstance
+
+    from soniquebay_assets.cli.common import use_dagster_home
+    from soniquebay_assets.dagster_defs.instance_config import deployment_instance_yaml
+    from soniquebay_assets.settings import DataDir
+
+    assert (DOCKER / "dagster.yaml").read_text(encoding="utf-8") == deployment_instance_yaml(), \
+        "docker/dagster.yaml differs from its template: python -m soniquebay_assets.dagster_defs.instance_config"
+    assert not (DOCKER.parent / "dagster.yaml").exists()  # no hand-kept copy at the repo root
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # restored after the test; use_dagster_home sets it
+    home = use_dagster_home(DataDir(tmp_path / "data").ensure())
+    embedded = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    deployment = yaml.safe_load(deployment_instance_yaml())
+    for section in ("telemetry", "run_launcher", "run_monitoring"):
+        assert embedded[section] == deployment[section], section
+    assert embedded["event_log_storage"]["config"]["base_dir"] == str(home / "history" / "runs")
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_launcher).__name__ == "MonitoredRunLauncher"
+        assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"

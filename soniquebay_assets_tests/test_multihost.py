@@ -183,7 +183,7 @@ def three_hosts(tmp_path, corpus_dir):
 
 
 def _consumers(broker: str) -> dict[str, list[str]]:
-    from soniquebay_assets.celery_app import make_celery_app
+    from soniquebay_assets.dagster_defs.celery_config import make_celery_app
     from soniquebay_assets.dagster_defs.executor import live_consumers
 
     return live_consumers(make_celery_app(broker, broker), timeout_s=1.0)
@@ -193,7 +193,7 @@ def test_three_hosts_scan_the_corpus_and_survive_a_killed_worker(three_hosts, co
     from dagster import DagsterInstance
 
     from soniquebay_assets.catalog import db, queries
-    from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+    from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
     from soniquebay_assets.library.walker import walk_library
     from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
     from soniquebay_assets_tests.celery_test_jobs import reconstructable_pausing_job

@@ -462,7 +462,7 @@ def test_deferred_enrichment_runs_include_external_metadata():
 
     job = defs.get_repository_def().get_job("deferred_enrichment_job")
     assert set(job.asset_layer.executable_asset_keys) == {AssetKey("enriched_tracks"), AssetKey("external_metadata")}
-    assert set(ds.build_kind_jobs(["enriched_tracks"])) == {"enrichment"}
+    assert set(ds.build_kind_jobs(["metadata"])) == {"enrichment"}
 
 
 def test_an_answer_of_an_unexpected_shape_is_a_cached_failure(library, server):

@@ -24,7 +24,7 @@ from soniquebay_assets.dagster_defs.definitions import defs
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.domain.playlists import PlaylistFilters, PlaylistRequest
 from soniquebay_assets.pipeline import playlists as pipeline
-from soniquebay_assets.queues import QUEUE_TAG, WORKER_PLAYLISTS
+from soniquebay_assets.queues import QUEUE_BY_GROUP, QUEUE_TAG
 from soniquebay_assets.settings import DataDir
 from soniquebay_assets_tests.playlists_support import clean_subsonic_env
 from soniquebay_assets_tests.scan_helpers import scan_catalog
@@ -66,11 +66,12 @@ def test_asset_is_registered_in_its_group_and_routed_to_its_queue():
     node = defs.resolve_asset_graph().get(AssetKey("playlists"))
     assert node.group_name == "playlists" and node.partitions_def is None
     assert AssetKey("track_embeddings") in node.parent_keys
-    assert playlists.op.tags[QUEUE_TAG] == WORKER_PLAYLISTS
+    assert playlists.op.tags[QUEUE_TAG] == QUEUE_BY_GROUP["playlists"] == "worker_playlists"
     assert playlists_sensor.default_status.value == "RUNNING"
     assert playlists_sensor.name in {sensor.name for sensor in defs.sensors}
 
 
+@pytest.mark.slow  # several in-process runs
 def test_materialization_writes_every_playlist_and_checks_its_entries(library):
     data_dir, url, root = library
     with instance_for_test() as instance:
@@ -110,6 +111,7 @@ def test_materialization_writes_every_playlist_and_checks_its_entries(library):
         assert gone in str(check.metadata["examples"].value)
 
 
+@pytest.mark.slow  # several in-process runs
 def test_sensor_asks_for_a_run_only_when_a_playlist_is_due(library):
     data_dir, url, _ = library
     resources = {"catalog": CatalogResource(data_dir_path=str(data_dir))}

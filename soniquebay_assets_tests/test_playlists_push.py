@@ -27,8 +27,6 @@ from soniquebay_assets_tests.pg_cluster import free_port
 from soniquebay_assets_tests.playlists_support import clean_subsonic_env, start_supysonic, stop, subsonic_env
 from soniquebay_assets_tests.scan_helpers import scan_catalog
 
-pytestmark = [pytest.mark.corpus]
-
 
 @pytest.fixture(scope="module")
 def supysonic(corpus_dir, tmp_path_factory):
@@ -86,6 +84,8 @@ def relative_entries(data: Path, name: str, folder: Path) -> list[str]:
     return [str(Path(e["path"]).relative_to(folder)) for e in part.entries]
 
 
+@pytest.mark.corpus
+@pytest.mark.slow
 def test_pushed_twice_one_playlist_with_the_songs_in_order_then_updated_in_place(supysonic, catalog, monkeypatch,
                                                                                   capsys):
     subsonic_env(monkeypatch, supysonic)
@@ -124,6 +124,8 @@ def test_pushed_twice_one_playlist_with_the_songs_in_order_then_updated_in_place
     assert server_playlists(supysonic) == []
 
 
+@pytest.mark.corpus
+@pytest.mark.slow
 def test_supysonic_gets_the_hex_password_because_it_refuses_tokens(supysonic):
     with quick_http() as http:
         client = SubsonicClient(http, label="s", url=supysonic.url, user=supysonic.user, password=supysonic.password)
@@ -135,6 +137,8 @@ def test_supysonic_gets_the_hex_password_because_it_refuses_tokens(supysonic):
             wrong.connect()
 
 
+@pytest.mark.corpus
+@pytest.mark.slow
 def test_wrong_credentials_exit_2_naming_the_server_and_never_the_password(supysonic, catalog, monkeypatch, capsys,
                                                                           caplog):
     wrong = "wrong-Pa55word-xyz"
@@ -154,6 +158,8 @@ def test_wrong_credentials_exit_2_naming_the_server_and_never_the_password(supys
     assert "auth_error" in stored
 
 
+@pytest.mark.corpus
+@pytest.mark.slow
 def test_server_down_waits_then_reaches_it(supysonic, catalog, monkeypatch, capsys):
     down = settings.SubsonicServer("subsonic", f"http://127.0.0.1:{free_port()}", supysonic.user, supysonic.password)
     with db.connection(catalog / "catalog.db") as conn:
@@ -167,7 +173,7 @@ def test_server_down_waits_then_reaches_it(supysonic, catalog, monkeypatch, caps
         assert state.status == "deferred" and "did not answer" in state.message
         assert (catalog / "playlists" / "Later.m3u8").is_file()  # the file does not wait for the server
         items = _waiting(conn)
-        assert [i.entity_id for i in items] == [saved.playlist_id]
+        assert [playlist_id for _, playlist_id in items] == [saved.playlist_id]
         # the server comes back: the waiting push is retried from the stored entries and its item is done
         up = settings.SubsonicServer("subsonic", supysonic.url, supysonic.user, supysonic.password)
         with quick_http() as http:
@@ -176,7 +182,7 @@ def test_server_down_waits_then_reaches_it(supysonic, catalog, monkeypatch, caps
         assert retried.pushes == {"ok": 1}
         (state,) = repo.push_states(conn, saved.playlist_id)
         assert state.status == "ok" and state.pushed == 4
-        assert conn.execute("SELECT state FROM deferred_work WHERE work_id = ?", (items[0].work_id,)).fetchone()[0] \
+        assert conn.execute("SELECT state FROM deferred_work WHERE work_id = ?", (items[0][0],)).fetchone()[0] \
             == "done"
     assert ("Later", relative_entries(catalog, "Later", supysonic.folder)) in server_playlists(supysonic)
 
@@ -192,9 +198,12 @@ def _waiting(conn):
     from soniquebay_assets.catalog import deferred
     from soniquebay_assets.pipeline import playlist_push
 
-    return deferred.claim(conn, playlist_push.DEFERRED_KIND, "test", now=time.time() + 3600)
+    deferred.claim(conn, playlist_push.DEFERRED_KIND, "test-claim", now=time.time() + 3600)
+    return pipeline.claimed_pushes(conn, "test-claim")
 
 
+@pytest.mark.corpus
+@pytest.mark.slow
 def test_a_garbage_answer_is_an_error_record_not_a_crash(catalog, capsys):
     garbage = [b"<html><body>502 Bad Gateway</body></html>", b'{"subsonic-response": {"status": "ok", "vers',
                b"<?xml version='1.0'?><rss version='2.0'><channel/></rss>", b"\x00\xff\xfe binary"]
@@ -214,6 +223,8 @@ def test_a_garbage_answer_is_an_error_record_not_a_crash(catalog, capsys):
                 assert "secret-password-1" not in row[1]
 
 
+@pytest.mark.corpus
+@pytest.mark.slow
 def test_a_file_the_server_does_not_know_is_reported_with_its_reason(supysonic, catalog, monkeypatch, capsys):
     subsonic_env(monkeypatch, supysonic)
     assert main(["playlist", "save", "Mixed", "filter", "-n", "5", "--genre", "Unheard", "--genre",

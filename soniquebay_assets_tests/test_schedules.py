@@ -27,6 +27,7 @@ from soniquebay_assets.dagster_defs.internals import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 from soniquebay_assets.dagster_defs.resources import CatalogResource
+from soniquebay_assets.stages import kind_owner
 
 pytestmark = pytest.mark.both_backends
 
@@ -45,14 +46,14 @@ def _context(resource, when: float | None = None, instance=None):
 
 
 def _kind_schedule(kind: str):
-    jobs = ds.build_kind_jobs(key for targets in ds.KIND_TARGETS.values() for key in targets)
+    jobs = ds.build_kind_jobs(group for groups in ds.KIND_GROUPS.values() for group in groups)
     return ds.build_kind_schedule(kind, jobs[kind])
 
 
 def test_jobs_only_for_kinds_whose_assets_exist():
-    assert set(ds.build_kind_jobs(["enriched_tracks", "album_covers"])) == {"enrichment"}
-    assert set(ds.build_kind_jobs(["enriched_tracks", "album_covers", "artist_images", "track_embeddings"])) == {
-        "enrichment", "covers", "vectors"}
+    assert set(ds.build_kind_jobs(["metadata", "online"])) == {"enrichment"}
+    assert set(ds.build_kind_jobs(["online"])) == set()  # the kind's owning stage (enrichment) is absent
+    assert set(ds.build_kind_jobs(["metadata", "cover", "vector"])) == {"enrichment", "covers", "vectors"}
     jobs, scheds, sensors = ds.deferred_definitions([])
     assert (jobs, scheds, sensors) == ([], [], [])
 
@@ -63,19 +64,14 @@ def test_definitions_wire_schedules_sensors_and_executor():
     repo = defs.get_repository_def()
     names = {s.name for s in repo.schedule_defs}
     assert {"deferred_retry_schedule", "deferred_maintenance_schedule"} <= names
-    for kind, targets in ds.KIND_TARGETS.items():
-        present = all(repo.asset_graph.has(_key(t)) for t in targets)
+    groups = {repo.asset_graph.get(key).group_name for key in repo.asset_graph.get_all_asset_keys()}
+    for kind in ds.KIND_GROUPS:
+        present = kind_owner(kind).group in groups
         assert (f"deferred_{kind}_schedule" in names) == present
     crons = {s.name: s.cron_schedule for s in repo.schedule_defs}
     assert crons.get("deferred_enrichment_schedule", "*/2 * * * *") == "*/2 * * * *"
     assert crons["deferred_retry_schedule"] == "*/15 * * * *"
     assert repo.get_job("scan_job").executor_def.name == "soniquebay_executor"
-
-
-def _key(name: str):
-    from dagster import AssetKey
-
-    return AssetKey(name)
 
 
 def test_kind_schedule_requests_one_bounded_run_for_due_shards_only(catalog):
@@ -143,7 +139,7 @@ def test_settle_sensors_mark_done_or_back_off(catalog):
     deferred.enqueue(conn, "enrichment", "track", [(1, "00"), (2, "00"), (3, "01")], now=time.time() - 10)
     [ok] = ds.request_for_kind(conn, "enrichment", max_shards=1)
     [bad] = ds.request_for_kind(conn, "enrichment", max_shards=1)
-    jobs = list(ds.build_kind_jobs(["enriched_tracks"]).values())
+    jobs = list(ds.build_kind_jobs(["metadata"]).values())
     done_sensor, failed_sensor, _canceled = ds.build_settle_sensors(jobs)
     with DagsterInstance.ephemeral() as instance:
         run_ok = _run_with_tags(instance, ok.tags)
@@ -227,7 +223,7 @@ def test_schedule_run_and_settle_end_to_end_for_covers(catalog, tmp_path, make_a
     assert deferred.metrics(conn)["covers"]["pending"] == 2
     requests = _kind_schedule("covers")(_context(resource))
     assert requests and all(isinstance(r, RunRequest) for r in requests)
-    covers = [a for a in all_assets() if {k.to_user_string() for k in a.keys} & set(ds.KIND_TARGETS["covers"])]
+    covers = [a for a in all_assets() if set(a.group_names_by_key.values()) & set(ds.KIND_GROUPS["covers"])]
     settled = 0
     for request in requests:
         run_tags = {k: v for k, v in request.tags.items() if k.startswith("dagster/")}

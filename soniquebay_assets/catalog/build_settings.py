@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.catalog.transactions import transaction
 from soniquebay_assets.domain.layout import SHARD_COUNT, SHARD_KEYS, shard_for
 from soniquebay_assets.domain.tag_values import TAG_RULES_VERSION
 

@@ -2,7 +2,8 @@
 
 A catalog is named by a URL: `sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB`; a bare path means SQLite.
 Both connections offer the same small API (execute, executemany, rows by index and name, total_changes,
-in_transaction, close) and a `dialect` attribute for the few statements that differ.
+in_transaction, close) and a `dialect` attribute for the few statements that differ. `transaction()` (from
+transactions.py) is offered here with them: every catalog write is one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from soniquebay_assets.catalog.build_settings import check_catalog_settings
+from soniquebay_assets.catalog.transactions import transaction
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -164,19 +168,6 @@ def _connect_postgresql(url: str) -> Any:
         raise CatalogUnavailable(f"bad catalog URL {pg.redact(url)}: {exc}") from None
 
 
-@contextmanager
-def transaction(conn: Any, *, immediate: bool = True) -> Iterator[Any]:
-    """All-or-nothing write: BEGIN IMMEDIATE takes the write lock up front so waits honour busy_timeout."""
-    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")
-
-
 def execute_rows(conn: Any, sql: str, rows: Any) -> None:
     """`conn.executemany(sql, rows)` where no two rows touch the same target row (distinct keys): PostgreSQL then
     runs it as one statement over all the rows (one round trip and one executor start instead of one per row)."""
@@ -295,10 +286,6 @@ def open_catalog(path: str | Path) -> Any:
     conn = connect(path)
     try:
         migrate(conn)
-        from soniquebay_assets.catalog.build_settings import (
-            check_catalog_settings,  # it imports transaction()
-        )
-
         check_catalog_settings(conn)
     except BaseException:
         conn.close()

@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from soniquebay_assets.catalog.db import POSTGRESQL, dialect_of, execute_rows, id_set, transaction
+from soniquebay_assets.stages import deferred_kinds
 
-KINDS = ("enrichment", "vectors", "covers")
-ENTITY_TYPES = ("track", "album", "artist")
+KINDS = deferred_kinds()  # checked here, not by the table: a new stage's kind needs no migration
+# entity type -> (table, id column): an item whose entity is gone is an orphan
+_ENTITY_TABLES = {"track": ("tracks", "track_id"), "album": ("albums", "album_id"),
+                  "artist": ("artists", "artist_id"), "playlist": ("playlists", "playlist_id")}
+ENTITY_TYPES = tuple(_ENTITY_TABLES)
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
 STATES = ("pending", "in_progress", "done", "failed", "dead")
 DEFAULT_MAX_ATTEMPTS = 5
@@ -314,10 +318,6 @@ def cleanup(conn: Any, *, done_older_than_s: float = 7 * 86400, dead_older_than_
         dead = conn.execute("DELETE FROM deferred_work WHERE state = 'dead' AND updated_at < ?",
                             (stamp - dead_older_than_s,)).rowcount
     return {"done_deleted": done, "dead_deleted": dead}
-
-
-_ENTITY_TABLES = {"track": ("tracks", "track_id"), "album": ("albums", "album_id"),
-                  "artist": ("artists", "artist_id")}
 
 
 def delete_orphans(conn: Any) -> int:

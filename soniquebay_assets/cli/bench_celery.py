@@ -79,12 +79,12 @@ def _measure(data_root: Path, library: Path, *, celery_broker: str | None) -> di
         snapshot = save_snapshot(plan.walk, conn)
     started = time.perf_counter()
     if celery_broker is None:
-        from soniquebay_assets.cli.scan import materialize_shard_range
+        from soniquebay_assets.dagster_defs.scan_runs import materialize_shard_range
 
-        result = materialize_shard_range(SCAN_GROUPS, min(plan.affected), max(plan.affected), [library], data.root, snapshot,
-                              False)
+        result = materialize_shard_range(SCAN_GROUPS, min(plan.affected), max(plan.affected), [library], data.root,
+                                         snapshot)
     else:
-        from soniquebay_assets.dagster_defs.celery_runs import materialize_through_celery
+        from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
 
         os.environ["SONIQUEBAY_BROKER_URL"] = celery_broker
         os.environ["SONIQUEBAY_RESULT_BACKEND"] = celery_broker
@@ -135,7 +135,7 @@ def _start_local_cluster(work: Path) -> tuple[str, list[subprocess.Popen]]:
 
 
 def _wait_for_consumers(broker: str, wanted: list[str], procs: list[subprocess.Popen], timeout_s: float = 120) -> None:
-    from soniquebay_assets.celery_app import make_celery_app
+    from soniquebay_assets.dagster_defs.celery_config import make_celery_app
     from soniquebay_assets.dagster_defs.executor import NoQueueConsumerError, live_consumers
 
     app = make_celery_app(broker, broker)

@@ -197,14 +197,15 @@ def _corpus_recall(corpus: Path, k: int) -> dict:
 def _scan_and_measure(corpus: Path, k: int) -> dict:
     from soniquebay_assets.catalog import db, vector_search, vectors
     from soniquebay_assets.cli.common import use_dagster_home
-    from soniquebay_assets.cli.scan import STAGES, scan_library
+    from soniquebay_assets.cli.scan import SCAN_STAGES
+    from soniquebay_assets.dagster_defs.scan_runs import scan_library
     from soniquebay_assets.settings import DataDir
 
     with tempfile.TemporaryDirectory() as tmp:
         data = DataDir(Path(tmp)).ensure()
         use_dagster_home(data)
         summary = scan_library([corpus.expanduser().resolve()], data.root,
-                               [*STAGES["catalog"], *STAGES["enrich"], *STAGES["vectors"]])
+                               [*SCAN_STAGES["catalog"], *SCAN_STAGES["enrich"], *SCAN_STAGES["vectors"]])
         with db.connection(data.catalog_path) as conn:
             vectors.load_extension(conn)
             index = vector_search.get_index(conn)

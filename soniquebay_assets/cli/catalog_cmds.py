@@ -14,9 +14,11 @@ from soniquebay_assets.cli.common import (
     data_dir_from,
     existing_catalog,
     fail,
-    print_json,
+    print_listing,
+    print_report,
     use_dagster_home,
 )
+from soniquebay_assets.stages import error_labels
 
 
 def register(subparsers) -> None:
@@ -28,7 +30,7 @@ def register(subparsers) -> None:
     errors = subparsers.add_parser("errors", help="list files that could not be cataloged, with the reason")
     add_data_dir(errors)
     errors.add_argument("--json", action="store_true", help="one JSON object per line")
-    errors.add_argument("--stage", default=None, help="only this stage (inventory, extract, catalog, enrich, ...)")
+    errors.add_argument("--stage", default=None, help=f"only this stage ({', '.join(error_labels())})")
     errors.set_defaults(handler=run_errors)
 
     stats = subparsers.add_parser("stats", help="catalog counts")
@@ -50,14 +52,13 @@ def run_tracks(args: argparse.Namespace) -> int:
     if target is None:
         return fail(NO_CATALOG)
     with connection(target) as conn:
-        for track in queries.list_tracks(conn):
-            if args.json:
-                print_json(track)
-            else:
-                artists = ", ".join(track["artists"])
-                number = f"{track['disc_number'] or 1}-{track['track_number'] or 0:02d}"
-                sys.stdout.write(f"{number}  {artists} - {track['title']}  [{track['album']}]\n")
+        print_listing(queries.list_tracks(conn), args.json, _track_line)
     return 0
+
+
+def _track_line(track: dict) -> str:
+    number = f"{track['disc_number'] or 1}-{track['track_number'] or 0:02d}"
+    return f"{number}  {', '.join(track['artists'])} - {track['title']}  [{track['album']}]"
 
 
 def run_errors(args: argparse.Namespace) -> int:
@@ -67,11 +68,8 @@ def run_errors(args: argparse.Namespace) -> int:
     if target is None:
         return fail(NO_CATALOG)
     with connection(target) as conn:
-        for error in queries.list_errors(conn, args.stage):
-            if args.json:
-                print_json(error)
-            else:
-                sys.stdout.write(f"{error['stage']:9} {error['reason']:32} {error['path']}\n")
+        print_listing(queries.list_errors(conn, args.stage), args.json,
+                      lambda error: f"{error['stage']:9} {error['reason']:32} {error['path']}")
     return 0
 
 
@@ -89,11 +87,7 @@ def run_stats(args: argparse.Namespace) -> int:
         counts["sqlite_driver"] = detect_driver().name
         counts["catalog"] = display_target(data_dir_from(args).catalog_url)
         counts["catalog_backend"] = dialect_of(conn)
-    if args.json:
-        print_json(counts)
-    else:
-        for key, value in counts.items():
-            sys.stdout.write(f"{key}: {value}\n")
+    print_report(counts, args.json)
     return 0
 
 

@@ -6,32 +6,12 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from soniquebay_assets.dagster_defs.instance_config import embedded_instance_yaml
 from soniquebay_assets.settings import ENV_CATALOG_URL, DataDir, default_data_dir
-
-# The instance the CLI and `soniquebay dev` share (the repo-root dagster.yaml is the same with {env: ...} paths).
-DAGSTER_YAML = """\
-telemetry:
-  enabled: false
-# Same files as Dagster's default SQLite event log, but with pooled connections (see instance_storage.py).
-event_log_storage:
-  module: soniquebay_assets.dagster_defs.instance_storage
-  class: PooledSqliteEventLogStorage
-  config:
-    base_dir: {events_dir}
-# A run whose process died (daemon killed or restarted) is marked failed instead of staying STARTED forever.
-run_launcher:
-  module: soniquebay_assets.dagster_defs.run_launcher
-  class: MonitoredRunLauncher
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 120
-  cancel_timeout_seconds: 120
-  max_resume_run_attempts: 0
-  poll_interval_seconds: 20
-"""
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +40,7 @@ def use_dagster_home(data: DataDir) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML.format(events_dir=home / "history" / "runs"), encoding="utf-8")
+        config.write_text(embedded_instance_yaml(str(home / "history" / "runs")), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["SONIQUEBAY_DATA_DIR"] = str(data.root)
     return home
@@ -81,6 +61,25 @@ def instance_home(data: DataDir) -> Path:
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def print_listing(items: Iterable[Any], as_json: bool, line: Callable[[Any], str],
+                  to_json: Callable[[Any], Any] = lambda item: item) -> None:
+    """A listing: with --json one JSON object per line, else one line of text per item."""
+    for item in items:
+        if as_json:
+            print_json(to_json(item))
+        else:
+            sys.stdout.write(line(item) + "\n")
+
+
+def print_report(report: dict[str, Any], as_json: bool) -> None:
+    """One object: with --json as JSON, else a `key: value` line per entry."""
+    if as_json:
+        print_json(report)
+    else:
+        for key, value in report.items():
+            sys.stdout.write(f"{key}: {value}\n")
 
 
 NO_CATALOG = "no catalog yet in this data dir: run `soniquebay scan /path/to/music` first"

@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from soniquebay_assets.cli.common import NO_CATALOG, add_data_dir, data_dir_from, fail, print_json
+from soniquebay_assets.cli.common import (
+    NO_CATALOG,
+    add_data_dir,
+    data_dir_from,
+    fail,
+    print_json,
+    print_listing,
+)
 
 
 def register(subparsers) -> None:
@@ -50,22 +57,23 @@ def run(args: argparse.Namespace) -> int:
                     sys.stdout.write(f"{entity_type}s: {s['covered']}/{s['total']} ({s['coverage_pct']}%) "
                                      f"by source: {sources}\n")
             return 0
-        for row in repo.list_covers(conn, args.type):
-            item = {
-                "entity_type": row["entity_type"],
-                "entity_id": row["entity_id"],
-                "name": row["name"],
-                "source": row["source"],
-                "path": str(data.covers / row["path"]),
-                "width": row["width"],
-                "height": row["height"],
-                "mime": row["mime"],
-                "sha256": row["sha256"],
-                "thumbnails": {k: str(data.covers / v) for k, v in json.loads(row["thumbnails"]).items()},
-            }
-            if args.json:
-                print_json(item)
-            else:
-                sys.stdout.write(f"{item['entity_type']:<6} {item['entity_id']:>6}  {item['width']}x{item['height']:<5} "
-                                 f"{item['source']:<16} {item['name']}\n")
+        print_listing((_cover_json(row, data.covers) for row in repo.list_covers(conn, args.type)), args.json,
+                      lambda item: f"{item['entity_type']:<6} {item['entity_id']:>6}  "
+                                   f"{item['width']}x{item['height']:<5} {item['source']:<16} {item['name']}")
     return 0
+
+
+def _cover_json(row, covers_dir) -> dict:
+    """The public shape of one stored picture, its files as absolute paths."""
+    return {
+        "entity_type": row["entity_type"],
+        "entity_id": row["entity_id"],
+        "name": row["name"],
+        "source": row["source"],
+        "path": str(covers_dir / row["path"]),
+        "width": row["width"],
+        "height": row["height"],
+        "mime": row["mime"],
+        "sha256": row["sha256"],
+        "thumbnails": {k: str(covers_dir / v) for k, v in json.loads(row["thumbnails"]).items()},
+    }

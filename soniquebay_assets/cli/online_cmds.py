@@ -8,7 +8,14 @@ import sys
 from contextlib import closing, nullcontext
 
 from soniquebay_assets.catalog.db import connection
-from soniquebay_assets.cli.common import NO_CATALOG, add_data_dir, existing_catalog, fail, print_json
+from soniquebay_assets.cli.common import (
+    NO_CATALOG,
+    add_data_dir,
+    existing_catalog,
+    fail,
+    print_json,
+    print_listing,
+)
 
 
 def register(subparsers) -> None:
@@ -71,15 +78,13 @@ def run_albums(args: argparse.Namespace) -> int:
     if target is None:
         return fail(NO_CATALOG)
     with connection(target) as conn:
-        for row in external.list_albums(conn, args.status):
-            item = album_json(row)
-            if args.json:
-                print_json(item)
-            else:
-                score = f"{item['match_score']:.2f}" if item["match_score"] is not None else "   -"
-                sys.stdout.write(f"{item['album_id']:>6}  {item['match_status']:<10} {score}  "
-                                 f"{item['album_artist']} - {item['title']}\n")
+        print_listing((album_json(row) for row in external.list_albums(conn, args.status)), args.json, _album_line)
     return 0
+
+
+def _album_line(item: dict) -> str:
+    score = f"{item['match_score']:.2f}" if item["match_score"] is not None else "   -"
+    return f"{item['album_id']:>6}  {item['match_status']:<10} {score}  {item['album_artist']} - {item['title']}"
 
 
 def artist_json(row: dict) -> dict:
@@ -107,15 +112,14 @@ def run_artists(args: argparse.Namespace) -> int:
     if target is None:
         return fail(NO_CATALOG)
     with connection(target) as conn:
-        for row in external.list_artist_facts(conn):
-            item = artist_json(row)
-            if args.json:
-                print_json(item)
-            else:
-                listeners = f"{item['listeners']:>9}" if item["listeners"] is not None else "        -"
-                sys.stdout.write(f"{item['artist_id']:>6}  {listeners}  {item['name']}"
-                                 f"{'  [' + ', '.join(item['genres']) + ']' if item['genres'] else ''}\n")
+        print_listing((artist_json(row) for row in external.list_artist_facts(conn)), args.json, _artist_line)
     return 0
+
+
+def _artist_line(item: dict) -> str:
+    listeners = f"{item['listeners']:>9}" if item["listeners"] is not None else "        -"
+    genres = f"  [{', '.join(item['genres'])}]" if item["genres"] else ""
+    return f"{item['artist_id']:>6}  {listeners}  {item['name']}{genres}"
 
 
 def run_match(args: argparse.Namespace) -> int:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
+from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_listing, print_report
 
 
 def register(subparsers) -> None:
@@ -91,11 +90,8 @@ def run_similar(args: argparse.Namespace) -> int:
                 return fail(str(exc))
             query = et.query_vector(model.encode([et.clean_field(args.text, et.MAX_TEXT_CHARS)])[0], settings.weights)
             found = vector_search.search_similar(conn, vector=query, k=args.k, filters=filters, method=args.method)
-    for item in found:
-        if args.json:
-            print_json(item.to_json())
-        else:
-            sys.stdout.write(f"{item.score:6.3f}  {' & '.join(item.artists) or '?'} - {item.title}  [{item.path}]\n")
+    print_listing(found, args.json, lambda item: f"{item.score:6.3f}  {' & '.join(item.artists) or '?'} - "
+                                                 f"{item.title}  [{item.path}]", to_json=lambda item: item.to_json())
     return 0
 
 
@@ -124,9 +120,5 @@ def run_vectors(args: argparse.Namespace) -> int:
         else:
             result = vz.neighbour_quality(conn, k=args.k)
             code = 0
-    if args.json:
-        print_json(result)
-    else:
-        for key, value in result.items():
-            sys.stdout.write(f"{key}: {value}\n")
+    print_report(result, args.json)
     return code

@@ -35,7 +35,7 @@ def collect(data_root, *, runs: int = 200, inspect: bool = True) -> dict[str, An
     depths, depth_problem = monitoring.queue_depths(broker)
     consumers, consumer_problem = None, ""
     if inspect and not depth_problem:
-        from soniquebay_assets.celery_app import make_celery_app
+        from soniquebay_assets.dagster_defs.celery_config import make_celery_app
         from soniquebay_assets.dagster_defs.executor import NoQueueConsumerError, live_consumers
 
         try:

@@ -30,17 +30,12 @@ from soniquebay_assets.dagster_defs.partitions import SHARDS, range_tags
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.domain.layout import contiguous_groups
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE, PREFIX_BY_DEFERRED_KIND
+from soniquebay_assets.stages import deferred_kinds, kind_owner, stages_of_kind
 
-# kind -> assets that do the work (written by the enrichment, vectors and covers stages)
-KIND_TARGETS = {
-    "enrichment": ("enriched_tracks",),
-    "vectors": ("track_embeddings",),
-    "covers": ("album_covers", "artist_images"),
-}
+# kind -> asset groups whose runs do that kind's work (the stages of the registry with that deferred kind)
+KIND_GROUPS = {kind: tuple(s.group for s in stages_of_kind(kind)) for kind in deferred_kinds()}
 MAX_SHARDS_PER_TICK = 16  # at most this many shards per tick: bounded work per run
 MAX_RUNS_PER_TICK = 4  # ranges of neighbouring due shards, one run each
-# kind -> assets that join the kind's runs when they are defined (their stage may be absent)
-KIND_OPTIONAL_TARGETS = {"enrichment": ("external_metadata",)}
 MAX_ITEMS_PER_TICK = 5000
 CLAIM_TAG = "soniquebay/deferred_claim"
 KIND_TAG = "soniquebay/deferred_kind"
@@ -59,6 +54,14 @@ def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str
     urgent = deferred.pending_shards(conn, kind, limit=max_shards, now=now)
     if not urgent:
         return SkipReason(f"{prefix} no due {kind} work")
+    if not kind_owner(kind).partitioned:  # one run for every due item: its assets are not split by shard
+        claim = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
+        items = deferred.claim(conn, kind, claim, limit=max_items, now=now)
+        if not items:
+            return SkipReason(f"{prefix} due {kind} work was claimed elsewhere")
+        return [RunRequest(run_key=claim, run_config=QUIET_CONSOLE,
+                           tags={CLAIM_TAG: claim, KIND_TAG: kind, "soniquebay/deferred_items": str(len(items)),
+                                 "soniquebay/deferred_shards": "-"})]
     rank = {shard: i for i, shard in enumerate(urgent)}
     groups = sorted(contiguous_groups(urgent), key=lambda g: min(rank[s] for s in g))[:max_runs]
     base = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
@@ -85,23 +88,25 @@ def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str
     return requests
 
 
-def build_kind_jobs(asset_keys: Iterable[str]) -> dict:
-    """kind -> asset job, only for kinds whose target assets are all defined (others wait for their stage)."""
-    present = set(asset_keys)
+def build_kind_jobs(groups: Iterable[str]) -> dict:
+    """kind -> asset job over the kind's groups that have assets (`groups`), only for kinds whose owning stage
+    (the one with its cadence) has them: the others wait for their stage."""
+    present = set(groups)
     jobs = {}
-    for kind, targets in KIND_TARGETS.items():
-        if not set(targets) <= present:
+    for kind, kind_groups in KIND_GROUPS.items():
+        if kind_owner(kind).group not in present:
             continue
-        selected = [*targets, *(t for t in KIND_OPTIONAL_TARGETS.get(kind, ()) if t in present)]
+        selected = [g for g in kind_groups if g in present]
         jobs[kind] = define_asset_job(
-            job_name(kind), selection=AssetSelection.assets(*selected), partitions_def=SHARDS,
+            job_name(kind), selection=AssetSelection.groups(*selected),
+            partitions_def=SHARDS if kind_owner(kind).partitioned else None,
             tags={KIND_TAG: kind, "dagster/max_retries": "0"},  # the queue backs off itself
-            description=f"Deferred {kind}: {', '.join(selected)} for shards with due work.")
+            description=f"Deferred {kind}: the {' and '.join(selected)} assets for shards with due work.")
     return jobs
 
 
 def build_kind_schedule(kind: str, job):
-    minutes = settings.every_minutes(kind)
+    minutes = settings.every_minutes(kind_owner(kind).name)
 
     @schedule(name=f"deferred_{kind}_schedule", cron_schedule=f"*/{minutes} * * * *", job=job,
               default_status=DefaultScheduleStatus.RUNNING,
@@ -215,8 +220,8 @@ def _settle(context: RunStatusSensorContext, catalog: CatalogResource, *, succes
     return SkipReason(f"{DEFERRED_QUEUE} settled {counts}")
 
 
-def deferred_definitions(asset_keys: Iterable[str]) -> tuple[list, list, list]:
-    """(jobs, schedules, sensors) for the deferred kinds whose assets exist."""
-    jobs = build_kind_jobs(asset_keys)
+def deferred_definitions(groups: Iterable[str]) -> tuple[list, list, list]:
+    """(jobs, schedules, sensors) for the deferred kinds whose asset groups have assets."""
+    jobs = build_kind_jobs(groups)
     schedules = [build_kind_schedule(kind, job) for kind, job in jobs.items()]
     return list(jobs.values()), schedules, build_settle_sensors(list(jobs.values()))

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, Field, LoggerDefinition, load_assets_from_modules
+from dagster import Definitions, Field, LoggerDefinition
 
-from soniquebay_assets.dagster_defs.assets import catalog, covers, enrich, extract, scan
-from soniquebay_assets.dagster_defs.assets import deferred as deferred_assets
-from soniquebay_assets.dagster_defs.assets import online as online_assets
-from soniquebay_assets.dagster_defs.assets import playlists as playlist_assets
-from soniquebay_assets.dagster_defs.assets import vectors as vector_assets
+from soniquebay_assets.dagster_defs.assets import all_assets, stage_jobs_and_sensors
 from soniquebay_assets.dagster_defs.executor import build_executor
 from soniquebay_assets.dagster_defs.internals import colored_console_logger
 from soniquebay_assets.dagster_defs.jobs import scan_job
@@ -16,28 +12,17 @@ from soniquebay_assets.dagster_defs.resources import default_resources
 from soniquebay_assets.dagster_defs.schedules import all_schedule_definitions
 from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
 
-# Each stage adds its asset module here.
-ASSET_MODULES = [scan, extract, catalog, covers, enrich]
-
-ASSET_MODULES += [deferred_assets]  # deferred-queue upkeep
-ASSET_MODULES += [vector_assets]  # track embeddings + validate_vectors check
-ASSET_MODULES += [online_assets]  # MusicBrainz / Last.fm / AcoustID metadata
-ASSET_MODULES += [playlist_assets]  # saved playlists: M3U8 files and Subsonic copies
-
-JOBS = [scan_job, playlist_assets.playlists_job]
-SENSORS = [library_changes_sensor, playlist_assets.playlists_sensor]
+# Every stage's assets (the stage registry names the modules), checks with them; the jobs and sensors of stages
+# that start their own runs.
+ASSETS = all_assets()
+_STAGE_JOBS, _STAGE_SENSORS = stage_jobs_and_sensors()
+JOBS = [scan_job, *_STAGE_JOBS]
+SENSORS = [library_changes_sensor, *_STAGE_SENSORS]
 SCHEDULES: list = []
-
-
-
-def all_assets() -> list:
-    """Every asset definition, for the CLI's in-process materialize."""
-    return list(load_assets_from_modules(ASSET_MODULES))
-
 
 # Deferred refresh per kind (only kinds whose assets exist), failed-work retry, daily maintenance.
 _DEFERRED_JOBS, _DEFERRED_SCHEDULES, _DEFERRED_SENSORS = all_schedule_definitions(
-    k.to_user_string() for a in all_assets() for k in a.keys
+    group for a in ASSETS for group in a.group_names_by_key.values()
 )
 
 # Every run and Celery worker prints the events of its steps to its console at this level: WARNING keeps worker
@@ -50,7 +35,7 @@ quiet_console_logger = LoggerDefinition(
 )
 
 defs = Definitions(
-    assets=all_assets(),
+    assets=ASSETS,
     jobs=JOBS + _DEFERRED_JOBS,
     sensors=SENSORS + _DEFERRED_SENSORS,
     schedules=SCHEDULES + _DEFERRED_SCHEDULES,

@@ -16,6 +16,7 @@ from typing import Any
 from dagster import Field, Noneable, Permissive, Selector, StringSource, executor
 
 from soniquebay_assets import queues, settings
+from soniquebay_assets.dagster_defs import celery_config
 from soniquebay_assets.dagster_defs.internals import (
     IN_PROC_CONFIG,
     DagsterEvent,
@@ -83,13 +84,11 @@ def build_executor(choice: str | None = None):
 
 
 def celery_executor_from_config(config: dict):
-    from soniquebay_assets.celery_app import config_source as default_config_source
-
     return queue_checked_celery_executor()(
         broker=config.get("broker") or settings.broker_url(),
         backend=config.get("backend") or settings.result_backend_url(),
         include=config.get("include"),
-        config_source=default_config_source(config.get("config_source")),
+        config_source=celery_config.config_source(config.get("config_source")),
         retries=RetryMode.from_config(config.get("retries", {"enabled": {}})),
         consumer_check_timeout_s=config.get("consumer_check_timeout_s", 2.0),
         no_consumer_grace_s=config.get("no_consumer_grace_s", 30.0),

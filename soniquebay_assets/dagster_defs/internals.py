@@ -10,9 +10,11 @@ never need.
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from dagster import BetaWarning, PreviewWarning
 from dagster._core.definitions.executor_definition import (
     IN_PROC_CONFIG,
     _core_in_process_executor_creation,
@@ -68,6 +70,14 @@ def read_alembic_scripts_once() -> None:
 
     ScriptDirectory.from_config = classmethod(from_config)
     ScriptDirectory._soniquebay_shared = True
+
+
+# Every module of the Dagster layer that defines assets, opens an instance or builds the executor imports this one
+# first, so these hold wherever Dagster is used and cost nothing where it is not (a scan recorded without a run).
+# backfill_policy and a few other parameters relied on are flagged beta: the noise helps nobody.
+warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)
+read_alembic_scripts_once()
 
 
 def report_runless_materializations(instance: Any, materializations: Sequence[Any]) -> None:

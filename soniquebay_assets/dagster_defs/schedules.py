@@ -24,7 +24,7 @@ from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE
 from soniquebay_assets.queues import op_tags_for
 
-RETRY_EVERY_MINUTES = settings.every_minutes("retry")
+RETRY_EVERY_MINUTES = settings.every_minutes("deferred")
 MAINTENANCE_CRON = "30 3 * * *"
 
 
@@ -75,8 +75,8 @@ def deferred_maintenance_schedule(context: ScheduleEvaluationContext):
     return RunRequest(run_config=QUIET_CONSOLE)
 
 
-def all_schedule_definitions(asset_keys: Iterable[str]) -> tuple[list, list, list]:
-    """(jobs, schedules, sensors) for definitions.py: deferred kinds present in `asset_keys`, retry, maintenance."""
-    jobs, schedules, sensors = deferred_definitions(asset_keys)
+def all_schedule_definitions(groups: Iterable[str]) -> tuple[list, list, list]:
+    """(jobs, schedules, sensors) for definitions.py: deferred kinds whose groups have assets, retry, maintenance."""
+    jobs, schedules, sensors = deferred_definitions(groups)
     return ([*jobs, deferred_retry_job, maintenance_job],
             [*schedules, deferred_retry_schedule, deferred_maintenance_schedule], sensors)

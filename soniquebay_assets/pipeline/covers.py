@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from soniquebay_assets.artwork.sources import CoverSource, SourceFailure
 from soniquebay_assets.catalog import covers as repo
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.catalog.external import matched_releases
+from soniquebay_assets.catalog.negative_cache import DAY, expiry, failure_ttl_s, iso, parse_iso
 from soniquebay_assets.clients.http import HttpClient
 from soniquebay_assets.domain.cover_choice import (
     PRIORITY_RANK,
@@ -36,13 +37,10 @@ from soniquebay_assets.settings import DataDir
 
 log = logging.getLogger(__name__)
 
-DAY = 86_400
 # How long a miss is believed: local files change when the user edits the library, remote archives slowly.
+# Failures (timeouts, 5xx, rate limits) are retried sooner: negative_cache.failure_ttl_s.
 MISS_TTL_S = {"embedded": 1 * DAY, "folder": 1 * DAY, "coverartarchive": 30 * DAY, "lastfm": 30 * DAY}
 DEFAULT_MISS_TTL_S = 7 * DAY
-# Failures (timeouts, 5xx, rate limits) are retried sooner, doubling per attempt up to a week.
-FAILURE_TTL_BASE_S = 3_600
-FAILURE_TTL_MAX_S = 7 * DAY
 # Not cached: nothing was asked of the service, so nothing was learned about the entity.
 UNCACHED_REASONS = frozenset({"circuit_open", "disabled"})
 
@@ -76,24 +74,11 @@ class CoverStats:
         }
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _parse_iso(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def ttl_seconds(source: str, kind: str, attempts: int) -> int:
     """Negative-cache lifetime for a miss or a failure of one source."""
     if kind == "miss":
         return MISS_TTL_S.get(source, DEFAULT_MISS_TTL_S)
-    return min(FAILURE_TTL_MAX_S, FAILURE_TTL_BASE_S * (2 ** max(0, attempts - 1)))
+    return failure_ttl_s(attempts)
 
 
 def _covers_root(data_dir: DataDir | Path | str) -> Path:
@@ -155,7 +140,7 @@ def _folders(track_paths: Sequence[str]) -> list[str]:
 
 
 def _age_days(created_at: str | None, now: datetime) -> float | None:
-    created = _parse_iso(created_at)
+    created = parse_iso(created_at)
     return None if created is None else (now - created).total_seconds() / DAY
 
 
@@ -242,9 +227,8 @@ def _process(conn: Any, entity: CoverEntity, todo: Sequence[CoverSource], cached
             if reason in UNCACHED_REASONS:
                 continue
             attempts = int(cached.get(name, {}).get("attempts", 0)) + 1
-            expires = now + timedelta(seconds=ttl_seconds(name, kind, attempts))
             repo.record_miss(conn, entity.entity_type, entity.entity_id, name, kind=kind, reason=reason,
-                             now=iso(now), expires_at=iso(expires))
+                             now=iso(now), expires_at=expiry(now, ttl_seconds(name, kind, attempts)))
 
 
 _TRANSIENT = frozenset({"timeout", "connect_error", "transport_error", "rate_limited", "server_error",

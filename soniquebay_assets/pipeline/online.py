@@ -14,13 +14,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog import external as repo
 from soniquebay_assets.catalog.analysis import replace_normalized_genres
 from soniquebay_assets.catalog.db import transaction
+from soniquebay_assets.catalog.negative_cache import DAY, expiry, failure_ttl_s, iso
 from soniquebay_assets.clients.acoustid import AcoustidClient
 from soniquebay_assets.clients.http import HttpClient, HttpError
 from soniquebay_assets.clients.lastfm import LastfmClient
@@ -32,28 +33,18 @@ from soniquebay_assets.domain.genres import whitelisted_genres
 
 log = logging.getLogger(__name__)
 
-DAY = 86_400
 DEFERRED_KIND = "enrichment"  # drained by the deferred enrichment schedule with the audio analysis
 # Positive answers are kept this long before being asked again; "nothing found" is believed this long.
 RESPONSE_TTL_S = {"musicbrainz_search": 7 * DAY, "musicbrainz_release": 30 * DAY}
 ARTIST_TTL_S = {"musicbrainz": 180 * DAY, "lastfm": 30 * DAY}
 MISS_TTL_S = 30 * DAY
-# Unusable answers (bad JSON, a body over the size cap, an unexpected status): retried sooner, doubling.
-FAILURE_TTL_BASE_S = 3_600
-FAILURE_TTL_MAX_S = 7 * DAY
+# Unusable answers (bad JSON, a body over the size cap, an unexpected status) are retried sooner, doubling:
+# negative_cache.failure_ttl_s.
 OFFLINE_REASONS = frozenset({"connect_error"})
 TRANSIENT_REASONS = frozenset({"timeout", "transport_error", "server_error", "rate_limited", "circuit_open"})
 CONFIG_REASONS = frozenset({"auth", "disabled"})
 # An answer whose JSON parsed but whose shape surprised the parser: cached like malformed JSON.
 SHAPE_ERRORS = (ValueError, TypeError, KeyError, AttributeError)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def failure_ttl_s(attempts: int) -> int:
-    return min(FAILURE_TTL_MAX_S, FAILURE_TTL_BASE_S * (2 ** max(0, attempts - 1)))
 
 
 @dataclass
@@ -141,7 +132,7 @@ class _Run:
         if body is not None:
             with transaction(self.conn):
                 repo.cache_put(self.conn, source, key, body, now=self.now_iso,
-                               expires_at=iso(self.now + timedelta(seconds=ttl_s)))
+                               expires_at=expiry(self.now, ttl_s))
         return body
 
     def failed(self, service: str, exc: HttpError, entity_type: str, entity_id: int, shard: str) -> None:
@@ -167,7 +158,7 @@ class _Run:
              ttl_s: int = MISS_TTL_S) -> None:
         with transaction(self.conn):
             repo.record_miss(self.conn, entity_type, entity_id, source, kind=kind, reason=reason,
-                             now=self.now_iso, expires_at=iso(self.now + timedelta(seconds=ttl_s)))
+                             now=self.now_iso, expires_at=expiry(self.now, ttl_s))
 
 
 def fetch_external_metadata(conn: Any, shards: Sequence[str], *, services: OnlineServices,
@@ -279,7 +270,7 @@ def _match_album(run: _Run, row: dict[str, Any]) -> None:
                               album_track_count=album.track_count, candidates=summaries, now=run.now_iso)
         if decision.status == "unmatched":
             repo.record_miss(run.conn, "album", row["album_id"], "musicbrainz", kind="miss", reason="not_found",
-                             now=run.now_iso, expires_at=iso(run.now + timedelta(seconds=MISS_TTL_S)))
+                             now=run.now_iso, expires_at=expiry(run.now, MISS_TTL_S))
         else:
             repo.clear_miss(run.conn, "album", row["album_id"], "musicbrainz")
         if decision.status == "matched" and decision.best is not None:
@@ -301,7 +292,7 @@ def _save_release_facts(run: _Run, album_id: int, tracks: list[dict], best: matc
         mbid = credited.get(match.normalize_text(artist["name"]))
         if mbid and not artist["musicbrainz_artist_id"]:
             repo.save_artist_external(run.conn, artist["artist_id"], "musicbrainz", now=run.now_iso,
-                                      expires_at=iso(run.now + timedelta(seconds=ARTIST_TTL_S["musicbrainz"])),
+                                      expires_at=expiry(run.now, ARTIST_TTL_S["musicbrainz"]),
                                       musicbrainz_artist_id=mbid, score=round(best.score, 4))
             run.stats.artist_ids_found += 1
 
@@ -354,7 +345,7 @@ def _artist_id(run: _Run, row: dict[str, Any]) -> str | None:
         return None
     with transaction(run.conn):
         repo.save_artist_external(run.conn, row["artist_id"], "musicbrainz", now=run.now_iso,
-                                  expires_at=iso(run.now + timedelta(seconds=ARTIST_TTL_S["musicbrainz"])),
+                                  expires_at=expiry(run.now, ARTIST_TTL_S["musicbrainz"]),
                                   musicbrainz_artist_id=mbid, score=round(similarity, 4))
         repo.clear_miss(run.conn, "artist", row["artist_id"], "musicbrainz")
     run.stats.artist_ids_found += 1
@@ -371,7 +362,7 @@ def _lastfm_artist(run: _Run, row: dict[str, Any], mbid: str | None) -> bool:
     genres = whitelisted_genres(info.tags)
     with transaction(run.conn):
         repo.save_artist_external(run.conn, row["artist_id"], "lastfm", now=run.now_iso,
-                                  expires_at=iso(run.now + timedelta(seconds=ARTIST_TTL_S["lastfm"])),
+                                  expires_at=expiry(run.now, ARTIST_TTL_S["lastfm"]),
                                   summary=info.summary or None, listeners=info.listeners, tags=info.tags,
                                   similar=info.similar, url=info.url)
         repo.replace_artist_genres(run.conn, row["artist_id"], genres, "lastfm")

@@ -22,12 +22,13 @@ from soniquebay_assets.clients.subsonic import (
     SubsonicUnavailable,
 )
 from soniquebay_assets.domain import playlists as pl
+from soniquebay_assets.stages import by_name
 
 DEFERRED_KIND = "playlists"
 ENTITY_TYPE = "playlist"
 DEFERRED_SHARD = "00"  # playlists are not sharded; the queue's rows need one
 DURATION_TOLERANCE_S = 3.0
-STAGE = "playlists"
+STAGE = by_name("playlists").error_label  # scan_errors.stage of its problems
 
 
 @dataclass
@@ -251,31 +252,32 @@ class Pusher:
         deferred.enqueue(self.conn, DEFERRED_KIND, ENTITY_TYPE, [(playlist_id, DEFERRED_SHARD)],
                          delay_s=deferred.backoff_s(1))
 
-    def retry(self, items: Sequence[deferred.WorkItem], stats: Any) -> list[int]:
-        """Push again the parts whose last push waited for a server, from the stored entries; the items are
-        marked done, or failed (backoff, dead letter) when a server still does not answer. Returns done ids."""
+    def retry(self, items: Sequence[tuple[int, int]], stats: Any) -> list[int]:
+        """Push again the parts whose last push waited for a server, from the stored entries, for claimed items
+        (work id, playlist id): done, or failed (backoff, dead letter) when a server still does not answer.
+        Returns the work ids done."""
         done: list[int] = []
         failed: list[tuple[int, str]] = []
-        for item in items:
-            if repo.get_definition_by_id(self.conn, item.entity_id) is None:
-                done.append(item.work_id)  # deleted meanwhile: nothing left to push
+        for work_id, playlist_id in items:
+            if repo.get_definition_by_id(self.conn, playlist_id) is None:
+                done.append(work_id)  # deleted meanwhile: nothing left to push
                 continue
-            states = {(s.part, s.target): s for s in repo.push_states(self.conn, item.entity_id)}
+            states = {(s.part, s.target): s for s in repo.push_states(self.conn, playlist_id)}
             still_down = []
             for client in self.clients:
-                for part in repo.stored_parts(self.conn, item.entity_id):
+                for part in repo.stored_parts(self.conn, playlist_id):
                     state = states.get((part.part, client.label))
                     if state is None or state.status != "deferred":
                         continue
-                    outcome = self._push_safely(client, item.entity_id, part.part, part.title, part.description,
+                    outcome = self._push_safely(client, playlist_id, part.part, part.title, part.description,
                                                 part.entries, state.remote_id)
                     _count(stats, outcome)
                     if outcome.status == "deferred":
                         still_down.append(f"{client.label}: {outcome.message}")
             if still_down:
-                failed.append((item.work_id, "; ".join(still_down)))
+                failed.append((work_id, "; ".join(still_down)))
             else:
-                done.append(item.work_id)
+                done.append(work_id)
         if done:
             deferred.complete(self.conn, done)
         for work_id, error in failed:

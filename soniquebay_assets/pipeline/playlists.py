@@ -20,8 +20,9 @@ from soniquebay_assets.domain import m3u8
 from soniquebay_assets.domain import playlists as pl
 from soniquebay_assets.domain.playlists import Playlist, PlaylistRequest, PlaylistRequestError
 from soniquebay_assets.library.atomic_files import atomic_write
+from soniquebay_assets.stages import by_name
 
-STAGE = "playlists"
+STAGE = by_name("playlists").error_label  # scan_errors.stage of its problems
 MIN_CANDIDATES = 1000
 
 
@@ -375,8 +376,8 @@ def refresh_playlists(conn: Any, *, playlists_dir: Path, names: Sequence[str] | 
     """Generate saved playlists (those named, else all; with `only_due` only those whose catalog state moved),
     write their M3U8 files into `playlists_dir`, push them to `servers` and record what was done.
 
-    `retry_items` are claimed deferred items (playlists whose push waits for a server): their waiting targets
-    are pushed again from the stored entries. Setup problems (credentials, URLs) land in `setup_errors`."""
+    `retry_items` are claimed deferred items, (work id, playlist id) of playlists whose push waits for a server:
+    their waiting targets are pushed again from the stored entries. Setup problems (credentials, URLs) land in `setup_errors`."""
     from soniquebay_assets.pipeline import playlist_push
 
     started = time.perf_counter()
@@ -405,7 +406,7 @@ def refresh_playlists(conn: Any, *, playlists_dir: Path, names: Sequence[str] | 
         elif retry_items:  # no server is configured any more: nothing is left to push
             from soniquebay_assets.catalog import deferred
 
-            deferred.complete(conn, [item.work_id for item in retry_items])
+            deferred.complete(conn, [work_id for work_id, _ in retry_items])
     finally:
         if pusher is not None:
             pusher.close()
@@ -537,3 +538,12 @@ def m3u8_text(playlist: Playlist, *, prefix: str | None = None) -> str:
     """A playlist as an M3U8 download (absolute paths, rewritten by a FROM=TO `prefix`)."""
     return m3u8.render(playlist.name, playlist.entries, playlist_file=None, roots=(),
                        prefix=m3u8.PathPrefix.parse(prefix))
+
+
+def claimed_pushes(conn: Any, claim: str) -> list[tuple[int, int]]:
+    """(work id, playlist id) of the pushes a deferred run was started for (its claim's in-progress items)."""
+    from soniquebay_assets.catalog import deferred
+    from soniquebay_assets.pipeline.playlist_push import DEFERRED_KIND, ENTITY_TYPE
+
+    return sorted((work_id, entity_id) for (entity_type, entity_id), work_id in
+                  deferred.claimed_entities(conn, claim, DEFERRED_KIND).items() if entity_type == ENTITY_TYPE)

@@ -35,10 +35,13 @@ from soniquebay_assets.library.walker import (
     walk_library,
 )
 from soniquebay_assets.pipeline import progress
+from soniquebay_assets.stages import by_group, error_labels
 
 CATALOG_BATCH = 2000
 EXTRACT_CHUNK = 128
 PARALLEL_THRESHOLD = 64  # below this many files a process pool costs more than it saves
+# a deleted file's problems of every later stage go with it (the inventory's own are settled from the walk)
+LATER_STAGE_ERRORS = [label for label in error_labels() if label != by_group("scan").error_label]
 
 
 # --------------------------------------------------------------------------- planning (one walk per scan)
@@ -190,7 +193,7 @@ def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> Inve
         stats.new, stats.changed = len(new_rows), len(changed_rows)
         doomed = [k for k in vanished if k.shard in wanted and k.file_id not in moved_sources]
         inventory.delete_files(conn, [k.file_id for k in doomed])
-        inventory.clear_errors(conn, [k.path for k in doomed], ["extract", "catalog", "enrich", "vector", "cover"])
+        inventory.clear_errors(conn, [k.path for k in doomed], LATER_STAGE_ERRORS)
         stats.deleted = len(doomed)
         stats.deleted_paths = [k.path for k in doomed]
         if stats.deleted:

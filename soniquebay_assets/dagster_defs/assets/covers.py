@@ -12,7 +12,6 @@ from dagster import (
 from soniquebay_assets import settings
 from soniquebay_assets.artwork.sources import DEFAULT_ORDER
 from soniquebay_assets.clients.coverartarchive import DEFAULT_BASE_URL as CAA_BASE_URL
-from soniquebay_assets.clients.lastfm import DEFAULT_BASE_URL as LASTFM_BASE_URL
 from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
@@ -25,7 +24,7 @@ class CoverConfig(Config):
 
     sources: list[str] = list(DEFAULT_ORDER)
     coverartarchive_url: str = CAA_BASE_URL
-    lastfm_url: str = LASTFM_BASE_URL
+    lastfm_url: str = ""  # empty: SONIQUEBAY_LASTFM_URL, as the online stage reads it
     max_entities: int = 0  # per run, 0 = no limit (bounds a run's length when many remote lookups are due)
 
 
@@ -34,7 +33,7 @@ def _run(context: AssetExecutionContext, catalog: CatalogResource, config: Cover
     # The key is read here, at the edge, and handed to the client, which redacts it from everything it reports.
     http, sources = pipeline.open_sources(
         config.sources, lastfm_api_key=settings.lastfm_api_key(), contact=settings.http_contact(),
-        caa_base_url=config.coverartarchive_url, lastfm_base_url=config.lastfm_url)
+        caa_base_url=config.coverartarchive_url, lastfm_base_url=config.lastfm_url or settings.lastfm_url())
     fetch = pipeline.fetch_album_covers if entity_type == "album" else pipeline.fetch_artist_images
     with http, catalog.connection() as conn:
         stats = fetch(conn, shards, data_dir=catalog.data_dir, sources=sources, http=http,

@@ -4,6 +4,7 @@ import time
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from soniquebay_assets.dagster_defs.assets import all_assets
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE
 from soniquebay_assets.pipeline.maintenance import run_maintenance
@@ -20,10 +21,10 @@ def _deferred_table(metrics: dict) -> MetadataValue:
 
 
 def _queue_table(instance) -> MetadataValue:
-    """Per queue over recent runs: success rate, mean step duration, depth (when the broker answers), errors."""
+    """Per queue over recent runs of every stage's assets: success rate, mean step duration, depth (when the
+    broker answers), errors."""
     from soniquebay_assets import settings
     from soniquebay_assets.dagster_defs import monitoring
-    from soniquebay_assets.dagster_defs.definitions import all_assets
 
     depths, _problem = monitoring.queue_depths(settings.broker_url(), timeout_s=1.0)
     report = monitoring.per_queue(monitoring.asset_routes(all_assets()), monitoring.step_stats(instance, limit_runs=200),

@@ -21,18 +21,18 @@ from dagster import (
     sensor,
 )
 
-from soniquebay_assets import settings
-from soniquebay_assets.catalog import deferred
+from soniquebay_assets import queues, settings
 from soniquebay_assets.catalog import playlists as repo
+from soniquebay_assets.dagster_defs.deferred_sensors import CLAIM_TAG, job_name
 from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE
 from soniquebay_assets.dagster_defs.metadata import log_prefix, md_table
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.pipeline import playlist_push
 from soniquebay_assets.pipeline import playlists as pipeline
-from soniquebay_assets.queues import WORKER_PLAYLISTS, op_tags_for
 
 CHECK = "playlist_entries_exist"
 EVERY_MINUTES = settings.every_minutes("playlists")
+PREFIX = log_prefix(queues.QUEUE_BY_GROUP["playlists"])
 
 
 class PlaylistsConfig(Config):
@@ -42,7 +42,7 @@ class PlaylistsConfig(Config):
 
 @asset(
     group_name="playlists",
-    op_tags=op_tags_for("playlists"),
+    op_tags=queues.op_tags_for("playlists"),
     deps=["catalog_entities", "enriched_tracks", "track_embeddings"],
     check_specs=[AssetCheckSpec(CHECK, asset="playlists",
                                 description="Every entry of every saved playlist is a catalog track and a file on disk.")],
@@ -51,19 +51,19 @@ class PlaylistsConfig(Config):
 )
 def playlists(context: AssetExecutionContext, config: PlaylistsConfig, catalog: CatalogResource) -> MaterializeResult:
     servers = settings.subsonic_servers()
-    claim = f"playlists-{context.run.run_id[:12]}"
+    # a deferred run (its claim on the run) pushes again what waited for a server; the others re-make playlists
+    claim = context.run.tags.get(CLAIM_TAG)
     with catalog.connection() as conn:
-        waiting = deferred.claim(conn, playlist_push.DEFERRED_KIND, claim, limit=500)
+        waiting = [] if claim is None else pipeline.claimed_pushes(conn, claim)
         stats = pipeline.refresh_playlists(
             conn, playlists_dir=catalog.data_dir.playlists, only_due=config.only_due,
-            path_prefix=settings.playlists_path_prefix(), servers=servers, retry_items=waiting,
-            contact=settings.http_contact())
+            names=[] if claim is not None else None, path_prefix=settings.playlists_path_prefix(),
+            servers=servers, retry_items=waiting, contact=settings.http_contact())
         report = pipeline.check_entries(conn)
-    prefix = log_prefix(WORKER_PLAYLISTS)
-    context.log.info(f"{prefix} {stats.playlists} playlists ({stats.parts} files, {stats.entries} entries, "
+    context.log.info(f"{PREFIX} {stats.playlists} playlists ({stats.parts} files, {stats.entries} entries, "
                      f"{stats.entries_changed} changed); pushes {stats.pushes or 'none'}; {stats.deferred} deferred")
     for message in stats.setup_errors + stats.problems:
-        context.log.error(f"{prefix} {message}")
+        context.log.error(f"{PREFIX} {message}")
     return MaterializeResult(metadata=playlists_metadata(stats, servers), check_results=[check_result(report)])
 
 
@@ -118,16 +118,20 @@ _ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStat
 
 @sensor(job=playlists_job, minimum_interval_seconds=EVERY_MINUTES * 60, default_status=DefaultSensorStatus.RUNNING,
         description=f"Every {EVERY_MINUTES} min: a run when a saved playlist was made from an older catalog state "
-                    "(tracks, analysis, vectors or matches changed) or a push waits for a server; else nothing.")
+                    "(tracks, analysis, vectors or matches changed) or never made; else nothing. (Pushes that "
+                    "waited for a server are the deferred playlists schedule's.)")
 def playlists_sensor(context: SensorEvaluationContext, catalog: CatalogResource):
     with catalog.connection() as conn:
         state = repo.catalog_state(conn)
         due = repo.due_definitions(conn, state)
-        waiting = deferred.pending_shards(conn, playlist_push.DEFERRED_KIND, limit=1)
-    if not due and not waiting:
-        return SkipReason(f"{log_prefix(WORKER_PLAYLISTS)} every saved playlist is up to date (catalog state {state})")
-    if context.instance.get_runs(RunsFilter(job_name=playlists_job.name, statuses=_ACTIVE), limit=1):
-        return SkipReason(f"{log_prefix(WORKER_PLAYLISTS)} a playlists run is already on its way")
+    if not due:
+        return SkipReason(f"{PREFIX} every saved playlist is up to date (catalog state {state})")
+    for job in (playlists_job.name, job_name(playlist_push.DEFERRED_KIND)):
+        if context.instance.get_runs(RunsFilter(job_name=job, statuses=_ACTIVE), limit=1):
+            return SkipReason(f"{PREFIX} a playlists run is already on its way")
     return RunRequest(run_config={**QUIET_CONSOLE, "ops": {"playlists": {"config": {"only_due": True}}}},
-                      tags={"soniquebay/playlists_due": str(len(due)),
-                            "soniquebay/playlists_waiting_push": str(bool(waiting)).lower()})
+                      tags={"soniquebay/playlists_due": str(len(due))})
+
+
+JOBS = [playlists_job]
+SENSORS = [playlists_sensor]

@@ -94,11 +94,6 @@ class TempoEstimate:
     percussive: bool = False  # which metrical rule decided: drums (fastest supported level) or the prior
 
 
-def onset_envelopes(spectrum: Spectrum) -> list[np.ndarray]:
-    """Log-compressed spectral flux over 24 log-spaced bands, locally de-meaned and rectified, per excerpt."""
-    return _onsets(spectrum).envelopes
-
-
 @dataclass(frozen=True)
 class _Onsets:
     envelopes: list[np.ndarray]

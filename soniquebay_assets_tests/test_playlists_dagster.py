@@ -129,3 +129,29 @@ def test_sensor_asks_for_a_run_only_when_a_playlist_is_due(library):
         # a due run makes only the due playlists: both here, since the catalog state is shared
         assert _metadata(_materialize(instance, data_dir, only_due=True))["playlists"] == 2
         assert _metadata(_materialize(instance, data_dir, only_due=True))["playlists"] == 0
+
+
+@pytest.mark.slow  # an in-process run
+def test_the_deferred_playlists_schedule_runs_the_waiting_pushes_without_shards(library):
+    """Pushes that waited for a server are claimed by the kind's schedule as one run without partitions; with no
+    server configured any more, the run settles them (nothing left to push)."""
+    import time
+
+    from soniquebay_assets.catalog import deferred
+    from soniquebay_assets.dagster_defs.deferred_sensors import CLAIM_TAG, request_for_kind
+
+    data_dir, url, _ = library
+    with db.connection(url) as conn:
+        saved = repo.get_definition(conn, "Rock")
+        deferred.enqueue(conn, "playlists", "playlist", [(saved.playlist_id, "00")])
+        (request,) = request_for_kind(conn, "playlists", now=time.time() + 1)
+    assert "dagster/asset_partition_range_start" not in request.tags and request.tags[CLAIM_TAG]
+    with instance_for_test() as instance:
+        result = materialize([playlists], instance=instance, tags=request.tags,
+                             resources={"catalog": CatalogResource(data_dir_path=str(data_dir))})
+        assert result.success and _metadata(result)["playlists"] == 0  # a retry run re-makes nothing
+    with db.connection(url) as conn:
+        assert conn.execute("SELECT state FROM deferred_work WHERE kind = 'playlists'").fetchone()[0] == "done"
+    graph = defs.resolve_asset_graph()
+    assert graph.get(AssetKey("playlists")).partitions_def is None
+    assert defs.resolve_job_def("deferred_playlists_job").partitions_def is None

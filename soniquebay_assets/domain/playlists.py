@@ -951,6 +951,9 @@ def cluster_playlists(library: PlaylistLibrary, request: PlaylistRequest, mask: 
         entries = make_entries(library, ordered,
                                lambda r, lab=label, score=by_row: f"cluster {lab}: {score[r]:.2f} to its centre")
         notes = short_notes(request, target, entries, len(pool))
+        if target.count is None and target.seconds is None and len(entries) < len(pool):
+            notes.append(f"{len(pool) - len(entries)} of the cluster's {len(pool)} tracks left out: their artists "
+                         f"would come back within the artist window of {request.artist_window}")
         playlists.append(Playlist(f"{name} {number:02d}", "clusters", entries,
                                   f"{label} ({len(rows)} tracks in the cluster)", tuple(notes)))
     return playlists

@@ -13,6 +13,7 @@ from soniquebay_assets.cli.common import (
     existing_catalog,
     fail,
     print_json,
+    print_listing,
 )
 
 KIND_HELP = {
@@ -191,13 +192,8 @@ def run_generate(args: argparse.Namespace, conn) -> int:
     if output is not None and several and not output[1]:
         return fail(f"--m3u8 {args.m3u8}: {len(found)} playlists need a folder, not a file")
     for playlist in found:
-        for entry in playlist.entries:
-            if args.json:
-                print_json({**entry.to_json(), **({"playlist": playlist.name} if several else {})})
-            else:
-                minutes, seconds = divmod(int(round(entry.duration or 0)), 60)
-                sys.stdout.write(f"{entry.position:3d}. {entry.artist} - {entry.title} ({minutes}:{seconds:02d})  "
-                                 f"[{entry.reason}]\n")
+        print_listing(playlist.entries, args.json, _entry_line,
+                      lambda e, p=playlist: {**e.to_json(), **({"playlist": p.name} if several else {})})
         written = ""
         if output is not None:
             target = output[0] / m3u8.file_name(playlist.name) if output[1] else output[0]
@@ -209,16 +205,18 @@ def run_generate(args: argparse.Namespace, conn) -> int:
     return 0
 
 
+def _entry_line(entry) -> str:
+    minutes, seconds = divmod(int(round(entry.duration or 0)), 60)
+    return f"{entry.position:3d}. {entry.artist} - {entry.title} ({minutes}:{seconds:02d})  [{entry.reason}]"
+
+
 @_on_catalog
 def run_save(args: argparse.Namespace, conn) -> int:
     from soniquebay_assets.pipeline import playlists as pipeline
 
     saved = pipeline.save_playlist(conn, args.playlist_name, request_from(args, args.kind))
-    if args.json:
-        print_json(asdict(saved))
-    else:
-        sys.stdout.write(f"saved {saved.name!r} ({saved.kind}): written and pushed by the `playlists` asset, or now "
-                         f"with `soniquebay playlist push {saved.name!r}`\n")
+    print_listing([saved], args.json, lambda s: f"saved {s.name!r} ({s.kind}): written and pushed by the `playlists` "
+                  f"asset, or now with `soniquebay playlist push {s.name!r}`", asdict)
     return 0
 
 
@@ -226,18 +224,17 @@ def run_save(args: argparse.Namespace, conn) -> int:
 def run_list(args: argparse.Namespace, conn) -> int:
     from soniquebay_assets.catalog import playlists as repo
 
+    rows = []
     for saved in repo.list_definitions(conn):
         parts = repo.stored_parts(conn, saved.playlist_id)
         pushes = {f"{p.target}#{p.part}" if len(parts) > 1 else p.target: p.status
                   for p in repo.push_states(conn, saved.playlist_id)}
-        row = {"name": saved.name, "kind": saved.kind, "materialized_at": saved.materialized_at, "parts": len(parts),
-               "entries": sum(len(p.entries) for p in parts), "pushes": pushes, "request": saved.request}
-        if args.json:
-            print_json(row)
-        else:
-            shown = ", ".join(f"{k}: {v}" for k, v in pushes.items()) or "not pushed"
-            sys.stdout.write(f"{saved.name}  ({saved.kind}, {row['entries']} entries, "
-                             f"{saved.materialized_at or 'never written'}; {shown})\n")
+        rows.append({"name": saved.name, "kind": saved.kind, "materialized_at": saved.materialized_at,
+                     "parts": len(parts), "entries": sum(len(p.entries) for p in parts), "pushes": pushes,
+                     "request": saved.request})
+    print_listing(rows, args.json, lambda r: f"{r['name']}  ({r['kind']}, {r['entries']} entries, "
+                  f"{r['materialized_at'] or 'never written'}; "
+                  f"{', '.join(f'{k}: {v}' for k, v in r['pushes'].items()) or 'not pushed'})")
     return 0
 
 
@@ -271,11 +268,8 @@ def run_delete(args: argparse.Namespace, conn) -> int:
 
     servers, _, contact = _settings()
     outcome = pipeline.delete_playlist(conn, args.name, servers=servers, contact=contact)
-    if args.json:
-        print_json(outcome)
-    else:
-        sys.stdout.write(f"deleted {args.name!r}; files removed: {len(outcome['files_removed'])}; servers: "
-                         f"{outcome['servers'] or 'none'}\n")
+    print_listing([outcome], args.json, lambda o: f"deleted {o['name']!r}; files removed: {len(o['files_removed'])}; "
+                  f"servers: {o['servers'] or 'none'}")
     return 0
 
 

@@ -155,3 +155,24 @@ def test_the_deferred_playlists_schedule_runs_the_waiting_pushes_without_shards(
     graph = defs.resolve_asset_graph()
     assert graph.get(AssetKey("playlists")).partitions_def is None
     assert defs.resolve_job_def("deferred_playlists_job").partitions_def is None
+
+
+def test_push_outcomes_and_server_song_ids_are_kept_per_server(library):
+    _, url, _ = library
+    with db.connection(url) as conn:
+        saved = repo.get_definition(conn, "Rock")
+        tracks = [r[0] for r in conn.execute("SELECT track_id FROM tracks ORDER BY track_id LIMIT 3")]
+        repo.save_push(conn, saved.playlist_id, 0, "navidrome", remote_id="pl-1", status="deferred", pushed=0,
+                       unmatched=[], message="did not answer")
+        repo.save_push(conn, saved.playlist_id, 0, "navidrome", remote_id=None, status="partial", pushed=2,
+                       unmatched=[{"track_id": tracks[2], "path": "/x", "reason": "not on the server"}], message="")
+        (state,) = repo.push_states(conn, saved.playlist_id)
+        assert (state.remote_id, state.status, state.pushed, state.unmatched[0]["reason"]) == (
+            "pl-1", "partial", 2, "not on the server")  # an unknown id keeps the one the server gave before
+        repo.save_song_ids(conn, "navidrome", [(tracks[0], "s0", "path"), (tracks[1], "s1", "tags"),
+                                               (10**9, "gone", "path")])  # a track deleted meanwhile: skipped
+        repo.save_song_ids(conn, "gonic", [(tracks[0], "g0", "path")])
+        assert repo.cached_song_ids(conn, "navidrome", tracks) == {tracks[0]: "s0", tracks[1]: "s1"}
+        repo.forget_song_ids(conn, "navidrome", [tracks[0]])
+        assert repo.cached_song_ids(conn, "navidrome", tracks) == {tracks[1]: "s1"}
+        assert repo.cached_song_ids(conn, "gonic", tracks) == {tracks[0]: "g0"}

@@ -297,6 +297,13 @@ class PlaylistLibrary:
     def camelot_code(self, row: int) -> str | None:
         return camelot_name(int(self.camelot[row]))
 
+    def row_of_path(self, path: str) -> int | None:
+        """The row of the track at `path` (as stored), from an index built on first use."""
+        index = self.__dict__.get("_row_by_path")
+        if index is None:
+            index = self.__dict__["_row_by_path"] = {p: i for i, p in enumerate(self.paths)}
+        return index.get(path)
+
     def with_genres(self, names: Sequence[str]) -> np.ndarray:
         """Rows having any of these genres (casefolded keys), from an index built on first use."""
         index = self.__dict__.get("_genre_rows")

@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from soniquebay_assets.catalog import db, inventory
+from soniquebay_assets.catalog import db, deferred, inventory
 from soniquebay_assets.catalog import playlists as repo
 from soniquebay_assets.domain import embedding_text as et
 from soniquebay_assets.domain import m3u8
 from soniquebay_assets.domain import playlists as pl
 from soniquebay_assets.domain.playlists import Playlist, PlaylistRequest, PlaylistRequestError
 from soniquebay_assets.library.atomic_files import atomic_write
+from soniquebay_assets.pipeline import playlist_push
 from soniquebay_assets.stages import by_name
 
 STAGE = by_name("playlists").error_label  # scan_errors.stage of its problems
@@ -47,13 +48,10 @@ def resolve_track(library: pl.PlaylistLibrary, reference: str | int) -> int:
     text = str(reference).strip()
     if text.isdigit() and int(text) in library.position:
         return library.position[int(text)]
-    by_path = getattr(library, "_row_by_path", None)
-    if by_path is None:
-        by_path = {p: i for i, p in enumerate(library.paths)}
-        library._row_by_path = by_path  # type: ignore[attr-defined]
     for candidate in (text, os.path.abspath(os.path.expanduser(text))):
-        if candidate in by_path:
-            return by_path[candidate]
+        row = library.row_of_path(candidate)
+        if row is not None:
+            return row
     raise PlaylistRequestError(f"no track with id or path {text!r} in the catalog (see `soniquebay tracks --json`)")
 
 
@@ -377,9 +375,8 @@ def refresh_playlists(conn: Any, *, playlists_dir: Path, names: Sequence[str] | 
     write their M3U8 files into `playlists_dir`, push them to `servers` and record what was done.
 
     `retry_items` are claimed deferred items, (work id, playlist id) of playlists whose push waits for a server:
-    their waiting targets are pushed again from the stored entries. Setup problems (credentials, URLs) land in `setup_errors`."""
-    from soniquebay_assets.pipeline import playlist_push
-
+    their waiting targets are pushed again from the stored entries. Setup problems (credentials, URLs) land in
+    `setup_errors`."""
     started = time.perf_counter()
     stats = PlaylistsStats()
     prefix = m3u8.PathPrefix.parse(path_prefix)
@@ -404,8 +401,6 @@ def refresh_playlists(conn: Any, *, playlists_dir: Path, names: Sequence[str] | 
         if pusher is not None and retry_items:
             pusher.retry(retry_items, stats)
         elif retry_items:  # no server is configured any more: nothing is left to push
-            from soniquebay_assets.catalog import deferred
-
             deferred.complete(conn, [work_id for work_id, _ in retry_items])
     finally:
         if pusher is not None:
@@ -470,8 +465,6 @@ def delete_playlist(conn: Any, name: str, *, servers: Sequence[Any] = (), http: 
                     contact: str | None = None) -> dict:
     """Remove a saved playlist: its definition, the M3U8 files it wrote, and its copies on the servers (those
     that answer; the others are reported)."""
-    from soniquebay_assets.pipeline import playlist_push
-
     definition = repo.get_definition(conn, name)
     if definition is None:
         raise PlaylistRequestError(f"no saved playlist named {name!r} (see `soniquebay playlist list`)")
@@ -542,8 +535,6 @@ def m3u8_text(playlist: Playlist, *, prefix: str | None = None) -> str:
 
 def claimed_pushes(conn: Any, claim: str) -> list[tuple[int, int]]:
     """(work id, playlist id) of the pushes a deferred run was started for (its claim's in-progress items)."""
-    from soniquebay_assets.catalog import deferred
-    from soniquebay_assets.pipeline.playlist_push import DEFERRED_KIND, ENTITY_TYPE
-
     return sorted((work_id, entity_id) for (entity_type, entity_id), work_id in
-                  deferred.claimed_entities(conn, claim, DEFERRED_KIND).items() if entity_type == ENTITY_TYPE)
+                  deferred.claimed_entities(conn, claim, playlist_push.DEFERRED_KIND).items()
+                  if entity_type == playlist_push.ENTITY_TYPE)

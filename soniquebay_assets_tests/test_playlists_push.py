@@ -225,6 +225,26 @@ def test_a_garbage_answer_is_an_error_record_not_a_crash(catalog, capsys):
 
 @pytest.mark.corpus
 @pytest.mark.slow
+def test_a_server_answering_503_is_retried_with_backoff_then_waits(catalog):
+    with db.connection(catalog / "catalog.db") as conn:
+        pipeline.save_playlist(conn, "Busy", pipeline.PlaylistRequest("filter", length=3, filters=_known()))
+        for server in serve():
+            server.set("/rest/ping.view", Reply(503, b"overloaded"))
+            target = settings.SubsonicServer("busy", server.base_url, "u", "secret-password-2")
+            with quick_http() as http:
+                stats = pipeline.refresh_playlists(conn, playlists_dir=catalog / "playlists", servers=[target],
+                                                   http=http)
+                assert http.stats["retries"] == http.max_retries  # bounded: then the push waits
+            assert server.hits("/rest/ping.view") == http.max_retries + 1
+        assert stats.pushes == {"deferred": 1}
+        (state,) = repo.push_states(conn, repo.get_definition(conn, "Busy").playlist_id)
+        assert state.status == "deferred" and "503" in state.message and "secret-password-2" not in state.message
+        assert conn.execute("SELECT COUNT(*) FROM deferred_work WHERE kind = 'playlists' AND state = 'pending'"
+                            ).fetchone()[0] == 1
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
 def test_a_file_the_server_does_not_know_is_reported_with_its_reason(supysonic, catalog, monkeypatch, capsys):
     subsonic_env(monkeypatch, supysonic)
     assert main(["playlist", "save", "Mixed", "filter", "-n", "5", "--genre", "Unheard", "--genre",

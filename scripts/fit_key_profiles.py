@@ -21,9 +21,9 @@ def profile_of(path: str) -> np.ndarray:
     from soniquebay_assets.domain.analysis.analyze import ANALYSIS_SR, _as_segments
     from soniquebay_assets.domain.analysis.key import pitch_class_profile
     from soniquebay_assets.domain.analysis.spectrum import compute_spectrum
-    from soniquebay_assets.library.audio_decode import decode_excerpts
+    from soniquebay_assets.library.audio_decode import decode_track
 
-    decoded = decode_excerpts(path)
+    decoded = decode_track(path, measure_loudness=False)
     segments = _as_segments(decoded.segments)
     if decoded.sr != ANALYSIS_SR:
         import soxr

@@ -16,6 +16,8 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)  # the deploymen
 { command -v postgres >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } || missing+=(postgresql)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v fpcalc >/dev/null 2>&1 || missing+=(libchromaprint-tools)
+# loudness tests and `soniquebay eval loudness`: ReplayGain 2.0 album gain of a reference scanner (libebur128)
+command -v loudgain >/dev/null 2>&1 || missing+=(loudgain)
 # rendered-MIDI analysis tests and the tempo/key dev set (scripts/build_dev_set.py)
 command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
@@ -30,6 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "without redis-server the Celery tests skip; without ffmpeg M4A/AAC/WMA audio is not analysed;"
     say "without postgresql the PostgreSQL catalog tests skip (a server at 127.0.0.1:5432 is used when one answers)"
     say "without libchromaprint-tools (fpcalc) tracks are not identified by AcoustID fingerprint"
+    say "without loudgain the album-gain reference test skips"
   fi
 fi
 

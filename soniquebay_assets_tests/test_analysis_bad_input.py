@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from soniquebay_assets.domain.analysis import evaluation, synth
-from soniquebay_assets.library.audio_decode import decode_excerpts
+from soniquebay_assets.library.audio_decode import decode_track
 from soniquebay_assets.pipeline.enrich import analyze_file
 
 BPM = 120.0
@@ -48,6 +48,8 @@ def test_one_second_file_measures_what_it_can(tmp_path):
 
 
 def test_mono_stereo_and_5_1_agree(tmp_path):
+    """Tempo and key hear the same music in any layout; loudness sums the channels' powers (BS.1770), so the
+    same signal in two channels is 3.01 LU louder than in one (test_loudness.py checks the weights)."""
     mono = _drums(30, 44100)
     layouts = {"mono": mono[:, None], "stereo": np.stack([mono, mono], axis=1),
                "surround": np.stack([mono] * 5 + [np.zeros_like(mono)], axis=1) * 0.9}
@@ -60,7 +62,7 @@ def test_mono_stereo_and_5_1_agree(tmp_path):
         assert values["status"] == "ok", (name, values["error"])
         assert evaluation.tempo_correct(values["bpm"], BPM), (name, values["bpm"])
     assert results["mono"]["bpm"] == pytest.approx(results["stereo"]["bpm"], rel=0.005)
-    assert results["mono"]["loudness_lufs"] == pytest.approx(results["stereo"]["loudness_lufs"], abs=0.05)
+    assert results["stereo"]["loudness_lufs"] == pytest.approx(results["mono"]["loudness_lufs"] + 3.01, abs=0.02)
 
 
 @pytest.mark.parametrize("sr", [8000, 192000])
@@ -143,7 +145,7 @@ def test_long_file_is_read_through_bounded_excerpts(tmp_path):
         block = _drums(30, 22050)
         for _ in range(12):  # 6 minutes
             out.write(block)
-    decoded = decode_excerpts(path)
+    decoded = decode_track(path)
     assert decoded.duration_s == pytest.approx(360.0)
     assert len(decoded.windows) == 3 and sum(s.size for s in decoded.segments) / decoded.sr == pytest.approx(60.0, abs=0.1)
     assert all(s.dtype == np.float32 and s.ndim == 1 for s in decoded.segments) and decoded.sr == 22050
@@ -157,27 +159,27 @@ def corpus_dir_or_none():
 
 
 FAKE_FFMPEG = r'''#!{python}
-"""Stand-in for ffmpeg (absent here): honours -ss/-t/-ar, writes mono f32le drums at 120 BPM, or fails."""
-import sys
+"""Stand-in for ffmpeg: writes 200 s of mono drums at 120 BPM as a float WAV stream to stdout, or fails."""
+import struct, sys
 import numpy as np
 sys.path.insert(0, {repo!r})
 from soniquebay_assets.domain.analysis.synth import drum_pattern
 args = sys.argv[1:]
-value = lambda flag, default: args[args.index(flag) + 1] if flag in args else default
-source = value("-i", "")
+source = args[args.index("-i") + 1]
 if "broken" in source:
     sys.stderr.write(source + ": Invalid data found when processing input\n")
     sys.exit(1)
-start, length, sr = float(value("-ss", "0")), float(value("-t", "0")), int(value("-ar", "22050"))
-total = 200.0
-length = length or total - start
-y = drum_pattern(120.0, total, sr, "rock", seed=5)[int(start * sr): int((start + length) * sr)]
-sys.stdout.buffer.write(y.astype("<f4").tobytes())
+sr = 22050
+y = drum_pattern(120.0, 200.0, sr, "rock", seed=5).astype("<f4").tobytes()
+fmt = struct.pack("<HHIIHH", 3, 1, sr, sr * 4, 4, 32)
+out = sys.stdout.buffer
+out.write(b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt)
+out.write(b"data" + struct.pack("<I", 0xFFFFFFFF) + y)
 '''
 
 
 def test_ffmpeg_path_decodes_excerpts_and_reports_failures(tmp_path):
-    """The ffmpeg subprocess route (M4A/AAC/WebM), driven through a stand-in binary since ffmpeg is absent."""
+    """The ffmpeg subprocess route (M4A/AAC/WebM), driven through a stand-in binary: failures on demand."""
     import sys
 
     fake = tmp_path / "ffmpeg"
@@ -185,12 +187,13 @@ def test_ffmpeg_path_decodes_excerpts_and_reports_failures(tmp_path):
     fake.chmod(0o755)
     song = tmp_path / "song.m4a"
     song.write_bytes(b"\x00" * 100)
-    decoded = decode_excerpts(song, ffmpeg=str(fake), duration_hint=200.0)
+    decoded = decode_track(song, ffmpeg=str(fake), duration_hint=200.0)
     assert decoded.decoder == "ffmpeg" and decoded.partial_reason is None
     assert len(decoded.windows) == 3 and sum(s.size for s in decoded.segments) / decoded.sr == pytest.approx(60.0, abs=0.1)
     from soniquebay_assets.domain.analysis.analyze import analyze_samples
 
-    result = analyze_samples(decoded.segments, decoded.sr, duration_s=decoded.duration_s)
+    assert decoded.loudness is not None and decoded.loudness.seconds == pytest.approx(200.0)
+    result = analyze_samples(decoded.segments, decoded.sr, duration_s=decoded.duration_s, loudness=decoded.loudness)
     assert result.status == "ok" and evaluation.tempo_correct(result.bpm, BPM)
 
     from soniquebay_assets.library.audio_decode import DecodeError
@@ -198,5 +201,5 @@ def test_ffmpeg_path_decodes_excerpts_and_reports_failures(tmp_path):
     broken = tmp_path / "broken.m4a"
     broken.write_bytes(b"x")
     with pytest.raises(DecodeError) as failure:
-        decode_excerpts(broken, ffmpeg=str(fake), duration_hint=200.0)
+        decode_track(broken, ffmpeg=str(fake), duration_hint=200.0)
     assert failure.value.reason == "undecodable" and "Invalid data" in failure.value.detail

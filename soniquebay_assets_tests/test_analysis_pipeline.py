@@ -98,8 +98,10 @@ def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
     assert song["analysis_version"] == enrich.ANALYSIS_VERSION
     assert set(song["moods"]) == {"happy", "sad", "aggressive", "relaxed", "party"}
     assert all(0 <= v <= 1 for v in song["moods"].values())
-    for field in ("bpm_confidence", "loudness_lufs", "replaygain_track_gain_db", "energy", "danceability"):
+    for field in ("bpm_confidence", "loudness_lufs", "replaygain_track_gain_db", "energy", "danceability",
+                  "replaygain_track_peak", "true_peak_dbtp", "loudness_range_lu", "replaygain_album_gain_db"):
         assert song[field] is not None, field
+    assert meta["albums_gated"] >= 1 and meta["parts_recomputed"]
     assert song["genres_normalized"] == ["Hip Hop", "Electronic"]
     assert tracks["02 drums.ogg"]["genres_normalized"] == ["Drum & Bass"]
     assert abs(tracks["02 drums.ogg"]["bpm"] - 100) < 2
@@ -154,12 +156,17 @@ def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data
         changed = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
         assert changed.analyzed == 1 and changed.skipped == 4
 
-        # a version bump does not re-run silently, only on request
+        # a version bump (here tempo's) does not re-run silently, only on request, and then only its part
+        from soniquebay_assets.domain.analysis import analyze
+
+        monkeypatch.setitem(analyze.PART_VERSIONS, "tempo", enrich.ANALYSIS_VERSION + 1)
         monkeypatch.setattr(enrich, "ANALYSIS_VERSION", enrich.ANALYSIS_VERSION + 1)
         pending = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
         assert pending.analyzed == 0 and pending.outdated_version == 5
         forced = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1, force_version=True)
         assert forced.analyzed == 5
+        # tempo and the moods made from it; the failed file (nothing stored to keep) gets every part
+        assert forced.parts_recomputed == {"key": 1, "loudness": 1, "moods": 5, "tempo": 5}
         versions = {r[0] for r in conn.execute("SELECT analysis_version FROM track_analysis")}
         assert versions == {enrich.ANALYSIS_VERSION} and forced.outdated_version == 0
 

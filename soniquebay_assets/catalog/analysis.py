@@ -1,5 +1,5 @@
 """Repository for audio enrichment: which tracks need analysis, saving results, errors, genres, mood tags,
-and the summaries the UI shows (BPM histogram, key table)."""
+album loudness (ReplayGain album gain), and the summaries the UI shows (BPM histogram, key table)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from soniquebay_assets.catalog.db import id_set
 from soniquebay_assets.catalog.inventory import NOW, clear_errors
 
 ENRICH_STAGE = "enrich"
@@ -16,7 +17,8 @@ ANALYSIS_COLUMNS = (
     "open_key", "loudness_lufs", "loudness_range_lu", "replaygain_track_gain_db", "replaygain_track_peak",
     "energy", "danceability", "acousticness", "instrumentalness", "mood_happy", "mood_sad", "mood_aggressive",
     "mood_relaxed", "mood_party", "spectral_centroid", "spectral_rolloff", "spectral_flatness",
-    "zero_crossing_rate", "duration_s", "analyzed_seconds", "decoder", "seconds_spent",
+    "zero_crossing_rate", "duration_s", "analyzed_seconds", "decoder", "seconds_spent", "sample_peak",
+    "true_peak_dbtp", "loudness_histogram",
 )
 
 # Which value the catalog exposes: the analysed one when its confidence reaches these thresholds or when no
@@ -31,6 +33,9 @@ class TrackToAnalyze:
     path: str
     shard: str
     duration_s: float | None
+    # analysis version of the results still valid for this track's audio; None: none are (never analysed,
+    # audio changed, or failed), so every part is due
+    stored_version: int | None = None
 
 
 def _marks(items: Sequence[Any]) -> str:
@@ -44,13 +49,14 @@ def tracks_to_analyze(conn: Any, shards: Sequence[str], *, current_version: int,
     if not shards:
         return []
     sql = (
-        "SELECT t.track_id, t.path, t.shard, t.duration_s FROM tracks t "
-        "LEFT JOIN track_analysis ta ON ta.track_id = t.track_id "
+        "SELECT t.track_id, t.path, t.shard, t.duration_s, CASE WHEN ta.track_id IS NULL OR "
+        "t.audio_changed_at > ta.analyzed_at OR ta.status = 'error' THEN NULL ELSE ta.analysis_version END "
+        "FROM tracks t LEFT JOIN track_analysis ta ON ta.track_id = t.track_id "
         f"WHERE t.shard IN ({_marks(shards)}) AND (ta.track_id IS NULL OR t.audio_changed_at > ta.analyzed_at "
         "OR (? = 1 AND ta.analysis_version < ?) OR (? = 1 AND ta.status = 'error')) ORDER BY t.shard, t.path"
     )
     rows = conn.execute(sql, [*shards, int(force_version), current_version, int(retry_errors)]).fetchall()
-    return [TrackToAnalyze(r[0], r[1], r[2], r[3]) for r in rows]
+    return [TrackToAnalyze(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 def outdated_count(conn: Any, shards: Sequence[str], current_version: int) -> int:
@@ -69,19 +75,23 @@ def track_count(conn: Any, shards: Sequence[str]) -> int:
     return conn.execute(f"SELECT COUNT(*) FROM tracks WHERE shard IN ({_marks(shards)})", list(shards)).fetchone()[0]
 
 
-def save_analyses(conn: Any, rows: Sequence[tuple[int, int, Mapping[str, Any]]]) -> None:
-    """rows: (track_id, analysis_version, values by column name); upsert, analyzed_at = now."""
-    cols = ", ".join(ANALYSIS_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in ("analysis_version", "analyzed_at", *ANALYSIS_COLUMNS))
+def save_analyses(conn: Any, rows: Sequence[tuple[int, int, Mapping[str, Any]]],
+                  columns: Sequence[str] = ANALYSIS_COLUMNS) -> None:
+    """rows: (track_id, analysis_version, values by column name); upsert of `columns` (default all: a new row
+    gets NULL in the others, an existing row keeps them), analyzed_at = now."""
+    unknown = set(columns) - set(ANALYSIS_COLUMNS)
+    if unknown:
+        raise ValueError(f"not track_analysis columns: {sorted(unknown)}")
+    cols = ", ".join(columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in ("analysis_version", "analyzed_at", *columns))
     # WHERE EXISTS: a track deleted by a concurrent rescan while it was being analysed is skipped, not a
     # foreign-key failure that would fail the whole batch
     sql = (
         f"INSERT INTO track_analysis (track_id, analysis_version, analyzed_at, {cols}) "
-        f"SELECT ?, ?, {NOW}, {_marks(ANALYSIS_COLUMNS)} WHERE EXISTS (SELECT 1 FROM tracks WHERE track_id = ?) "
+        f"SELECT ?, ?, {NOW}, {_marks(columns)} WHERE EXISTS (SELECT 1 FROM tracks WHERE track_id = ?) "
         f"ON CONFLICT(track_id) DO UPDATE SET {updates}"
     )
-    conn.executemany(sql, [(tid, version, *(values.get(c) for c in ANALYSIS_COLUMNS), tid)
-                           for tid, version, values in rows])
+    conn.executemany(sql, [(tid, version, *(values.get(c) for c in columns), tid) for tid, version, values in rows])
 
 
 def clear_enrich_errors(conn: Any, paths: Iterable[str]) -> None:
@@ -174,7 +184,12 @@ TRACK_LISTING_COLUMNS: dict[str, str] = {
     "key_confidence": "ta.key_confidence",
     "open_key": f"CASE WHEN {_USE_KEY_TAG} THEN NULL ELSE ta.open_key END",
     "loudness_lufs": "ta.loudness_lufs",
+    "loudness_range_lu": "ta.loudness_range_lu",
+    "true_peak_dbtp": "ta.true_peak_dbtp",
     "replaygain_track_gain_db": "ta.replaygain_track_gain_db",
+    "replaygain_track_peak": "ta.replaygain_track_peak",
+    "replaygain_album_gain_db": "alo.replaygain_album_gain_db",
+    "replaygain_album_peak": "alo.replaygain_album_peak",
     "energy": "ta.energy",
     "danceability": "ta.danceability",
     "moods": _MOODS_JSON,
@@ -185,4 +200,100 @@ TRACK_LISTING_COLUMNS: dict[str, str] = {
         " WHERE gn.track_id = t.track_id ORDER BY gn.position) AS names)"
     ),
 }
-TRACK_LISTING_JOINS = ["LEFT JOIN track_analysis ta ON ta.track_id = t.track_id"]
+TRACK_LISTING_JOINS = ["LEFT JOIN track_analysis ta ON ta.track_id = t.track_id",
+                       "LEFT JOIN album_loudness alo ON alo.album_id = t.album_id"]
+
+
+# -- album loudness (ReplayGain 2.0 album gain) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlbumTrackLoudness:
+    """What album gating needs of one track: its block histogram (bytes, None when never measured by the
+    whole-track meter) and its true peak."""
+
+    album_id: int
+    track_id: int
+    histogram: bytes | None
+    true_peak: float | None
+
+
+def _album_signatures(conn: Any, album_ids_sql: str, params: list[Any]) -> dict[int, tuple[str, int]]:
+    rows = conn.execute(
+        "SELECT t.album_id, COUNT(*), SUM(t.track_id), MAX(ta.analyzed_at), COUNT(ta.loudness_histogram) "
+        "FROM tracks t LEFT JOIN track_analysis ta ON ta.track_id = t.track_id "
+        f"WHERE t.album_id IN ({album_ids_sql}) GROUP BY t.album_id", params,
+    ).fetchall()
+    return {r[0]: (f"{r[1]}:{r[2]}:{r[3] or ''}:{r[4]}", r[1]) for r in rows}
+
+
+def albums_needing_loudness(conn: Any, shards: Sequence[str]) -> dict[int, tuple[str, int]]:
+    """Albums with a track in `shards` whose tracks changed (added, removed, re-analysed) since their loudness
+    was gated: album_id -> (signature to store, number of tracks). Their tracks in other shards count too."""
+    if not shards:
+        return {}
+    current = _album_signatures(conn, f"SELECT album_id FROM tracks WHERE shard IN ({_marks(shards)})",
+                                list(shards))
+    if not current:
+        return {}
+    subquery, param = id_set(conn, list(current))
+    stored = dict(conn.execute(f"SELECT album_id, signature FROM album_loudness WHERE album_id IN ({subquery})",
+                               [param]).fetchall())
+    return {album: facts for album, facts in current.items() if stored.get(album) != facts[0]}
+
+
+def album_track_loudness(conn: Any, album_ids: Sequence[int]) -> list[AlbumTrackLoudness]:
+    """Every track of these albums with its block histogram and true peak (None where not measured)."""
+    if not album_ids:
+        return []
+    subquery, param = id_set(conn, album_ids)
+    rows = conn.execute(
+        "SELECT t.album_id, t.track_id, ta.loudness_histogram, ta.replaygain_track_peak FROM tracks t "
+        "LEFT JOIN track_analysis ta ON ta.track_id = t.track_id "
+        f"WHERE t.album_id IN ({subquery}) ORDER BY t.album_id, t.track_id", [param],
+    ).fetchall()
+    return [AlbumTrackLoudness(r[0], r[1], None if r[2] is None else bytes(r[2]), r[3] if r[2] is not None else None)
+            for r in rows]
+
+
+def save_album_loudness(conn: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Upsert album rows: album_id, loudness_lufs, replaygain_album_gain_db, replaygain_album_peak,
+    tracks_measured, tracks_total, signature. An album deleted meanwhile is skipped."""
+    cols = ("album_id", "loudness_lufs", "replaygain_album_gain_db", "replaygain_album_peak", "tracks_measured",
+            "tracks_total", "signature")
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*cols[1:], "computed_at"))
+    conn.executemany(
+        f"INSERT INTO album_loudness ({', '.join(cols)}, computed_at) SELECT {_marks(cols)}, {NOW} "
+        f"WHERE EXISTS (SELECT 1 FROM albums WHERE album_id = ?) ON CONFLICT(album_id) DO UPDATE SET {updates}",
+        [(*(row[c] for c in cols), row["album_id"]) for row in rows],
+    )
+
+
+@dataclass(frozen=True)
+class ReplayGain:
+    """ReplayGain 2.0 values of one track as tags carry them: gains in dB (reference -18 LUFS), peaks linear
+    (true peak, 1.0 = full scale). Album values are None when the album's loudness is not known yet."""
+
+    track_gain_db: float
+    track_peak: float
+    album_gain_db: float | None
+    album_peak: float | None
+
+
+def replaygain_for_tracks(conn: Any, track_ids: Sequence[int]) -> dict[int, ReplayGain]:
+    """ReplayGain of the given tracks, for those whose loudness the current whole-track meter measured (a track
+    measured by an older analysis version, silent or not analysed is left out)."""
+    from soniquebay_assets.domain.analysis.analyze import PART_VERSIONS
+
+    if not track_ids:
+        return {}
+    subquery, param = id_set(conn, track_ids)
+    rows = conn.execute(
+        "SELECT t.track_id, ta.replaygain_track_gain_db, ta.replaygain_track_peak, alo.replaygain_album_gain_db, "
+        "alo.replaygain_album_peak FROM tracks t JOIN track_analysis ta ON ta.track_id = t.track_id "
+        "LEFT JOIN album_loudness alo ON alo.album_id = t.album_id "
+        f"WHERE t.track_id IN ({subquery}) AND ta.analysis_version >= ? "
+        "AND ta.replaygain_track_gain_db IS NOT NULL AND ta.replaygain_track_peak IS NOT NULL",
+        [param, PART_VERSIONS["loudness"]],
+    ).fetchall()
+    return {r[0]: ReplayGain(r[1], r[2], r[3], r[4]) for r in rows}

@@ -316,7 +316,8 @@ def purge_expired_cache(conn: Any, now: str) -> int:
 
 
 def list_albums(conn: Any, status: str | None = None, album_id: int | None = None) -> list[dict[str, Any]]:
-    """Every album (or one) with its tagged release id beside the match the services gave (status derived)."""
+    """Every album (or one) with its tagged release id beside the match the services gave (status derived),
+    and its measured loudness and ReplayGain album gain and peak (NULL until its tracks are analysed)."""
     where, params = ("WHERE a.album_id = ?", [album_id]) if album_id is not None else ("", [])
     rows = conn.execute(
         f"""
@@ -325,8 +326,10 @@ def list_albums(conn: Any, status: str | None = None, album_id: int | None = Non
                a.date AS tagged_date, m.status, m.decided_by, m.source, m.release_id, m.release_group_id,
                m.release_title, m.release_artist, m.label, m.release_date, m.release_track_count, m.score,
                m.candidates, m.fetched_at,
-               (SELECT COUNT(*) FROM tracks t WHERE t.album_id = a.album_id) AS track_count
+               (SELECT COUNT(*) FROM tracks t WHERE t.album_id = a.album_id) AS track_count,
+               lo.loudness_lufs, lo.replaygain_album_gain_db, lo.replaygain_album_peak
         FROM albums a LEFT JOIN album_matches m ON m.album_id = a.album_id
+        LEFT JOIN album_loudness lo ON lo.album_id = a.album_id
         {where}
         ORDER BY a.album_id
         """, params

@@ -1,4 +1,5 @@
-"""`soniquebay eval tempo|key --truth FILE` (accuracy of the analysis pipeline against a TSV of truths) and
+"""`soniquebay eval tempo|key --truth FILE` (accuracy of the analysis pipeline against a TSV of truths; `eval
+loudness` lives in loudness_cmds) and
 `soniquebay enrich` (run audio enrichment on the catalog outside Dagster, e.g. after an ANALYSIS_VERSION bump)."""
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
+from soniquebay_assets.cli import loudness_cmds
 from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
 
 
 def register(subparsers) -> None:
-    evaluate = subparsers.add_parser("eval", help="measure tempo or key accuracy against a truth file")
+    evaluate = subparsers.add_parser("eval", help="measure tempo or key accuracy against a truth file, or loudness "
+                                                  "against ffmpeg / loudgain")
     kinds = evaluate.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
     for kind, what in (("tempo", "BPM"), ("key", "key such as 'A minor', 'F#', 'Ebm'")):
         sub = kinds.add_parser(kind, help=f"{kind} accuracy; truth TSV: path <TAB> {what} [<TAB> group columns]")
@@ -31,6 +34,7 @@ def register(subparsers) -> None:
         sub.add_argument("--verbose", action="store_true", help="include one row per file")
         sub.add_argument("--workers", type=int, default=None, help="analysis processes (default: one per core)")
         sub.set_defaults(handler=run_eval, eval_kind=kind)
+    loudness_cmds.register_eval(kinds)
 
     enrich = subparsers.add_parser("enrich", help="analyse catalog tracks that need it (tempo, key, loudness...)")
     add_data_dir(enrich)
@@ -120,7 +124,8 @@ def run_eval(args: argparse.Namespace) -> int:
             _parse_bpm(value) if args.eval_kind == "tempo" else evaluation.parse_key(value)
     except ValueError as exc:
         return fail(f"{args.truth}: unreadable truth value ({exc})")
-    items = [SimpleNamespace(path=str(p), duration_s=None, truth=t, extra=extra) for p, t, extra in truth]
+    items = [SimpleNamespace(path=str(p), duration_s=None, stored_version=None, truth=t, extra=extra)
+             for p, t, extra in truth]
     if args.estimates:
         try:
             peer = _peer_estimates(args.estimates, args.key_field)

@@ -19,11 +19,12 @@ from soniquebay_assets.cli.common import (
 
 
 def register(subparsers) -> None:
-    albums = subparsers.add_parser("albums", help="list albums with their MusicBrainz match status")
+    albums = subparsers.add_parser("albums", help="list albums with their MusicBrainz match status and album gain")
     add_data_dir(albums)
     albums.add_argument("--json", action="store_true",
                         help="one JSON object per line: album_id, title, album_artist, musicbrainz_release_id, "
-                             "match_status, match_score, candidates, ...")
+                             "match_status, match_score, loudness_lufs, replaygain_album_gain_db, "
+                             "replaygain_album_peak, candidates, ...")
     albums.add_argument("--status", choices=("tagged", "matched", "candidates", "unmatched", "pending"),
                         default=None, help="only albums with this match status")
     albums.set_defaults(handler=run_albums)
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
 
 
 def album_json(row: dict) -> dict:
-    """The public shape of one album: tag values beside what MusicBrainz said."""
+    """The public shape of one album: tag values beside what MusicBrainz said, and its measured loudness."""
     status = row["match_status"]
     release_id = row["tagged_release_id"] if status == "tagged" else (row["release_id"] if status == "matched"
                                                                        else None)
@@ -59,6 +60,9 @@ def album_json(row: dict) -> dict:
         "match_score": round(row["score"], 4) if row["score"] is not None and status != "tagged" else None,
         "decided_by": row["decided_by"],
         "track_count": row["track_count"],
+        "loudness_lufs": row["loudness_lufs"],
+        "replaygain_album_gain_db": row["replaygain_album_gain_db"],
+        "replaygain_album_peak": row["replaygain_album_peak"],
         "tagged": {"musicbrainz_release_id": row["tagged_release_id"],
                    "musicbrainz_release_group_id": row["tagged_release_group_id"],
                    "label": row["tagged_label"], "date": row["tagged_date"]},

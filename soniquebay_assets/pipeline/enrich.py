@@ -1,7 +1,9 @@
-"""Stage `enrich`: decode + analyse tracks in a process pool, write results to the catalog in batches.
+"""Stage `enrich`: decode + analyse tracks in a process pool, write results to the catalog in batches, then
+gate the loudness of every album whose tracks changed (ReplayGain album gain).
 
 Workers only decode and analyse (pure CPU); the parent owns the SQLite connection and writes one transaction
-per batch, so a crash loses at most one batch and a re-run never duplicates (upserts on track_id).
+per batch, so a crash loses at most one batch and a re-run never duplicates (upserts on track_id). A track
+analysed by an older ANALYSIS_VERSION recomputes and rewrites only the parts whose code changed since.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from soniquebay_assets.catalog import analysis as repo
 from soniquebay_assets.catalog import deferred
 from soniquebay_assets.catalog.db import transaction
 from soniquebay_assets.catalog.inventory import ErrorRecord, record_errors
-from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
+from soniquebay_assets.domain.analysis.analyze import (
+    ALL_PARTS,
+    ANALYSIS_VERSION,
+    PART_FIELDS,
+    parts_to_recompute,
+)
 from soniquebay_assets.domain.genres import merge_genres, mood_tags, normalize_genres
 from soniquebay_assets.library.process_pool import WorkerFailure, pool_map
 from soniquebay_assets.pipeline import progress
@@ -29,21 +36,24 @@ MIN_TRACKS_FOR_POOL = 4
 
 
 class FileAnalysis(NamedTuple):
-    """One file's analysis: the catalog row's values (status 'error' with its message when it failed) and a
-    short stable reason when it failed or is partial ('' when ok)."""
+    """One file's analysis: the catalog row's values (status 'error' with its message when it failed), a
+    short stable reason when it failed or is partial ('' when ok), and the analysis parts the values hold."""
 
     values: dict[str, Any]
     reason: str
+    parts: frozenset[str] = ALL_PARTS
 
 
-def analyze_file(path: str, duration_hint: float | None = None) -> FileAnalysis:
-    """Decode the excerpts of one file and analyse them; never raises (errors come back as status 'error')."""
+def analyze_file(path: str, duration_hint: float | None = None,
+                 parts: frozenset[str] | None = None) -> FileAnalysis:
+    """Decode one file once (loudness of the whole file, excerpts for the rest) and analyse it; `parts`: the
+    analysis parts to report (default all). Never raises (errors come back as status 'error')."""
     from soniquebay_assets.domain.analysis.analyze import analyze_samples
-    from soniquebay_assets.library.audio_decode import DecodeError, decode_excerpts
+    from soniquebay_assets.library.audio_decode import DecodeError, decode_track
 
     started = time.perf_counter()
     try:
-        decoded = decode_excerpts(path, duration_hint=duration_hint)
+        decoded = decode_track(path, duration_hint=duration_hint)
     except DecodeError as exc:
         return FileAnalysis({"status": "error", "error": exc.detail, "seconds_spent": _since(started)}, exc.reason)
     except Exception as exc:  # a decoder bug must not fail the partition
@@ -51,7 +61,8 @@ def analyze_file(path: str, duration_hint: float | None = None) -> FileAnalysis:
                              "seconds_spent": _since(started)}, "decode_crash")
     try:
         result = analyze_samples(decoded.segments, decoded.sr, duration_s=decoded.duration_s,
-                                 decode_note=decoded.partial_reason)
+                                 decode_note=decoded.partial_reason, loudness=decoded.loudness,
+                                 layout=decoded.layout, parts=parts)
     except Exception as exc:
         return FileAnalysis({"status": "error", "error": f"analysis failed: {type(exc).__name__}: {exc}",
                              "duration_s": decoded.duration_s, "seconds_spent": _since(started)}, "analysis_crash")
@@ -62,15 +73,15 @@ def analyze_file(path: str, duration_hint: float | None = None) -> FileAnalysis:
     if result.status != "ok":
         reason = "partial_decode" if decoded.partial_reason else ("silent" if "silent" in (result.error or "")
                                                                  else "partial_analysis")
-    return FileAnalysis(values, reason)
+    return FileAnalysis(values, reason, result.parts)
 
 
 def _since(started: float) -> float:
     return round(time.perf_counter() - started, 4)
 
 
-def analyze_job(job: tuple[str, float | None]) -> FileAnalysis:
-    """analyze_file for one (path, duration hint) pair: the form a process pool hands over."""
+def analyze_job(job: tuple[str, float | None, frozenset[str] | None]) -> FileAnalysis:
+    """analyze_file for one (path, duration hint, parts) triple: the form a process pool hands over."""
     return analyze_file(*job)
 
 
@@ -100,6 +111,8 @@ class EnrichStats:
     mean_seconds_per_track: float | None = None
     genre_rows: int = 0
     outdated_version: int = 0
+    parts_recomputed: dict[str, int] = field(default_factory=dict)  # part -> tracks whose part was rewritten
+    albums_gated: int = 0  # albums whose loudness (ReplayGain album gain) was computed again
     bpm_histogram: dict[str, int] = field(default_factory=dict)
     key_table: list[tuple[str, str, int]] = field(default_factory=list)
     seconds: float = 0.0
@@ -127,8 +140,10 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
             _write_batch(conn, pending)
             pending.clear()
 
+    parts_count: Counter[str] = Counter()
     for track, outcome in analyze_tracks(todo, workers, str(numba_cache)):
         values = outcome.values
+        parts_count.update(outcome.parts)
         status = values.get("status", "error")
         if status == "ok":
             stats.ok += 1
@@ -146,6 +161,8 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
         if len(pending) >= BATCH_SIZE:
             flush()
     flush()
+    stats.parts_recomputed = dict(sorted(parts_count.items()))
+    stats.albums_gated = refresh_album_loudness(conn, shards)
     stats.genre_rows = refresh_normalized_genres(conn, shards)
     stats.mean_seconds_per_track = round(track_seconds / stats.analyzed, 4) if stats.analyzed else None
     stats.reasons = dict(reasons)
@@ -158,13 +175,16 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
     return stats
 
 
-def _write_batch(conn: Any, batch: list[tuple[Any, dict[str, Any]]]) -> None:
-    """One transaction: analysis rows, mood tags, and the enrich errors/warnings of this batch."""
-    rows, tags, errors, clean = [], {}, [], []
+def _write_batch(conn: Any, batch: list[tuple[Any, FileAnalysis]]) -> None:
+    """One transaction: analysis rows (only the columns of the parts each result holds), mood tags, and the
+    enrich errors/warnings of this batch."""
+    by_parts: dict[frozenset[str], list[tuple[int, int, dict[str, Any]]]] = {}
+    tags, errors, clean = {}, [], []
     for track, outcome in batch:
         values = outcome.values
-        rows.append((track.track_id, ANALYSIS_VERSION, values))
-        tags[track.track_id] = mood_tags(values)
+        by_parts.setdefault(outcome.parts, []).append((track.track_id, ANALYSIS_VERSION, values))
+        if "moods" in outcome.parts:
+            tags[track.track_id] = mood_tags(values)
         if values.get("status") == "ok":
             clean.append(track.path)
         else:
@@ -172,12 +192,44 @@ def _write_batch(conn: Any, batch: list[tuple[Any, dict[str, Any]]]) -> None:
             errors.append(ErrorRecord(track.path, repo.ENRICH_STAGE, outcome.reason or "error",
                                       values.get("error") or "", track.shard, severity))
     with transaction(conn):
-        repo.save_analyses(conn, rows)
+        for parts, rows in by_parts.items():
+            repo.save_analyses(conn, rows, columns=_columns_of(parts))
         repo.save_mood_tags(conn, tags)
         repo.clear_enrich_errors(conn, clean)
         record_errors(conn, errors)
         # a vector built before this analysis lacks its audio part: the track's vector is due again
         deferred.enqueue(conn, "vectors", "track", [(track.track_id, track.shard) for track, _ in batch])
+
+
+def _columns_of(parts: frozenset[str]) -> tuple[str, ...]:
+    """The catalog columns a result of these parts writes: the parts' own and the common ones."""
+    owned = {name for names in PART_FIELDS.values() for name in names}
+    return tuple(c for c in repo.ANALYSIS_COLUMNS
+                 if c not in owned or any(c in PART_FIELDS[p] for p in parts))
+
+
+def refresh_album_loudness(conn: Any, shards: list[str]) -> int:
+    """Gate again, over the union of their tracks' blocks, the albums of `shards` whose tracks changed since
+    (added, removed, re-analysed); returns how many albums were gated."""
+    from soniquebay_assets.domain.analysis.loudness import BlockHistogram, album_replaygain
+
+    due = repo.albums_needing_loudness(conn, shards)
+    if not due:
+        return 0
+    by_album: dict[int, list[Any]] = {}
+    for track in repo.album_track_loudness(conn, list(due)):
+        by_album.setdefault(track.album_id, []).append(track)
+    rows = []
+    for album_id, (signature, total) in due.items():
+        measured = [t for t in by_album.get(album_id, []) if t.histogram is not None]
+        gain = album_replaygain([BlockHistogram.from_bytes(t.histogram) for t in measured],
+                                [t.true_peak for t in measured])
+        rows.append({"album_id": album_id, "loudness_lufs": gain.loudness_lufs,
+                     "replaygain_album_gain_db": gain.gain_db, "replaygain_album_peak": gain.peak,
+                     "tracks_measured": len(measured), "tracks_total": total, "signature": signature})
+    with transaction(conn):
+        repo.save_album_loudness(conn, rows)
+    return len(rows)
 
 
 def refresh_normalized_genres(conn: Any, shards: list[str]) -> int:
@@ -200,7 +252,8 @@ def merged_normalized_genres(conn: Any, shards: list[str]) -> tuple[dict[int, li
 
 def analyze_tracks(todo: list, workers: int | None, numba_cache: str):
     """Yield (track, outcome) as results arrive; a track whose worker raised or died gets status 'error'."""
-    jobs = [(track.path, track.duration_s) for track in todo]
+    jobs = [(track.path, track.duration_s, parts_to_recompute(track.stored_version))
+            for track in todo]
     for index, outcome in pool_map(analyze_job, jobs, workers=workers, min_items=MIN_TRACKS_FOR_POOL,
                                    initializer=init_analysis_worker, initargs=(numba_cache,)):
         if isinstance(outcome, WorkerFailure):

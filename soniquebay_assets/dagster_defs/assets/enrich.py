@@ -21,8 +21,9 @@ class EnrichConfig(Config):
 @shard_asset(
     "metadata",
     deps=["catalog_entities"],
-    description="Tempo, key (Camelot/Open Key), loudness and ReplayGain, moods and spectral features per track, "
-                "plus normalized genres; only new, audio-changed (or, on request, older-version) tracks.",
+    description="Tempo, key (Camelot/Open Key), whole-track loudness, true peak and ReplayGain (track and album), "
+                "moods and spectral features per track, plus normalized genres; only new, audio-changed (or, on "
+                "request, older-version) tracks.",
 )
 def enriched_tracks(context: AssetExecutionContext, config: EnrichConfig, catalog: CatalogResource) -> MaterializeResult:
     started = time.perf_counter()
@@ -50,6 +51,8 @@ def enrich_metadata(stats: EnrichStats, shards: list[str], started: float) -> di
         "failed": stats.failed,
         "skipped": stats.skipped,
         "outdated_version": MetadataValue.int(stats.outdated_version),  # re-run with force_version: true
+        "parts_recomputed": md_table(stats.parts_recomputed, key="part", value="tracks"),
+        "albums_gated": MetadataValue.int(stats.albums_gated),  # album gain computed again
         "mean_seconds_per_track": MetadataValue.float(float(stats.mean_seconds_per_track or 0.0)),
         "problems_by_reason": md_table(stats.reasons),
         "bpm_histogram": _histogram_md(stats.bpm_histogram),

@@ -132,7 +132,8 @@ def _onsets(spectrum: Spectrum) -> _Onsets:
         flux_total += float(per_band.sum())
         for target, rows in ((envelopes, slice(None)), (kick, kick_rows), (snare, snare_rows)):
             flux = np.concatenate([[0.0], band_flux[rows].sum(axis=0)])
-            local = np.convolve(flux, np.ones(smooth) / smooth, mode="same")
+            width = min(smooth, flux.size)  # a clip shorter than the smoothing (0.4 s) keeps its own length
+            local = np.convolve(flux, np.ones(width) / width, mode="same")
             target.append(np.maximum(0.0, flux - local).astype(np.float32))
     share = flux_high / flux_total if flux_total > 0 else 0.0
     return _Onsets(envelopes, share, top_hz, kick, snare)

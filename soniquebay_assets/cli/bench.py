@@ -15,6 +15,7 @@ BENCHMARKS = {
     "vectors": "soniquebay_assets.cli.bench_vectors",
     "celery": "soniquebay_assets.cli.bench_celery",
     "api": "soniquebay_assets.cli.bench_api",
+    "playlists": "soniquebay_assets.cli.bench_playlists",
 }
 
 

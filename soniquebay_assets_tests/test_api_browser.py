@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -51,13 +52,19 @@ def browser():
                      "--window-size=1280,1400"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    downloads = tempfile.mkdtemp(prefix="sb-downloads-")
+    options.add_experimental_option("prefs", {"download.default_directory": downloads,
+                                              "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
     driver.implicitly_wait(0)
+    driver.downloads = downloads
     try:
         yield driver
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(downloads, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -128,5 +135,31 @@ def test_browse_search_decide_and_see_it_persist(site, browser, tmp_path):
     similar = browser.find_elements(By.CSS_SELECTOR, "ol.similar li a")
     assert len(similar) == len(library.track_ids) - 1, browser.find_element(By.TAG_NAME, "main").text[:2000]
     assert similar[0].text.startswith("Blue Horizon")  # its album's other tracks are nearest
+    # make a playlist of tracks like this one, save it, download it from the playlists page
+    browser.find_element(By.CSS_SELECTOR, "#make-playlist button[type=submit]").click()
+    made = wait_for(browser, "return document.querySelectorAll('#made-playlist ol.playlist li').length")
+    assert made >= 5  # as many as the rules let in (one artist at most once in any three entries)
+    name = browser.find_element(By.ID, "playlist-name")
+    name.clear()
+    name.send_keys("Blue evening")
+    browser.find_element(By.CSS_SELECTOR, "#save-playlist button").click()
+    wait_for(browser, "return document.getElementById('save-message').textContent.startsWith('Saved.')")
+    browser.get(f"{server.base}/playlists")
+    card = browser.find_element(By.CSS_SELECTOR, ".playlist-card[data-playlist-name='Blue evening']")
+    titles = [li.text for li in card.find_elements(By.CSS_SELECTOR, "ol.playlist li a")]
+    assert len(titles) == made and titles[0] == "Blue Horizon 1"
+    browser.save_screenshot(str(tmp_path / "playlists.png"))
+    card.find_element(By.LINK_TEXT, "M3U8").click()
+    target = os.path.join(browser.downloads, "Blue evening.m3u8")
+    deadline = time.monotonic() + 20
+    while not os.path.exists(target) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    import m3u8
+
+    playlist = m3u8.load(target)
+    paths = [s.uri for s in playlist.segments]
+    assert len(paths) == made and paths[0].endswith("Blue Horizon/01.flac") and all(os.path.isfile(p) for p in paths)
+    assert [s.title for s in playlist.segments][0].endswith("Blue Horizon 1")
+
     problems = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not problems, problems

@@ -316,3 +316,47 @@ def test_similar_to_text_loads_the_model_on_first_use(client, library):
     assert all(-1.0 <= f["score"] <= 1.0 for f in found)
     empty = graphql(None, query, {"t": "   "}, client=client).json()
     assert "text is empty" in empty["errors"][0]["message"]
+
+
+def test_playlists_generated_saved_downloaded_and_deleted(client, library):
+    import m3u8
+
+    seed = library.track_ids["Green Valley 1"]
+    made = ask(client, """query($r: PlaylistRequestInput!) { generatePlaylist(request: $r) {
+        name kind count entries { position trackId reason track { title albumTitle } } } }""",
+               {"r": {"kind": "similar", "track": str(seed), "length": 5}})["generatePlaylist"]
+    assert len(made) == 1 and made[0]["kind"] == "similar" and made[0]["count"] == 5
+    assert made[0]["entries"][0]["trackId"] == seed and made[0]["entries"][0]["track"]["title"] == "Green Valley 1"
+    needs = graphql(None, "{ generatePlaylist(request: {kind: \"similar\"}) { name } }", client=client).json()
+    assert "needs a seed track" in needs["errors"][0]["message"]
+
+    save = """mutation($n: String!, $r: PlaylistRequestInput!) { savePlaylist(name: $n, request: $r) {
+        name kind materializedAt m3u8Url request parts { count entries { trackId path } } } }"""
+    variables = {"n": "Valley & friends", "r": {"kind": "path", "fromTrack": str(seed),
+                                                "toTrack": str(library.track_ids["Red Desert 3"]), "length": 6}}
+    assert graphql(None, save, variables, client=client).status_code == 401
+    saved = ask(client, save, variables, token=TOKEN)["savePlaylist"]
+    assert saved["name"] == "Valley & friends" and saved["materializedAt"] is None  # the stage has not run yet
+    assert saved["request"]["kind"] == "path" and saved["m3u8Url"] == "/playlists/Valley%20%26%20friends.m3u8"
+    entries = saved["parts"][0]["entries"]
+    assert entries[0]["trackId"] == seed and entries[-1]["trackId"] == library.track_ids["Red Desert 3"]
+    listed = ask(client, "{ playlists { name kind } playlist(name: \"nope\") { name } }")
+    assert listed == {"playlists": [{"name": "Valley & friends", "kind": "path"}], "playlist": None}
+
+    download = client.get(saved["m3u8Url"])
+    assert download.status_code == 200 and download.headers["content-type"].startswith("audio/x-mpegurl")
+    assert "attachment" in download.headers["content-disposition"]
+    parsed = m3u8.loads(download.text)
+    assert [s.uri for s in parsed.segments] == [e["path"] for e in entries]  # a third-party reader agrees
+    assert client.get("/playlists/nope.m3u8").status_code == 404
+    assert client.get(saved["m3u8Url"], params={"part": 2}).status_code == 404
+    assert client.get(saved["m3u8Url"], params={"part": "x"}).status_code == 400
+    assert client.get("/playlists/..%2F..%2Fetc%2Fpasswd.m3u8").status_code == 404
+
+    remove = "mutation($n: String!) { deletePlaylist(name: $n) { name filesRemoved } }"
+    assert graphql(None, remove, {"n": "Valley & friends"}, client=client).status_code == 401
+    assert ask(client, remove, {"n": "Valley & friends"}, token=TOKEN)["deletePlaylist"] == {
+        "name": "Valley & friends", "filesRemoved": 0}
+    assert client.get(saved["m3u8Url"]).status_code == 404
+    gone = graphql(None, remove, {"n": "Valley & friends"}, token=TOKEN, client=client).json()
+    assert "no saved playlist named" in gone["errors"][0]["message"]

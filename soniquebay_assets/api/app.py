@@ -132,7 +132,7 @@ def _warm(api: ApiState) -> None:
 
 def create_app(config: ApiConfig) -> Starlette:
     """The ASGI app for `config` (checked: beyond loopback it needs a token)."""
-    from soniquebay_assets.api import pages
+    from soniquebay_assets.api import pages, playlists
 
     config.check()
     access = CatalogAccess(config.catalog_url, size=config.read_connections)
@@ -152,6 +152,8 @@ def create_app(config: ApiConfig) -> Starlette:
         Route("/", pages.home, methods=["GET"]),
         Route("/albums/{album_id:int}", pages.album_page, methods=["GET"]),
         Route("/tracks/{track_id:int}", pages.track_page, methods=["GET"]),
+        Route("/playlists", pages.playlists_page, methods=["GET"]),
+        Route("/playlists/{name:path}.m3u8", playlists.m3u8_endpoint, methods=["GET"]),
         Route("/login", pages.login, methods=["GET", "POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),

@@ -33,8 +33,9 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_QUERY_CHARS = 20_000
 MAX_TOKENS = 4_000
 GRAPHQL_SCHEMA = schema.graphql_schema
-# Root fields that may take seconds (the text model loads on first use): they run in the slow lane.
-SLOW_FIELDS = frozenset({"similarToText"})
+# Root fields that may take seconds (the text model's first load, a playlist made on a large library): they run
+# in the slow lane.
+SLOW_FIELDS = frozenset({"similarToText", "generatePlaylist", "playlists", "playlist"})
 
 
 @lru_cache(maxsize=512)

@@ -14,7 +14,7 @@ from starlette.templating import Jinja2Templates
 
 from soniquebay_assets.api import charts
 from soniquebay_assets.api.auth import COOKIE_NAME, token_matches
-from soniquebay_assets.api.schema import cover_url
+from soniquebay_assets.api.schema import cover_url, playlist_url
 from soniquebay_assets.catalog import browse
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -39,6 +39,7 @@ def _top_mood(moods: dict | None) -> tuple[str, float] | None:
 TEMPLATES.env.filters["duration"] = _duration
 TEMPLATES.env.filters["top_mood"] = _top_mood
 TEMPLATES.env.globals["cover_url"] = cover_url
+TEMPLATES.env.globals["playlist_url"] = playlist_url
 TEMPLATES.env.globals["meter"] = charts.mood_meter
 
 
@@ -111,6 +112,50 @@ def album_page(request: Request) -> Response:
                    cover=cover)
 
 
+def _made_playlist(request: Request, conn: Any, track_id: int) -> dict[str, Any]:
+    """The playlist the track page's form asks for (`?make=similar|path&to=...&length=N`), made now."""
+    from soniquebay_assets.api import playlists
+    from soniquebay_assets.api.errors import ApiError
+
+    make = request.query_params.get("make")
+    out: dict[str, Any] = {"make": make, "to": request.query_params.get("to", "")[:200], "made": None,
+                           "made_request": None, "make_problem": None}
+    if make not in ("similar", "path"):
+        return out
+    length_text = request.query_params.get("length", "20")
+    length = int(length_text) if length_text.isdigit() else 20
+    wanted: dict[str, Any] = {"kind": make, "length": max(2, min(length, 200))}
+    if make == "similar":
+        wanted["track"] = str(track_id)
+    else:
+        target = _track_reference(conn, out["to"])
+        if isinstance(target, str):
+            out["make_problem"] = target
+            return out
+        wanted.update(from_track=str(track_id), to_track=str(target))
+    try:
+        out["made"] = playlists.generate(conn, wanted)[0]
+        out["made_request"] = wanted
+    except ApiError as exc:
+        out["make_problem"] = str(exc)
+    return out
+
+
+def _track_reference(conn: Any, text: str) -> int | str:
+    """A track id from what the "to" field holds: a suggestion ("123 · Title — Artist"), an id, or words that
+    name one track; else what to do, as a message."""
+    head = text.strip().split(" ", 1)[0]
+    if head.isdigit():
+        return int(head)
+    if not text.strip():
+        return "Say which track the path goes to: type part of its title and pick it from the list."
+    page = browse.track_page(conn, browse.TrackFilter(text=text), sort="TITLE", first=2)
+    if len(page.rows) == 1:
+        return int(page.rows[0]["track_id"])
+    return (f"No track matches “{text}”." if not page.rows else
+            f"Several tracks match “{text}”: pick one from the list.")
+
+
 def track_page(request: Request) -> Response:
     """A track: its facts and analysis, similar tracks, and a playlist to make from it."""
     from soniquebay_assets.catalog import vector_search
@@ -135,8 +180,26 @@ def track_page(request: Request) -> Response:
                 similar_problem = str(exc)
         else:
             similar_problem = "similar-track search is off on this server (its SQLite cannot load sqlite-vec)"
+        made = _made_playlist(request, conn, track_id)
     return _render(request, "track.html", track=track, analysis=analysis, external=external, cover=cover,
-                   similar=similar, similar_problem=similar_problem)
+                   similar=similar, similar_problem=similar_problem, **made)
+
+
+def playlists_page(request: Request) -> Response:
+    """Saved playlists: what each holds, its M3U8 download per part, and Delete."""
+    from soniquebay_assets.api import playlists
+    from soniquebay_assets.api.errors import ApiError
+
+    api = request.app.state.api
+    rows = []
+    with api.access.reader() as conn:
+        for view in playlists.saved(conn):
+            try:
+                parts, problem = playlists.parts_of(conn, view), None
+            except ApiError as exc:
+                parts, problem = [], str(exc)
+            rows.append({"view": view, "parts": parts, "problem": problem})
+    return _render(request, "playlists.html", rows=rows)
 
 
 def _safe_next(target: str | None) -> str:

@@ -5,6 +5,7 @@ the user's decisions only. Resolvers hold no SQL: they call catalog/ and pipelin
 from __future__ import annotations
 
 import graphene
+from graphene.types.generic import GenericScalar
 
 from soniquebay_assets.api import errors
 from soniquebay_assets.catalog import browse
@@ -353,6 +354,126 @@ def _similar(info, track_id: int, k: int, filter_input) -> list[dict] | None:
     return _similar_rows(info, found)
 
 
+# ------------------------------------------------------------------------------------------ playlists
+
+
+class PlaylistEntry(graphene.ObjectType):
+    position = graphene.Int(required=True)
+    reason = graphene.String(required=True, description="why this track is here")
+    track_id = graphene.Int(required=True)
+    title = graphene.String(required=True)
+    artist = graphene.String(required=True)
+    album = graphene.String()
+    path = graphene.String(required=True)
+    duration_s = graphene.Float(source="duration")
+    bpm = graphene.Float()
+    camelot = graphene.String()
+    track = graphene.Field(lambda: Track, description="the track as the catalog has it now (null once deleted)")
+
+    @staticmethod
+    def resolve_track(root, info):
+        ctx = _context(info)
+        row = ctx.tracks.get(root.track_id)
+        return ctx.saw_tracks([row])[0] if row else None
+
+
+class Playlist(graphene.ObjectType):
+    """A playlist as made: its entries in order, what it is and notes on what fell short."""
+
+    name = graphene.String(required=True)
+    kind = graphene.String(required=True)
+    description = graphene.String()
+    notes = graphene.List(graphene.NonNull(graphene.String), required=True)
+    count = graphene.Int(required=True)
+    minutes = graphene.Float(required=True)
+    entries = graphene.List(graphene.NonNull(PlaylistEntry), required=True)
+
+    @staticmethod
+    def resolve_count(root, info):
+        return len(root.entries)
+
+    @staticmethod
+    def resolve_entries(root, info):
+        _context(info).tracks.want([e.track_id for e in root.entries])
+        return list(root.entries)
+
+
+class SavedPlaylist(graphene.ObjectType):
+    """A saved playlist definition and its playlists (one, or one per cluster): as last made by the playlists
+    stage, or made now when the stage has not made them yet (`materializedAt` is then null)."""
+
+    id = graphene.Int(required=True, source="playlist_id")
+    name = graphene.String(required=True)
+    kind = graphene.String(required=True)
+    request = GenericScalar(required=True, description="the generation request it was saved with (JSON)")
+    created_at = graphene.String()
+    updated_at = graphene.String()
+    materialized_at = graphene.String()
+    m3u8_url = graphene.String(required=True, description="the first part as an M3U8 download (`?part=N` for others)")
+    parts = graphene.List(graphene.NonNull(Playlist), required=True)
+
+    @staticmethod
+    def resolve_m3u8_url(root, info):
+        return playlist_url(root["name"])
+
+    @staticmethod
+    def resolve_parts(root, info):
+        from soniquebay_assets.api import playlists
+
+        return playlists.parts_of(_context(info).conn, root)
+
+
+def playlist_url(name: str) -> str:
+    from urllib.parse import quote
+
+    return f"/playlists/{quote(name, safe='')}.m3u8"
+
+
+class MoodThresholdInput(graphene.InputObjectType):
+    mood = graphene.String(required=True, description="happy, sad, aggressive, relaxed or party")
+    min = graphene.Float(required=True, description="least score, 0..1")
+
+
+class PlaylistFiltersInput(graphene.InputObjectType):
+    bpm_min = graphene.Float()
+    bpm_max = graphene.Float()
+    key = graphene.String(description="'A minor', 'Am', '8A'")
+    compatible_keys = graphene.Boolean()
+    energy_min = graphene.Float()
+    energy_max = graphene.Float()
+    danceability_min = graphene.Float()
+    danceability_max = graphene.Float()
+    moods = graphene.List(graphene.NonNull(MoodThresholdInput))
+    genres = graphene.List(graphene.NonNull(graphene.String))
+    exclude_genres = graphene.List(graphene.NonNull(graphene.String))
+    year_min = graphene.Int()
+    year_max = graphene.Int()
+    duration_min = graphene.Float()
+    duration_max = graphene.Float()
+    loudness_min = graphene.Float()
+    loudness_max = graphene.Float()
+    match_status = graphene.List(graphene.NonNull(graphene.String))
+
+
+class PlaylistRequestInput(graphene.InputObjectType):
+    """What to make: a kind and what it needs (similar: track; radio: artist or albumId; text: text; path:
+    fromTrack and toTrack; clusters: clusters), the length (entries or minutes) and the filters."""
+
+    kind = graphene.String(required=True, description="similar, radio, text, filter, path or clusters")
+    track = graphene.String(description="a track id or path")
+    artist = graphene.String()
+    album_id = graphene.Int()
+    text = graphene.String()
+    from_track = graphene.String()
+    to_track = graphene.String()
+    clusters = graphene.Int()
+    length = graphene.Int()
+    minutes = graphene.Float()
+    artist_window = graphene.Int()
+    seed = graphene.Int()
+    filters = PlaylistFiltersInput()
+
+
 # ------------------------------------------------------------------------------------------ listings
 
 
@@ -522,6 +643,11 @@ class Query(graphene.ObjectType):
                                     k=graphene.Int(default_value=DEFAULT_SIMILAR), filter=RadioFilterInput(),
                                     description="tracks nearest to a description, e.g. 'calm piano at night'")
     library = graphene.Field(graphene.NonNull(Library))
+    playlists = graphene.List(graphene.NonNull(SavedPlaylist), required=True)
+    playlist = graphene.Field(SavedPlaylist, name=graphene.String(required=True))
+    generate_playlist = graphene.List(graphene.NonNull(Playlist), required=True,
+                                      request=PlaylistRequestInput(required=True),
+                                      description="make a playlist now, without saving it")
 
     @staticmethod
     def resolve_tracks(root, info, **arguments):
@@ -575,6 +701,25 @@ class Query(graphene.ObjectType):
     def resolve_library(root, info):
         return library_view(browse.library_summary(_context(info).conn))
 
+    @staticmethod
+    def resolve_playlists(root, info):
+        from soniquebay_assets.api import playlists
+
+        return playlists.saved(_context(info).conn)
+
+    @staticmethod
+    def resolve_playlist(root, info, name):
+        from soniquebay_assets.api import playlists
+
+        found = playlists.saved(_context(info).conn, name)
+        return found[0] if found else None
+
+    @staticmethod
+    def resolve_generate_playlist(root, info, request):
+        from soniquebay_assets.api import playlists
+
+        return playlists.generate(_context(info).conn, request)
+
 
 # ------------------------------------------------------------------------------------------ decisions
 
@@ -610,9 +755,48 @@ class RejectMatch(graphene.Mutation):
         return decisions.decide(_context(info), album_id, accept=None)
 
 
+class SavePlaylist(graphene.Mutation):
+    """Save a playlist definition under a name (checked: it can be made); the playlists stage writes and pushes it."""
+
+    class Arguments:
+        name = graphene.String(required=True)
+        request = PlaylistRequestInput(required=True)
+
+    Output = SavedPlaylist
+
+    @staticmethod
+    def mutate(root, info, name, request):
+        from soniquebay_assets.api import playlists
+
+        return playlists.save(_context(info), name, request)
+
+
+class DeletedPlaylist(graphene.ObjectType):
+    name = graphene.String(required=True)
+    files_removed = graphene.Int(required=True, description="M3U8 files the playlists stage had written")
+    servers = GenericScalar(required=True, description="what each Subsonic server answered (JSON)")
+
+
+class DeletePlaylist(graphene.Mutation):
+    """Delete a saved playlist: its definition, its M3U8 files and its copies on Subsonic servers."""
+
+    class Arguments:
+        name = graphene.String(required=True)
+
+    Output = DeletedPlaylist
+
+    @staticmethod
+    def mutate(root, info, name):
+        from soniquebay_assets.api import playlists
+
+        return playlists.delete(_context(info), name)
+
+
 class Mutation(graphene.ObjectType):
     accept_match = AcceptMatch.Field()
     reject_match = RejectMatch.Field()
+    save_playlist = SavePlaylist.Field()
+    delete_playlist = DeletePlaylist.Field()
 
 
 schema = graphene.Schema(query=Query, mutation=Mutation, auto_camelcase=True)

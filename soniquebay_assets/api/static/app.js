@@ -101,9 +101,77 @@ function setUpLogin() {
   form.submit();
 }
 
+function setUpPlaylistMaker() {
+  // "a path to": suggestions from the GraphQL track listing as the title is typed
+  const input = document.getElementById("to-track");
+  const list = document.getElementById("to-suggestions");
+  if (input && list) {
+    input.addEventListener("focus", () => { document.querySelector("input[name=make][value=path]").checked = true; });
+    input.addEventListener("input", debounce(async () => {
+      const text = input.value.trim();
+      if (text.length < 2 || /^\d+ · /.test(text)) return;
+      try {
+        const data = await graphql("query($t: String!) { tracks(filter: {text: $t}, sort: TITLE, first: 8) { nodes { id title artist } } }", { t: text });
+        list.replaceChildren(...data.tracks.nodes.map((t) => {
+          const option = document.createElement("option");
+          option.value = `${t.id} · ${t.title} — ${t.artist}`;
+          return option;
+        }));
+      } catch (error) { /* suggestions are a convenience: typing on still works */ }
+    }, 200));
+  }
+  const save = document.getElementById("save-playlist");
+  if (save) {
+    const made = document.getElementById("made-playlist");
+    const message = document.getElementById("save-message");
+    save.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const name = document.getElementById("playlist-name").value.trim();
+      message.className = "message";
+      message.textContent = "Saving…";
+      try {
+        const data = await graphql("mutation Save($name: String!, $request: PlaylistRequestInput!) { savePlaylist(name: $name, request: $request) { name m3u8Url } }",
+          { name, request: JSON.parse(made.dataset.request) });
+        message.innerHTML = "";
+        message.append("Saved. ");
+        const link = document.createElement("a");
+        link.href = "/playlists";
+        link.textContent = "See it with the other playlists";
+        message.append(link);
+      } catch (error) {
+        message.className = "message error";
+        message.textContent = error.message;
+      }
+    });
+  }
+}
+
+function setUpPlaylistDeletion() {
+  document.querySelectorAll(".playlist-card button.delete").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const card = button.closest(".playlist-card");
+      const message = document.getElementById("playlist-message");
+      button.disabled = true;
+      try {
+        await graphql("mutation Delete($name: String!) { deletePlaylist(name: $name) { name filesRemoved } }",
+          { name: card.dataset.playlistName });
+        card.remove();
+        message.className = "message";
+        message.textContent = `Deleted “${card.dataset.playlistName}”.`;
+      } catch (error) {
+        message.className = "message error";
+        message.textContent = error.message;
+        button.disabled = false;
+      }
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setUpSearch();
   setUpMore();
   setUpDecisions();
   setUpLogin();
+  setUpPlaylistMaker();
+  setUpPlaylistDeletion();
 });

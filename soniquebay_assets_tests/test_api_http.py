@@ -243,6 +243,7 @@ def test_healthz_metrics_and_the_page_answer(client, library):
     assert client.get("/albums/999999", headers={"Accept": "text/html"}).status_code == 404
 
 
+@pytest.mark.slow  # starts servers of its own
 def test_queue_depths_and_stage_durations_in_metrics(library, redis_server, tmp_path):
     """With a broker configured, each Celery queue's depth is the sum of its priority lists (what KEDA reads)."""
     import redis
@@ -262,6 +263,7 @@ def test_queue_depths_and_stage_durations_in_metrics(library, redis_server, tmp_
     assert samples[("soniquebay_celery_queue_depth", "worker_cover")] == 0
 
 
+@pytest.mark.slow  # starts servers of its own
 def test_beyond_loopback_the_token_guards_everything_but_health_and_metrics(library):
     command = [sys.executable, "-m", "soniquebay_assets.cli.main", "serve", "--data-dir", str(library.data_root),
                "--host", "0.0.0.0", "--port", "1"]
@@ -289,6 +291,7 @@ def test_beyond_loopback_the_token_guards_everything_but_health_and_metrics(libr
         assert http.post("/login", data={"token": "wrong"}).status_code == 401
 
 
+@pytest.mark.slow  # starts servers of its own
 def test_an_unexpected_failure_is_masked_and_logged(library, tmp_path):
     """A catalog that breaks under the server: the client gets an incident id, never the SQL or a path."""
     data = tmp_path / "data"

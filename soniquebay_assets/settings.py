@@ -211,6 +211,35 @@ def acoustid_url() -> str:
     return os.environ.get(ENV_ACOUSTID_URL, "").strip().rstrip("/") or DEFAULT_ACOUSTID_URL
 
 
+# `soniquebay serve`: the HTTP API and its page.
+ENV_API_TOKEN = "SONIQUEBAY_API_TOKEN"
+ENV_API_CORS_ORIGINS = "SONIQUEBAY_API_CORS_ORIGINS"
+ENV_API_BIND_HOST = "SONIQUEBAY_API_BIND_HOST"
+
+
+def api_token() -> str | None:
+    """SONIQUEBAY_API_TOKEN: the bearer token the API asks for (never logged)."""
+    return os.environ.get(ENV_API_TOKEN, "").strip() or None
+
+
+def api_cors_origins() -> tuple[str, ...]:
+    """SONIQUEBAY_API_CORS_ORIGINS: comma-separated origins allowed to call the API from a browser (default none)."""
+    return tuple(o.strip().rstrip("/") for o in os.environ.get(ENV_API_CORS_ORIGINS, "").split(",") if o.strip())
+
+
+def api_bind_host() -> str:
+    """The address the API's workers were started on (set by `soniquebay serve`; loopback when unset)."""
+    return os.environ.get(ENV_API_BIND_HOST, "").strip() or "127.0.0.1"
+
+
+def broker_url_configured() -> str | None:
+    """The Celery broker when one is configured (SONIQUEBAY_BROKER_URL, or the Celery executor's default)."""
+    explicit = os.environ.get(ENV_BROKER_URL, "").strip()
+    if explicit:
+        return explicit
+    return DEFAULT_BROKER_URL if executor_choice() == "celery" else None
+
+
 # ------------------------------------------------------------------------------------------ playlists
 
 ENV_PLAYLISTS_DIR = "SONIQUEBAY_PLAYLISTS_DIR"

@@ -21,6 +21,9 @@ command -v loudgain >/dev/null 2>&1 || missing+=(loudgain)
 # rendered-MIDI analysis tests and the tempo/key dev set (scripts/build_dev_set.py)
 command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
+# the web page tests drive a headless Chromium through its driver (Selenium, never a downloaded browser)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${missing[*]}"
@@ -32,6 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "without redis-server the Celery tests skip; without ffmpeg M4A/AAC/WMA audio is not analysed;"
     say "without postgresql the PostgreSQL catalog tests skip (a server at 127.0.0.1:5432 is used when one answers)"
     say "without libchromaprint-tools (fpcalc) tracks are not identified by AcoustID fingerprint"
+    say "without chromium and chromium-driver the web page's browser tests skip"
     say "without loudgain the album-gain reference test skips"
   fi
 fi

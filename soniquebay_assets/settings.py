@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +136,10 @@ class DataDir:
     def covers(self) -> Path:
         return covers_dir_from_env() or self.root / "covers"
 
+    @property
+    def playlists(self) -> Path:
+        return playlists_dir_from_env() or self.root / "playlists"
+
     def ensure(self) -> DataDir:
         for path in (self.root, self.dagster_home, self.snapshots):
             path.mkdir(parents=True, exist_ok=True)
@@ -166,7 +171,7 @@ def sensor_interval_s() -> int:
 
 def every_minutes(stage_name: str) -> int:
     """The stage's cadence setting (stages.py), e.g. SONIQUEBAY_ENRICHMENT_EVERY_MINUTES: minutes between the
-    ticks of its schedule (enrichment 2, vectors 3, covers 5, deferred retry 15)."""
+    ticks of its schedule (enrichment 2, vectors 3, covers 5, deferred retry 15, playlists 10)."""
     stage = by_name(stage_name)
     if stage.cadence_setting is None or stage.cadence_default is None:
         raise ValueError(f"stage {stage_name} has no cadence setting in the stage registry")
@@ -244,3 +249,99 @@ def write_tags_key_notation() -> str:
     if value not in ("standard", "camelot", "openkey"):
         raise ValueError(f"{ENV_WRITE_TAGS_KEY_NOTATION}: {value!r} is not one of standard, camelot, openkey")
     return value
+
+
+# `soniquebay serve`: the HTTP API and its page.
+ENV_API_TOKEN = "SONIQUEBAY_API_TOKEN"
+ENV_API_CORS_ORIGINS = "SONIQUEBAY_API_CORS_ORIGINS"
+ENV_API_BIND_HOST = "SONIQUEBAY_API_BIND_HOST"
+
+
+def api_token() -> str | None:
+    """SONIQUEBAY_API_TOKEN: the bearer token the API asks for (never logged)."""
+    return os.environ.get(ENV_API_TOKEN, "").strip() or None
+
+
+def api_cors_origins() -> tuple[str, ...]:
+    """SONIQUEBAY_API_CORS_ORIGINS: comma-separated origins allowed to call the API from a browser (default none)."""
+    return tuple(o.strip().rstrip("/") for o in os.environ.get(ENV_API_CORS_ORIGINS, "").split(",") if o.strip())
+
+
+def api_bind_host() -> str:
+    """The address the API's workers were started on (set by `soniquebay serve`; loopback when unset)."""
+    return os.environ.get(ENV_API_BIND_HOST, "").strip() or "127.0.0.1"
+
+
+def broker_url_configured() -> str | None:
+    """The Celery broker when one is configured (SONIQUEBAY_BROKER_URL, or the Celery executor's default)."""
+    explicit = os.environ.get(ENV_BROKER_URL, "").strip()
+    if explicit:
+        return explicit
+    return DEFAULT_BROKER_URL if executor_choice() == "celery" else None
+
+
+# ------------------------------------------------------------------------------------------ playlists
+
+ENV_PLAYLISTS_DIR = "SONIQUEBAY_PLAYLISTS_DIR"
+ENV_PLAYLISTS_PATH_PREFIX = "SONIQUEBAY_PLAYLISTS_PATH_PREFIX"
+ENV_SUBSONIC = "SONIQUEBAY_SUBSONIC"
+_NAMED_SUBSONIC = re.compile(r"^SONIQUEBAY_SUBSONIC_([A-Z0-9]+)_URL$")
+
+
+def playlists_dir_from_env() -> Path | None:
+    """SONIQUEBAY_PLAYLISTS_DIR: where saved playlists are written as M3U8 (a folder the music server imports)."""
+    raw = os.environ.get(ENV_PLAYLISTS_DIR, "").strip()
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def playlists_path_prefix() -> str | None:
+    """SONIQUEBAY_PLAYLISTS_PATH_PREFIX: FROM=TO, for a server that mounts the music at another path."""
+    return os.environ.get(ENV_PLAYLISTS_PATH_PREFIX, "").strip() or None
+
+
+@dataclass(frozen=True)
+class SubsonicServer:
+    """One Subsonic / OpenSubsonic server playlists are pushed to; `setting` is the variable prefix defining it."""
+
+    label: str
+    url: str
+    user: str
+    password: str = field(repr=False)
+    setting: str = ENV_SUBSONIC
+
+
+def _secret(prefix: str) -> str:
+    """PREFIX_PASSWORD, else the content of the file PREFIX_PASSWORD_FILE names (Docker secrets)."""
+    value = os.environ.get(f"{prefix}_PASSWORD", "")
+    path = os.environ.get(f"{prefix}_PASSWORD_FILE", "").strip()
+    if not value and path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"{prefix}_PASSWORD_FILE={path}: cannot read it ({exc.strerror})") from None
+    return value
+
+
+def subsonic_servers() -> list[SubsonicServer]:
+    """Servers to push playlists to: SONIQUEBAY_SUBSONIC_URL/_USER/_PASSWORD (label `subsonic`), and one more per
+    SONIQUEBAY_SUBSONIC_<NAME>_URL/_USER/_PASSWORD (label `<name>`, lower case); _PASSWORD_FILE may replace
+    _PASSWORD. None configured: an empty list."""
+    prefixes = {ENV_SUBSONIC: "subsonic"}
+    for name in sorted(os.environ):
+        match = _NAMED_SUBSONIC.match(name)
+        if match:
+            prefixes[f"{ENV_SUBSONIC}_{match.group(1)}"] = match.group(1).lower()
+    servers = []
+    for prefix, label in prefixes.items():
+        url = os.environ.get(f"{prefix}_URL", "").strip()
+        if not url:
+            continue
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{prefix}_URL={url!r}: give the server's base URL, e.g. http://navidrome:4533")
+        user = os.environ.get(f"{prefix}_USER", "").strip()
+        password = _secret(prefix)
+        if not user or not password:
+            raise ValueError(f"{prefix}_URL is set but {prefix}_USER or {prefix}_PASSWORD is empty: set the user name "
+                             "and password of the account playlists are pushed as")
+        servers.append(SubsonicServer(label, url.rstrip("/"), user, password, prefix))
+    return servers

@@ -27,6 +27,7 @@ class Stage:
     deferred_kind: str | None = None  # `deferred_work.kind` of the work it leaves for later: runs of that kind do it
     cadence_setting: str | None = None  # environment variable: minutes between its schedule's ticks
     cadence_default: int | None = None  # ... when the variable is not set
+    partitioned: bool = True  # its assets take the 128 shards; else its deferred runs do every due item at once
     # environment variable that switches the stage on: unset or empty, its assets stay out of its kind's deferred
     # runs (no step goes to its queue); None: always on. Read through settings.stage_enabled.
     enabled_by: str | None = None
@@ -55,6 +56,11 @@ STAGES: tuple[Stage, ...] = (
     # upkeep of the deferred queue: failed-work retry (its cadence) and the daily maintenance
     Stage("deferred", group="deferred", asset_module="deferred", queue="worker_deferred", prefetch=2,
           cadence_setting="SONIQUEBAY_RETRY_EVERY_MINUTES", cadence_default=15),
+    # saved playlists as M3U8 files and on Subsonic servers, re-made by its own sensor when the catalog changed;
+    # pushes a server did not take wait as playlists items (its cadence is also the sensor's)
+    Stage("playlists", group="playlists", asset_module="playlists", queue="worker_playlists", prefetch=1,
+          error_label="playlists", deferred_kind="playlists", cadence_setting="SONIQUEBAY_PLAYLISTS_EVERY_MINUTES",
+          cadence_default=10, partitioned=False),
     # opt-in tag write-back: follows enrichment in its deferred runs only when SONIQUEBAY_WRITE_TAGS names fields;
     # its queue's workers are the only ones with the music folder mounted read-write
     Stage("write_back", group="writeback", asset_module="write_back", queue="worker_writeback", prefetch=1,

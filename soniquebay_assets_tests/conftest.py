@@ -192,3 +192,46 @@ def _command_environment_restored(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, os.environ.get(name, ""))  # recorded as it was, absent included
         if not was_set:
             monkeypatch.delenv(name)
+
+
+# ------------------------------------------------------------------------------------------ Redis
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A real redis-server on a free loopback port for the module (its port); skips without the binary, except in CI."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    from soniquebay_assets.cli.bench_celery import stop_process_group
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        reason = "redis-server is not installed (apt-get install redis-server); these tests need a real broker"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " and CI=true forbids skipping")
+        pytest.skip(reason)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out after 15s waiting for redis-server to answer PING")
+            time.sleep(0.3)
+        yield port
+    finally:
+        stop_process_group(proc)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -50,35 +49,6 @@ def _wait(predicate, timeout_s: float, what: str, interval_s: float = 0.3):
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    exe = shutil.which("redis-server")
-    if exe is None:
-        reason = "redis-server is not installed (apt-get install redis-server); the Celery tests need a real broker"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason + " and CI=true forbids skipping")
-        pytest.skip(reason)
-    port = _free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
-
-    def ping() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-
-    try:
-        _wait(ping, 15, "redis-server to answer PING")
-        yield port
-    finally:
-        stop_process_group(proc)
 
 
 class Cluster:

@@ -103,7 +103,8 @@ def test_services_share_broker_instance_and_volumes(compose):
         assert env["SONIQUEBAY_CATALOG_URL"].startswith("postgresql://") and "@postgres:5432/soniquebay" in \
             env["SONIQUEBAY_CATALOG_URL"]
         assert not any(_target(v) == env["SONIQUEBAY_DATA_DIR"] for v in volumes)
-        assert {_target(v) for v in volumes} == {env["SONIQUEBAY_LIBRARY"], env["SONIQUEBAY_COVERS_DIR"]}
+        assert {_target(v) for v in volumes} == {env["SONIQUEBAY_LIBRARY"], env["SONIQUEBAY_COVERS_DIR"],
+                                                 env["SONIQUEBAY_PLAYLISTS_DIR"]}
     init = compose["configs"]["catalog-database"]["content"]
     assert "CREATE DATABASE soniquebay" in init
     assert "3000:3000" in services["webserver"]["ports"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from soniquebay_assets.library.atomic_files import atomic_write
 
 THUMBNAIL_SIZES = (150, 300, 600)
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
@@ -98,7 +98,7 @@ class ImageStore:
         target = self.root / relative
         already = target.is_file() and target.stat().st_size == len(data)
         if not already:
-            _atomic_write(target, data)
+            atomic_write(target, data)
         thumbs = self._thumbnails(data, digest, info)
         return StoredImage(sha256=digest, path=relative, mime=info.mime, width=info.width, height=info.height,
                            byte_size=len(data), thumbnails=thumbs, already_stored=already)
@@ -129,7 +129,7 @@ class ImageStore:
             current.thumbnail((size, size), Image.Resampling.LANCZOS)
             buffer = io.BytesIO()
             current.save(buffer, format="JPEG", quality=85)
-            _atomic_write(self.root / relative, buffer.getvalue())
+            atomic_write(self.root / relative, buffer.getvalue())
         current.close()
         return result
 
@@ -157,19 +157,6 @@ def as_jpeg(data: bytes, quality: int = 92) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder then rename: readers never see half an image."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def contact_sheet(thumbnails: list[Path], target: Path, *, cell: int = 150, columns: int = 6,
                   gap: int = 4) -> Path | None:
     """A PNG grid of thumbnails (for the Dagster UI); None when there is nothing to show."""
@@ -193,7 +180,7 @@ def contact_sheet(thumbnails: list[Path], target: Path, *, cell: int = 150, colu
         image.close()
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", optimize=True)
-    _atomic_write(target, buffer.getvalue())
+    atomic_write(target, buffer.getvalue())
     return target
 
 

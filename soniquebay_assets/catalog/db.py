@@ -340,3 +340,28 @@ def database_key(conn: Any) -> str:
         return conn.url
     row = conn.execute("PRAGMA database_list").fetchone()
     return str(row[2]) or f"memory:{id(conn)}"
+
+
+def connect_reader(target: str | Path) -> Any:
+    """A read-only connection to an existing, migrated catalog (for servers that only read between writers):
+    SQLite opened with mode=ro, PostgreSQL with read-only transactions by default."""
+    backend, path = backend_of(target)
+    if backend == POSTGRESQL:
+        conn = _connect_postgresql(path)
+        conn.raw.execute("SET default_transaction_read_only = on")
+        return conn
+    return connect(path, readonly=True)
+
+
+@contextmanager
+def read_snapshot(conn: Any) -> Iterator[Any]:
+    """Every statement inside sees the catalog as of one moment (a writer's batch is wholly in or out)."""
+    if dialect_of(conn) == POSTGRESQL:
+        conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    else:
+        conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")

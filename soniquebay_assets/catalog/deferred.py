@@ -18,7 +18,7 @@ from soniquebay_assets.stages import deferred_kinds
 KINDS = deferred_kinds()  # checked here, not by the table: a new stage's kind needs no migration
 # entity type -> (table, id column): an item whose entity is gone is an orphan
 _ENTITY_TABLES = {"track": ("tracks", "track_id"), "album": ("albums", "album_id"),
-                  "artist": ("artists", "artist_id")}
+                  "artist": ("artists", "artist_id"), "playlist": ("playlists", "playlist_id")}
 ENTITY_TYPES = tuple(_ENTITY_TABLES)
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
 STATES = ("pending", "in_progress", "done", "failed", "dead")

@@ -1,4 +1,5 @@
-"""Synthetic catalog rows for `soniquebay bench vectors` (bulk SQL, one transaction; never used on a real catalog)."""
+"""Synthetic catalog rows for `soniquebay bench vectors` and `bench api` (bulk SQL, one transaction; never used on a
+real catalog)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from soniquebay_assets.catalog import db
+from soniquebay_assets.domain import embedding_text as et
 
 _ANALYSIS_KEYS = ("bpm", "key", "mode", "energy", "danceability", "mood_happy", "mood_relaxed", "loudness_lufs",
                   "spectral_centroid", "duration_s")  # fmt: skip
@@ -22,15 +24,17 @@ def insert_library(conn: Any, tracks: Sequence[dict]) -> list[int]:
     ids = []
     with db.transaction(conn):
         for i, t in enumerate(tracks):
+            if t["artist"] not in artists:
+                artists[t["artist"]] = conn.execute(
+                    "INSERT INTO artists(name, name_key) VALUES (?, ?) RETURNING artist_id", (t["artist"], t["artist"].casefold())
+                ).fetchone()[0]
             if t["album"] not in albums:
                 albums[t["album"]] = conn.execute(
                     "INSERT INTO albums(album_key, title, album_artist, folder, year) VALUES (?, ?, ?, ?, ?) RETURNING album_id",
                     (f"bench:{t['album']}", t["album"], t["artist"], f"/bench/{t['album']}", t["year"]),
                 ).fetchone()[0]
-            if t["artist"] not in artists:
-                artists[t["artist"]] = conn.execute(
-                    "INSERT INTO artists(name, name_key) VALUES (?, ?) RETURNING artist_id", (t["artist"], t["artist"].casefold())
-                ).fetchone()[0]
+                conn.execute("INSERT INTO album_artists(album_id, artist_id, position) VALUES (?, ?, 0)",
+                             (albums[t["album"]], artists[t["artist"]]))
             path = f"/bench/{t['album']}/{i:06d}.flac"
             file_id = conn.execute(
                 "INSERT INTO files(path, root, shard, album_folder, size, mtime_ns) VALUES (?, '/bench', ?, ?, 1, 1)"
@@ -38,9 +42,10 @@ def insert_library(conn: Any, tracks: Sequence[dict]) -> list[int]:
                 (path, t["shard"], t["album"]),
             ).fetchone()[0]
             track_id = conn.execute(
-                "INSERT INTO tracks(file_id, path, shard, size, mtime_ns, title, artist_display, album_id, year)"
-                " VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?) RETURNING track_id",
-                (file_id, path, t["shard"], t["title"], t["artist"], albums[t["album"]], t["year"]),
+                "INSERT INTO tracks(file_id, path, shard, size, mtime_ns, title, artist_display, album_id, year,"
+                " track_number, duration_s, format) VALUES (?, ?, ?, 1, 1, ?, ?, ?, ?, ?, ?, 'flac') RETURNING track_id",
+                (file_id, path, t["shard"], t["title"], t["artist"], albums[t["album"]], t["year"],
+                 t.get("number", 0) + 1, (t.get("analysis") or {}).get("duration_s")),
             ).fetchone()[0]
             conn.execute("INSERT INTO track_artists(track_id, artist_id, role, position) VALUES (?, ?, 'main', 0)",
                          (track_id, artists[t["artist"]]))  # fmt: skip
@@ -53,10 +58,11 @@ def insert_library(conn: Any, tracks: Sequence[dict]) -> list[int]:
                              (track_id, genres[genre], position))  # fmt: skip
             if has_analysis and t.get("analysis"):
                 values = [t["analysis"].get(k) for k in _ANALYSIS_KEYS]
+                camelot = et.camelot_code(t["analysis"].get("key"), t["analysis"].get("mode"))
                 conn.execute(
-                    f"INSERT INTO track_analysis(track_id, analysis_version, analyzed_at, status, {', '.join(_ANALYSIS_KEYS)})"
-                    f" VALUES (?, 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'ok', {', '.join('?' * len(_ANALYSIS_KEYS))})",
-                    [track_id, *values],
+                    f"INSERT INTO track_analysis(track_id, analysis_version, analyzed_at, status, camelot, {', '.join(_ANALYSIS_KEYS)})"
+                    f" VALUES (?, 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'ok', ?, {', '.join('?' * len(_ANALYSIS_KEYS))})",
+                    [track_id, camelot, *values],
                 )
             ids.append(int(track_id))
     return ids

@@ -70,8 +70,13 @@ class VectorIndex:
         # Sign bits of centred vectors: sentence embeddings share a large common direction, so raw signs of many
         # dimensions are the same for every track and carry no information (recall@10 0.93 -> 0.96 at 100k).
         self.centre = self.matrix.mean(axis=0) if len(ids) else np.zeros(self.matrix.shape[1], dtype=np.float32)
-        # word-major (words x n): each XOR/popcount pass runs over one contiguous array (3-4x faster than n x words)
-        packed = _pack_signs(self.matrix - self.centre) if len(ids) else np.zeros((0, 1), dtype=np.uint64)
+        # word-major (words x n): each XOR/popcount pass runs over one contiguous array (3-4x faster than n x words);
+        # packed in blocks, so that no centred copy of the whole matrix is ever held
+        if len(ids):
+            packed = np.concatenate([_pack_signs(self.matrix[i:i + 8192] - self.centre)
+                                     for i in range(0, len(ids), 8192)])
+        else:
+            packed = np.zeros((0, 1), dtype=np.uint64)
         self.bits = np.ascontiguousarray(packed.T)
         self.generation = generation
         self.position = {int(track_id): i for i, track_id in enumerate(ids.tolist())}
@@ -214,9 +219,15 @@ def track_facts(conn: Any, track_ids: Sequence[int]) -> dict[int, dict]:
     return facts
 
 
+def _existing(conn: Any, track_ids: Sequence[int]) -> set[int]:
+    return {int(r[0]) for r in db.rows_in(conn, "SELECT track_id FROM tracks WHERE track_id IN ({})", list(track_ids))}
+
+
 def _accepts(facts: dict | None, filters: RadioFilters, seed: dict | None) -> bool:
     if facts is None:
         return False  # a vector whose track vanished (orphan not yet cleaned)
+    if not filters.needs_metadata:
+        return True
     if filters.exclude_same_album and seed is not None and facts["album_id"] == seed["album_id"]:
         return False
     bpm = facts["bpm"]
@@ -252,10 +263,12 @@ def search_similar(
     k: int = 10,
     filters: RadioFilters | None = None,
     method: str = "index",
+    describe: bool = True,
 ) -> list[SimilarTrack]:
     """The k tracks nearest to a stored track (itself excluded) or to a query vector, best first, filtered.
 
     method "index" uses the in-memory bit+rescore index, "sqlite" sqlite-vec's exact KNN (no index load).
+    describe=False returns ids and scores only (for callers that read the tracks themselves).
     """
     if (track_id is None) == (vector is None):
         raise ValueError("give exactly one of track_id or vector")
@@ -294,11 +307,16 @@ def search_similar(
         # without filters only the head is examined (a few spare rows cover not-yet-cleaned orphans)
         head = len(ids) if filters.needs_metadata else min(len(ids), 2 * k + len(excluded))
         picked = [(i, s) for i, s in zip(ids[:head].tolist(), scores[:head].tolist(), strict=True) if i not in excluded]
-        facts = track_facts(conn, [i for i, _ in picked])
+        if describe or filters.needs_metadata:
+            facts = track_facts(conn, [i for i, _ in picked])
+        else:  # only whether each track still exists (a vector may outlive its track until cleaned)
+            facts = {i: {} for i in _existing(conn, [i for i, _ in picked])}
         results = [(i, s) for i, s in picked if _accepts(facts.get(i), filters, seed)]
         if len(results) >= k or count >= total or (not filters.needs_metadata and head < len(ids)):
             break
         count = min(total, count * 4)  # filters rejected too many: widen the candidate pool
+    if not describe:
+        return [SimilarTrack(track_id_found, score) for track_id_found, score in results[:k]]
     out = []
     for track_id_found, score in results[:k]:
         f = facts[track_id_found]

@@ -415,10 +415,21 @@ def load_matrix(conn: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(track ids int64, vectors float32 n x dim) of every stored vector, in track id order."""
     if not vec_table_exists(conn):
         return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
-    rows = conn.execute(f"SELECT track_id, embedding FROM {VEC_TABLE} ORDER BY track_id").fetchall()
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-    return ids, matrix
+    # filled chunk by chunk: the rows and their joined bytes would each hold a second copy of every vector
+    capacity = int(conn.execute(f"SELECT COUNT(*) FROM {VEC_TABLE}").fetchone()[0])
+    ids = np.empty(capacity, dtype=np.int64)
+    matrix = np.empty((capacity, dim), dtype=np.float32)
+    cursor = conn.execute(f"SELECT track_id, embedding FROM {VEC_TABLE} ORDER BY track_id")
+    filled = 0
+    while chunk := cursor.fetchmany(4096):
+        if filled + len(chunk) > capacity:  # rows written since the count
+            capacity = max(filled + len(chunk), capacity * 2)
+            ids, matrix = np.resize(ids, capacity), np.resize(matrix, (capacity, dim))
+        ids[filled:filled + len(chunk)] = [r[0] for r in chunk]
+        matrix[filled:filled + len(chunk)] = np.frombuffer(b"".join(r[1] for r in chunk),
+                                                           dtype=np.float32).reshape(len(chunk), dim)
+        filled += len(chunk)
+    return ids[:filled], matrix[:filled]
 
 
 # ------------------------------------------------------------------------------------------ validation

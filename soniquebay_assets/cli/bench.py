@@ -14,6 +14,8 @@ BENCHMARKS = {
     "analyze": "soniquebay_assets.cli.bench_analyze",
     "vectors": "soniquebay_assets.cli.bench_vectors",
     "celery": "soniquebay_assets.cli.bench_celery",
+    "api": "soniquebay_assets.cli.bench_api",
+    "playlists": "soniquebay_assets.cli.bench_playlists",
 }
 
 

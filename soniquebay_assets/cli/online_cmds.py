@@ -127,7 +127,6 @@ def _artist_line(item: dict) -> str:
 
 
 def run_match(args: argparse.Namespace) -> int:
-    from soniquebay_assets import settings
     from soniquebay_assets.clients.http import HttpError
     from soniquebay_assets.clients.musicbrainz import is_mbid
     from soniquebay_assets.pipeline import online
@@ -138,12 +137,7 @@ def run_match(args: argparse.Namespace) -> int:
     target = existing_catalog(args)
     if target is None:
         return fail(NO_CATALOG)
-    services = None
-    if args.accept:
-        services = online.open_services(
-            musicbrainz_url=settings.musicbrainz_url(), lastfm_url=settings.lastfm_url(),
-            acoustid_url=settings.acoustid_url(), lastfm_api_key=None, acoustid_api_key=None,
-            contact=settings.http_contact())
+    services = online.decision_services() if args.accept else None
     with closing(services) if services is not None else nullcontext(), connection(target) as conn:
         try:
             row = online.decide_album(conn, args.album, accept=args.accept, services=services)

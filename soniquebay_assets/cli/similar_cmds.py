@@ -61,8 +61,8 @@ def _vector_catalog(args: argparse.Namespace) -> Iterator[Any]:
 
 def run_similar(args: argparse.Namespace) -> int:
     from soniquebay_assets.catalog import vector_search, vectors
-    from soniquebay_assets.domain import embedding_text as et
     from soniquebay_assets.library import embedder
+    from soniquebay_assets.pipeline import vectorize as vz
 
     if args.k <= 0:
         return fail("-k must be at least 1")
@@ -83,12 +83,10 @@ def run_similar(args: argparse.Namespace) -> int:
             except LookupError as exc:
                 return fail(str(exc))
         else:
-            model_arg = None if settings.model_name == embedder.DEFAULT_MODEL else settings.model_name
             try:
-                model = embedder.load_model(model_arg)
+                query = vz.text_query(conn, args.text)
             except embedder.ModelNotFoundError as exc:
                 return fail(str(exc))
-            query = et.query_vector(model.encode([et.clean_field(args.text, et.MAX_TEXT_CHARS)])[0], settings.weights)
             found = vector_search.search_similar(conn, vector=query, k=args.k, filters=filters, method=args.method)
     print_listing(found, args.json, lambda item: f"{item.score:6.3f}  {' & '.join(item.artists) or '?'} - "
                                                  f"{item.title}  [{item.path}]", to_json=lambda item: item.to_json())

@@ -14,7 +14,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,8 @@ DEFAULT_MAX_BODY_BYTES = 15 * 1024 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SECRET_PARAM = re.compile(r"((?:api_?key|token|secret|password|sk)=)[^&\s\"']+", re.IGNORECASE)
+# Subsonic's credentials travel as `p` (password, plain or enc:hex) and `t` (salted token) query parameters.
+_SUBSONIC_SECRET_PARAM = re.compile(r"((?<=[?&])[pt]=)[^&\s\"']+")
 
 
 def user_agent(contact: str | None = None) -> str:
@@ -88,7 +90,7 @@ class Redactor:
             self._secrets.add(secret)
 
     def __call__(self, text: object) -> str:
-        out = _SECRET_PARAM.sub(r"\1***", str(text))
+        out = _SUBSONIC_SECRET_PARAM.sub(r"\1***", _SECRET_PARAM.sub(r"\1***", str(text)))
         for secret in sorted(self._secrets, key=len, reverse=True):
             out = out.replace(secret, "***")
         return out
@@ -209,7 +211,7 @@ class HttpClient:
         headers = {"Accept": accept} if accept else {}
         seen: list[str] = []
         for _hop in range(self.max_redirects + 1):
-            response = self._get_with_retries(current, headers, cap, service)
+            response = self._request_with_retries(current, headers, cap, service)
             if response.status not in REDIRECT_STATUSES:
                 return response
             location = response.headers.get("location")
@@ -224,6 +226,15 @@ class HttpClient:
             self.stats["redirects"] += 1
         raise HttpError("too_many_redirects",
                         f"more than {self.max_redirects} redirects from {self.redact(seen[0])}")
+
+    def post_form(self, url: str, data: Sequence[tuple[str, str]], *, max_bytes: int | None = None,
+                  accept: str | None = None, service: str | None = None, retry: bool = True) -> HttpResponse:
+        """POST an urlencoded form (no redirect followed); `retry=False` for a request that must not run twice
+        (creating something): a timeout or 5xx is raised at once for the caller to check what happened."""
+        cap = self.max_body_bytes if max_bytes is None else max_bytes
+        headers = {"Accept": accept} if accept else {}
+        return self._request_with_retries(httpx.URL(url), headers, cap, service, form=list(data),
+                                      retries=self.max_retries if retry else 0)
 
     def get_json(self, url: str, *, params: Mapping[str, str] | None = None,
                  service: str | None = None) -> tuple[int, Any]:
@@ -283,18 +294,19 @@ class HttpClient:
         delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
         return max(delay, retry_after or 0.0)
 
-    def _get_with_retries(self, url: httpx.URL, headers: dict[str, str], cap: int,
-                          service: str | None = None) -> HttpResponse:
+    def _request_with_retries(self, url: httpx.URL, headers: dict[str, str], cap: int, service: str | None = None, *,
+                          form: list[tuple[str, str]] | None = None, retries: int | None = None) -> HttpResponse:
         host = url.host
+        retries = self.max_retries if retries is None else retries
         # A named service keeps its own pace and breaker, so two services behind one host never share them.
         state = self._host_state(f"service:{service}" if service in self.service_rates else host)
         last_error: HttpError | None = None
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(retries + 1):
             self._check_breaker(host, state)
             self._wait_turn(host, state, service)
             retry_after: float | None = None
             try:
-                response = self._fetch_once(url, headers, cap)
+                response = self._fetch_once(url, headers, cap, form)
             except HttpError as exc:
                 if exc.reason not in ("timeout", "connect_error", "transport_error"):
                     self._record(host, state, ok=exc.reason == "too_large")
@@ -315,7 +327,7 @@ class HttpClient:
                 if retry_after is not None and retry_after > self.max_retry_after_s:
                     raise HttpError(reason, f"{self.redact(url)} asks to wait {retry_after:.0f}s "
                                     f"(more than {self.max_retry_after_s:.0f}s); giving up", status=response.status)
-            if attempt == self.max_retries:
+            if attempt == retries:
                 break
             self.stats["retries"] += 1
             delay = self.backoff_delay(attempt, retry_after)
@@ -327,11 +339,14 @@ class HttpClient:
     def _now_wall(self) -> float:
         return time.time()
 
-    def _fetch_once(self, url: httpx.URL, headers: dict[str, str], cap: int) -> HttpResponse:
+    def _fetch_once(self, url: httpx.URL, headers: dict[str, str], cap: int,
+                    form: list[tuple[str, str]] | None = None) -> HttpResponse:
         self.stats["requests"] += 1
         safe_url = self.redact(url)
         try:
-            with self._client.stream("GET", url, headers=headers) as response:
+            request = (self._client.stream("GET", url, headers=headers) if form is None else
+                       self._client.stream("POST", url, headers=headers, data=_form(form)))
+            with request as response:
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > cap:
                     raise HttpError("too_large", f"{safe_url}: declared {declared} bytes > cap {cap}")
@@ -354,6 +369,14 @@ class HttpClient:
             raise HttpError("connect_error", f"{safe_url}: {self.redact(exc)}") from None
         except httpx.TransportError as exc:
             raise HttpError("transport_error", f"{safe_url}: {type(exc).__name__}: {self.redact(exc)}") from None
+
+
+def _form(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """httpx sends a dict as a form: a repeated key (Subsonic's songId=...&songId=...) becomes a list, in order."""
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    return grouped
 
 
 def parse_retry_after(value: str | None, now_wall: float) -> float | None:

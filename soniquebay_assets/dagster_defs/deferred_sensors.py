@@ -54,6 +54,14 @@ def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str
     urgent = deferred.pending_shards(conn, kind, limit=max_shards, now=now)
     if not urgent:
         return SkipReason(f"{prefix} no due {kind} work")
+    if not kind_owner(kind).partitioned:  # one run for every due item: its assets are not split by shard
+        claim = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
+        items = deferred.claim(conn, kind, claim, limit=max_items, now=now)
+        if not items:
+            return SkipReason(f"{prefix} due {kind} work was claimed elsewhere")
+        return [RunRequest(run_key=claim, run_config=QUIET_CONSOLE,
+                           tags={CLAIM_TAG: claim, KIND_TAG: kind, "soniquebay/deferred_items": str(len(items)),
+                                 "soniquebay/deferred_shards": "-"})]
     rank = {shard: i for i, shard in enumerate(urgent)}
     groups = sorted(contiguous_groups(urgent), key=lambda g: min(rank[s] for s in g))[:max_runs]
     base = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
@@ -98,7 +106,8 @@ def build_kind_jobs(groups: Iterable[str]) -> dict:
             continue
         selected = [g for g in enabled_kind_groups(kind) if g in present]
         jobs[kind] = define_asset_job(
-            job_name(kind), selection=AssetSelection.groups(*selected), partitions_def=SHARDS,
+            job_name(kind), selection=AssetSelection.groups(*selected),
+            partitions_def=SHARDS if kind_owner(kind).partitioned else None,
             tags={KIND_TAG: kind, "dagster/max_retries": "0"},  # the queue backs off itself
             description=f"Deferred {kind}: the {' and '.join(selected)} assets for shards with due work.")
     return jobs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions, Field, LoggerDefinition
 
-from soniquebay_assets.dagster_defs.assets import all_assets
+from soniquebay_assets.dagster_defs.assets import all_assets, stage_jobs_and_sensors
 from soniquebay_assets.dagster_defs.executor import build_executor
 from soniquebay_assets.dagster_defs.internals import colored_console_logger
 from soniquebay_assets.dagster_defs.jobs import scan_job
@@ -12,10 +12,12 @@ from soniquebay_assets.dagster_defs.resources import default_resources
 from soniquebay_assets.dagster_defs.schedules import all_schedule_definitions
 from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
 
-# Every stage's assets (the stage registry names the modules), checks with them.
+# Every stage's assets (the stage registry names the modules), checks with them; the jobs and sensors of stages
+# that start their own runs.
 ASSETS = all_assets()
-JOBS = [scan_job]
-SENSORS = [library_changes_sensor]
+_STAGE_JOBS, _STAGE_SENSORS = stage_jobs_and_sensors()
+JOBS = [scan_job, *_STAGE_JOBS]
+SENSORS = [library_changes_sensor, *_STAGE_SENSORS]
 SCHEDULES: list = []
 
 # Deferred refresh per kind (only kinds whose assets exist), failed-work retry, daily maintenance.

@@ -71,6 +71,15 @@ def open_services(*, musicbrainz_url: str, lastfm_url: str, acoustid_url: str, l
                           acoustid=AcoustidClient(http, acoustid_api_key, acoustid_url))
 
 
+def decision_services() -> OnlineServices:
+    """The client a user's decision needs (MusicBrainz, to look up an accepted release), from the settings."""
+    from soniquebay_assets import settings
+
+    return open_services(musicbrainz_url=settings.musicbrainz_url(), lastfm_url=settings.lastfm_url(),
+                         acoustid_url=settings.acoustid_url(), lastfm_api_key=None, acoustid_api_key=None,
+                         contact=settings.http_contact())
+
+
 @dataclass
 class OnlineStats:
     """What one run did; becomes materialization metadata and the CLI JSON."""

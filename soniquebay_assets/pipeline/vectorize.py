@@ -355,3 +355,18 @@ def _neighbour_quality(conn: Any, *, k: int, max_queries: int, tagged_only: bool
             kind: {"neighbours": round(v[0] / n, 4), "random": round(v[1] / n, 4)} for kind, v in per_kind.items()
         } if n else {},
     }
+
+
+class NoVectorsYet(LookupError):
+    """The catalog has no track vectors to search (the vectors stage has not run)."""
+
+
+def text_query(conn: Any, text: str) -> np.ndarray:
+    """A free-text description as a query vector of the catalog's vector space (the recorded model, loaded once
+    per process on first use)."""
+    settings = vectors.read_settings(conn)
+    if settings is None:
+        raise NoVectorsYet("no track vectors yet: run `soniquebay scan PATH` (stage vectors) or "
+                           "`soniquebay vectors update`")
+    model = embedder.load_model(None if settings.model_name == embedder.DEFAULT_MODEL else settings.model_name)
+    return et.query_vector(model.encode([et.clean_field(text, et.MAX_TEXT_CHARS)])[0], settings.weights)

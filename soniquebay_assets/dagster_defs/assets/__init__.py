@@ -24,3 +24,14 @@ def assets_of_groups(groups: Iterable[str]) -> list:
 def all_assets() -> list:
     """Every asset definition of every stage."""
     return assets_of_groups(MODULE_BY_GROUP)
+
+
+def stage_jobs_and_sensors() -> tuple[list, list]:
+    """(jobs, sensors) the stage modules list in their JOBS and SENSORS beside their assets: a stage that starts
+    its own runs (the playlists, re-made when the catalog changed) brings them in its module, like its assets."""
+    jobs, sensors = [], []
+    for module_name in dict.fromkeys(MODULE_BY_GROUP.values()):
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        jobs += getattr(module, "JOBS", [])
+        sensors += getattr(module, "SENSORS", [])
+    return jobs, sensors

@@ -17,6 +17,7 @@ WORKER_METADATA = by_group("metadata").queue
 WORKER_VECTOR = by_group("vector").queue
 WORKER_COVER = by_group("cover").queue
 WORKER_DEFERRED = by_group("deferred").queue
+WORKER_WRITEBACK = by_group("writeback").queue
 
 # The groups of the scan chain (inventory -> tags -> catalog entities), in order.
 SCAN_CHAIN_GROUPS = tuple(cli_stages()["catalog"])

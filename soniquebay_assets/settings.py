@@ -211,6 +211,46 @@ def acoustid_url() -> str:
     return os.environ.get(ENV_ACOUSTID_URL, "").strip().rstrip("/") or DEFAULT_ACOUSTID_URL
 
 
+ENV_WRITE_TAGS = "SONIQUEBAY_WRITE_TAGS"  # the write_back stage's enabled_by (stages.py)
+ENV_WRITE_TAGS_OVERWRITE = "SONIQUEBAY_WRITE_TAGS_OVERWRITE"
+ENV_WRITE_TAGS_KEY_NOTATION = "SONIQUEBAY_WRITE_TAGS_KEY_NOTATION"
+
+
+def _names(variable: str) -> list[str]:
+    return [name.strip() for name in os.environ.get(variable, "").split(",") if name.strip()]
+
+
+def stage_enabled(stage_name: str) -> bool:
+    """Whether a stage is switched on: always, unless its registry record names an `enabled_by` variable, which
+    must then name something (a comma list with at least one entry, such as SONIQUEBAY_WRITE_TAGS=replaygain)."""
+    variable = by_name(stage_name).enabled_by
+    return variable is None or bool(_names(variable))
+
+
+def write_tags_fields() -> list[str]:
+    """SONIQUEBAY_WRITE_TAGS as given ("replaygain,bpm,key,musicbrainz_ids,covers" or "all"): what the deployed
+    platform writes back into the files after enrichment; empty (the default) means nothing is ever written."""
+    return _names(ENV_WRITE_TAGS)
+
+
+def write_tags_overwrite() -> frozenset[str]:
+    """SONIQUEBAY_WRITE_TAGS_OVERWRITE ("bpm,key"): fields whose values already in the files are replaced."""
+    names = {"bpm": "bpm", "key": "initial_key", "initial_key": "initial_key"}
+    raw = [n.strip().lower() for n in os.environ.get(ENV_WRITE_TAGS_OVERWRITE, "").split(",") if n.strip()]
+    unknown = [n for n in raw if n not in names]
+    if unknown:
+        raise ValueError(f"{ENV_WRITE_TAGS_OVERWRITE}: only bpm and key can be overwritten, not {', '.join(unknown)}")
+    return frozenset(names[n] for n in raw)
+
+
+def write_tags_key_notation() -> str:
+    """SONIQUEBAY_WRITE_TAGS_KEY_NOTATION: standard (Am, F#; default), camelot (8A) or openkey (1m)."""
+    value = os.environ.get(ENV_WRITE_TAGS_KEY_NOTATION, "").strip().lower() or "standard"
+    if value not in ("standard", "camelot", "openkey"):
+        raise ValueError(f"{ENV_WRITE_TAGS_KEY_NOTATION}: {value!r} is not one of standard, camelot, openkey")
+    return value
+
+
 # `soniquebay serve`: the HTTP API and its page.
 ENV_API_TOKEN = "SONIQUEBAY_API_TOKEN"
 ENV_API_CORS_ORIGINS = "SONIQUEBAY_API_CORS_ORIGINS"

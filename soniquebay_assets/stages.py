@@ -2,9 +2,10 @@
 
 Queue routing and prefetch (`queues.py`), log prefixes (`logging_prefixes.py`), the deferred kinds
 (`catalog/deferred.py`), the schedules' cadence settings (`settings.py`), the asset modules Dagster loads
-(`dagster_defs/assets/`), the deferred jobs (`dagster_defs/deferred_sensors.py`), the CLI's `scan --stages` and
-the error labels a scan clears are read from here; `test_stage_registry.py` holds each of them, the compose file's
-consumers and the docs' tables against it. How to add a stage: docs/ARCHITECTURE.md, "Adding a stage".
+(`dagster_defs/assets/`), the deferred jobs (`dagster_defs/deferred_sensors.py`), the CLI's `scan --stages`,
+the error labels a scan clears and the settings that switch an optional stage on are read from here;
+`test_stage_registry.py` holds each of them, the compose file's consumers and the docs' tables against it.
+How to add a stage: docs/ARCHITECTURE.md, "Adding a stage".
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class Stage:
     cadence_setting: str | None = None  # environment variable: minutes between its schedule's ticks
     cadence_default: int | None = None  # ... when the variable is not set
     partitioned: bool = True  # its assets take the 128 shards; else its deferred runs do every due item at once
+    # environment variable that switches the stage on: unset or empty, its assets stay out of its kind's deferred
+    # runs (no step goes to its queue); None: always on. Read through settings.stage_enabled.
+    enabled_by: str | None = None
 
 
 STAGES: tuple[Stage, ...] = (
@@ -57,6 +61,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("playlists", group="playlists", asset_module="playlists", queue="worker_playlists", prefetch=1,
           error_label="playlists", deferred_kind="playlists", cadence_setting="SONIQUEBAY_PLAYLISTS_EVERY_MINUTES",
           cadence_default=10, partitioned=False),
+    # opt-in tag write-back: follows enrichment in its deferred runs only when SONIQUEBAY_WRITE_TAGS names fields;
+    # its queue's workers are the only ones with the music folder mounted read-write
+    Stage("write_back", group="writeback", asset_module="write_back", queue="worker_writeback", prefetch=1,
+          error_label="write_back", deferred_kind="enrichment", enabled_by="SONIQUEBAY_WRITE_TAGS"),
 )
 
 
@@ -84,7 +92,8 @@ def deferred_kinds() -> tuple[str, ...]:
 
 
 def stages_of_kind(kind: str) -> tuple[Stage, ...]:
-    """The stages whose work waits as `kind` items: a deferred run of that kind materializes all of them."""
+    """The stages whose work waits as `kind` items: a deferred run of that kind materializes those switched on
+    (see `enabled_by`)."""
     return tuple(s for s in STAGES if s.deferred_kind == kind)
 
 
@@ -126,6 +135,9 @@ def check(stages: tuple[Stage, ...] = STAGES) -> None:
     for stage in stages:
         if (stage.cadence_setting is None) != (stage.cadence_default is None):
             problems.append(f"stage {stage.name}: give cadence_setting and cadence_default together")
+        if stage.enabled_by and (stage.deferred_kind is None or stage.cadence_setting):
+            problems.append(f"stage {stage.name}: enabled_by switches a stage that joins another's deferred runs "
+                            "(give deferred_kind; the kind's owner, with the cadence, is always on)")
     if problems:
         raise ValueError("stage registry: " + "; ".join(problems))
 

@@ -104,3 +104,14 @@ def scan_catalog(conn, roots: list[Path]) -> list[str]:
     extract_shards(conn, plan.affected, workers=1)
     catalog_shards(conn, plan.affected)
     return plan.affected
+
+
+def tempo_and_key(conn, track_ids=None) -> dict[int, tuple]:
+    """Each analysed track's stored tempo and key columns (of `track_ids`, default all), floats in their exact
+    hex form: equal means equal to the byte."""
+    from soniquebay_assets.domain.analysis.analyze import PART_FIELDS
+
+    columns = ", ".join((*PART_FIELDS["tempo"], *PART_FIELDS["key"]))
+    return {r[0]: tuple(v.hex() if isinstance(v, float) else v for v in r[1:])
+            for r in conn.execute(f"SELECT track_id, {columns} FROM track_analysis ORDER BY track_id")
+            if track_ids is None or r[0] in track_ids}

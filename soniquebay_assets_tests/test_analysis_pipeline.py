@@ -20,6 +20,7 @@ from soniquebay_assets_tests.scan_helpers import (
     errors_by_path,
     materialize_scan,
     metadata_of,
+    tempo_and_key,
     tracks_by_title,
 )
 
@@ -156,19 +157,24 @@ def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data
         changed = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
         assert changed.analyzed == 1 and changed.skipped == 4
 
-        # a version bump (here tempo's) does not re-run silently, only on request, and then only its part
+        # a version bump (here tempo's) is picked up by the next run, which recomputes only that part; a deferred
+        # run (outdated_ids: what it claimed) re-measures only the tracks it was given
+        from soniquebay_assets.catalog import analysis as analysis_repo
         from soniquebay_assets.domain.analysis import analyze
 
         monkeypatch.setitem(analyze.PART_VERSIONS, "tempo", enrich.ANALYSIS_VERSION + 1)
         monkeypatch.setattr(enrich, "ANALYSIS_VERSION", enrich.ANALYSIS_VERSION + 1)
-        pending = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
-        assert pending.analyzed == 0 and pending.outdated_version == 5
-        forced = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1, force_version=True)
-        assert forced.analyzed == 5
-        # tempo and the moods made from it; the failed file (nothing stored to keep) gets every part
-        assert forced.parts_recomputed == {"key": 1, "loudness": 1, "moods": 5, "tempo": 5}
+        assert analysis_repo.outdated_count(conn, shards, enrich.ANALYSIS_VERSION) == 5
+        ids = sorted(r[0] for r in conn.execute("SELECT track_id FROM track_analysis WHERE status = 'ok'"))
+        one = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1, outdated_ids=[ids[0]])
+        assert one.analyzed == 1 and one.outdated_version == 4 and one.parts_recomputed == {"moods": 1, "tempo": 1}
+        rest = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
+        assert rest.analyzed == 4
+        # tempo and the moods made from it; the failed file (nothing stored to keep) is tried once more, whole
+        assert rest.parts_recomputed == {"key": 1, "loudness": 1, "moods": 4, "tempo": 4}
         versions = {r[0] for r in conn.execute("SELECT analysis_version FROM track_analysis")}
-        assert versions == {enrich.ANALYSIS_VERSION} and forced.outdated_version == 0
+        assert versions == {enrich.ANALYSIS_VERSION} and rest.outdated_version == 0
+        assert enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1).analyzed == 0  # once only
 
         # failed tracks stay failed (no retry storm) unless asked
         assert enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1).analyzed == 0
@@ -177,6 +183,63 @@ def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data
         # deleting a track cascades to its analysis
         conn.execute("DELETE FROM tracks WHERE path LIKE '%song.flac'")
         assert conn.execute("SELECT COUNT(*) FROM track_analysis").fetchone()[0] == 4
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_older_version_tracks_are_queued_behind_new_files_and_re_measured_without_asking(instance, library,
+                                                                                        data_dir):
+    """A catalog analysed before the whole-track loudness: the enrichment schedule's tick queues its tracks at low
+    priority, a new file is claimed first, and the deferred run re-measures only loudness and the moods made from
+    it: the stored tempo and key stay the same to the byte."""
+    from dagster import materialize
+
+    from soniquebay_assets.catalog import deferred
+    from soniquebay_assets.dagster_defs import deferred_sensors as ds
+    from soniquebay_assets.dagster_defs.assets.enrich import enriched_tracks
+    from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE
+    from soniquebay_assets.dagster_defs.resources import CatalogResource
+
+    def deferred_run(request) -> dict:
+        result = materialize([enriched_tracks], instance=instance, tags=request.tags, run_config=QUIET_CONSOLE,
+                             resources={"catalog": CatalogResource(data_dir_path=str(data_dir))})
+        return metadata_of(result, "enriched_tracks")
+
+    materialize_scan(instance, library, data_dir, shards=_library_shards(library), groups=GROUPS)
+    conn = open_catalog(DataDir(data_dir).catalog_url)
+    try:
+        conn.execute("UPDATE deferred_work SET state = 'done'")  # the platform drained what the scan queued
+        rows = {Path(r[1]).name: (r[0], r[2]) for r in conn.execute("SELECT track_id, path, shard FROM tracks")}
+        new_file, shard = rows["01 song.flac"]
+        older = sorted(rows[name][0] for name in ("02 drums.ogg", "01 silence.wav", "02 short.wav"))
+        measured = dict(conn.execute("SELECT track_id, loudness_lufs FROM track_analysis").fetchall())
+        kept = tempo_and_key(conn, older)
+        conn.execute("UPDATE track_analysis SET analysis_version = 7, loudness_histogram = NULL, "
+                     f"loudness_lufs = 99.0 WHERE track_id IN ({','.join(map(str, older))})")
+        conn.execute("DELETE FROM track_analysis WHERE track_id = ?", (new_file,))
+        deferred.enqueue(conn, "enrichment", "track", [(new_file, shard)])  # a new file: normal priority
+
+        assert ds.queue_backlog(conn, "enrichment") == 3
+        assert ds.queue_backlog(conn, "enrichment") == 0  # queued once: open items are not queued again
+        assert ds.queue_backlog(conn, "vectors") == 0  # the other kinds have no backlog
+        [first] = ds.request_for_kind(conn, "enrichment", max_items=1)
+        assert set(deferred.claimed_entities(conn, first.tags[ds.CLAIM_TAG], "enrichment")) == {("track", new_file)}
+        meta = deferred_run(first)
+        assert (meta["analyzed"], meta["outdated_version"]) == (1, 3)  # the new file; the re-measures wait
+        ds.settle_claim(conn, first.tags, success=True)
+
+        [second] = ds.request_for_kind(conn, "enrichment")
+        meta = deferred_run(second)
+        assert (meta["analyzed"], meta["outdated_version"]) == (3, 0)
+        assert meta["parts_recomputed"] == "| part | tracks |\n|---|---:|\n| loudness | 3 |\n| moods | 3 |"
+        assert tempo_and_key(conn, older) == kept
+        again = dict(conn.execute("SELECT track_id, loudness_lufs FROM track_analysis").fetchall())
+        assert {t: again[t] for t in older} == {t: measured[t] for t in older}  # the same code, the same result
+        assert conn.execute("SELECT COUNT(*) FROM track_analysis WHERE analysis_version < ?",
+                            (enrich.ANALYSIS_VERSION,)).fetchone()[0] == 0
+        assert ds.settle_claim(conn, second.tags, success=True) == {"done": 3}
+        assert ds.queue_backlog(conn, "enrichment") == 0
     finally:
         conn.close()
 

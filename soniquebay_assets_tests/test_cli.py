@@ -216,3 +216,35 @@ def test_the_recorder_process_reports_what_it_could_not_record_and_stops(tmp_pat
     idle = RecorderProcess()  # a scan that fails before recording: the child ends without recording anything
     idle.stop()
     assert not idle._process.is_alive() and idle._process.exitcode == 0
+
+
+@pytest.mark.slow
+def test_a_scan_re_measures_what_an_older_analysis_version_measured(library, tmp_path):
+    """No file changed, but the catalog holds rows an older analysis version wrote: the next plain scan re-measures
+    their outdated part (loudness) and keeps tempo and key to the byte."""
+    from soniquebay_assets.catalog.db import open_catalog
+    from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
+    from soniquebay_assets_tests.scan_helpers import tempo_and_key
+
+    data = tmp_path / "data"
+    soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog,enrich", "--json")
+    conn = open_catalog(data / "catalog.db")
+    kept = tempo_and_key(conn)
+    older = conn.execute("UPDATE track_analysis SET analysis_version = 7, loudness_histogram = NULL, "
+                         "loudness_lufs = 99.0 WHERE status <> 'error'").rowcount
+    conn.close()
+    assert older == 2
+
+    again = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog,enrich",
+                                  "--json").stdout)
+    assert (again["shards_changed"], again["shards_remeasured"], again["skipped_unchanged"]) == (0, 1, 3)
+    enriched = again["stage_metadata"]["enriched_tracks"]
+    assert (enriched["analyzed"], enriched["outdated_version"]) == (2, 0)
+    assert enriched["parts_recomputed"] == "| part | tracks |\n|---|---:|\n| loudness | 2 |\n| moods | 2 |"
+    conn = open_catalog(data / "catalog.db")
+    assert tempo_and_key(conn) == kept
+    assert conn.execute("SELECT COUNT(*) FROM track_analysis WHERE analysis_version < ? OR loudness_lufs > 0",
+                        (ANALYSIS_VERSION,)).fetchone()[0] == 0
+    conn.close()
+    plain = soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog,enrich")
+    assert "Re-measured" not in plain.stdout  # once only

@@ -12,6 +12,7 @@ import yaml
 
 from soniquebay_assets import queues
 from soniquebay_assets.cli.worker_cmds import parse_queues
+from soniquebay_assets.stages import STAGES
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 
@@ -90,7 +91,14 @@ def test_services_share_broker_instance_and_volumes(compose):
         assert env["DAGSTER_POSTGRES_HOST"] == "postgres"
         volumes = services[name]["volumes"]
         music = [v for v in volumes if _target(v) == env["SONIQUEBAY_LIBRARY"]]
-        assert music and all(v.endswith(":ro") for v in music), f"{name}: music must be mounted read-only"
+        # read-only everywhere but where tag write-back runs (its queue alone; it writes nothing unless asked)
+        writable = _workers(compose).get(name) == [queues.WORKER_WRITEBACK]
+        assert music and all(v.endswith(":rw" if writable else ":ro") for v in music), \
+            f"{name}: music must be mounted {'read-write' if writable else 'read-only'}"
+        for variable in (s.enabled_by for s in STAGES if s.enabled_by):
+            # an optional stage (write-back): off unless the host sets it, and the same value in every service
+            # that loads the Definitions (the deferred jobs' steps must be the same on both sides of Celery)
+            assert env[variable] == f"${{{variable}:-}}", (name, variable)
         # the catalog is in the postgres service: no data volume shared, only covers and the music mount
         assert env["SONIQUEBAY_CATALOG_URL"].startswith("postgresql://") and "@postgres:5432/soniquebay" in \
             env["SONIQUEBAY_CATALOG_URL"]

@@ -119,6 +119,22 @@ def test_kind_schedule_runs_cover_only_shards_with_work(catalog):
     assert isinstance(_kind_schedule("enrichment")(_context(resource, now)), SkipReason)
 
 
+def test_new_work_is_claimed_before_a_low_priority_backlog_elsewhere(catalog):
+    """The tick's item budget goes to the most urgent range first: one new file in a far shard is not starved by
+    re-measures queued at low priority in the shards before it."""
+    resource, conn = catalog
+    now = time.time()
+    backlog = [(i, f"{1 + i % 4:02x}") for i in range(1, 41)]  # shards 01..04, 10 items each
+    deferred.enqueue(conn, "enrichment", "track", backlog, priority="low", now=now - 600)
+    deferred.enqueue(conn, "enrichment", "track", [(100, "70")], now=now - 60)  # younger, but normal priority
+    requests = ds.request_for_kind(conn, "enrichment", now=now, max_items=5)
+    claimed = {r.tags["soniquebay/deferred_shards"]: int(r.tags["soniquebay/deferred_items"]) for r in requests}
+    assert claimed == {"01,02,03,04": 4, "70": 1}
+    assert [r.tags[ds.CLAIM_TAG][-2:] for r in requests] == ["-0", "-1"]  # numbered and listed in shard order
+    [item] = [i for i in deferred.claimed_entities(conn, requests[1].tags[ds.CLAIM_TAG], "enrichment")]
+    assert item == ("track", 100)
+
+
 def test_kind_schedule_skips_without_due_work(catalog):
     resource, conn = catalog
     result = _kind_schedule("covers")(_context(resource))

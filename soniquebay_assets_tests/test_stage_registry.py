@@ -32,6 +32,13 @@ def test_the_registry_names_each_stage_once_and_refuses_collisions():
         stages.check((*STAGES, rival))
     with pytest.raises(stages.UnknownStage, match="no stage with asset group 'nope'"):
         stages.by_group("nope")
+    alone = Stage("alone", group="alone", asset_module="alone", queue="worker_alone", prefetch=1,
+                  enabled_by="SONIQUEBAY_ALONE")
+    with pytest.raises(ValueError, match="stage alone: enabled_by switches a stage that joins another's"):
+        stages.check((*STAGES, alone))
+    owner = dataclasses.replace(stages.kind_owner("covers"), enabled_by="SONIQUEBAY_COVERS")
+    with pytest.raises(ValueError, match="stage covers: enabled_by"):
+        stages.check(tuple(owner if s.name == "covers" else s for s in STAGES))
 
 
 def test_queues_and_prefetch_come_from_the_registry():
@@ -45,8 +52,11 @@ def test_queues_and_prefetch_come_from_the_registry():
 
 def test_log_prefixes_and_deferred_kinds_come_from_the_registry(tmp_path):
     from soniquebay_assets.catalog import deferred
+    from soniquebay_assets.catalog.analysis import ENRICH_KIND
     from soniquebay_assets.catalog.db import open_catalog
     from soniquebay_assets.logging_prefixes import PREFIX_BY_DEFERRED_KIND, queue_prefix
+
+    assert ENRICH_KIND == stages.by_group("metadata").deferred_kind  # what the re-measure backlog is queued as
 
     kinds = tuple(dict.fromkeys(s.deferred_kind for s in STAGES if s.deferred_kind))
     assert deferred.KINDS == kinds == stages.deferred_kinds()
@@ -92,13 +102,36 @@ def test_assets_jobs_and_schedules_come_from_the_registry():
     groups_of = {key: repo.asset_graph.get(key).group_name for key in repo.asset_graph.get_all_asset_keys()}
     crons = {s.name: s.cron_schedule for s in repo.schedule_defs}
     for kind in stages.deferred_kinds():
-        kind_groups = {s.group for s in stages.stages_of_kind(kind)}
-        assert set(ds.KIND_GROUPS[kind]) == kind_groups
+        assert set(ds.KIND_GROUPS[kind]) == {s.group for s in stages.stages_of_kind(kind)}
+        # the Definitions were built with the environment as it is: the switched-off stages are left out
+        kind_groups = {s.group for s in stages.stages_of_kind(kind) if settings.stage_enabled(s.name)}
         job = repo.get_job(ds.job_name(kind))
         assert set(job.asset_layer.executable_asset_keys) == {k for k, g in groups_of.items() if g in kind_groups}
         minutes = stages.kind_owner(kind).cadence_default
         assert crons[f"deferred_{kind}_schedule"] == f"*/{minutes} * * * *"
     assert crons["deferred_retry_schedule"] == f"*/{stages.by_name('deferred').cadence_default} * * * *"
+
+
+def test_a_stage_with_an_enabling_setting_joins_its_kinds_runs_only_while_it_is_set(monkeypatch):
+    from soniquebay_assets.dagster_defs import deferred_sensors as ds
+    from soniquebay_assets.dagster_defs.assets import MODULE_BY_GROUP
+
+    switched = [s for s in STAGES if s.enabled_by]
+    assert switched, "no optional stage left: this test has nothing to hold"
+    every_group = list(MODULE_BY_GROUP)
+    for stage in switched:
+        for value, on in (("", False), (" , ", False), ("replaygain", True), ("all", True)):
+            monkeypatch.setenv(stage.enabled_by, value)
+            assert settings.stage_enabled(stage.name) is on
+            job = ds.build_kind_jobs(every_group)[stage.deferred_kind]
+            selected = set(job.selection.selected_groups)
+            assert (stage.group in selected) is on, (value, selected)
+            assert stages.kind_owner(stage.deferred_kind).group in selected  # the kind's owner is always in
+            assert selected == {s.group for s in stages.stages_of_kind(stage.deferred_kind) if s.name != stage.name
+                                and settings.stage_enabled(s.name)} | ({stage.group} if on else set())
+        monkeypatch.delenv(stage.enabled_by)
+        assert not settings.stage_enabled(stage.name)
+    assert all(settings.stage_enabled(s.name) for s in STAGES if not s.enabled_by)
 
 
 def test_the_cli_stages_come_from_the_registry(capsys):
@@ -158,12 +191,13 @@ def test_every_queue_of_the_registry_has_a_consumer_in_compose():
 def registry_table() -> str:
     """The registry as docs/ARCHITECTURE.md shows it."""
     lines = ["| stage | asset group | asset module | queue | prefetch | `scan --stages` | error label "
-             "| deferred kind | cadence setting (default minutes) |",
-             "|---|---|---|---|---:|---|---|---|---|"]
+             "| deferred kind | cadence setting (default minutes) | enabled by |",
+             "|---|---|---|---|---:|---|---|---|---|---|"]
     for s in STAGES:
         cadence = f"`{s.cadence_setting}` ({s.cadence_default})" if s.cadence_setting else "-"
+        enabled = f"`{s.enabled_by}`" if s.enabled_by else "-"
         lines.append(f"| {s.name} | {s.group} | `{s.asset_module}` | `{s.queue}` | {s.prefetch} | {s.cli_stage or '-'} "
-                     f"| {s.error_label or '-'} | {s.deferred_kind or '-'} | {cadence} |")
+                     f"| {s.error_label or '-'} | {s.deferred_kind or '-'} | {cadence} | {enabled} |")
     return "\n".join(lines)
 
 

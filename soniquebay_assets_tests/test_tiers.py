@@ -15,8 +15,9 @@ from soniquebay_assets_tests.conftest import FULL_SUITE_MARKS
 
 ROOT = Path(__file__).resolve().parent.parent
 # The fast tier ran in about 2.5 minutes on two cores with 551 tests. A contributor adding tests past this count
-# times `make check` again (it must stay under 3 minutes) and raises the count, or marks the slow ones.
-FAST_TIER_MAX_TESTS = 600
+# times `make check` again (it must stay under 3 minutes) and raises the count, or marks the slow ones. 600 -> 620:
+# the 13 fast tests of tag write-back and the stage switch take 0.3 s together (their --durations, load 9).
+FAST_TIER_MAX_TESTS = 620
 
 
 def _recipe(target: str) -> list[str]:

@@ -147,6 +147,16 @@ def _flatten(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def as_jpeg(data: bytes, quality: int = 92) -> bytes:
+    """The image as JPEG bytes: a JPEG is returned as it is, other formats are converted (transparency on white)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return data
+    with Image.open(io.BytesIO(data)) as image:
+        buffer = io.BytesIO()
+        _flatten(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def contact_sheet(thumbnails: list[Path], target: Path, *, cell: int = 150, columns: int = 6,
                   gap: int = 4) -> Path | None:
     """A PNG grid of thumbnails (for the Dagster UI); None when there is nothing to show."""

@@ -3,7 +3,7 @@ album loudness (ReplayGain album gain), and the summaries the UI shows (BPM hist
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from soniquebay_assets.catalog.db import id_set
 from soniquebay_assets.catalog.inventory import NOW, clear_errors
 
 ENRICH_STAGE = "enrich"
+ENRICH_KIND = "enrichment"  # the deferred work kind its runs do
 
 ANALYSIS_COLUMNS = (
     "status", "error", "bpm", "bpm_confidence", "beat_count", "key", "mode", "key_confidence", "camelot",
@@ -42,31 +43,66 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-def tracks_to_analyze(conn: Any, shards: Sequence[str], *, current_version: int, force_version: bool = False,
+def tracks_to_analyze(conn: Any, shards: Sequence[str], *, current_version: int,
+                      outdated_ids: Collection[int] | None = None,
                       retry_errors: bool = False) -> list[TrackToAnalyze]:
-    """Tracks of `shards` never analysed, or whose audio changed since; with force_version also those analysed
-    by an older ANALYSIS_VERSION (a version bump re-runs on demand only); with retry_errors also failed ones."""
+    """Tracks of `shards` never analysed or whose audio changed since (first), then those analysed by an older
+    ANALYSIS_VERSION: all of them, or only `outdated_ids` when given (the ones a deferred run claimed); with
+    retry_errors also failed ones."""
     if not shards:
         return []
+    outdated = "1 = 1"
+    params: list[Any] = [*shards, current_version]
+    if outdated_ids is not None:
+        subquery, param = id_set(conn, sorted(outdated_ids))
+        outdated = f"t.track_id IN ({subquery})"
+        params.append(param)
     sql = (
         "SELECT t.track_id, t.path, t.shard, t.duration_s, CASE WHEN ta.track_id IS NULL OR "
         "t.audio_changed_at > ta.analyzed_at OR ta.status = 'error' THEN NULL ELSE ta.analysis_version END "
         "FROM tracks t LEFT JOIN track_analysis ta ON ta.track_id = t.track_id "
         f"WHERE t.shard IN ({_marks(shards)}) AND (ta.track_id IS NULL OR t.audio_changed_at > ta.analyzed_at "
-        "OR (? = 1 AND ta.analysis_version < ?) OR (? = 1 AND ta.status = 'error')) ORDER BY t.shard, t.path"
+        f"OR (ta.analysis_version < ? AND {outdated}) "
+        "OR (? = 1 AND ta.status = 'error')) ORDER BY t.shard, t.path"
     )
-    rows = conn.execute(sql, [*shards, int(force_version), current_version, int(retry_errors)]).fetchall()
-    return [TrackToAnalyze(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    rows = conn.execute(sql, [*params, int(retry_errors)]).fetchall()
+    found = [TrackToAnalyze(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    return sorted(found, key=lambda t: t.stored_version is not None)  # new and changed audio before re-measures
 
 
-def outdated_count(conn: Any, shards: Sequence[str], current_version: int) -> int:
-    """Tracks analysed by an older ANALYSIS_VERSION (re-run them with force_version)."""
-    if not shards:
+_OUTDATED = "ta.analysis_version < ?"  # failed ones included: a new version tries them once more
+
+
+def outdated_count(conn: Any, shards: Sequence[str] | None, current_version: int) -> int:
+    """Tracks of `shards` (None: all) whose analysis an older ANALYSIS_VERSION wrote (enrichment re-measures
+    their outdated parts)."""
+    if shards is not None and not shards:
         return 0
+    where, params = _shard_where(shards)
     return conn.execute(
-        "SELECT COUNT(*) FROM track_analysis ta JOIN tracks t ON t.track_id = ta.track_id "
-        f"WHERE t.shard IN ({_marks(shards)}) AND ta.analysis_version < ?", [*shards, current_version],
+        f"SELECT COUNT(*) FROM track_analysis ta JOIN tracks t ON t.track_id = ta.track_id WHERE {_OUTDATED}{where}",
+        [current_version, *params],
     ).fetchone()[0]
+
+
+def outdated_shards(conn: Any, current_version: int) -> list[str]:
+    """Shards holding a track whose analysis an older ANALYSIS_VERSION wrote."""
+    return [r[0] for r in conn.execute(
+        f"SELECT DISTINCT t.shard FROM track_analysis ta JOIN tracks t ON t.track_id = ta.track_id "
+        f"WHERE {_OUTDATED} ORDER BY t.shard", [current_version])]
+
+
+def enqueue_outdated(conn: Any, current_version: int, *, limit: int, now: float | None = None) -> int:
+    """Queue up to `limit` tracks analysed by an older ANALYSIS_VERSION as low-priority enrichment work (behind
+    new files), those without an enrichment item still open (a dead one stays dead). Returns how many."""
+    from soniquebay_assets.catalog import deferred
+
+    rows = conn.execute(
+        "SELECT t.track_id, t.shard FROM track_analysis ta JOIN tracks t ON t.track_id = ta.track_id "
+        f"WHERE {_OUTDATED} AND NOT EXISTS (SELECT 1 FROM deferred_work w WHERE w.kind = ? "
+        "AND w.entity_type = 'track' AND w.entity_id = t.track_id AND w.state <> 'done') "
+        "ORDER BY t.track_id LIMIT ?", [current_version, ENRICH_KIND, int(limit)]).fetchall()
+    return deferred.enqueue(conn, ENRICH_KIND, "track", rows, priority="low", now=now) if rows else 0
 
 
 def track_count(conn: Any, shards: Sequence[str]) -> int:
@@ -281,19 +317,38 @@ class ReplayGain:
 
 
 def replaygain_for_tracks(conn: Any, track_ids: Sequence[int]) -> dict[int, ReplayGain]:
-    """ReplayGain of the given tracks, for those whose loudness the current whole-track meter measured (a track
-    measured by an older analysis version, silent or not analysed is left out)."""
+    """ReplayGain of the given tracks, for those whose current audio the current whole-track meter measured (a
+    track measured by an older analysis version, changed since, silent or not analysed is left out). Album
+    values only for an album gated over all its tracks as they are now: none of them still waits for a
+    measurement (new, changed, or measured by an older meter) and none changed since the album was gated."""
     from soniquebay_assets.domain.analysis.analyze import PART_VERSIONS
 
     if not track_ids:
         return {}
+    version = PART_VERSIONS["loudness"]
     subquery, param = id_set(conn, track_ids)
     rows = conn.execute(
-        "SELECT t.track_id, ta.replaygain_track_gain_db, ta.replaygain_track_peak, alo.replaygain_album_gain_db, "
-        "alo.replaygain_album_peak FROM tracks t JOIN track_analysis ta ON ta.track_id = t.track_id "
-        "LEFT JOIN album_loudness alo ON alo.album_id = t.album_id "
-        f"WHERE t.track_id IN ({subquery}) AND ta.analysis_version >= ? "
+        "SELECT t.track_id, t.album_id, ta.replaygain_track_gain_db, ta.replaygain_track_peak FROM tracks t "
+        f"JOIN track_analysis ta ON ta.track_id = t.track_id WHERE t.track_id IN ({subquery}) "
+        "AND ta.analysis_version >= ? AND t.audio_changed_at <= ta.analyzed_at "
         "AND ta.replaygain_track_gain_db IS NOT NULL AND ta.replaygain_track_peak IS NOT NULL",
-        [param, PART_VERSIONS["loudness"]],
+        [param, version],
     ).fetchall()
-    return {r[0]: ReplayGain(r[1], r[2], r[3], r[4]) for r in rows}
+    albums = _complete_album_gains(conn, sorted({r[1] for r in rows}), version)
+    return {r[0]: ReplayGain(r[2], r[3], *albums.get(r[1], (None, None))) for r in rows}
+
+
+def _complete_album_gains(conn: Any, album_ids: Sequence[int], version: int) -> dict[int, tuple[float, float]]:
+    """album -> (gain, peak) for the albums whose stored loudness covers every track as it is now."""
+    if not album_ids:
+        return {}
+    subquery, param = id_set(conn, album_ids)
+    waiting = {r[0] for r in conn.execute(
+        "SELECT DISTINCT t.album_id FROM tracks t LEFT JOIN track_analysis ta ON ta.track_id = t.track_id "
+        f"WHERE t.album_id IN ({subquery}) AND (ta.track_id IS NULL OR t.audio_changed_at > ta.analyzed_at "
+        "OR ta.analysis_version < ?)", [param, version])}
+    current = _album_signatures(conn, subquery, [param])
+    return {album: (gain, peak) for album, gain, peak, signature in conn.execute(
+        "SELECT album_id, replaygain_album_gain_db, replaygain_album_peak, signature FROM album_loudness "
+        f"WHERE album_id IN ({subquery}) AND replaygain_album_gain_db IS NOT NULL", [param])
+        if album not in waiting and current.get(album, ("",))[0] == signature}

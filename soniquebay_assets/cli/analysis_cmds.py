@@ -1,6 +1,6 @@
 """`soniquebay eval tempo|key --truth FILE` (accuracy of the analysis pipeline against a TSV of truths; `eval
 loudness` lives in loudness_cmds) and
-`soniquebay enrich` (run audio enrichment on the catalog outside Dagster, e.g. after an ANALYSIS_VERSION bump)."""
+`soniquebay enrich` (run audio enrichment on the catalog outside Dagster)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from soniquebay_assets.cli import loudness_cmds
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json
+from soniquebay_assets.cli.common import ProgressBar, add_data_dir, data_dir_from, fail, print_json
 
 
 def register(subparsers) -> None:
@@ -36,12 +36,16 @@ def register(subparsers) -> None:
         sub.set_defaults(handler=run_eval, eval_kind=kind)
     loudness_cmds.register_eval(kinds)
 
-    enrich = subparsers.add_parser("enrich", help="analyse catalog tracks that need it (tempo, key, loudness...)")
+    enrich = subparsers.add_parser(
+        "enrich", help="analyse catalog tracks that need it (tempo, key, loudness...)",
+        description="Analyse the tracks never analysed or whose audio changed, then re-measure those an older "
+                    "analysis version measured (only the parts whose code changed since).")
     add_data_dir(enrich)
-    enrich.add_argument("--force-version", action="store_true",
-                        help="also re-analyse tracks analysed by an older analysis version")
+    # retired: older-version tracks are re-measured without asking; accepted so that scripts keep working
+    enrich.add_argument("--force-version", action="store_true", help=argparse.SUPPRESS)
     enrich.add_argument("--retry-errors", action="store_true", help="also retry tracks whose analysis failed")
     enrich.add_argument("--workers", type=int, default=None, help="analysis processes (default: one per core)")
+    enrich.add_argument("--no-progress", action="store_true", help="no progress bar")
     enrich.set_defaults(handler=run_enrich)
 
 
@@ -192,15 +196,24 @@ def _numba_cache() -> str:
     return str(DataDir().numba_cache)
 
 
+FORCE_VERSION_RETIRED = ("enrich: --force-version is no longer needed and does nothing: tracks an older analysis "
+                         "version measured are re-measured by every enrichment (scan, enrich, the platform's "
+                         "deferred runs)")
+
+
 def run_enrich(args: argparse.Namespace) -> int:
+    import sys
+
     from soniquebay_assets.catalog import queries
     from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.pipeline.enrich import enrich_shards
+    from soniquebay_assets.pipeline.progress import shown_on
 
+    if args.force_version:
+        sys.stderr.write(FORCE_VERSION_RETIRED + "\n")
     data = data_dir_from(args)
-    with connection(data.catalog_url) as conn:
+    with connection(data.catalog_url) as conn, shown_on(ProgressBar.unless(args.no_progress)):
         shards = queries.cataloged_shards(conn)
-        stats = enrich_shards(conn, shards, data_dir=data, workers=args.workers,
-                              force_version=args.force_version, retry_errors=args.retry_errors)
+        stats = enrich_shards(conn, shards, data_dir=data, workers=args.workers, retry_errors=args.retry_errors)
     print_json(asdict(stats))
     return 0

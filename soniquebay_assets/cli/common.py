@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: the data dir option, the Dagster home inside it, JSON output."""
+"""Shared CLI plumbing: the data dir option, the Dagster home inside it, JSON output, the progress bar."""
 
 from __future__ import annotations
 
@@ -57,6 +57,38 @@ def instance_home(data: DataDir) -> Path:
         raise ValueError(f"DAGSTER_HOME={home} has no dagster.yaml; unset it to use {data.dagster_home}")
     os.environ["SONIQUEBAY_DATA_DIR"] = str(data.root)
     return home
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, one line per stage, fed by the pipeline's progress reports (lines printed
+    meanwhile scroll above it)."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, Any] = {}
+
+    @classmethod
+    def unless(cls, hidden: bool) -> type[ProgressBar] | None:
+        """The display to pass as `progress`: none when asked (--no-progress, --json) or stderr is no terminal."""
+        return None if hidden or not sys.stderr.isatty() else cls
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        # lines a command prints meanwhile go above the bar when stdout is this terminal, else straight on
+        self.progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+                                 redirect_stdout=sys.stdout.isatty())
+        self.progress.start()
+        return self.report
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
 
 
 def print_json(obj: Any) -> None:

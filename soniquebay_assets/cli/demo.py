@@ -24,7 +24,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from soniquebay_assets.cli.scan import SCAN_STAGES, ProgressBar
+    from soniquebay_assets.cli.common import ProgressBar
+    from soniquebay_assets.cli.scan import SCAN_STAGES
     from soniquebay_assets.dagster_defs.scan_runs import scan_library
     from soniquebay_assets.library.synthetic import build_library
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     # the generated library's names are made up: asking MusicBrainz about them would only spend its rate limit
     groups = SCAN_STAGES["all"] if args.library else [g for g in SCAN_STAGES["all"] if g not in SCAN_STAGES["online"]]
     sys.stderr.write(f"Scanning {library} (stages: {', '.join(groups)}); data dir {data.root}\n")
-    summary = scan_library([library], data.root, groups, progress=ProgressBar if sys.stderr.isatty() else None)
+    summary = scan_library([library], data.root, groups, progress=ProgressBar.unless(False))
     summary.pop("stage_metadata", None)
     if args.json:
         print_json(summary)

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "soniquebay_assets.cli.export_cmds",
     "soniquebay_assets.cli.catalog_copy_cmds",
     "soniquebay_assets.cli.online_cmds",
+    "soniquebay_assets.cli.write_tags_cmds",
     "soniquebay_assets.cli.serve_cmds",
     "soniquebay_assets.cli.playlist_cmds",
 ]

@@ -1,14 +1,18 @@
-"""`soniquebay scan PATH...`: its arguments, its progress bar and its summary; the runs are
-dagster_defs/scan_runs.py's."""
+"""`soniquebay scan PATH...`: its arguments and its summary; the runs are dagster_defs/scan_runs.py's."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import Any
 
-from soniquebay_assets.cli.common import add_data_dir, data_dir_from, fail, print_json, use_dagster_home
+from soniquebay_assets.cli.common import (
+    ProgressBar,
+    add_data_dir,
+    data_dir_from,
+    fail,
+    print_json,
+    use_dagster_home,
+)
 from soniquebay_assets.dagster_defs.scan_runs import scan_library
 from soniquebay_assets.stages import cli_stages
 
@@ -51,36 +55,12 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     data = data_dir_from(args)
     use_dagster_home(data)
-    show_progress = not args.no_progress and sys.stderr.isatty()
-    summary = scan_library(roots, data.root, groups, progress=ProgressBar if show_progress else None, as_run=args.run)
+    summary = scan_library(roots, data.root, groups, progress=ProgressBar.unless(args.no_progress), as_run=args.run)
     if args.json:
         print_json(summary)
     else:
         _print_summary(summary)
     return 1 if summary.get("run_failed") else 0
-
-
-class ProgressBar:
-    """A rich progress bar on stderr, one line per stage, fed by the pipeline's progress reports."""
-
-    def __init__(self) -> None:
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), transient=False)
-        self.progress.start()
-        return self.report
-
-    def report(self, stage: str, done: int, total: int) -> None:
-        if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(stage, total=total)
-        self.progress.update(self.tasks[stage], completed=done, total=total)
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
 
 
 def _print_summary(s: dict) -> None:
@@ -90,6 +70,9 @@ def _print_summary(s: dict) -> None:
         f"{s['skipped_unchanged']} unchanged)",
         f"Catalog: {s['tracks']} tracks, {s['albums']} albums, {s['artists']} artists, {s['genres']} genres",
     ]
+    if s.get("shards_remeasured"):
+        lines.append(f"Re-measured the tracks an older analysis version measured in {s['shards_remeasured']} "
+                     "unchanged shards (only the parts whose code changed; tempo and key kept otherwise)")
     if s["errors"]:
         lines.append(f"{s['errors']} files could not be read: `soniquebay errors` lists them with the reason")
     if s.get("run_failed"):

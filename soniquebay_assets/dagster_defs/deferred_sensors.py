@@ -30,7 +30,7 @@ from soniquebay_assets.dagster_defs.partitions import SHARDS, range_tags
 from soniquebay_assets.dagster_defs.resources import CatalogResource
 from soniquebay_assets.domain.layout import contiguous_groups
 from soniquebay_assets.logging_prefixes import DEFERRED_QUEUE, PREFIX_BY_DEFERRED_KIND
-from soniquebay_assets.stages import deferred_kinds, kind_owner, stages_of_kind
+from soniquebay_assets.stages import by_group, deferred_kinds, kind_owner, stages_of_kind
 
 # kind -> asset groups whose runs do that kind's work (the stages of the registry with that deferred kind)
 KIND_GROUPS = {kind: tuple(s.group for s in stages_of_kind(kind)) for kind in deferred_kinds()}
@@ -67,25 +67,33 @@ def request_for_kind(conn, kind: str, *, now: float | None = None, claim_id: str
     base = claim_id or f"deferred-{kind}-{uuid.uuid4().hex[:12]}"
     requests = []
     budget = max_items
-    for number, shards in enumerate(sorted(groups)):
+    in_shard_order = sorted(groups)  # the runs are numbered and listed in shard order ...
+    for shards in groups:  # ... but the item budget goes to the most urgent first (new files before re-measures)
         if budget <= 0:
             break
+        number = in_shard_order.index(shards)
         claim = base if len(groups) == 1 else f"{base}-{number}"
         items = deferred.claim(conn, kind, claim, limit=budget, shards=shards, now=now)
         if not items:  # another tick took them between the two queries
             continue
         budget -= len(items)
         claimed_shards = sorted({item.shard for item in items})
-        requests.append(RunRequest(
+        requests.append((number, RunRequest(
             run_key=claim,
             run_config=QUIET_CONSOLE,
             tags={**range_tags(claimed_shards[0], claimed_shards[-1]), CLAIM_TAG: claim, KIND_TAG: kind,
                   "soniquebay/deferred_items": str(len(items)),
                   "soniquebay/deferred_shards": ",".join(claimed_shards)[:1000]},
-        ))
+        )))
     if not requests:
         return SkipReason(f"{prefix} due {kind} work was claimed elsewhere")
-    return requests
+    return [request for _, request in sorted(requests, key=lambda pair: pair[0])]
+
+
+def enabled_kind_groups(kind: str) -> tuple[str, ...]:
+    """KIND_GROUPS[kind] less the stages switched off: a stage with an `enabled_by` setting joins only while it
+    is set, so no step goes to a queue that may have no worker (write-back's, off by default)."""
+    return tuple(g for g in KIND_GROUPS[kind] if settings.stage_enabled(by_group(g).name))
 
 
 def build_kind_jobs(groups: Iterable[str]) -> dict:
@@ -93,10 +101,10 @@ def build_kind_jobs(groups: Iterable[str]) -> dict:
     (the one with its cadence) has them: the others wait for their stage."""
     present = set(groups)
     jobs = {}
-    for kind, kind_groups in KIND_GROUPS.items():
+    for kind in deferred_kinds():
         if kind_owner(kind).group not in present:
             continue
-        selected = [g for g in kind_groups if g in present]
+        selected = [g for g in enabled_kind_groups(kind) if g in present]
         jobs[kind] = define_asset_job(
             job_name(kind), selection=AssetSelection.groups(*selected),
             partitions_def=SHARDS if kind_owner(kind).partitioned else None,
@@ -113,6 +121,10 @@ def build_kind_schedule(kind: str, job):
               description=f"Every {minutes} min: runs of {job.name} over the shards with due {kind} work, if any.")
     def _kind_schedule(context: ScheduleEvaluationContext, catalog: CatalogResource):
         with catalog.connection() as conn:
+            backlog = queue_backlog(conn, kind, now=_tick_time(context))
+            if backlog:
+                context.log.info(f"{PREFIX_BY_DEFERRED_KIND[kind]} queued {backlog} items behind new work: "
+                                 f"{BACKLOG_OF_KIND[kind]}")
             requests = request_for_kind(conn, kind, now=_tick_time(context))
         for request in requests if isinstance(requests, list) else []:
             context.log.info(f"{PREFIX_BY_DEFERRED_KIND[kind]} requesting {request.run_key}: "
@@ -121,6 +133,19 @@ def build_kind_schedule(kind: str, job):
         return requests
 
     return _kind_schedule
+
+
+# kind -> work that waits outside the queue until a tick queues it, behind what is there
+BACKLOG_OF_KIND = {"enrichment": "tracks an older analysis version measured (their outdated parts are re-measured)"}
+
+
+def queue_backlog(conn, kind: str, *, now: float | None = None) -> int:
+    """Queue a kind's backlog (BACKLOG_OF_KIND) at low priority; returns how many items were queued."""
+    if kind not in BACKLOG_OF_KIND:
+        return 0
+    from soniquebay_assets.pipeline.enrich import queue_outdated
+
+    return queue_outdated(conn, now=now)
 
 
 def _tick_time(context: ScheduleEvaluationContext) -> float:

@@ -12,25 +12,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from soniquebay_assets.pipeline.progress import Reporter
+from soniquebay_assets.pipeline.progress import ProgressDisplay, shown_on
 from soniquebay_assets.queues import SCAN_CHAIN_GROUPS
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
-# Called once per run or run-free pass: a context manager giving the reporter that shows the stages' progress.
-ProgressDisplay = Callable[[], AbstractContextManager[Reporter | None]]
-
 
 def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, progress: ProgressDisplay | None = None,
                  as_run: bool = False) -> dict:
     """Plan with one walk, then materialize the selected groups for the changed shards: the catalog stages alone
-    without a run (unless `as_run`), anything more in one in-process run."""
+    without a run (unless `as_run`), anything more in one in-process run; when it enriches, also the analysis
+    (and vectors) of unchanged shards holding tracks an older analysis version measured."""
     from soniquebay_assets.catalog import inventory, queries
     from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.pipeline.scan import plan_scan
@@ -49,8 +46,13 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, progr
         "deleted": 0, "skipped_unchanged": plan.unchanged_estimate, "errors_this_scan": 0,
         "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
     }
-    if shards:
-        runs = run_stages(groups, shards, roots, data, plan.walk, progress, as_run)
+    runs = run_stages(groups, shards, roots, data, plan.walk, progress, as_run) if shards else []
+    remeasure = _outdated_shards(data, groups, shards)
+    summary["shards_remeasured"] = len(remeasure)
+    if remeasure:  # unchanged shards whose tracks an older analysis version measured
+        runs += run_stages([g for g in groups if g in REMEASURE_GROUPS], remeasure, roots, data, plan.walk,
+                           progress, as_run)
+    if runs:
         summary["recorded_without_run"] = runs[0]["run_id"] is None
         summary["run_id"] = runs[0]["run_id"] if len(runs) == 1 else [r["run_id"] for r in runs]
         summary["run_failed"] = not all(r["success"] for r in runs)
@@ -71,6 +73,23 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, progr
     return summary
 
 
+# The groups a scan runs again over unchanged shards holding tracks an older analysis version measured: the
+# analysis re-measures their outdated parts, the vectors follow what changed.
+REMEASURE_GROUPS = ("metadata", "vector")
+
+
+def _outdated_shards(data, groups: Sequence[str], done: Sequence[str]) -> list[str]:
+    """Shards not among `done` with a track an older analysis version measured, when the scan enriches."""
+    if "metadata" not in groups:
+        return []
+    from soniquebay_assets.catalog.analysis import outdated_shards
+    from soniquebay_assets.catalog.db import connection
+    from soniquebay_assets.domain.analysis.analyze import ANALYSIS_VERSION
+
+    with connection(data.catalog_url) as conn:
+        return [s for s in outdated_shards(conn, ANALYSIS_VERSION) if s not in set(done)]
+
+
 def run_stages(groups, shards, roots, data, walk, progress: ProgressDisplay | None = None,
                as_run: bool = False) -> list[dict[str, Any]]:
     """The catalog stages alone without a run (recorded as runless materializations); else one run per
@@ -85,9 +104,11 @@ def run_stages(groups, shards, roots, data, walk, progress: ProgressDisplay | No
             return [scan_without_run(groups, shards, data, walk, progress)]
         except Exception as exc:  # noqa: BLE001 - any failure: the run below records it where people look
             print(f"scan: {exc!r}; running the same shards as a Dagster run to record the failure", file=sys.stderr)
-    with connection(data.catalog_url) as conn:
-        # the walk goes into the catalog: the run's inventory step may run on another host
-        snapshot = save_snapshot(walk, conn)
+    snapshot = None
+    if "scan" in groups:
+        with connection(data.catalog_url) as conn:
+            # the walk goes into the catalog: the run's inventory step may run on another host
+            snapshot = save_snapshot(walk, conn)
     return [materialize_shard_range(groups, first, last, roots, data.root, snapshot, progress)
             for first, last in shard_ranges(shards)]
 
@@ -100,7 +121,7 @@ def scan_without_run(groups, shards, data, walk, progress: ProgressDisplay | Non
 
     recorder = RecorderProcess()
     try:
-        with _reporting(progress):
+        with shown_on(progress):
             with connection(data.catalog_url) as conn:
                 first = [g for g in groups if g == "scan"]
                 stats = run_catalog_chain(conn, first, shards, walk)
@@ -111,22 +132,6 @@ def scan_without_run(groups, shards, data, walk, progress: ProgressDisplay | Non
         return recorder.record(stats, shards, data.root)
     finally:
         recorder.stop()
-
-
-@contextmanager
-def _reporting(progress: ProgressDisplay | None) -> Iterator[None]:
-    """The pipeline's progress reports go to the caller's display for the block (nowhere without one)."""
-    from soniquebay_assets.pipeline import progress as reports
-
-    if progress is None:
-        yield
-        return
-    with progress() as reporter:
-        reports.set_reporter(reporter)
-        try:
-            yield
-        finally:
-            reports.set_reporter(None)
 
 
 # From this many files to read, the recorder loads at the lowest CPU priority: the tag readers keep both cores
@@ -230,7 +235,7 @@ def materialize_shard_range(groups, start, end, roots, data_root, snapshot,
         run_config["ops"] = {"file_inventory": {"config": {"snapshot": str(snapshot)}}}
     resources = {"catalog": CatalogResource(data_dir_path=str(data_root)),
                  "library": LibraryResource(roots=[str(r) for r in roots])}
-    with _reporting(progress):
+    with shown_on(progress):
         result = materialize(selected, instance=DagsterInstance.get(), resources=resources, run_config=run_config,
                              tags={**range_tags(start, end), "soniquebay/origin": "cli"}, raise_on_error=False)
     return {"run_id": result.run_id, "success": result.success, "metadata": _materialized(result)}

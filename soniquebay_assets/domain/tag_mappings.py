@@ -76,9 +76,9 @@ VORBIS_MAP: dict[str, tuple[str, ...]] = {
     "musicbrainz_release_group_id": ("MUSICBRAINZ_RELEASEGROUPID",),
     "musicbrainz_artist_ids": ("MUSICBRAINZ_ARTISTID",),
     "musicbrainz_album_artist_ids": ("MUSICBRAINZ_ALBUMARTISTID",),
-    "replaygain_track_gain": ("REPLAYGAIN_TRACK_GAIN",),
+    "replaygain_track_gain": ("REPLAYGAIN_TRACK_GAIN", "R128_TRACK_GAIN"),
     "replaygain_track_peak": ("REPLAYGAIN_TRACK_PEAK",),
-    "replaygain_album_gain": ("REPLAYGAIN_ALBUM_GAIN",),
+    "replaygain_album_gain": ("REPLAYGAIN_ALBUM_GAIN", "R128_ALBUM_GAIN"),
     "replaygain_album_peak": ("REPLAYGAIN_ALBUM_PEAK",),
     "bpm": ("BPM", "TEMPO"),
     "initial_key": ("INITIALKEY", "KEY"),
@@ -239,11 +239,16 @@ def flatten_id3(tags: Any) -> RawTags:
 
 
 def flatten_vorbis(tags: Any, flac_pictures: list | None = None) -> RawTags:
-    """Vorbis comment pairs -> RawTags (keys upper-cased, repeated keys kept as several values)."""
+    """Vorbis comment pairs -> RawTags (keys upper-cased, repeated keys kept as several values). Opus R128 gains
+    (Q7.8 dB relative to -23 LUFS) read as ReplayGain gains (-18 LUFS reference)."""
     raw = RawTags("vorbis", formats=["vorbis"])
     values = raw.values
     for key, value in list.__iter__(tags):
         values.setdefault(key.upper(), []).append(value)
+    for key in ("R128_TRACK_GAIN", "R128_ALBUM_GAIN"):
+        if key in values:
+            text = str(values[key][0]).strip()
+            values[key] = [f"{int(text) / 256 + 5:.2f} dB"] if text.lstrip("+-").isdigit() else []
     raw.picture = bool(flac_pictures) or "METADATA_BLOCK_PICTURE" in values or "COVERART" in values
     return raw
 

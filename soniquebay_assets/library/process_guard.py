@@ -14,16 +14,21 @@ import time
 WATCH_INTERVAL_S = 1.0
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _owner_gone(owner_pid: int, parent_pid: int) -> bool:
     if os.getppid() != parent_pid:  # re-parented: whoever started us is dead
         return True
-    try:
-        os.kill(owner_pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not pid_alive(owner_pid)
 
 
 def _watch(owner_pid: int, parent_pid: int) -> None:

@@ -3,7 +3,8 @@ gate the loudness of every album whose tracks changed (ReplayGain album gain).
 
 Workers only decode and analyse (pure CPU); the parent owns the SQLite connection and writes one transaction
 per batch, so a crash loses at most one batch and a re-run never duplicates (upserts on track_id). A track
-analysed by an older ANALYSIS_VERSION recomputes and rewrites only the parts whose code changed since.
+analysed by an older ANALYSIS_VERSION recomputes and rewrites only the parts whose code changed since, after
+the new and changed tracks of the run: `queue_outdated` puts such tracks in the deferred queue, behind new files.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -110,7 +112,7 @@ class EnrichStats:
     audio_seconds_analyzed: float = 0.0
     mean_seconds_per_track: float | None = None
     genre_rows: int = 0
-    outdated_version: int = 0
+    outdated_version: int = 0  # tracks still analysed by an older version (re-measured by later runs)
     parts_recomputed: dict[str, int] = field(default_factory=dict)  # part -> tracks whose part was rewritten
     albums_gated: int = 0  # albums whose loudness (ReplayGain album gain) was computed again
     bpm_histogram: dict[str, int] = field(default_factory=dict)
@@ -119,15 +121,15 @@ class EnrichStats:
 
 
 def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | str | None = None,
-                  workers: int | None = None, force_version: bool = False,
+                  workers: int | None = None, outdated_ids: Collection[int] | None = None,
                   retry_errors: bool = False) -> EnrichStats:
-    """Analyse the tracks of `shards` that need it (see catalog.analysis.tracks_to_analyze) and refresh their
-    normalized genres."""
+    """Analyse the tracks of `shards` that need it (see catalog.analysis.tracks_to_analyze: new and changed
+    first, then those an older version analysed, all or only `outdated_ids`) and refresh normalized genres."""
     started = time.perf_counter()
     data = data_dir if isinstance(data_dir, DataDir) else DataDir(Path(data_dir)) if data_dir else DataDir()
     numba_cache = data.numba_cache
     numba_cache.mkdir(parents=True, exist_ok=True)
-    todo = repo.tracks_to_analyze(conn, shards, current_version=ANALYSIS_VERSION, force_version=force_version,
+    todo = repo.tracks_to_analyze(conn, shards, current_version=ANALYSIS_VERSION, outdated_ids=outdated_ids,
                                   retry_errors=retry_errors)
     total = repo.track_count(conn, shards)
     stats = EnrichStats(shards=len(shards), tracks_in_shards=total, selected=len(todo), skipped=total - len(todo))
@@ -173,6 +175,15 @@ def enrich_shards(conn: Any, shards: list[str], *, data_dir: DataDir | Path | st
     stats.key_table = repo.key_table(conn, shards)
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats
+
+
+OUTDATED_PER_TICK = 10_000  # tracks of an older analysis version queued per schedule tick (the tick stays short)
+
+
+def queue_outdated(conn: Any, *, now: float | None = None, limit: int = OUTDATED_PER_TICK) -> int:
+    """Queue tracks an older ANALYSIS_VERSION analysed for re-measuring, at low priority: the deferred
+    enrichment runs take them after every new or changed file. Returns how many were queued."""
+    return repo.enqueue_outdated(conn, ANALYSIS_VERSION, limit=limit, now=now)
 
 
 def _write_batch(conn: Any, batch: list[tuple[Any, FileAnalysis]]) -> None:

@@ -4,6 +4,9 @@ import time
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 
+from soniquebay_assets.catalog.analysis import ENRICH_KIND
+from soniquebay_assets.catalog.deferred import claimed_entities
+from soniquebay_assets.dagster_defs.deferred_sensors import CLAIM_TAG
 from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, md_table, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
@@ -14,7 +17,6 @@ from soniquebay_assets.queues import WORKER_METADATA
 
 class EnrichConfig(Config):
     workers: int = 0  # 0: one per core
-    force_version: bool = False  # re-analyse tracks analysed by an older ANALYSIS_VERSION
     retry_errors: bool = False  # re-try tracks whose analysis failed (e.g. after installing ffmpeg)
 
 
@@ -22,15 +24,20 @@ class EnrichConfig(Config):
     "metadata",
     deps=["catalog_entities"],
     description="Tempo, key (Camelot/Open Key), whole-track loudness, true peak and ReplayGain (track and album), "
-                "moods and spectral features per track, plus normalized genres; only new, audio-changed (or, on "
-                "request, older-version) tracks.",
+                "moods and spectral features per track, plus normalized genres; new and audio-changed tracks, "
+                "then those an older analysis version measured (only their outdated parts).",
 )
 def enriched_tracks(context: AssetExecutionContext, config: EnrichConfig, catalog: CatalogResource) -> MaterializeResult:
     started = time.perf_counter()
     shards = sorted(context.partition_keys)
     with catalog.connection() as conn:
+        claim = context.run.tags.get(CLAIM_TAG)
+        # a deferred run re-measures the older-version tracks it claimed (queued behind new files); a run by
+        # hand or a scan's, every one of its shards
+        outdated = {e for (kind, e) in claimed_entities(conn, claim, ENRICH_KIND) if kind == "track"} \
+            if claim else None
         stats = enrich_shards(conn, shards, data_dir=catalog.data_dir, workers=config.workers or None,
-                              force_version=config.force_version, retry_errors=config.retry_errors)
+                              outdated_ids=outdated, retry_errors=config.retry_errors)
     context.log.info(
         f"{log_prefix(WORKER_METADATA)} shards {shard_summary(shards)}: {stats.analyzed} analysed "
         f"({stats.ok} ok, {stats.partial} partial, {stats.failed} failed), {stats.skipped} skipped, "
@@ -50,7 +57,7 @@ def enrich_metadata(stats: EnrichStats, shards: list[str], started: float) -> di
         "partial": stats.partial,
         "failed": stats.failed,
         "skipped": stats.skipped,
-        "outdated_version": MetadataValue.int(stats.outdated_version),  # re-run with force_version: true
+        "outdated_version": MetadataValue.int(stats.outdated_version),  # still to re-measure (queued)
         "parts_recomputed": md_table(stats.parts_recomputed, key="part", value="tracks"),
         "albums_gated": MetadataValue.int(stats.albums_gated),  # album gain computed again
         "mean_seconds_per_track": MetadataValue.float(float(stats.mean_seconds_per_track or 0.0)),

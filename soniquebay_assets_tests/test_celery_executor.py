@@ -28,7 +28,9 @@ WORKERS = {
     "scan": [queues.WORKER_SCAN],
     "extract": [queues.WORKER_EXTRACT],
     "insert": [queues.WORKER_INSERT_BULK],
-    "rest": [queues.WORKER_METADATA, queues.WORKER_VECTOR, queues.WORKER_COVER, queues.WORKER_DEFERRED],
+    # every other queue, so a stage added to the registry is consumed here too
+    "rest": [q for q in queues.ALL_QUEUES
+             if q not in (queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK)],
 }
 WORKER_FOR_STEP = {"file_inventory": "scan", "raw_metadata": "extract", "catalog_entities": "insert"}
 SCAN_GROUPS = list(SCAN_CHAIN_GROUPS)

@@ -28,9 +28,11 @@ WORKERS = {
     "scan": [queues.WORKER_SCAN],
     "extract": [queues.WORKER_EXTRACT],
     "insert": [queues.WORKER_INSERT_BULK],
-    # every other queue, so a stage added to the registry is consumed here too
-    "rest": [q for q in queues.ALL_QUEUES
-             if q not in (queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK)],
+    "rest": [queues.WORKER_METADATA, queues.WORKER_VECTOR, queues.WORKER_COVER, queues.WORKER_DEFERRED],
+    # every other queue (a worker consumes at most four), so a stage added to the registry is consumed here too
+    "more": [q for q in queues.ALL_QUEUES if q not in (queues.WORKER_SCAN, queues.WORKER_EXTRACT,
+             queues.WORKER_INSERT_BULK, queues.WORKER_METADATA, queues.WORKER_VECTOR, queues.WORKER_COVER,
+             queues.WORKER_DEFERRED)],
 }
 WORKER_FOR_STEP = {"file_inventory": "scan", "raw_metadata": "extract", "catalog_entities": "insert"}
 SCAN_GROUPS = list(SCAN_CHAIN_GROUPS)
@@ -164,7 +166,7 @@ def _catalog_rows(data_root: Path) -> tuple[list[tuple], dict[str, int]]:
     try:
         rows = [tuple(r) for r in conn.execute(
             "SELECT t.title, t.artist_display, a.title FROM tracks t JOIN albums a USING (album_id) ORDER BY t.title")]
-        pending = {kind: m["pending"] for kind, m in deferred.metrics(conn).items()}
+        pending = {kind: m["pending"] for kind, m in deferred.metrics(conn).items() if m["pending"]}
     finally:
         conn.close()
     return rows, pending

@@ -82,6 +82,7 @@ def _by_file(data_dir: Path) -> dict[str, dict]:
     return {Path(t["path"]).name: t for t in tracks_by_title(data_dir).values()}
 
 
+@pytest.mark.slow
 def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
     result = materialize_scan(instance, library, data_dir, shards=_library_shards(library), groups=GROUPS)
     assert result.success  # bad files never fail the partition
@@ -141,6 +142,7 @@ def _shards(conn) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT shard FROM tracks")]
 
 
+@pytest.mark.slow
 def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data_dir, monkeypatch):
     materialize_scan(instance, library, data_dir, shards=_library_shards(library), groups=SCAN_GROUPS)
     conn = open_catalog(DataDir(data_dir).catalog_url)
@@ -268,6 +270,7 @@ def test_eval_commands_print_one_json_object(tmp_path, capsys, data_dir):
     assert key["metric"] == "key" and key["exact"] == 1.0 and key["mirex_weighted"] == 1.0 and "rows" not in key
 
 
+@pytest.mark.slow
 def test_bench_analyze_prints_one_json_object(capsys, data_dir):
     report = _run_cli(["bench", "analyze", "--tracks", "1", "--minutes", "0.5"], capsys)
     for field in ("realtime_factor_per_core", "seconds_per_4min_track", "peak_rss_mb", "audio_seconds"):

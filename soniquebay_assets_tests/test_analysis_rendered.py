@@ -82,6 +82,7 @@ def test_rendered_tonal_tempo_is_not_doubled_or_taken_at_three_halves(tmp_path, 
     assert evaluation.tempo_confusion(values["bpm"], bpm) == "x1", values
 
 
+@pytest.mark.slow
 def test_drum_detector_tells_a_kit_from_bright_instruments(tmp_path):
     """The drum rule needs noise-like highs: a band with a kit is percussive; guitar, organ and strings playing
     the same tune are not, however much of their onset flux lies above 5 kHz."""

@@ -78,6 +78,7 @@ def test_worker_refuses_bad_queue_lists(tmp_path):
     assert done.returncode == 2 and "unknown queue(s) scan" in done.stderr
 
 
+@pytest.mark.slow
 def test_status_json_reports_queues_assets_and_deferred(tmp_path):
     from soniquebay_assets.catalog import deferred
     from soniquebay_assets.catalog.db import open_catalog
@@ -98,6 +99,7 @@ def test_status_json_reports_queues_assets_and_deferred(tmp_path):
     assert report["deferred"]["vectors"]["oldest_pending_age_s"] is not None
 
 
+@pytest.mark.slow
 def test_the_submitting_side_builds_no_worker_app():
     """A run with the Celery executor (and `soniquebay status`) use the shared Celery settings; the worker app, with
     its signal hooks, is built by the worker alone (then, in the same process, they are there)."""

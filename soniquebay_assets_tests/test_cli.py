@@ -36,6 +36,7 @@ def library(tmp_path: Path, make_audio) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_scan_json_tracks_and_errors(library, tmp_path):
     data = tmp_path / "data"
     scan = soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog", "--json")
@@ -73,6 +74,7 @@ def test_scan_json_tracks_and_errors(library, tmp_path):
     assert third["deleted"] == 1 and third["tracks"] == 1
 
 
+@pytest.mark.slow
 def test_data_dir_from_environment_and_dagster_home(library, tmp_path):
     data = tmp_path / "env-data"
     soniquebay("scan", str(library), "--stages", "catalog", "--json", env_extra={"SONIQUEBAY_DATA_DIR": str(data)})
@@ -100,6 +102,7 @@ def _materializations(home: Path, asset: str, shard: str) -> list:
         return [(r.run_id, r.asset_materialization.metadata) for r in found.records]
 
 
+@pytest.mark.slow
 def test_catalog_scans_are_recorded_per_shard_without_a_run_unless_asked(tmp_path, make_audio):
     from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
@@ -147,6 +150,7 @@ def test_catalog_scans_are_recorded_per_shard_without_a_run_unless_asked(tmp_pat
         assert run.run_id == as_run["run_id"] and run.is_success
 
 
+@pytest.mark.slow
 def test_a_scan_recorded_without_a_run_never_loads_dagster_in_the_scanning_process(tmp_path, make_audio):
     """The scan's runs live in the Dagster layer, yet a catalog scan's own process imports no Dagster: only its
     recorder child does (Dagster's imports cost about a second of CPU that the stages use instead)."""
@@ -163,6 +167,7 @@ def test_a_scan_recorded_without_a_run_never_loads_dagster_in_the_scanning_proce
     assert probe_out == {"code": 0, "dagster": []}
 
 
+@pytest.mark.slow
 def test_direct_work_that_fails_is_redone_by_a_run_that_records_it(tmp_path, make_audio, monkeypatch, capsys):
     from dagster import DagsterInstance
 
@@ -196,6 +201,7 @@ def test_direct_work_that_fails_is_redone_by_a_run_that_records_it(tmp_path, mak
     assert calls
 
 
+@pytest.mark.slow
 def test_the_recorder_process_reports_what_it_could_not_record_and_stops(tmp_path, monkeypatch):
     from soniquebay_assets.cli.common import use_dagster_home
     from soniquebay_assets.dagster_defs.scan_runs import RecorderProcess

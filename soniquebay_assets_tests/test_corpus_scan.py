@@ -42,6 +42,7 @@ def test_converted_albums(corpus_dir, tmp_path, data_dir):
     assert not errors_by_path(data_dir)
 
 
+@pytest.mark.slow
 def test_every_edge_file_goes_through_one_scan(corpus_dir, tmp_path, data_dir):
     with test_instance(tmp_path) as instance:
         materialize_scan(instance, corpus_dir / "edge", data_dir)

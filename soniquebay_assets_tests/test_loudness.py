@@ -222,6 +222,7 @@ CORPUS_SONGS = (
 
 @pytest.mark.corpus
 @pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg)")
+@pytest.mark.slow
 def test_real_stereo_songs_match_ffmpeg_ebur128_and_pyloudnorm(corpus_dir):
     from soniquebay_assets.library.loudness_reference import ffmpeg_ebur128
 

@@ -172,6 +172,7 @@ def test_exact_match_ambiguous_and_no_result(library, server):
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in library["originals"]} == library["originals"]
 
 
+@pytest.mark.slow
 def test_rate_limit_spacing_from_server_timestamps(library, server):
     exact_routes(server)
     http = HttpClient(retry_connect_errors=False, max_retries=1, read_timeout_s=5.0)
@@ -185,6 +186,7 @@ def test_rate_limit_spacing_from_server_timestamps(library, server):
     assert min(gaps) >= 0.95, gaps  # 1 request/s, measured where the requests arrive
 
 
+@pytest.mark.slow
 def test_503_with_retry_after_is_honoured(library, server):
     exact_routes(server)
     search = server.routes["/ws/2/release"]
@@ -390,6 +392,7 @@ def test_albums_and_match_commands(library, server, monkeypatch):
     assert twin in {str(json.loads(line)["album_id"]) for line in out.splitlines()}
 
 
+@pytest.mark.slow
 def test_asset_metadata_and_track_count_check(library, server, monkeypatch, tmp_path):
     from dagster import DagsterInstance, materialize
 
@@ -477,6 +480,7 @@ def test_an_answer_of_an_unexpected_shape_is_a_cached_failure(library, server):
     assert repo.get_album(library["conn"], album_id(library["conn"], "Exact Album"))["match_status"] == "pending"
 
 
+@pytest.mark.slow
 def test_scan_command_runs_the_online_stage(library, server, tmp_path):
     """`soniquebay scan --stages catalog,online` as a user runs it: a subprocess against the fake services."""
     import os

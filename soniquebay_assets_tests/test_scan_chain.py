@@ -81,6 +81,7 @@ def test_first_scan_builds_a_correct_catalog(instance, library, data_dir):
     assert check_results["no_duplicate_paths"] and check_results["tracks_have_album_and_artist"]
 
 
+@pytest.mark.slow
 def test_rerunning_partitions_in_any_order_never_duplicates(instance, library, data_dir):
     materialize_scan(instance, library, data_dir)
     conn = catalog(data_dir)
@@ -98,6 +99,7 @@ def test_rerunning_partitions_in_any_order_never_duplicates(instance, library, d
     assert after == before
 
 
+@pytest.mark.slow
 def test_unchanged_rescan_reads_no_tags(instance, library, data_dir):
     materialize_scan(instance, library, data_dir)
     result = materialize_scan(instance, library, data_dir)
@@ -105,6 +107,7 @@ def test_unchanged_rescan_reads_no_tags(instance, library, data_dir):
     assert metadata_of(result, "file_inventory")["unchanged"] == 9
 
 
+@pytest.mark.slow
 def test_changed_deleted_and_moved_files(instance, library, data_dir, make_audio):
     materialize_scan(instance, library, data_dir)
     before = tracks_by_title(data_dir)
@@ -131,6 +134,7 @@ def test_changed_deleted_and_moved_files(instance, library, data_dir, make_audio
     conn.close()
 
 
+@pytest.mark.slow
 def test_unavailable_root_keeps_its_tracks(instance, library, data_dir, tmp_path):
     materialize_scan(instance, library, data_dir)
     hidden = tmp_path / "unmounted"

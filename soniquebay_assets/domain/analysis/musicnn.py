@@ -39,12 +39,37 @@ MTT_LABELS = ("guitar", "classical", "slow", "techno", "strings", "drums", "elec
 LABELS = {"MSD_musicnn": MSD_LABELS, "MTT_musicnn": MTT_LABELS}
 
 
-def log_mel(audio_16k: np.ndarray) -> np.ndarray:
-    """(frames, 96) log-compressed mel spectrogram of mono 16 kHz audio, exactly as musicnn's batch_data."""
+@functools.cache
+def _mel_basis() -> np.ndarray:
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=np.asarray(audio_16k, dtype=np.float32), sr=SR, hop_length=FFT_HOP,
-                                         n_fft=FFT_SIZE, n_mels=N_MELS).T
+    return librosa.filters.mel(sr=SR, n_fft=FFT_SIZE, n_mels=N_MELS).T.astype(np.float32)  # (257, 96), Slaney
+
+
+@functools.cache
+def _window() -> np.ndarray:
+    from scipy.signal import get_window
+
+    return get_window("hann", FFT_SIZE, fftbins=True).astype(np.float32)
+
+
+def mel_power(audio_16k: np.ndarray) -> np.ndarray:
+    """(frames, 96) librosa.feature.melspectrogram(y, sr=16000, n_fft=512, hop_length=256, n_mels=96), transposed.
+
+    librosa's own filter bank; the centred, zero-padded STFT is written out here because librosa.stft JIT-compiles
+    numba helpers on its first call in a process with an empty cache (~25 s), which every fresh worker would pay."""
+    y = np.pad(np.asarray(audio_16k, dtype=np.float32), FFT_SIZE // 2)
+    if y.size < FFT_SIZE:
+        return np.zeros((0, N_MELS), dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(y, FFT_SIZE)[::FFT_HOP]
+    spectrum = np.fft.rfft(frames * _window(), axis=1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    return power @ _mel_basis()
+
+
+def log_mel(audio_16k: np.ndarray) -> np.ndarray:
+    """(frames, 96) log-compressed mel spectrogram of mono 16 kHz audio, exactly as musicnn's batch_data."""
+    mel = mel_power(audio_16k)
     # musicnn rounds its spectrograms to float16; under the numpy it pinned (< 1.17, value-based casting)
     # `10000 * mel` then promoted to float32. numpy 2 would keep float16 and overflow to inf on loud music.
     mel = mel.astype(np.float16).astype(np.float32)

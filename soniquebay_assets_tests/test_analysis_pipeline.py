@@ -99,6 +99,12 @@ def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
     assert song["analysis_version"] == enrich.ANALYSIS_VERSION
     assert set(song["moods"]) == {"happy", "sad", "aggressive", "relaxed", "party"}
     assert all(0 <= v <= 1 for v in song["moods"].values())
+    from soniquebay_assets.domain.analysis import musicnn
+
+    # the learned tags: every label of both taggers, as probabilities
+    assert list(song["music_tags"]["msd"]) == list(musicnn.MSD_LABELS)
+    assert list(song["music_tags"]["mtt"]) == list(musicnn.MTT_LABELS)
+    assert all(0 <= p <= 1 for model in ("msd", "mtt") for p in song["music_tags"][model].values())
     for field in ("bpm_confidence", "loudness_lufs", "replaygain_track_gain_db", "energy", "danceability",
                   "replaygain_track_peak", "true_peak_dbtp", "loudness_range_lu", "replaygain_album_gain_db"):
         assert song[field] is not None, field
@@ -109,6 +115,7 @@ def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
 
     silence = tracks["01 silence.wav"]
     assert silence["analysis_status"] == "partial" and silence["bpm"] is None and silence["moods"] is None
+    assert silence["music_tags"] is None
     assert tracks["02 short.wav"]["bpm"] is None
 
     errors = {Path(p).name: e for p, e in errors_by_path(data_dir).items() if e["stage"] == "enrich"}

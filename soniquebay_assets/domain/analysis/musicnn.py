@@ -86,7 +86,7 @@ def patches(mel: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _weights(model: str) -> dict[str, np.ndarray]:
-    path = resources.files("soniquebay_assets.models.musicnn").joinpath(f"{model}.npz")
+    path = resources.files("soniquebay_assets").joinpath(f"models/musicnn/{model}.npz")
     with path.open("rb") as handle, np.load(handle) as archive:
         return {name: archive[name] for name in archive.files}
 

@@ -58,3 +58,33 @@ def test_patches_cut_like_musicnn():
     assert batch.shape == (2, musicnn.PATCH_FRAMES, 96)  # the 126 frames left over make no patch
     assert np.array_equal(batch[1], mel[187:374])
     assert musicnn.patches(mel[:100]).shape == (0, musicnn.PATCH_FRAMES, 96)
+
+
+def test_moods_follow_the_tags_that_say_them():
+    from soniquebay_assets.domain.analysis.moods import mood_scores
+
+    silent_tags = {"msd": dict.fromkeys(musicnn.MSD_LABELS, 0.0), "mtt": dict.fromkeys(musicnn.MTT_LABELS, 0.0)}
+    metal = {"msd": {**silent_tags["msd"], "metal": 0.9, "heavy metal": 0.4},
+             "mtt": {**silent_tags["mtt"], "loud": 0.7, "fast": 0.5}}
+    ambient = {"msd": {**silent_tags["msd"], "ambient": 0.6, "chillout": 0.3},
+               "mtt": {**silent_tags["mtt"], "quiet": 0.5, "soft": 0.4, "no vocals": 0.6}}
+    loud, calm, none = mood_scores(metal), mood_scores(ambient), mood_scores(silent_tags)
+    assert loud.aggressive > 0.9 and calm.aggressive == 0.0
+    assert calm.relaxed > 0.8 > loud.relaxed
+    assert loud.energy > 0.9 and calm.energy < 0.2 and none.energy == 0.5  # no evidence either way: the middle
+    assert calm.instrumentalness > 0.7 and none.instrumentalness == 0.5
+    assert all(0.0 <= v <= 1.0 for s in (loud, calm, none) for v in s.as_dict().values())
+
+
+@pytest.mark.slow  # two corpus songs through the whole analysis
+def test_analysis_hears_metal_and_orchestra(corpus_dir):
+    from soniquebay_assets.pipeline.enrich import analyze_file
+
+    metal = analyze_file(str(corpus_dir / "music/fretsonfire-muldjord/muldjord/chaos_god/song.ogg")).values
+    tags = json.loads(metal["music_tags"])
+    assert max(tags["msd"], key=tags["msd"].get) == "metal"
+    assert metal["mood_aggressive"] > metal["mood_relaxed"] and metal["mood_aggressive"] > metal["mood_happy"]
+    orchestra = analyze_file(str(corpus_dir / "music/wesnoth/elf-land.ogg")).values
+    assert orchestra["mood_relaxed"] > orchestra["mood_aggressive"]
+    assert orchestra["energy"] < metal["energy"]
+    assert len(np.frombuffer(metal["audio_embedding"], dtype="<f4")) == 400

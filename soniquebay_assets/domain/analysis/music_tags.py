@@ -83,11 +83,11 @@ def patch_batch(segments: list[np.ndarray], sr: int, count: int = PATCHES_PER_TR
     return np.stack(out).astype(np.float32)
 
 
-def tag_batch(batch: np.ndarray) -> MusicTags | None:
-    """Both models on the patches; None when there is no patch."""
+def tag_batch(batch: np.ndarray, chunk: int = 8) -> MusicTags | None:
+    """Both models on the patches, `chunk` at a time (a patch's activations take ~12 MB); None when there is none."""
     if batch.shape[0] == 0:
         return None
-    msd, mtt = (musicnn.run(model, batch) for model in musicnn.MODELS)
+    msd, mtt = (musicnn.run(model, batch, chunk) for model in musicnn.MODELS)
     embedding = np.concatenate([msd.penultimate.mean(axis=0), mtt.penultimate.mean(axis=0)]).astype(np.float32)
     return MusicTags(msd.mean(), mtt.mean(), embedding, int(batch.shape[0]))
 

@@ -186,7 +186,7 @@ class Taggram:
         return dict(zip(self.labels, (float(p) for p in self.probabilities.mean(axis=0)), strict=True))
 
 
-def run(model: str, batch: np.ndarray) -> Taggram:
-    """Tag a batch of (n, 187, 96) log-mel patches with `model`."""
-    probabilities, penultimate = network(model)(batch)
-    return Taggram(model, probabilities, penultimate)
+def run(model: str, batch: np.ndarray, chunk: int = 8) -> Taggram:
+    """Tag a batch of (n, 187, 96) log-mel patches with `model`, `chunk` patches at a time (bounded memory)."""
+    outputs = [network(model)(batch[i:i + chunk]) for i in range(0, max(batch.shape[0], 1), chunk)]
+    return Taggram(model, np.concatenate([o[0] for o in outputs]), np.concatenate([o[1] for o in outputs]))

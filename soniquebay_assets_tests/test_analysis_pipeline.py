@@ -100,6 +100,12 @@ def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
     assert song["analysis_version"] == enrich.ANALYSIS_VERSION
     assert set(song["moods"]) == {"happy", "sad", "aggressive", "relaxed", "party"}
     assert all(0 <= v <= 1 for v in song["moods"].values())
+    from soniquebay_assets.domain.analysis import musicnn
+
+    # the learned tags: every label of both taggers, as probabilities
+    assert list(song["music_tags"]["msd"]) == list(musicnn.MSD_LABELS)
+    assert list(song["music_tags"]["mtt"]) == list(musicnn.MTT_LABELS)
+    assert all(0 <= p <= 1 for model in ("msd", "mtt") for p in song["music_tags"][model].values())
     for field in ("bpm_confidence", "loudness_lufs", "replaygain_track_gain_db", "energy", "danceability",
                   "replaygain_track_peak", "true_peak_dbtp", "loudness_range_lu", "replaygain_album_gain_db"):
         assert song[field] is not None, field
@@ -110,6 +116,7 @@ def test_enriched_tracks_asset_on_a_small_library(instance, library, data_dir):
 
     silence = tracks["01 silence.wav"]
     assert silence["analysis_status"] == "partial" and silence["bpm"] is None and silence["moods"] is None
+    assert silence["music_tags"] is None
     assert tracks["02 short.wav"]["bpm"] is None
 
     errors = {Path(p).name: e for p, e in errors_by_path(data_dir).items() if e["stage"] == "enrich"}
@@ -169,11 +176,12 @@ def test_rerun_rules_audio_change_version_bump_and_retry(instance, library, data
         assert analysis_repo.outdated_count(conn, shards, enrich.ANALYSIS_VERSION) == 5
         ids = sorted(r[0] for r in conn.execute("SELECT track_id FROM track_analysis WHERE status = 'ok'"))
         one = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1, outdated_ids=[ids[0]])
-        assert one.analyzed == 1 and one.outdated_version == 4 and one.parts_recomputed == {"moods": 1, "tempo": 1}
+        assert one.analyzed == 1 and one.outdated_version == 4 and one.parts_recomputed == {"tempo": 1}
         rest = enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1)
         assert rest.analyzed == 4
-        # tempo and the moods made from it; the failed file (nothing stored to keep) is tried once more, whole
-        assert rest.parts_recomputed == {"key": 1, "loudness": 1, "moods": 4, "tempo": 4}
+        # tempo alone (the moods come from the learned tags); the failed file (nothing stored to keep) is tried once
+        # more, whole
+        assert rest.parts_recomputed == {"key": 1, "loudness": 1, "moods": 1, "tags": 1, "tempo": 4}
         versions = {r[0] for r in conn.execute("SELECT analysis_version FROM track_analysis")}
         assert versions == {enrich.ANALYSIS_VERSION} and rest.outdated_version == 0
         assert enrich.enrich_shards(conn, shards, data_dir=data_dir, workers=1).analyzed == 0  # once only
@@ -194,7 +202,7 @@ def test_older_version_tracks_are_queued_behind_new_files_and_re_measured_withou
                                                                                         data_dir):
     """A catalog analysed before the whole-track loudness: the enrichment schedule's tick queues its tracks at low
     priority, a new file is claimed first, and the deferred run re-measures only loudness and the moods made from
-    it: the stored tempo and key stay the same to the byte."""
+    it (and the learned tags, newer than version 7): the stored tempo and key stay the same to the byte."""
     from dagster import materialize
 
     from soniquebay_assets.catalog import deferred
@@ -234,7 +242,7 @@ def test_older_version_tracks_are_queued_behind_new_files_and_re_measured_withou
         [second] = ds.request_for_kind(conn, "enrichment")
         meta = deferred_run(second)
         assert (meta["analyzed"], meta["outdated_version"]) == (3, 0)
-        assert meta["parts_recomputed"] == "| part | tracks |\n|---|---:|\n| loudness | 3 |\n| moods | 3 |"
+        assert meta["parts_recomputed"] == "| part | tracks |\n|---|---:|\n| loudness | 3 |\n| moods | 3 |\n| tags | 3 |"
         assert tempo_and_key(conn, older) == kept
         again = dict(conn.execute("SELECT track_id, loudness_lufs FROM track_analysis").fetchall())
         assert {t: again[t] for t in older} == {t: measured[t] for t in older}  # the same code, the same result

@@ -246,7 +246,7 @@ def test_a_scan_re_measures_what_an_older_analysis_version_measured(library, tmp
     assert (again["shards_changed"], again["shards_remeasured"], again["skipped_unchanged"]) == (0, 1, 3)
     enriched = again["stage_metadata"]["enriched_tracks"]
     assert (enriched["analyzed"], enriched["outdated_version"]) == (2, 0)
-    assert enriched["parts_recomputed"] == "| part | tracks |\n|---|---:|\n| loudness | 2 |\n| moods | 2 |"
+    assert enriched["parts_recomputed"] == "| part | tracks |\n|---|---:|\n| loudness | 2 |\n| moods | 2 |\n| tags | 2 |"
     conn = open_catalog(data / "catalog.db")
     assert tempo_and_key(conn) == kept
     assert conn.execute("SELECT COUNT(*) FROM track_analysis WHERE analysis_version < ? OR loudness_lufs > 0",

@@ -73,6 +73,11 @@ def test_parquet_and_jsonl_round_trip_with_lists(exported_library, tmp_path):
             moods = track["moods"] or {}
             for mood, value in moods.items():
                 assert _same(row[f"moods_{mood}"], value), (fmt, mood)
+            learned = track["music_tags"] or {}
+            assert not learned or len(learned["msd"]) == len(learned["mtt"]) == 50
+            for model, tags in learned.items():  # one column per learned tag: music_tags_msd.rock ...
+                for tag, value in tags.items():
+                    assert _same(row[f"music_tags_{model}.{tag}"], value), (fmt, model, tag)
         first = frame[frame["title"] == "First"].iloc[0]
         assert list(first["artists"]) == ["Ann", "Bob"] and list(first["genres"]) == ["Rock", "Jazz"]
 

@@ -312,12 +312,12 @@ def test_album_gain_in_the_catalog_follows_its_tracks_and_a_part_bump_rewrites_o
         alone = next(t for t in list_tracks(conn) if t["title"] == "Song 1")
         assert alone["replaygain_album_gain_db"] == pytest.approx(alone["replaygain_track_gain_db"], abs=0.02)
 
-        # rows written before loudness 8 (their tempo still current): the next run rewrites loudness and
-        # moods, keeps the stored tempo and key (edited here to see that they are not recomputed)
+        # rows written before loudness 8 (their tempo still current): the next run rewrites loudness, the
+        # learned tags (version 9) and the moods made from them, keeps the stored tempo and key (edited here to see that they are not recomputed)
         conn.execute("UPDATE track_analysis SET analysis_version = 7, bpm = 1.5, key = 'F#', "
                      "loudness_lufs = 99.0, energy = -1.0, loudness_histogram = NULL")
         forced = enrich.enrich_shards(conn, shards, data_dir=tmp_path / "data", workers=1)
-        assert forced.analyzed == 1 and forced.parts_recomputed == {"loudness": 1, "moods": 1}
+        assert forced.analyzed == 1 and forced.parts_recomputed == {"loudness": 1, "moods": 1, "tags": 1}
         row = next(t for t in list_tracks(conn) if t["title"] == "Song 1")
         assert (row["bpm_analyzed"], row["key"]) == (1.5, "F#")
         assert row["loudness_lufs"] == pytest.approx(alone["loudness_lufs"]) and 0 <= row["energy"] <= 1

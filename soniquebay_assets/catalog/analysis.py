@@ -19,7 +19,7 @@ ANALYSIS_COLUMNS = (
     "energy", "danceability", "acousticness", "instrumentalness", "mood_happy", "mood_sad", "mood_aggressive",
     "mood_relaxed", "mood_party", "spectral_centroid", "spectral_rolloff", "spectral_flatness",
     "zero_crossing_rate", "duration_s", "analyzed_seconds", "decoder", "seconds_spent", "sample_peak",
-    "true_peak_dbtp", "loudness_histogram",
+    "true_peak_dbtp", "loudness_histogram", "music_tags", "audio_embedding",
 )
 
 # Which value the catalog exposes: the analysed one when its confidence reaches these thresholds or when no
@@ -160,6 +160,17 @@ def tagged_genres(conn: Any, shards: Sequence[str]) -> dict[int, list[str]]:
     return result
 
 
+def music_tags_by_track(conn: Any, track_ids: Sequence[int]) -> dict[int, dict]:
+    """The learned tags ({"msd": {tag: p}, "mtt": {tag: p}}) of the given tracks that have them."""
+    import json
+
+    from soniquebay_assets.catalog.db import rows_in
+
+    rows = rows_in(conn, "SELECT track_id, music_tags FROM track_analysis WHERE music_tags IS NOT NULL "
+                         "AND track_id IN ({})", list(track_ids))
+    return {int(track_id): json.loads(text) for track_id, text in rows}
+
+
 def replace_normalized_genres(conn: Any, genres_by_track: Mapping[int, Sequence[str]]) -> int:
     """Replace each track's canonical genres; returns rows written."""
     conn.executemany("DELETE FROM track_genres_normalized WHERE track_id = ?", [(t,) for t in genres_by_track])
@@ -229,6 +240,7 @@ TRACK_LISTING_COLUMNS: dict[str, str] = {
     "energy": "ta.energy",
     "danceability": "ta.danceability",
     "moods": _MOODS_JSON,
+    "music_tags": "ta.music_tags",  # JSON {"msd": {tag: p}, "mtt": {tag: p}}: the MusiCNN taggers' probabilities
     "analysis_version": "ta.analysis_version",
     "analysis_status": "ta.status",
     "genres_normalized": (

@@ -353,8 +353,10 @@ def tracks_by_id(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any
     return out
 
 
-# Measured values as the API shows them: the loudness stage's gating-block histogram is its working data.
-ANALYSIS_FIELDS = tuple(c for c in _analysis.ANALYSIS_COLUMNS if c != "loudness_histogram")
+# Measured values as the API shows them: the loudness stage's gating-block histogram is its working data, the
+# learned tags (JSON) and audio embedding are not single numbers.
+ANALYSIS_FIELDS = tuple(c for c in _analysis.ANALYSIS_COLUMNS
+                        if c not in ("loudness_histogram", "music_tags", "audio_embedding"))
 
 
 def analysis_by_track(conn: Any, track_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -251,12 +251,16 @@ def refresh_normalized_genres(conn: Any, shards: list[str]) -> int:
 
 
 def merged_normalized_genres(conn: Any, shards: list[str]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
-    """(track -> the files' own canonical genres followed by whitelisted online genres, track -> genres added)."""
+    """(track -> the files' own canonical genres followed by whitelisted online genres and the learned tags'
+    genres (music_tags.model_genres), track -> genres added)."""
     from soniquebay_assets.catalog.external import online_genres_by_track
+    from soniquebay_assets.domain.analysis.music_tags import model_genres
 
     own = {track_id: normalize_genres(names) for track_id, names in repo.tagged_genres(conn, shards).items()}
     online = online_genres_by_track(conn, list(own))
-    merged = {track_id: merge_genres(genres, online.get(track_id, ())) for track_id, genres in own.items()}
+    learned = {track_id: model_genres(tags) for track_id, tags in repo.music_tags_by_track(conn, list(own)).items()}
+    merged = {track_id: merge_genres(genres, [*online.get(track_id, ()), *learned.get(track_id, ())])
+              for track_id, genres in own.items()}
     added = {track_id: genres[len(own[track_id]):] for track_id, genres in merged.items() if len(genres) > len(own[track_id])}
     return merged, added
 

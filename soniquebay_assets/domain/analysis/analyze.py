@@ -20,15 +20,17 @@ from soniquebay_assets.domain.analysis.features import spectral_features
 from soniquebay_assets.domain.analysis.key import estimate_key
 from soniquebay_assets.domain.analysis.loudness import Loudness, measure_loudness
 from soniquebay_assets.domain.analysis.moods import mood_scores
+from soniquebay_assets.domain.analysis.music_tags import MIN_SECONDS as MIN_TAG_SECONDS
+from soniquebay_assets.domain.analysis.music_tags import tag_segments
 from soniquebay_assets.domain.analysis.spectrum import compute_spectrum
 from soniquebay_assets.domain.analysis.tempo import estimate_tempo
 
 # The ANALYSIS_VERSION at which each part's code last changed. Bump the part you change to a number above
 # every other part's; ANALYSIS_VERSION follows. Enrichment then re-measures the older rows' outdated parts by
 # itself (the CLI's scan and enrich at once, the platform's deferred runs behind new files).
-PART_VERSIONS: dict[str, int] = {"tempo": 5, "key": 7, "loudness": 8, "moods": 1}
+PART_VERSIONS: dict[str, int] = {"tempo": 5, "key": 7, "loudness": 8, "tags": 9, "moods": 9}
 # Parts computed from others' results: recomputed whenever one of their inputs is.
-PART_INPUTS: dict[str, tuple[str, ...]] = {"moods": ("tempo", "key", "loudness")}
+PART_INPUTS: dict[str, tuple[str, ...]] = {"moods": ("tags",)}
 ANALYSIS_VERSION = max(PART_VERSIONS.values())
 # AnalysisResult fields each part writes; the rest (status, error, duration, decoder...) are rewritten each time.
 PART_FIELDS: dict[str, tuple[str, ...]] = {
@@ -39,6 +41,7 @@ PART_FIELDS: dict[str, tuple[str, ...]] = {
     "moods": ("energy", "danceability", "acousticness", "instrumentalness", "mood_happy", "mood_sad",
               "mood_aggressive", "mood_relaxed", "mood_party", "spectral_centroid", "spectral_rolloff",
               "spectral_flatness", "zero_crossing_rate"),
+    "tags": ("music_tags", "audio_embedding"),
 }
 ALL_PARTS = frozenset(PART_VERSIONS)
 ANALYSIS_SR = 22050
@@ -101,6 +104,8 @@ class AnalysisResult:
     spectral_rolloff: float | None = None
     spectral_flatness: float | None = None
     zero_crossing_rate: float | None = None
+    music_tags: str | None = None  # JSON {"msd": {tag: p}, "mtt": {tag: p}} (music_tags.MusicTags.as_json)
+    audio_embedding: bytes | None = None  # both taggers' penultimate layers, float32 little-endian
     duration_s: float | None = None
     analyzed_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -162,7 +167,7 @@ def analyze_samples(y: np.ndarray | list[np.ndarray], sr: int, *, duration_s: fl
     silent = (loudness.sample_peak or 0.0) < SILENCE_PEAK or (
         loudness.integrated_lufs is None and loudness.seconds >= MIN_LOUDNESS_SECONDS)
     if silent:
-        result.notes.append("silent audio: tempo, key, loudness and moods not measured")
+        result.notes.append("silent audio: tempo, key, loudness, tags and moods not measured")
         result.loudness_lufs = result.loudness_range_lu = result.replaygain_track_gain_db = None
     else:
         if "loudness" in wanted:
@@ -171,6 +176,7 @@ def analyze_samples(y: np.ndarray | list[np.ndarray], sr: int, *, duration_s: fl
             elif loudness.range_lu is None:
                 result.notes.append("too short for loudness range (needs 3 s)")
         _tonal_parts(result, segments, sr, loudness, needed, wanted)
+        _learned_parts(result, segments, sr, needed, wanted)
     if result.notes:
         result.status = "partial"
         result.error = "; ".join(result.notes)
@@ -204,19 +210,26 @@ def _tonal_parts(result: AnalysisResult, segments: list[np.ndarray], sr: int, lo
     feats = spectral_features(spectrum, segments)
     result.spectral_centroid, result.spectral_rolloff = feats.centroid_hz, feats.rolloff_hz
     result.spectral_flatness, result.zero_crossing_rate = feats.flatness, feats.zero_crossing_rate
-    if None in (feats.centroid_hz, feats.flatness, feats.voice_band_ratio, loudness.integrated_lufs):
-        return  # moods weigh the loudness: none under 0.4 s
-    moods = mood_scores(
-        loudness_lufs=loudness.integrated_lufs, centroid_hz=feats.centroid_hz, flatness=feats.flatness,
-        onset_rate=tempo.onset_rate, bpm=tempo.bpm, bpm_confidence=tempo.confidence, mode=key.mode,
-        key_confidence=key.confidence, voice_band_ratio=feats.voice_band_ratio,
-    )
+
+
+def _learned_parts(result: AnalysisResult, segments: list[np.ndarray], sr: int, needed: set[str],
+                   wanted: frozenset[str]) -> None:
+    """The MusiCNN taggers' tags and embedding, and the moods derived from the tags (moods.py)."""
+    if "tags" not in needed:
+        return
+    tags = tag_segments(segments, sr)
+    if tags is None:
+        result.notes.append(f"too short for learned tags and moods (needs {MIN_TAG_SECONDS:.1f} s)")
+        return
+    if "tags" in wanted:
+        result.music_tags, result.audio_embedding = tags.as_json(), tags.embedding_bytes()
+    if "moods" not in wanted:
+        return
+    moods = mood_scores({"msd": tags.msd, "mtt": tags.mtt})
     result.energy, result.danceability = moods.energy, moods.danceability
     result.acousticness, result.instrumentalness = moods.acousticness, moods.instrumentalness
     result.mood_happy, result.mood_sad, result.mood_aggressive = moods.happy, moods.sad, moods.aggressive
     result.mood_relaxed, result.mood_party = moods.relaxed, moods.party
-    if tempo.bpm is None:  # danceability and party need a measured pulse
-        result.danceability = result.mood_party = None
     for name in PART_FIELDS["moods"][:9]:
         if getattr(result, name) is not None:
             setattr(result, name, round(getattr(result, name), 3))

@@ -1,32 +1,57 @@
-"""Perceptual scores in [0, 1] from measured features. These are HEURISTICS, not trained models: each formula
-is written out below and in docs/enrichment.md so a user can judge what a score means.
+"""Moods, energy and danceability in [0, 1] from the learned tags of the MusiCNN taggers (music_tags.py): each
+score is the evidence of a few tags that say it, combined as a noisy-or, 1 - prod(1 - p), so that one confident
+tag or several moderate ones raise it. A "for" and an "against" set make a balanced score,
+0.5 + 0.5 * (for - against). msd:/mtt: name the model (Million Song Dataset / MagnaTagATune tags).
 
-Inputs (all measured elsewhere): integrated loudness L (LUFS), spectral centroid C (Hz), spectral flatness F,
-onset rate R (onsets/s), tempo T (BPM) and its confidence P, mode (major/minor) and key confidence K,
-voice-band ratio V (share of spectral magnitude in 300-3400 Hz).
-
-    loud   = clip((L + 40) / 32)            -40 LUFS -> 0, -8 LUFS -> 1
-    bright = clip((C - 800) / 3200)         800 Hz -> 0, 4 kHz -> 1
-    noisy  = clip(F / 0.3)
-    busy   = clip(R / 6)                    six onsets per second -> 1
-    pace   = exp(-0.5 * (log2(T / 120) / 0.4)^2)   1 at 120 BPM, 0.5 about 0.47 octave away (0 if T unknown)
-    energy           = 0.5 loud + 0.25 bright + 0.25 busy
-    danceability     = P * (0.4 + 0.6 pace) * (0.5 + 0.5 busy)
-    acousticness     = (1 - bright) * (1 - noisy) * (1 - 0.5 loud)
-    instrumentalness = 1 - clip((V - 0.35) / 0.4)   (a crude proxy: vocals concentrate energy in 300-3400 Hz)
-    valence          = 0.5 + 0.5 * s * K,  s = +1 major, -1 minor (0.5 when the key is unknown)
-    happy      = valence * (0.5 + 0.5 energy)
-    sad        = (1 - valence) * (1 - energy)
-    aggressive = energy * (0.5 bright + 0.5 noisy) * (1.5 - valence)
-    relaxed    = (1 - energy) * (1 - busy)
-    party      = danceability * (0.5 + 0.5 energy)
-(every score is clipped to [0, 1])
+    happy            = or(msd:happy, msd:catchy, msd:party, mtt:dance)
+    sad              = or(msd:sad, 0.5 msd:Mellow, 0.5 mtt:slow)
+    aggressive       = or(msd:metal, msd:heavy metal, msd:hard rock, msd:punk, mtt:metal, 0.5 mtt:loud)
+    relaxed          = or(msd:chillout, msd:chill, msd:Mellow, msd:easy listening, msd:ambient, mtt:soft,
+                          mtt:quiet, mtt:ambient, mtt:new age)
+    party            = or(msd:party, msd:dance, msd:House, mtt:dance)
+    energy           = 0.5 + 0.5 * (or(mtt:loud, mtt:fast, msd:metal, msd:hard rock, msd:punk, msd:heavy metal,
+                                       msd:dance, msd:House, mtt:techno)
+                                    - or(mtt:quiet, mtt:soft, mtt:slow, mtt:ambient, mtt:new age, msd:ambient,
+                                         msd:chillout, msd:Mellow, msd:easy listening))
+    danceability     = or(msd:dance, msd:House, msd:party, msd:electro, msd:funk, msd:Hip-Hop, msd:rnb, mtt:dance,
+                          mtt:beat, mtt:beats, mtt:techno)
+    acousticness     = or(msd:acoustic, msd:folk, msd:country, mtt:classical, mtt:strings, mtt:piano, mtt:violin,
+                          mtt:cello, mtt:harp, mtt:harpsichord, mtt:flute, mtt:choral)
+                       * (1 - or(msd:electronic, msd:electronica, msd:electro, msd:House, mtt:electronic,
+                                 mtt:synth, mtt:techno))
+    instrumentalness = 0.5 + 0.5 * (or(msd:instrumental, mtt:no vocals, mtt:no vocal, mtt:no voice)
+                                    - or(mtt:vocal, mtt:vocals, mtt:voice, mtt:singing, mtt:male vocal,
+                                         mtt:female vocal, mtt:male voice, mtt:female voice, msd:female vocalists,
+                                         msd:male vocalists))
+A weight w scales a tag's probability (w p) before it enters the noisy-or.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+Tags = Mapping[str, Mapping[str, float]]  # {"msd": {tag: p}, "mtt": {tag: p}}
+
+_HAPPY = ("msd:happy", "msd:catchy", "msd:party", "mtt:dance")
+_SAD = ("msd:sad", ("msd:Mellow", 0.5), ("mtt:slow", 0.5))
+_AGGRESSIVE = ("msd:metal", "msd:heavy metal", "msd:hard rock", "msd:punk", "mtt:metal", ("mtt:loud", 0.5))
+_RELAXED = ("msd:chillout", "msd:chill", "msd:Mellow", "msd:easy listening", "msd:ambient", "mtt:soft", "mtt:quiet",
+            "mtt:ambient", "mtt:new age")
+_PARTY = ("msd:party", "msd:dance", "msd:House", "mtt:dance")
+_ENERGETIC = ("mtt:loud", "mtt:fast", "msd:metal", "msd:hard rock", "msd:punk", "msd:heavy metal", "msd:dance",
+              "msd:House", "mtt:techno")
+_CALM = ("mtt:quiet", "mtt:soft", "mtt:slow", "mtt:ambient", "mtt:new age", "msd:ambient", "msd:chillout",
+         "msd:Mellow", "msd:easy listening")
+_DANCEABLE = ("msd:dance", "msd:House", "msd:party", "msd:electro", "msd:funk", "msd:Hip-Hop", "msd:rnb", "mtt:dance",
+              "mtt:beat", "mtt:beats", "mtt:techno")
+_ACOUSTIC = ("msd:acoustic", "msd:folk", "msd:country", "mtt:classical", "mtt:strings", "mtt:piano", "mtt:violin",
+             "mtt:cello", "mtt:harp", "mtt:harpsichord", "mtt:flute", "mtt:choral")
+_ELECTRONIC = ("msd:electronic", "msd:electronica", "msd:electro", "msd:House", "mtt:electronic", "mtt:synth",
+               "mtt:techno")
+_NO_VOICE = ("msd:instrumental", "mtt:no vocals", "mtt:no vocal", "mtt:no voice")
+_VOICE = ("mtt:vocal", "mtt:vocals", "mtt:voice", "mtt:singing", "mtt:male vocal", "mtt:female vocal",
+          "mtt:male voice", "mtt:female voice", "msd:female vocalists", "msd:male vocalists")
 
 
 def _clip(x: float) -> float:
@@ -49,30 +74,26 @@ class MoodScores:
         return {k: round(v, 3) for k, v in self.__dict__.items()}
 
 
-def mood_scores(*, loudness_lufs: float, centroid_hz: float, flatness: float, onset_rate: float,
-                bpm: float | None, bpm_confidence: float | None, mode: str | None,
-                key_confidence: float | None, voice_band_ratio: float) -> MoodScores:
-    """The formulas of the module docstring; every input must be measured (the caller skips silence)."""
-    loud = _clip((loudness_lufs + 40.0) / 32.0)
-    bright = _clip((centroid_hz - 800.0) / 3200.0)
-    noisy = _clip(flatness / 0.3)
-    busy = _clip(onset_rate / 6.0)
-    pace = math.exp(-0.5 * (math.log2(bpm / 120.0) / 0.4) ** 2) if bpm else 0.0
-    pulse = bpm_confidence or 0.0
-    energy = _clip(0.5 * loud + 0.25 * bright + 0.25 * busy)
-    danceability = _clip(pulse * (0.4 + 0.6 * pace) * (0.5 + 0.5 * busy))
-    acousticness = _clip((1 - bright) * (1 - noisy) * (1 - 0.5 * loud))
-    instrumentalness = 1.0 - _clip((voice_band_ratio - 0.35) / 0.4)
-    sign = 1.0 if mode == "major" else -1.0 if mode == "minor" else 0.0
-    valence = 0.5 + 0.5 * sign * (key_confidence or 0.0)
+def evidence(tags: Tags, names: Iterable[str | tuple[str, float]]) -> float:
+    """Noisy-or of the named tags' probabilities ('model:tag', or ('model:tag', weight)); a missing tag is 0."""
+    miss = 1.0
+    for item in names:
+        name, weight = (item, 1.0) if isinstance(item, str) else item
+        model, tag = name.split(":", 1)
+        miss *= 1.0 - weight * _clip(tags.get(model, {}).get(tag, 0.0))
+    return 1.0 - miss
+
+
+def mood_scores(tags: Tags) -> MoodScores:
+    """The mapping of the module docstring."""
     return MoodScores(
-        energy=energy,
-        danceability=danceability,
-        acousticness=acousticness,
-        instrumentalness=instrumentalness,
-        happy=_clip(valence * (0.5 + 0.5 * energy)),
-        sad=_clip((1 - valence) * (1 - energy)),
-        aggressive=_clip(energy * (0.5 * bright + 0.5 * noisy) * (1.5 - valence)),
-        relaxed=_clip((1 - energy) * (1 - busy)),
-        party=_clip(danceability * (0.5 + 0.5 * energy)),
+        energy=_clip(0.5 + 0.5 * (evidence(tags, _ENERGETIC) - evidence(tags, _CALM))),
+        danceability=_clip(evidence(tags, _DANCEABLE)),
+        acousticness=_clip(evidence(tags, _ACOUSTIC) * (1.0 - evidence(tags, _ELECTRONIC))),
+        instrumentalness=_clip(0.5 + 0.5 * (evidence(tags, _NO_VOICE) - evidence(tags, _VOICE))),
+        happy=_clip(evidence(tags, _HAPPY)),
+        sad=_clip(evidence(tags, _SAD)),
+        aggressive=_clip(evidence(tags, _AGGRESSIVE)),
+        relaxed=_clip(evidence(tags, _RELAXED)),
+        party=_clip(evidence(tags, _PARTY)),
     )

@@ -14,15 +14,15 @@ from soniquebay_assets.library.synthetic import build_scale_library
 def test_scale_library_has_real_formats_in_proportion(tmp_path):
     import mutagen
 
-    library = build_scale_library(tmp_path / "lib", 400, workers=1)
+    library = build_scale_library(tmp_path / "lib", 200, workers=1)
     files = sorted(p for p in library.rglob("*") if p.is_file())
-    assert len(files) == 400
+    assert len(files) == 200
     shares = Counter(p.suffix for p in files)
     assert shares[".mp3"] > shares[".flac"] > shares[".ogg"] > 0 and shares[".m4a"] > 0
-    assert abs(shares[".mp3"] / 400 - 0.45) < 0.1
+    assert abs(shares[".mp3"] / 200 - 0.45) < 0.1
     tags = mutagen.File(files[0], easy=True)
     assert tags is not None and tags.get("title") and tags.info.length < 1.5
-    assert len({p.parent for p in files}) >= 400 // 12  # ~10 tracks per album folder
+    assert len({p.parent for p in files}) >= 200 // 12  # ~10 tracks per album folder
 
 
 @pytest.mark.slow

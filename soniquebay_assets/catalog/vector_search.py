@@ -100,6 +100,13 @@ def get_index(conn: Any, settings: vectors.VectorSettings | None = None) -> Vect
         return index
 
 
+def index_ready(conn: Any, settings: vectors.VectorSettings) -> bool:
+    """Whether the index of the current vector generation is built already (opening it then costs milliseconds)."""
+    cached = _index_cache.get(_database_key(conn))
+    name = _stamp(conn, settings)
+    return (cached is not None and cached.folder.name == name) or (index_base(conn) / name / "meta.json").exists()
+
+
 @dataclass(frozen=True)
 class RadioFilters:
     """Constraints for a radio: skip the seed's album, keep a BPM range, keep harmonically compatible keys."""
@@ -216,7 +223,8 @@ def search_similar(
 ) -> list[SimilarTrack]:
     """The k tracks nearest to a stored track (itself excluded) or to a query vector, best first, filtered.
 
-    method "index" uses the in-memory bit+rescore index, "sqlite" sqlite-vec's exact KNN (no index load).
+    method "index" uses the on-disk index (built first when missing), "sqlite" sqlite-vec's exact KNN (no index),
+    "auto" the index when it is built already, else the exact KNN.
     describe=False returns ids and scores only (for callers that read the tracks themselves).
     """
     if (track_id is None) == (vector is None):
@@ -225,6 +233,8 @@ def search_similar(
     settings = vectors.read_settings(conn)
     if settings is None or k <= 0:
         return []
+    if method == "auto":
+        method = "index" if index_ready(conn, settings) else "sqlite"
     excluded = set(filters.exclude_track_ids)
     seed = None
     if track_id is not None:

@@ -32,8 +32,12 @@ EXACT_BELOW = 4000
 # misplaces neighbours by a few ranks at most, so a few hundred keep recall@10 at the exact search's.
 RERANK_ROWS = 256
 # Candidate rows scored by their int8 codes per query: probing more lists trades milliseconds for recall.
-# Measured on real-model vectors (docs/scale.md): 100k vectors 0.99 recall@10 at 8k rows.
-POOL_ROWS = 12_000
+# Measured at 1M real-model-distributed vectors (docs/scale.md): seed queries recall@10 0.998 from 4k rows up.
+POOL_ROWS = 8_000
+# Free-text queries have no audio block and many near-tied neighbours (the same genre, tempo and mood words):
+# the int8 order misplaces more of them, so they probe and re-score more (1M: recall@10 0.83 -> 0.89).
+WIDE_POOL_ROWS = 16_000
+WIDE_RERANK_ROWS = 1024
 VARIANCE_KEPT = 0.995
 TRAIN_SAMPLE = 60_000
 KMEANS_ITERATIONS = 8
@@ -146,25 +150,27 @@ class DiskIndex:
         lists = np.sort(order[:taken])
         return np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in lists])
 
-    def ranked(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    def ranked(self, query: np.ndarray, count: int, *, wide: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, cosine scores) of about the best `count` rows, best first: probed lists ordered by their
-        int8 codes, the head re-scored exactly from the float file (the tail keeps its code scores)."""
+        int8 codes, the head re-scored exactly from the float file (the tail keeps its code scores). `wide` probes
+        and re-scores more (free-text queries)."""
         n = len(self)
         if n <= max(count, EXACT_BELOW):
             return self.exact(query, count)
         query = np.asarray(query, dtype=np.float32)
-        rows = self.probe(query, max(POOL_ROWS, 4 * count))
+        rows = self.probe(query, max(WIDE_POOL_ROWS if wide else POOL_ROWS, 4 * count))
+        rerank = WIDE_RERANK_ROWS if wide else RERANK_ROWS
         # runs of whole lists: slicing the mapping per list keeps the reads sequential
         weights = ((query - self.mean) @ self.rotation * self.scale).astype(np.float32)
         approx = _dot_rows(self.codes[rows].astype(np.float32), weights) + float(query @ self.mean)
         count = min(count, len(rows))
         top = np.argpartition(-approx, count - 1)[:count]
         top = top[np.argsort(-approx[top], kind="stable")]
-        head = top[:RERANK_ROWS]
-        exact = self.read_rows(rows[head]) @ query
+        head = top[:rerank]
+        exact = _dot_rows(self.read_rows(rows[head]), query)
         head_order = np.argsort(-exact, kind="stable")
-        out_rows = np.concatenate([rows[head][head_order], rows[top[RERANK_ROWS:]]])
-        out_scores = np.concatenate([exact[head_order], approx[top[RERANK_ROWS:]]])
+        out_rows = np.concatenate([rows[head][head_order], rows[top[rerank:]]])
+        out_scores = np.concatenate([exact[head_order], approx[top[rerank:]]])
         return out_rows, out_scores
 
 
@@ -184,8 +190,32 @@ def _spherical_kmeans(sample: np.ndarray, lists: int, rng: np.random.Generator) 
     return centroids
 
 
+def _rows(matrix: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop as a float32 array; from a memory-mapped file they are read, not mapped, so a pass over a
+    million vectors does not leave 1.6 GB of mapped pages in the builder's resident memory."""
+    if isinstance(matrix, np.memmap) and matrix.filename and matrix.dtype == np.float32:
+        stop = min(stop, len(matrix))
+        dim = matrix.shape[1]
+        return np.fromfile(matrix.filename, dtype=np.float32, count=max(0, stop - start) * dim,
+                           offset=matrix.offset + start * dim * 4).reshape(-1, dim)
+    return np.asarray(matrix[start:stop], dtype=np.float32)
+
+
+def _gather(matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows by number (ascending), read with pread from a memory-mapped file."""
+    if isinstance(matrix, np.memmap) and matrix.filename and matrix.dtype == np.float32:
+        width = matrix.shape[1] * 4
+        fd = os.open(matrix.filename, os.O_RDONLY)
+        try:
+            data = b"".join(os.pread(fd, width, matrix.offset + int(r) * width) for r in rows)
+        finally:
+            os.close(fd)
+        return np.frombuffer(data, dtype=np.float32).reshape(len(rows), matrix.shape[1])
+    return np.asarray(matrix[rows], dtype=np.float32)
+
+
 def _assign(matrix: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.argmax(matrix[i:i + 8192] @ centroids.T, axis=1)
+    return np.concatenate([np.argmax(_rows(matrix, i, i + 8192) @ centroids.T, axis=1)
                            for i in range(0, len(matrix), 8192)]).astype(np.int32)
 
 
@@ -193,7 +223,7 @@ def _train(matrix: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray
     """Mean, PCA rotation (kept dimensions), int8 scales and list centroids from a sample of the vectors."""
     n, dim = matrix.shape
     pick = np.sort(rng.choice(n, size=min(n, TRAIN_SAMPLE), replace=False))
-    sample = np.asarray(matrix[pick], dtype=np.float32)
+    sample = _gather(matrix, pick)
     mean = sample.mean(axis=0)
     centred = sample - mean
     values, vectors = np.linalg.eigh((centred.T @ centred).astype(np.float64) / max(1, len(sample) - 1))
@@ -226,19 +256,24 @@ def build(folder: Path, ids: np.ndarray, matrix: np.ndarray, *, trained: dict[st
               else np.zeros(n, dtype=np.int32))
     order = np.argsort(assign, kind="stable")
     kept = trained["rotation"].shape[1]
+    rows_of_input = np.empty(n, dtype=np.int64)
+    rows_of_input[order] = np.arange(n)
+    # the source is read in order and each row written at its place in list order (the files are sized first),
+    # so neither the source nor the output is ever held or mapped whole
     with open(folder / "vectors.f32", "wb") as floats, open(folder / "codes.i8", "wb") as codes:
+        floats.truncate(n * dim * 4)
+        codes.truncate(n * kept)
+        float_fd, code_fd = floats.fileno(), codes.fileno()
         for i in range(0, n, 16384):
-            block = np.asarray(matrix[np.sort(order[i:i + 16384])], dtype=np.float32)
-            # rows of one list are gathered in ascending order, so the source is read in order within a block
-            block = block[np.argsort(np.argsort(order[i:i + 16384]), kind="stable")]
-            floats.write(block.tobytes())
+            block = _rows(matrix, i, i + 16384)
             projected = (block - trained["mean"]) @ trained["rotation"]
-            codes.write(np.clip(np.rint(projected / trained["scale"]), -127, 127).astype(np.int8).tobytes())
+            quantized = np.clip(np.rint(projected / trained["scale"]), -127, 127).astype(np.int8)
+            for j, row in enumerate(rows_of_input[i:i + len(block)].tolist()):
+                os.pwrite(float_fd, block[j].tobytes(), row * dim * 4)
+                os.pwrite(code_fd, quantized[j].tobytes(), row * kept)
     ids = np.asarray(ids, dtype=np.int64)
     np.save(folder / "ids.npy", ids[order])
     by_id = np.argsort(ids, kind="stable")
-    rows_of_input = np.empty(n, dtype=np.int64)
-    rows_of_input[order] = np.arange(n)
     np.save(folder / "sorted_ids.npy", ids[by_id])
     np.save(folder / "sorted_rows.npy", rows_of_input[by_id])
     np.save(folder / "offsets.npy", np.searchsorted(assign[order], np.arange(max(lists, 1) + 1)).astype(np.int64))

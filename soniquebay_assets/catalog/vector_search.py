@@ -254,7 +254,7 @@ def search_similar(
         query = vectors.check_vector(np.asarray(vector, dtype=np.float32) / max(float(np.linalg.norm(vector)), 1e-12), settings.dim)
 
     if method != "sqlite":
-        ranker: Any = _IndexRanker(conn, settings)
+        ranker: Any = _IndexRanker(conn, settings, wide=vector is not None)
     elif db.dialect_of(conn) == db.POSTGRESQL:
         ranker = _ExactRanker(conn, settings)  # no vector type in PostgreSQL here: the exact scan runs in numpy
     else:
@@ -284,12 +284,13 @@ def search_similar(
 
 
 class _IndexRanker:
-    def __init__(self, conn: Any, settings: vectors.VectorSettings | None = None) -> None:
+    def __init__(self, conn: Any, settings: vectors.VectorSettings | None = None, *, wide: bool = False) -> None:
         self.index = get_index(conn, settings)
         self.size = len(self.index)
+        self.wide = wide  # a free-text query: probe and re-score more
 
     def rank(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        rows, scores = self.index.ranked(query, count)
+        rows, scores = self.index.ranked(query, count, wide=self.wide)
         return self.index.ids[rows], scores
 
 

@@ -103,7 +103,7 @@ def _search_child(folder: str, seeds: list[int], text_queries: list[Any], k: int
     text_found, text_latencies = [], []
     for query in text_queries:
         t0 = time.perf_counter()
-        rows, _ = index.ranked(np.asarray(query, dtype=np.float32), count)
+        rows, _ = index.ranked(np.asarray(query, dtype=np.float32), count, wide=True)  # as `similar --text`
         text_latencies.append((time.perf_counter() - t0) * 1000)
         text_found.append([int(i) for i in index.ids[rows[:k]].tolist()])
     after = rss_mb()
@@ -158,7 +158,8 @@ def _percentiles(samples: list[float]) -> dict:
     return {"p50": round(float(np.percentile(samples, 50)), 2), "p95": round(float(np.percentile(samples, 95)), 2)}
 
 
-def measure(cache: Path, n: int, *, seed: int = 5, queries: int = 200, k: int = 10, model: str | None = None) -> dict:
+def measure(cache: Path, n: int, *, seed: int = 5, queries: int = 200, k: int = 10, model: str | None = None,
+            reuse_index: bool = False) -> dict:
     """Compose (once), index and search n vectors; one dict of figures with their conditions."""
     import numpy as np
 
@@ -175,8 +176,11 @@ def measure(cache: Path, n: int, *, seed: int = 5, queries: int = 200, k: int = 
     folder = cache / f"index-{n}-{seed}"
     import shutil
 
-    shutil.rmtree(folder, ignore_errors=True)
-    result.update(_in_child(_build_child, str(source), n, dim, str(folder)))
+    if (folder / "meta.json").exists() and reuse_index:
+        result["index_reused"] = True
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        result.update(_in_child(_build_child, str(source), n, dim, str(folder)))
     result["index_disk_mb"] = {name: round(os.path.getsize(folder / name) / 2**20, 1)
                                for name in ("codes.i8", "vectors.f32", "ids.npy", "centroids.npy")}
     text_model = embedder.load_model(model)

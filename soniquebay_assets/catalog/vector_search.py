@@ -56,21 +56,21 @@ def _database_key(conn: Any) -> str:
 
 
 def index_base(conn: Any) -> Path:
-    """Where the index folders of this catalog live: beside a SQLite file, else under the data dir's cache
-    (or under $SONIQUEBAY_VECTOR_INDEX_DIR)."""
+    """Where the index folders of this catalog live: $SONIQUEBAY_VECTOR_INDEX_DIR when set, else beside a SQLite
+    file, else under the data dir's cache ($SONIQUEBAY_DATA_DIR), else the temporary folder (rebuilt after a reboot)."""
     key = _database_key(conn)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     if os.environ.get(ENV_INDEX_DIR):
         return Path(os.environ[ENV_INDEX_DIR]) / digest
-    if db.dialect_of(conn) != db.POSTGRESQL and not key.startswith("memory:"):
+    if key.startswith("memory:"):
+        return Path(tempfile.gettempdir()) / "soniquebay-vector-index" / f"{digest}-{os.getpid()}"
+    if db.dialect_of(conn) != db.POSTGRESQL:
         beside = Path(key + ".vector-index")
         if os.access(beside if beside.exists() else beside.parent, os.W_OK):
             return beside
-    if key.startswith("memory:"):
-        return Path(tempfile.gettempdir()) / "soniquebay-vector-index" / f"{digest}-{os.getpid()}"
-    from soniquebay_assets.settings import default_data_dir
-
-    return default_data_dir() / "cache" / "vector-index" / digest
+    if os.environ.get("SONIQUEBAY_DATA_DIR"):
+        return Path(os.environ["SONIQUEBAY_DATA_DIR"]) / "cache" / "vector-index" / digest
+    return Path(tempfile.gettempdir()) / "soniquebay-vector-index" / digest
 
 
 def _stamp(conn: Any, settings: vectors.VectorSettings) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,9 @@ _OFFLINE_SERVICE_URLS = ("SONIQUEBAY_MUSICBRAINZ_URL", "SONIQUEBAY_LASTFM_URL", 
 # Set at import too, so processes that module- or session-scoped fixtures start never reach the real services.
 for _name in _OFFLINE_SERVICE_URLS:
     os.environ[_name] = "http://127.0.0.1:9"
+# Similar-track index files of catalogs without a folder of their own (PostgreSQL, in-memory SQLite) go to this
+# session's temporary folder, never to the user's data dir.
+os.environ["SONIQUEBAY_VECTOR_INDEX_DIR"] = tempfile.mkdtemp(prefix="soniquebay-test-vector-index-")
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soniquebay_assets.catalog import db, vector_search, vectors
+from soniquebay_assets.catalog import db, vector_index, vector_search, vectors
 from soniquebay_assets.domain import embedding_text as et
 from soniquebay_assets_tests import vectors_support as vs
 
@@ -224,11 +224,11 @@ def _clustered(rng, n, dim, clusters):
     return data / np.linalg.norm(data, axis=1, keepdims=True)
 
 
-def test_bit_candidates_plus_rescoring_recall_against_exact():
+def test_list_probing_plus_rescoring_recall_against_exact(tmp_path):
     rng = np.random.default_rng(6)
-    n, dim = 30_000, 96  # above EXACT_BELOW, so the Hamming prefilter is really used
+    n, dim = 30_000, 96  # above EXACT_BELOW, so the lists are really probed
     data = _clustered(rng, n, dim, 300)
-    index = vector_search.VectorIndex(np.arange(n, dtype=np.int64), data)
+    index = vector_search.index_from_arrays(np.arange(n, dtype=np.int64), data, tmp_path)
     assert n > vector_search.EXACT_BELOW
     recalls = []
     for q in rng.integers(0, n, 60):
@@ -238,25 +238,5 @@ def test_bit_candidates_plus_rescoring_recall_against_exact():
         exact_rows, _ = index.exact(query, 10)
         recalls.append(len(set(rows[:10].tolist()) & set(exact_rows.tolist())) / 10)
     assert np.mean(recalls) >= 0.95
-    # the prefilter really narrowed the set (otherwise this test could not fail)
-    narrowed = len(index.candidates(data[0], vector_search.MIN_CANDIDATES))
-    assert vector_search.MIN_CANDIDATES <= narrowed <= 4 * vector_search.MIN_CANDIDATES < n
-
-
-def test_popcount_fallback_matches_numpy(monkeypatch):
-    words = np.random.default_rng(7).integers(0, 2**63, 2000, dtype=np.int64).astype(np.uint64)
-    fast = vector_search.popcount(words)
-    monkeypatch.delattr(np, "bitwise_count")  # numpy < 2.0
-    assert np.array_equal(vector_search.popcount(words), fast)
-    assert fast.max() > 40  # real 64-bit words, not zeros
-
-
-def test_driver_without_extension_loading_is_a_clear_error(tmp_path, monkeypatch):
-    plain = db.connect(tmp_path / "plain.db")  # sqlite-vec not loaded on this connection
-    real = db.detect_driver()
-    monkeypatch.setattr(db, "detect_driver", lambda: db.Driver("sqlite3", real.module, False))
-    try:
-        with pytest.raises(vectors.VectorStoreUnavailable, match="pysqlite3-binary"):
-            vectors.load_extension(plain)
-    finally:
-        plain.close()
+    # the probe really narrowed the set (otherwise this test could not fail)
+    assert len(index.probe(data[0], vector_index.POOL_ROWS)) < n / 2

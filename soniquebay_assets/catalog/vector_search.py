@@ -2,123 +2,43 @@
 
 Measured on 2 shared cores at 100k x 403-d: sqlite-vec float brute force ~80 ms/query (idle), its bit KNN ~56 ms,
 numpy exact ~10 ms idle but 25-60 ms at p95 when other jobs hold the cores (multi-threaded BLAS stalls).
-Chosen: an in-memory index per process (loaded from the vec0 table, reloaded when the catalog's vector
-generation changes) that ranks sign-bit codes by Hamming distance with single-threaded numpy (~2-5 ms) and
-rescores the best candidates exactly in float. sqlite-vec's own KNN stays available (`method="sqlite"`) as
-the exact reference and for one-shot queries that should not load the index.
+Chosen: an index on disk per catalog and vector generation (catalog/vector_index.py: inverted lists of int8
+codes, memory-mapped and shared by every process, the head re-scored exactly from the float file), rebuilt when
+the catalog's vector generation changes. sqlite-vec's own KNN stays available (`method="sqlite"`) as the exact
+reference and for one-shot queries that should not open the index.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from soniquebay_assets.catalog import db, vectors
+from soniquebay_assets.catalog import db, vector_index, vectors
 from soniquebay_assets.domain import embedding_text as et
 from soniquebay_assets.domain.albums import UNKNOWN_ARTIST
 
-# Rescoring 1,000 float rows costs well under a millisecond; on 100k distinct real-model tracks 500 candidates
-# gave recall@10 0.96 and 1,000 gave 0.98 (centred codes).
+# Candidate rows asked of the index per result wanted; without filters only the head is examined.
 CANDIDATES_PER_RESULT = 100
 MIN_CANDIDATES = 1000
-# Below this size the index scores every row exactly. Kept small on purpose: a float scan over tens of
-# thousands of rows is a multi-threaded BLAS call that stalls badly when other jobs hold the cores (measured
-# here: 20k rows 6-30 ms under load), while the Hamming pass is plain single-threaded numpy.
-EXACT_BELOW = 4 * MIN_CANDIDATES
+EXACT_BELOW = vector_index.EXACT_BELOW
+ENV_INDEX_DIR = "SONIQUEBAY_VECTOR_INDEX_DIR"
+
+VectorIndex = vector_index.DiskIndex
 
 
-_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def popcount(words: np.ndarray) -> np.ndarray:
-    """Set bits per uint64 (np.bitwise_count needs numpy >= 2.0; a byte table works everywhere)."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(words)
-    return _BYTE_POPCOUNT[words.view(np.uint8)].reshape(*words.shape, 8).sum(axis=-1, dtype=np.uint8)
-
-
-def _scores(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Dot products; small blocks via einsum, whose C loop stays single-threaded (a BLAS gemv of ~2k rows
-    already goes multi-threaded and measured 0.05 ms idle but 12-20 ms when other jobs held the cores)."""
-    if len(matrix) <= 4096:
-        return np.einsum("ij,j->i", matrix, query)
-    return matrix @ query
-
-
-def _pack_signs(matrix: np.ndarray) -> np.ndarray:
-    """Sign bits of each row packed into uint64 words (padded), for Hamming distance with bitwise_count."""
-    packed = np.packbits(matrix > 0, axis=-1)
-    words = (packed.shape[-1] + 7) // 8
-    pad = words * 8 - packed.shape[-1]
-    if pad:
-        packed = np.concatenate([packed, np.zeros(packed.shape[:-1] + (pad,), dtype=np.uint8)], axis=-1)
-    return np.ascontiguousarray(packed).view(np.uint64)
-
-
-class VectorIndex:
-    """All vectors of a catalog in memory: sign-bit Hamming candidates, exact float rescoring."""
-
-    def __init__(self, ids: np.ndarray, matrix: np.ndarray, generation: int = -1) -> None:
-        self.ids = ids
-        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        # Sign bits of centred vectors: sentence embeddings share a large common direction, so raw signs of many
-        # dimensions are the same for every track and carry no information (recall@10 0.93 -> 0.96 at 100k).
-        self.centre = self.matrix.mean(axis=0) if len(ids) else np.zeros(self.matrix.shape[1], dtype=np.float32)
-        # word-major (words x n): each XOR/popcount pass runs over one contiguous array (3-4x faster than n x words);
-        # packed in blocks, so that no centred copy of the whole matrix is ever held
-        if len(ids):
-            packed = np.concatenate([_pack_signs(self.matrix[i:i + 8192] - self.centre)
-                                     for i in range(0, len(ids), 8192)])
-        else:
-            packed = np.zeros((0, 1), dtype=np.uint64)
-        self.bits = np.ascontiguousarray(packed.T)
-        self.generation = generation
-        self.position = {int(track_id): i for i, track_id in enumerate(ids.tolist())}
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def candidates(self, query: np.ndarray, count: int) -> np.ndarray:
-        """Row numbers of roughly the `count` nearest rows (all rows when the catalog is small)."""
-        n = len(self.ids)
-        if n <= max(count, EXACT_BELOW):
-            return np.arange(n)
-        code = _pack_signs((query - self.centre)[None, :])[0]
-        hamming = np.zeros(n, dtype=np.uint16)
-        scratch = np.empty(n, dtype=np.uint64)
-        for word in range(self.bits.shape[0]):
-            np.bitwise_xor(self.bits[word], code[word], out=scratch)
-            hamming += popcount(scratch)
-        # the Hamming radius holding `count` rows, from a histogram: cheaper than argpartition over n rows
-        cutoff = int(np.searchsorted(np.cumsum(np.bincount(hamming)), count))
-        rows = np.flatnonzero(hamming <= cutoff)
-        if len(rows) > 4 * count:  # many ties at the radius: keep the set bounded
-            rows = rows[np.argpartition(hamming[rows], count)[:count]]
-        return rows
-
-    def ranked(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """(row numbers, cosine scores) of the best `count` rows, best first, from bit candidates rescored exactly."""
-        n = len(self.ids)
-        if n <= max(count, EXACT_BELOW):  # small catalog: exact scan, no row gathering
-            return self.exact(query, count)
-        rows = self.candidates(query, count)
-        scores = _scores(self.matrix[rows], query)
-        order = np.argsort(-scores, kind="stable")
-        return rows[order], scores[order]
-
-    def exact(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k by full float scan (the reference for recall)."""
-        scores = _scores(self.matrix, query)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k else np.arange(0)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return top, scores[top]
+def index_from_arrays(ids: np.ndarray, matrix: np.ndarray, folder: str | os.PathLike) -> VectorIndex:
+    """An index of in-memory vectors built into the empty `folder` (benchmarks and tests)."""
+    vector_index.build(Path(folder), np.asarray(ids, dtype=np.int64), np.asarray(matrix, dtype=np.float32))
+    return VectorIndex(Path(folder))
 
 
 _index_cache: dict[str, VectorIndex] = {}
@@ -135,20 +55,56 @@ def _database_key(conn: Any) -> str:
     return db.database_key(conn)
 
 
+def index_base(conn: Any) -> Path:
+    """Where the index folders of this catalog live: $SONIQUEBAY_VECTOR_INDEX_DIR when set, else beside a SQLite
+    file, else under the data dir's cache ($SONIQUEBAY_DATA_DIR), else the temporary folder (rebuilt after a reboot)."""
+    key = _database_key(conn)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    if os.environ.get(ENV_INDEX_DIR):
+        return Path(os.environ[ENV_INDEX_DIR]) / digest
+    if key.startswith("memory:"):
+        return Path(tempfile.gettempdir()) / "soniquebay-vector-index" / f"{digest}-{os.getpid()}"
+    if db.dialect_of(conn) != db.POSTGRESQL:
+        beside = Path(key + ".vector-index")
+        if os.access(beside if beside.exists() else beside.parent, os.W_OK):
+            return beside
+    if os.environ.get("SONIQUEBAY_DATA_DIR"):
+        return Path(os.environ["SONIQUEBAY_DATA_DIR"]) / "cache" / "vector-index" / digest
+    return Path(tempfile.gettempdir()) / "soniquebay-vector-index" / digest
+
+
+def _stamp(conn: Any, settings: vectors.VectorSettings) -> str:
+    row = conn.execute("SELECT updated_at FROM vector_settings WHERE id = 1").fetchone()
+    return vector_index.stamp_name(settings.generation, str(row[0]) if row else "", settings.config_key)
+
+
 def get_index(conn: Any, settings: vectors.VectorSettings | None = None) -> VectorIndex:
-    """This process's index for the catalog of `conn`, reloaded when the stored vectors changed."""
+    """This process's index for the catalog of `conn`, rebuilt on disk when the stored vectors changed."""
     settings = settings or vectors.read_settings(conn)
     if settings is None:
-        return VectorIndex(np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.float32))
+        with _index_lock:
+            if "" not in _index_cache:  # one empty index per process, not a folder per call
+                folder = Path(tempfile.mkdtemp(prefix="soniquebay-empty-index-"))
+                _index_cache[""] = index_from_arrays(np.zeros(0, dtype=np.int64), np.zeros((0, 1), np.float32), folder)
+            return _index_cache[""]
     key = _database_key(conn)
+    name = _stamp(conn, settings)
     with _index_lock:
         cached = _index_cache.get(key)
-        if cached is not None and cached.generation == settings.generation and cached.matrix.shape[1] == settings.dim:
+        if cached is not None and cached.folder.name == name and cached.dim == settings.dim:
             return cached
-        ids, matrix = vectors.load_matrix(conn, settings.dim)
-        index = VectorIndex(ids, matrix, settings.generation)
+        index = vector_index.open_or_build(index_base(conn), name,
+                                           lambda scratch: vectors.dump_matrix(conn, settings.dim, scratch),
+                                           settings.generation)
         _index_cache[key] = index
         return index
+
+
+def index_ready(conn: Any, settings: vectors.VectorSettings) -> bool:
+    """Whether the index of the current vector generation is built already (opening it then costs milliseconds)."""
+    cached = _index_cache.get(_database_key(conn))
+    name = _stamp(conn, settings)
+    return (cached is not None and cached.folder.name == name) or (index_base(conn) / name / "meta.json").exists()
 
 
 @dataclass(frozen=True)
@@ -267,7 +223,8 @@ def search_similar(
 ) -> list[SimilarTrack]:
     """The k tracks nearest to a stored track (itself excluded) or to a query vector, best first, filtered.
 
-    method "index" uses the in-memory bit+rescore index, "sqlite" sqlite-vec's exact KNN (no index load).
+    method "index" uses the on-disk index (built first when missing), "sqlite" sqlite-vec's exact KNN (no index),
+    "auto" the index when it is built already, else the exact KNN.
     describe=False returns ids and scores only (for callers that read the tracks themselves).
     """
     if (track_id is None) == (vector is None):
@@ -276,6 +233,8 @@ def search_similar(
     settings = vectors.read_settings(conn)
     if settings is None or k <= 0:
         return []
+    if method == "auto":
+        method = "index" if index_ready(conn, settings) else "sqlite"
     excluded = set(filters.exclude_track_ids)
     seed = None
     if track_id is not None:
@@ -283,7 +242,7 @@ def search_similar(
         if method != "sqlite":  # the in-memory index already holds the seed's vector
             index = get_index(conn, settings)
             row = index.position.get(int(track_id))
-            query = index.matrix[row] if row is not None else None
+            query = index.read_rows(np.array([row]))[0] if row is not None else None
         if query is None:
             query = vectors.get_vector(conn, track_id)
         if query is None:
@@ -295,7 +254,7 @@ def search_similar(
         query = vectors.check_vector(np.asarray(vector, dtype=np.float32) / max(float(np.linalg.norm(vector)), 1e-12), settings.dim)
 
     if method != "sqlite":
-        ranker: Any = _IndexRanker(conn, settings)
+        ranker: Any = _IndexRanker(conn, settings, wide=vector is not None)
     elif db.dialect_of(conn) == db.POSTGRESQL:
         ranker = _ExactRanker(conn, settings)  # no vector type in PostgreSQL here: the exact scan runs in numpy
     else:
@@ -325,12 +284,13 @@ def search_similar(
 
 
 class _IndexRanker:
-    def __init__(self, conn: Any, settings: vectors.VectorSettings | None = None) -> None:
+    def __init__(self, conn: Any, settings: vectors.VectorSettings | None = None, *, wide: bool = False) -> None:
         self.index = get_index(conn, settings)
         self.size = len(self.index)
+        self.wide = wide  # a free-text query: probe and re-score more
 
     def rank(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        rows, scores = self.index.ranked(query, count)
+        rows, scores = self.index.ranked(query, count, wide=self.wide)
         return self.index.ids[rows], scores
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -430,6 +431,23 @@ def load_matrix(conn: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
                                                            dtype=np.float32).reshape(len(chunk), dim)
         filled += len(chunk)
     return ids[:filled], matrix[:filled]
+
+
+def dump_matrix(conn: Any, dim: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(track ids, vectors) of every stored vector in track id order, the vectors written to a file under `folder`
+    and memory-mapped: a million of them would be 1.6 GB held by the process."""
+    path = Path(folder) / "source.f32"
+    ids: list[np.ndarray] = []
+    with open(path, "wb") as out:
+        if vec_table_exists(conn):
+            cursor = conn.execute(f"SELECT track_id, embedding FROM {VEC_TABLE} ORDER BY track_id")
+            while chunk := cursor.fetchmany(4096):
+                ids.append(np.array([r[0] for r in chunk], dtype=np.int64))
+                out.write(b"".join(bytes(r[1]) for r in chunk))
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+    if not len(all_ids):
+        return all_ids, np.zeros((0, dim), dtype=np.float32)
+    return all_ids, np.memmap(path, dtype=np.float32, mode="r", shape=(len(all_ids), dim))
 
 
 # ------------------------------------------------------------------------------------------ validation

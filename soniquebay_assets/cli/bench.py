@@ -16,6 +16,7 @@ BENCHMARKS = {
     "celery": "soniquebay_assets.cli.bench_celery",
     "api": "soniquebay_assets.cli.bench_api",
     "playlists": "soniquebay_assets.cli.bench_playlists",
+    "scale": "soniquebay_assets.cli.bench_scale",
 }
 
 

@@ -22,9 +22,10 @@ def register(subparsers) -> None:
     similar.add_argument("--bpm-max", type=float, default=None, help="radio: highest BPM kept")
     similar.add_argument("--compatible-keys", action="store_true",
                          help="radio: keep harmonically compatible keys (Camelot: same, +-1, relative)")
-    similar.add_argument("--method", choices=("sqlite", "index"), default="sqlite",
-                         help="sqlite: sqlite-vec exact KNN, no warm-up (default, best for one query); "
-                              "index: in-memory bit index + exact rescoring (fast per query once loaded)")
+    similar.add_argument("--method", choices=("auto", "sqlite", "index"), default="auto",
+                         help="auto (default): the on-disk index when it is built for the current vectors, else "
+                              "sqlite; sqlite: sqlite-vec exact KNN (brute force); index: the on-disk index "
+                              "(int8 lists + exact re-ranking; built first when missing)")
     similar.add_argument("--json", action="store_true", help="one JSON object per line")
     add_data_dir(similar)
     similar.set_defaults(handler=run_similar)

@@ -105,3 +105,58 @@ def distinct_library(n_tracks: int, seed: int) -> list[dict]:
                                  "spectral_centroid": rng.uniform(800, 4000), "duration_s": rng.uniform(120, 420)},
                 })  # fmt: skip
     return tracks[:n_tracks]
+
+
+def composed_vectors(encode, n: int, seed: int, *, pool: int = 8000, out=None):
+    """n track vectors composed the way the vectors stage composes them (weighted field embeddings + scaled audio
+    features), from the real-model embeddings of the field texts of `pool` distinct tracks: ~10 tracks per album,
+    album fields shared, titles drawn per track, analysis words and
+    audio features from a track of the same pool album. For index measurements at sizes that cannot be
+    embedded here; `encode(texts)` returns unit rows. Written into `out` (n x dim, e.g. a memmap) when given."""
+    import numpy as np
+
+    from soniquebay_assets.domain import embedding_text as et
+
+    library = distinct_library(pool, seed)
+    fields = [et.text_fields(et.TrackText(t["title"], (t["artist"],), t["album"], None, tuple(t["genres"]), t["year"],
+                                          t["analysis"])) for t in library]
+    names = sorted({name for f in fields for name in f})
+    texts = sorted({text for f in fields for text in f.values()})
+    embedded = encode(texts)
+    row_of = {text: i for i, text in enumerate(texts)}
+    # per field: the embedding row of each pool track's text for that field (-1 when the track has none)
+    field_rows = {name: np.array([row_of.get(f.get(name), -1) if name in f else -1 for f in fields]) for name in names}
+    raw = [et.raw_features(t["analysis"]) for t in library]
+    scaler = et.fit_scaler(raw, 1)
+    audio = np.stack([et.standardize(r, scaler) for r in raw]).astype(np.float32)
+    album_fields = {"artist", "album", "genre", "decade"}
+    # the pool's tracks of one album are consecutive: analysis is drawn from the album's own tracks, so tempo,
+    # mood and audio features follow genre and artist as in a real library
+    album_names = [t["album"] for t in library]
+    starts: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for i, name in enumerate(album_names):
+        starts.setdefault(name, i)
+        counts[name] = counts.get(name, 0) + 1
+    first = np.array([starts[name] for name in album_names])
+    size = np.array([counts[name] for name in album_names])
+    weights = et.Weights()
+    rng = np.random.default_rng(seed)
+    text_dim = embedded.shape[1]
+    out = out if out is not None else np.empty((n, text_dim + audio.shape[1]), dtype=np.float32)
+    for start in range(0, n, 65536):
+        rows = np.arange(start, min(n, start + 65536))
+        album_pick = np.random.default_rng([seed, 1, 0]).integers(0, pool, size=n // 10 + 1)[rows // 10]
+        title_pick = rng.integers(0, pool, size=len(rows))
+        track_pick = first[album_pick] + (rng.random(len(rows)) * size[album_pick]).astype(np.int64)
+        text = np.zeros((len(rows), text_dim), dtype=np.float64)
+        for name in names:
+            pick = album_pick if name in album_fields else title_pick if name == "title" else track_pick
+            idx = field_rows[name][pick]
+            present = idx >= 0
+            text[present] += et.FIELD_WEIGHTS.get(name, 0.5) * embedded[idx[present]]
+        text /= np.linalg.norm(text, axis=1, keepdims=True)
+        sound = (audio[track_pick] + rng.normal(0, 0.3, size=(len(rows), audio.shape[1]))) / np.sqrt(audio.shape[1])
+        block = np.concatenate([weights.text * text, weights.audio * sound], axis=1)
+        out[rows] = (block / np.linalg.norm(block, axis=1, keepdims=True)).astype(np.float32)
+    return out

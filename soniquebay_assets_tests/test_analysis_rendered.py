@@ -73,10 +73,15 @@ def test_rendered_band_tempo_at_the_beat_of_the_meter(tmp_path, meter, beat_ql, 
 
 @pytest.mark.parametrize("setup", ["piano", "organ", "strings"])
 @pytest.mark.parametrize("meter,beat_ql,bar_ql,bpm", [("9/8", 1.5, 4.5, 80.0), ("4/4", 1.0, 4.0, 72.0),
-                                                      ("2/2", 2.0, 4.0, 70.0)])
+                                                      ("2/2", 2.0, 4.0, 70.0),
+                                                      # slow: three renders per case; the fast tier keeps the cases
+                                                      # above
+                                                      pytest.param("2/2", 2.0, 4.0, 90.0, marks=pytest.mark.slow),
+                                                      pytest.param("6/8", 1.5, 3.0, 55.0, marks=pytest.mark.slow),
+                                                      pytest.param("6/8", 1.5, 3.0, 80.0, marks=pytest.mark.slow)])
 def test_rendered_tonal_tempo_is_not_doubled_or_taken_at_three_halves(tmp_path, setup, meter, beat_ql, bar_ql, bpm):
-    """Without drums: a slow 4/4 beat, the half note of 2/2 and the dotted quarter of 9/8 (the old octave rule
-    gave x2, x2 and x3/2 here)."""
+    """Without drums: a slow 4/4 beat, the half note of 2/2 and the dotted quarter of 6/8 and 9/8 (the old octave
+    rule gave x2, x2 and x3/2 here)."""
     builder = _builder()
     values = _render(builder, tmp_path, _tune(C_MAJOR_CHORDS, meter, beat_ql, bar_ql), setup, bpm, "C major")
     assert evaluation.tempo_confusion(values["bpm"], bpm) == "x1", values
@@ -105,3 +110,26 @@ def test_drum_detector_tells_a_kit_from_bright_instruments(tmp_path):
     assert found["band"][0], found
     assert not any(found[s][0] for s in ("guitar", "organ", "strings")), found
     assert found["band"][1] > max(found[s][1] for s in ("guitar", "organ", "strings")), found
+
+
+def test_dev_sets_leave_out_every_score_of_the_held_out_check():
+    """The held-out check renders these collections and single scores: the builder never selects them (its
+    own Bach prelude BWV 846 is not a chorale and stays allowed)."""
+    spec = importlib.util.spec_from_file_location("build_dev_set", BUILDER)
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    held_out = ["bach/bwv269.mxl", "essenFolksong/altdeu10.abc", "oneills1850/0001-0050.abc",
+                "ryansMammoth/ryansMammothCollection.abc", "haydn/opus74no1/movement1.mxl",
+                "mozart/k458/movement1.mxl", "beethoven/opus18no1/movement1.mxl", "chopin/mazurka06-2.krn",
+                "schumann_robert/opus41no1/movement5.mxl", "beach/prayer_of_a_tired_child.musicxml",
+                "cpebach/h186.mxl", "schubert/Lindenbaum.xml", "joplin/maple_leaf_rag.mxl"]
+    assert all(builder.is_reserved(path) for path in held_out)
+    assert len(builder.RESERVED_SCORES) == 13
+    allowed = ["bach/bwv846.xml", "chopin/mazurka06-1.krn", "schumann_robert/opus41no1/movement3.mxl",
+               "airdsAirs/book1.abc", "palestrina/agnus_0.krn"]
+    assert not any(builder.is_reserved(path) for path in allowed)
+    for truth in ("truth.tsv", "validation/truth.tsv", "polyphonic/truth.tsv", "third/truth.tsv"):
+        lines = (BUILDER.parent / "devset" / truth).read_text(encoding="utf-8").splitlines()
+        column = lines[0].split("\t").index("source")
+        sources = [line.split("\t")[column].split("#")[0] for line in lines[1:] if line.strip()]
+        assert sources and not [s for s in sources if builder.is_reserved(s)], truth

@@ -123,6 +123,7 @@ class KFilter:
         for i in range(block):
             toeplitz[i, : i + 1] = taps[i::-1]
         self.block, self.order = block, order
+        self._rows = self._out = np.zeros((0, 0), dtype=np.float32)
         state_gain = np.array([powers[block - 1 - j] @ b for j in range(block)])  # block x order
         free = np.array([c @ powers[i] for i in range(block)]).T  # order x block: outputs of a start state
         # [block's samples | its start state] @ this: the block's outputs
@@ -153,24 +154,34 @@ class KFilter:
 
     def run(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Filter channels x frames (float32) from `state` (channels x order, float64): the outputs (float32,
-        same shape) and the state after the last frame."""
+        same shape; a view into a buffer the next call overwrites) and the state after the last frame."""
         channels, frames = x.shape
-        n, order, count = self.block, self.order, len(self._modes)
+        n, count = self.block, len(self._modes)
         blocks = -(-frames // n)
         if blocks == 0:
             return np.zeros_like(x), state
         tail = frames - (blocks - 1) * n  # frames of the last block (1..n)
-        rows = np.zeros((channels, blocks, n + order), dtype=np.float32)  # each block's samples, then its state
+        rows, outputs = self._buffers(channels, blocks)  # each block's samples, then its start state
         rows[:, : blocks - 1, :n] = x[:, : (blocks - 1) * n].reshape(channels, blocks - 1, n)
         rows[:, blocks - 1, :tail] = x[:, (blocks - 1) * n :]
-        flat = rows.reshape(channels * blocks, n + order)
+        rows[:, blocks - 1, tail:n] = 0.0
+        flat = rows.reshape(channels * blocks, -1)
         drive = (flat[:, :n] @ self._drive).astype(np.float64).view(np.complex128).reshape(channels, blocks, count)
         states = self._block_states(drive, state @ self._to_modes)
         rows[:, :, n:] = states
-        outputs = (flat @ self._outputs).reshape(channels, blocks * n)[:, :frames]
+        np.matmul(flat, self._outputs, out=outputs)
         end = states[:, -1] @ self._powers[tail].T + x[:, frames - tail :].astype(np.float64) @ \
             self._state_gain[n - tail :]
-        return outputs, end
+        return outputs.reshape(channels, blocks * n)[:, :frames], end
+
+    def _buffers(self, channels: int, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+        """Work arrays kept from call to call: allocating megabytes per block costs the kernel page faults
+        (freed large blocks go back to the system) as much CPU as the filter itself."""
+        size = channels * blocks
+        if self._rows.shape[0] < size:
+            self._rows = np.empty((size, self.block + self.order), dtype=np.float32)
+            self._out = np.empty((size, self.block), dtype=np.float32)
+        return self._rows[:size].reshape(channels, blocks, -1), self._out[:size]
 
     def _block_states(self, drive: np.ndarray, start: np.ndarray) -> np.ndarray:
         """States at every block's start (channels x blocks x order) from the blocks' drives (channels x blocks x

@@ -26,7 +26,7 @@ from soniquebay_assets.domain.analysis.tempo import estimate_tempo
 # The ANALYSIS_VERSION at which each part's code last changed. Bump the part you change to a number above
 # every other part's; ANALYSIS_VERSION follows. Enrichment then re-measures the older rows' outdated parts by
 # itself (the CLI's scan and enrich at once, the platform's deferred runs behind new files).
-PART_VERSIONS: dict[str, int] = {"tempo": 5, "key": 7, "loudness": 8, "moods": 1}
+PART_VERSIONS: dict[str, int] = {"tempo": 5, "key": 7, "loudness": 11, "moods": 1}
 # Parts computed from others' results: recomputed whenever one of their inputs is.
 PART_INPUTS: dict[str, tuple[str, ...]] = {"moods": ("tempo", "key", "loudness")}
 ANALYSIS_VERSION = max(PART_VERSIONS.values())

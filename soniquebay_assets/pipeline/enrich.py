@@ -93,6 +93,12 @@ def init_analysis_worker(numba_cache: str) -> None:
     # one BLAS/FFT thread per worker: the pool already uses every core
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    # those come too late when the forkserver has imported numpy already (its OpenBLAS then runs a thread per
+    # core, whose spinning on a busy machine costs CPU time): hold the loaded libraries to one thread too
+    import numpy  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
 
 @dataclass

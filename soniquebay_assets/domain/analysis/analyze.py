@@ -28,7 +28,7 @@ from soniquebay_assets.domain.analysis.tempo import estimate_tempo
 # The ANALYSIS_VERSION at which each part's code last changed. Bump the part you change to a number above
 # every other part's; ANALYSIS_VERSION follows. Enrichment then re-measures the older rows' outdated parts by
 # itself (the CLI's scan and enrich at once, the platform's deferred runs behind new files).
-PART_VERSIONS: dict[str, int] = {"tempo": 5, "key": 7, "loudness": 8, "tags": 9, "moods": 9}
+PART_VERSIONS: dict[str, int] = {"tempo": 5, "key": 7, "loudness": 11, "tags": 9, "moods": 9}
 # Parts computed from others' results: recomputed whenever one of their inputs is.
 PART_INPUTS: dict[str, tuple[str, ...]] = {"moods": ("tags",)}
 ANALYSIS_VERSION = max(PART_VERSIONS.values())

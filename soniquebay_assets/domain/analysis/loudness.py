@@ -48,6 +48,11 @@ PEAK_SUBROW = 16
 # Products of at most this many sub-rows stay under OpenBLAS's threading threshold: one thread, whatever the
 # environment (its spinning helper threads cost a loaded machine 4x the CPU time of the product itself).
 MATMUL_ROWS = 192
+# The K filter runs on blocks of this many samples (see KFilter): larger blocks mean fewer block-to-block steps
+# but a larger Toeplitz product per sample.
+K_BLOCK = 32
+# ... and the recurrence over blocks runs on chunks of this many blocks (see KFilter._block_states).
+K_CHUNK = 16
 
 
 def default_layout(channels: int, *, vorbis_order: bool = False) -> tuple[str, ...]:
@@ -84,6 +89,123 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
     a0 = 1 + k / q + k * k
     high_pass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]
     return np.array([shelf, high_pass])
+
+
+class KFilter:
+    """The K filter as block matrix products, the same filter as running the two sections sample by sample
+    (sosfilt) to float32 rounding, at a fraction of the CPU: a per-sample recurrence waits on each previous
+    output, a product does not.
+
+    With the cascade's state-space form (A, B, C, D; the state of sosfilt's two sections), a block of K_BLOCK
+    samples x with state s at its start gives outputs T x + O s (T: the impulse response's first taps as a
+    Toeplitz matrix, O: the state's free response) and leaves the state A^n s + G x. The input terms of every
+    block are one BLAS product; the block-start states follow s' = M s + u (M = A^n), a recurrence over blocks,
+    32 times shorter than the samples, solved in A's eigenbasis (one complex mode per section) in float64."""
+
+    def __init__(self, sample_rate: int, block: int = K_BLOCK):
+        from scipy.signal import sosfilt
+
+        sos = k_weighting_sos(sample_rate)
+        order = 2 * sos.shape[0]
+        a, c = np.zeros((order, order)), np.zeros(order)
+        for j in range(order):  # the state-space form, read off the reference filter itself
+            unit = np.zeros(order)
+            unit[j] = 1.0
+            y, state = sosfilt(sos, [0.0], zi=unit.reshape(-1, 2))
+            a[:, j], c[j] = state.reshape(-1), y[0]
+        y, state = sosfilt(sos, [1.0], zi=np.zeros((sos.shape[0], 2)))
+        b, d = state.reshape(-1), y[0]
+        powers = [np.eye(order)]
+        for _ in range(block):
+            powers.append(a @ powers[-1])
+        taps = np.array([d] + [c @ powers[m - 1] @ b for m in range(1, block)])
+        toeplitz = np.zeros((block, block))
+        for i in range(block):
+            toeplitz[i, : i + 1] = taps[i::-1]
+        self.block, self.order = block, order
+        self._rows = self._out = np.zeros((0, 0), dtype=np.float32)
+        state_gain = np.array([powers[block - 1 - j] @ b for j in range(block)])  # block x order
+        free = np.array([c @ powers[i] for i in range(block)]).T  # order x block: outputs of a start state
+        # [block's samples | its start state] @ this: the block's outputs
+        self._outputs = np.concatenate([toeplitz.T, free]).astype(np.float32)
+        self._state_gain, self._powers = state_gain, powers
+        # M = A^n shares A's eigenvectors (A has two distinct conjugate pole pairs at any rate; M's eigenvalues
+        # may underflow to 0 at low rates, A's do not); a real state is the real part of its modes' sum: one
+        # mode of each conjugate pair, counted twice
+        values, vectors = np.linalg.eig(a)
+        kept = values.imag >= 0
+        self._modes = values[kept] ** block
+        to_modes = np.linalg.inv(vectors)[kept].T  # order x modes
+        # a block's input share of the next state, straight in modes: real and imaginary parts interleaved
+        self._drive = np.empty((block, 2 * kept.sum()), dtype=np.float32)
+        self._drive[:, 0::2], self._drive[:, 1::2] = (state_gain @ to_modes).real, (state_gain @ to_modes).imag
+        self._to_modes = to_modes
+        # a state from its modes (interleaved real and imaginary parts): the real part of their weighted sum
+        from_modes = vectors[:, kept] * np.where(values[kept].imag > 0, 2.0, 1.0)  # order x modes
+        self._from_modes = np.empty((2 * kept.sum(), order))
+        self._from_modes[0::2], self._from_modes[1::2] = from_modes.real.T, -from_modes.imag.T
+        # within a chunk of K_CHUNK blocks, from a zero start: w_i = sum_j<i m^(i-1-j) drive_j, i = 0..K_CHUNK
+        steps = np.arange(K_CHUNK + 1)[None, :] - 1 - np.arange(K_CHUNK)[:, None]
+        self._chunk_sums = [np.where(steps >= 0, mode ** np.maximum(steps, 0), 0.0) for mode in self._modes]
+        self._chunk_powers = [mode ** np.arange(K_CHUNK) for mode in self._modes]
+
+    def initial_state(self, channels: int) -> np.ndarray:
+        return np.zeros((channels, self.order))
+
+    def run(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Filter channels x frames (float32) from `state` (channels x order, float64): the outputs (float32,
+        same shape; a view into a buffer the next call overwrites) and the state after the last frame."""
+        channels, frames = x.shape
+        n, count = self.block, len(self._modes)
+        blocks = -(-frames // n)
+        if blocks == 0:
+            return np.zeros_like(x), state
+        tail = frames - (blocks - 1) * n  # frames of the last block (1..n)
+        rows, outputs = self._buffers(channels, blocks)  # each block's samples, then its start state
+        rows[:, : blocks - 1, :n] = x[:, : (blocks - 1) * n].reshape(channels, blocks - 1, n)
+        rows[:, blocks - 1, :tail] = x[:, (blocks - 1) * n :]
+        rows[:, blocks - 1, tail:n] = 0.0
+        flat = rows.reshape(channels * blocks, -1)
+        drive = (flat[:, :n] @ self._drive).astype(np.float64).view(np.complex128).reshape(channels, blocks, count)
+        states = self._block_states(drive, state @ self._to_modes)
+        rows[:, :, n:] = states
+        np.matmul(flat, self._outputs, out=outputs)
+        end = states[:, -1] @ self._powers[tail].T + x[:, frames - tail :].astype(np.float64) @ \
+            self._state_gain[n - tail :]
+        return outputs.reshape(channels, blocks * n)[:, :frames], end
+
+    def _buffers(self, channels: int, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+        """Work arrays kept from call to call: allocating megabytes per block costs the kernel page faults
+        (freed large blocks go back to the system) as much CPU as the filter itself."""
+        size = channels * blocks
+        if self._rows.shape[0] < size:
+            self._rows = np.empty((size, self.block + self.order), dtype=np.float32)
+            self._out = np.empty((size, self.block), dtype=np.float32)
+        return self._rows[:size].reshape(channels, blocks, -1), self._out[:size]
+
+    def _block_states(self, drive: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """States at every block's start (channels x blocks x order) from the blocks' drives (channels x blocks x
+        modes, complex) and the first block's start in modes: w_k+1 = m w_k + drive_k per mode, solved a chunk
+        of blocks at a time (one product from a zero start, then each chunk's start added, scaled by m^i)."""
+        from scipy.signal import lfilter
+
+        channels, blocks, count = drive.shape
+        chunks = -(-blocks // K_CHUNK)
+        padded = np.zeros((channels, chunks * K_CHUNK, count), dtype=np.complex128)
+        padded[:, :blocks] = drive
+        modes = np.empty((channels, chunks, K_CHUNK, count), dtype=np.complex128)
+        for i, mode in enumerate(self._modes):
+            local = padded[:, :, i].reshape(channels * chunks, K_CHUNK) @ self._chunk_sums[i]
+            local = local.reshape(channels, chunks, K_CHUNK + 1)
+            # each chunk's start: the previous chunk's start times m^K_CHUNK plus its own zero-start end
+            starts = np.empty((channels, chunks), dtype=np.complex128)
+            starts[:, 0] = start[:, i]
+            if chunks > 1:
+                starts[:, 1:] = lfilter([1.0], [1.0, -mode ** K_CHUNK], local[:, :-1, K_CHUNK], axis=1,
+                                        zi=(mode ** K_CHUNK * start[:, i])[:, None])[0]
+            modes[:, :, :, i] = local[:, :, :K_CHUNK] + starts[:, :, None] * self._chunk_powers[i]
+        flat = modes.reshape(channels, chunks * K_CHUNK, count)[:, :blocks]
+        return (np.ascontiguousarray(flat).view(np.float64) @ self._from_modes).reshape(channels, blocks, -1)
 
 
 def oversampling_factor(sample_rate: int) -> int:
@@ -217,18 +339,14 @@ class LoudnessMeter:
         if len(self.layout) != channels:
             raise ValueError(f"layout names {len(self.layout)} channels, the meter has {channels}")
         weights = channel_weights(self.layout)
-        # channels of equal weight are filtered two at a time as one complex signal (the K filter's
-        # coefficients are real, so real and imaginary parts stay apart): no de-interleaving for stereo
-        self._groups: list[tuple[float, tuple[int, ...]]] = []
-        for weight in sorted(set(weights.tolist()) - {0.0}, reverse=True):
-            members = [c for c in range(channels) if weights[c] == weight]
-            self._groups += [(weight, tuple(members[i : i + 2])) for i in range(0, len(members), 2)]
-        self._sos = k_weighting_sos(sample_rate).astype(np.float32)
-        self._state = [np.zeros((2, 2), dtype=np.complex64 if len(g) == 2 else np.float32) for _, g in self._groups]
+        self._weighted = np.flatnonzero(weights)  # the channels that count (an LFE does not)
+        self._weights = weights[self._weighted]
+        self._filter = KFilter(sample_rate)
+        self._state = self._filter.initial_state(len(self._weighted))
         self._hop = (sample_rate + 5) // 10  # samples in 100 ms, as libebur128 rounds
-        self._partial = np.zeros(len(self._groups))  # energy of the 100 ms block under way, per group
+        self._partial = np.zeros(len(self._weighted))  # energy of the 100 ms block under way, per channel
         self._partial_frames = 0
-        self._energies: list[np.ndarray] = []  # groups x complete 100 ms blocks
+        self._energies: list[np.ndarray] = []  # channels x complete 100 ms blocks
         self._frames = 0
         self._sample_peak = 0.0
         self._true_peak = 0.0
@@ -255,8 +373,6 @@ class LoudnessMeter:
         return matrix
 
     def add(self, block: np.ndarray) -> None:
-        from scipy.signal import sosfilt
-
         block = np.asarray(block, dtype=np.float32)
         if block.ndim == 1:
             block = block[:, None]
@@ -265,26 +381,17 @@ class LoudnessMeter:
         if block.shape[1] != self.channels:
             raise ValueError(f"meter for {self.channels} channels got {block.shape[1]}")
         self._frames += block.shape[0]
-        squares = []
-        for index, (_, members) in enumerate(self._groups):
-            if len(members) == 2:
-                pair = block if self.channels == 2 else np.ascontiguousarray(block[:, members])
-                signal = np.ascontiguousarray(pair).view(np.complex64).reshape(-1)
-            else:
-                signal = np.ascontiguousarray(block[:, members[0]])
-            weighted, self._state[index] = sosfilt(self._sos, signal, zi=self._state[index])
-            squares.append(weighted.view(np.float32).reshape(block.shape[0], -1))
-        self._add_energies(squares)
+        if self._weighted.size:  # else every channel weighs 0 (an LFE alone)
+            weighted, self._state = self._filter.run(block.T[self._weighted], self._state)
+            self._add_energies(weighted)
         self._add_peaks(block)
 
-    def _add_energies(self, weighted: list[np.ndarray]) -> None:
-        """Sum of squares per 100 ms of each group's K-weighted samples (frames x 1 or 2 values each)."""
-        if not weighted:  # every channel weighs 0 (an LFE alone)
-            return
-        hop, done, n = self._hop, 0, weighted[0].shape[0]
+    def _add_energies(self, weighted: np.ndarray) -> None:
+        """Sum of squares per 100 ms of each channel's K-weighted samples (channels x frames)."""
+        hop, done, n = self._hop, 0, weighted.shape[1]
         if self._partial_frames:
             take = min(n, hop - self._partial_frames)
-            self._partial += [float(np.vdot(w[:take], w[:take])) for w in weighted]
+            self._partial += np.einsum("ij,ij->i", weighted[:, :take], weighted[:, :take], dtype=np.float64)
             self._partial_frames += take
             done = take
             if self._partial_frames == hop:
@@ -293,14 +400,11 @@ class LoudnessMeter:
                 self._partial_frames = 0
         whole = (n - done) // hop
         if whole:
-            rows = []
-            for w in weighted:
-                blocks = w[done : done + whole * hop].reshape(whole, -1)
-                rows.append(np.einsum("ij,ij->i", blocks, blocks))
-            self._energies.append(np.array(rows, dtype=np.float64))
+            blocks = weighted[:, done : done + whole * hop].reshape(weighted.shape[0], whole, hop)
+            self._energies.append(np.einsum("cij,cij->ci", blocks, blocks, dtype=np.float64))
             done += whole * hop
         if done < n:
-            self._partial += [float(np.vdot(w[done:], w[done:])) for w in weighted]
+            self._partial += np.einsum("ij,ij->i", weighted[:, done:], weighted[:, done:], dtype=np.float64)
             self._partial_frames += n - done
 
     def _add_peaks(self, block: np.ndarray) -> None:
@@ -381,9 +485,8 @@ class LoudnessMeter:
     def result(self) -> Loudness:
         """The programme so far."""
         self._flush_pending()
-        weights = np.array([w for w, _ in self._groups])
-        energies = np.concatenate(self._energies, axis=1) if self._energies else np.zeros((len(weights), 0))
-        per_100ms = weights @ energies / self._hop  # weighted mean square of each 100 ms
+        energies = np.concatenate(self._energies, axis=1) if self._energies else np.zeros((self._weights.size, 0))
+        per_100ms = self._weights @ energies / self._hop  # weighted mean square of each 100 ms
         sample_peak = self._sample_peak if self._frames else None
         true_peak = max(self._true_peak, sample_peak) if sample_peak is not None else None
         blocks = _sliding_mean(per_100ms, 4)

@@ -92,10 +92,11 @@ def _outdated_shards(data, groups: Sequence[str], done: Sequence[str]) -> list[s
 
 def run_stages(groups, shards, roots, data, walk, progress: ProgressDisplay | None = None,
                as_run: bool = False) -> list[dict[str, Any]]:
-    """The catalog stages alone without a run (recorded as runless materializations); else one run per
-    cost-based shard range. Should the run-free work fail, a real run redoes it so the UI shows why."""
+    """The catalog stages alone without a run (recorded as runless materializations); else one run per range
+    of neighbouring shards, so only the shards asked for are materialized. Should the run-free work fail, a
+    real run redoes it so the UI shows why."""
     from soniquebay_assets.catalog.db import connection
-    from soniquebay_assets.domain.layout import shard_ranges
+    from soniquebay_assets.domain.layout import contiguous_groups
     from soniquebay_assets.pipeline.scan import save_snapshot
     from soniquebay_assets.settings import executor_choice
 
@@ -109,8 +110,8 @@ def run_stages(groups, shards, roots, data, walk, progress: ProgressDisplay | No
         with connection(data.catalog_url) as conn:
             # the walk goes into the catalog: the run's inventory step may run on another host
             snapshot = save_snapshot(walk, conn)
-    return [materialize_shard_range(groups, first, last, roots, data.root, snapshot, progress)
-            for first, last in shard_ranges(shards)]
+    return [materialize_shard_range(groups, group[0], group[-1], roots, data.root, snapshot, progress)
+            for group in contiguous_groups(shards)]
 
 
 def scan_without_run(groups, shards, data, walk, progress: ProgressDisplay | None = None) -> dict[str, Any]:

@@ -28,10 +28,10 @@ WORKERS = {
     "scan": [queues.WORKER_SCAN],
     "extract": [queues.WORKER_EXTRACT],
     "insert": [queues.WORKER_INSERT_BULK],
-    # every other queue, so a stage added to the registry is consumed here too
-    "rest": [q for q in queues.ALL_QUEUES
-             if q not in (queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK)],
 }
+# every other queue, so a stage added to the registry is consumed here too (a worker takes at most 4 queues)
+_REST = [q for q in queues.ALL_QUEUES if q not in (queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK)]
+WORKERS.update({f"rest{i // 4}": _REST[i:i + 4] for i in range(0, len(_REST), 4)})
 WORKER_FOR_STEP = {"file_inventory": "scan", "raw_metadata": "extract", "catalog_entities": "insert"}
 SCAN_GROUPS = list(SCAN_CHAIN_GROUPS)
 FAST_EXECUTOR = {"consumer_check_timeout_s": 1.5, "no_consumer_grace_s": 20.0}
@@ -72,13 +72,13 @@ class Cluster:
         env.pop("SONIQUEBAY_EXECUTOR", None)
         return env
 
-    def start_worker(self, name: str, names: list[str], db: int = 0) -> None:
+    def start_worker(self, name: str, names: list[str], db: int = 0, env_extra: dict | None = None) -> None:
         log = self.root / f"worker-{name}-{db}.log"
         self.logs[f"{name}-{db}"] = log
         command = [sys.executable, "-m", "soniquebay_assets.cli.main", "worker", "--queues", ",".join(names),
                    "--concurrency", "1", "--name", name, "--data-dir", str(self.data), "--loglevel", "INFO"]
         with open(log, "wb") as out:
-            self.procs[f"{name}-{db}"] = subprocess.Popen(command, env=self.env(db), stdout=out,
+            self.procs[f"{name}-{db}"] = subprocess.Popen(command, env={**self.env(db), **(env_extra or {})}, stdout=out,
                                                           stderr=subprocess.STDOUT, start_new_session=True)
 
     def consumers(self, db: int = 0) -> dict[str, list[str]]:
@@ -164,7 +164,7 @@ def _catalog_rows(data_root: Path) -> tuple[list[tuple], dict[str, int]]:
     try:
         rows = [tuple(r) for r in conn.execute(
             "SELECT t.title, t.artist_display, a.title FROM tracks t JOIN albums a USING (album_id) ORDER BY t.title")]
-        pending = {kind: m["pending"] for kind, m in deferred.metrics(conn).items()}
+        pending = {kind: m["pending"] for kind, m in deferred.metrics(conn).items() if m["pending"]}
     finally:
         conn.close()
     return rows, pending
@@ -204,7 +204,8 @@ def test_scan_runs_each_step_on_a_worker_of_its_queue(cluster, tmp_path, make_au
     result = materialize_through_celery(groups, shards, [lib], data_root, snapshot, executor_config=FAST_EXECUTOR)
     assert result["success"], result["failure"]
     workers = _step_workers(result["run_id"])
-    expected = {**WORKER_FOR_STEP, "album_covers": "rest", "artist_images": "rest"}
+    covers = next(name for name, names in WORKERS.items() if queues.WORKER_COVER in names)
+    expected = {**WORKER_FOR_STEP, "album_covers": covers, "artist_images": covers}
     # `soniquebay worker` runs one Celery process per prefetch value, named <name>-p<prefetch>
     assert {step: [re.sub(r"-p\d+$", "", h.split("@")[0]) for h in hosts] for step, hosts in workers.items()} == {
         step: [worker] for step, worker in expected.items()}
@@ -400,6 +401,34 @@ def test_queue_losing_its_workers_mid_run_fails_the_run_naming_it(cluster, tmp_p
     workers = _step_workers(result["run_id"])
     assert "catalog_entities" not in workers  # it never ran anywhere
     assert [h.split("@")[0] for h in workers["raw_metadata"]] == ["vextract"]
+
+
+def test_a_step_longer_than_the_visibility_timeout_runs_once_while_its_worker_lives(cluster, tmp_path, make_audio):
+    """Workers renew the deliveries they hold: Redis hands a step to another worker only when its worker stops
+    renewing it (gone, cut off), not because the step outlasts the visibility timeout."""
+    from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
+    from soniquebay_assets_tests.celery_test_jobs import reconstructable_pausing_job
+
+    db, short = 3, {"SONIQUEBAY_CELERY_VISIBILITY_TIMEOUT": "4"}
+    chain = [queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK]
+    for name in ("first", "second"):  # a second worker that would take a step handed out again
+        cluster.start_worker(name, chain, db=db, env_extra=short)
+    cluster.wait_for_queues(chain, db=db)
+    lib = _library(tmp_path / "lib", make_audio, albums=1, tracks=2)
+    data_root = tmp_path / "data"
+    pause_dir = tmp_path / "pause"
+    pause_dir.mkdir()
+    shards, snapshot = _plan(data_root, lib)
+    result = materialize_through_celery(  # the insert step takes 25 s: six visibility timeouts, 2 restore sweeps
+        SCAN_GROUPS, shards, [lib], data_root, snapshot,
+        executor_config={**FAST_EXECUTOR, "broker": cluster.broker(db), "backend": cluster.broker(db)},
+        job=reconstructable_pausing_job(SCAN_GROUPS),
+        extra_resource_config={"catalog": {"pause_step": "catalog_entities", "pause_dir": str(pause_dir),
+                                           "pause_seconds": 25.0}},
+    )
+    assert result["success"], result["failure"]
+    assert len(_step_workers(result["run_id"])["catalog_entities"]) == 1  # delivered once, run once
+    assert _catalog_rows(data_root)[0] == _expected_rows(albums=1, tracks=2)
 
 
 def _run_text(run_id: str) -> str:

@@ -429,10 +429,12 @@ def test_daemon_sigkill_mid_run_then_restart_reaches_a_final_state(deployment, c
     assert claimed, f"run {run.run_id[:8]} holds no deferred item"
     killed_at = time.monotonic()
     dep.stop("daemon", sig=signal.SIGKILL)  # the whole daemon, as `docker kill`: code server and run workers too
-    dep.start("daemon")
+    # back under another host name, as a recreated container: it still ends the runs its predecessor left
+    dep.start("daemon", env_extra={"SONIQUEBAY_HOST_LABEL": "daemon-recreated"})
 
     final = wait_for(lambda: (r := dep.instance().get_run_by_id(run.run_id)) and r.is_finished and r, 300,
                      "the interrupted run to reach a final state", interval_s=3, on_timeout=lambda: _runs_table(dep))
+    assert run.tags.get("soniquebay/launch_host") not in (None, "daemon-recreated")  # launched by the one killed
 
     def claim_settled() -> bool:
         """The run's items are pending or done again (or already taken by a newer run), not held by it."""

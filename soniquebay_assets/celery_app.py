@@ -76,13 +76,92 @@ def quiet_celery_loggers(**_: Any) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+# ------------------------------------------------------------------ deliveries held stay invisible while worked on
+# Redis hands an unacknowledged task to another worker once it has been out `visibility_timeout` seconds,
+# whether or not its worker still works on it: kombu scores each delivery by when it went out. The shipped
+# timeout is short (a lost worker host costs minutes, not an hour), so this worker re-scores the deliveries it
+# holds every few seconds: only the deliveries of a worker that stopped doing so (gone, cut off) come back.
+
+
+class DeliveryHeartbeat:
+    """A thread in the worker's main process (which holds the deliveries; pool children run them) that keeps
+    the deliveries it holds fresh in Redis's unacked index."""
+
+    def __init__(self, app: Any, every_s: float) -> None:
+        import threading
+
+        self.app, self.every_s = app, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soniquebay-delivery-heartbeat", daemon=True)
+        self.beats = 0
+
+    def start(self) -> DeliveryHeartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        import logging
+
+        log = logging.getLogger(_STEP_LOG)
+        connection = None
+        while not self._stop.wait(self.every_s):
+            try:
+                if connection is None:
+                    connection = self.app.connection_for_write()
+                self.beat(connection.default_channel)
+            except Exception as exc:  # noqa: BLE001 - a broker hiccup: the next beat tries again
+                log.warning(f"delivery heartbeat: {type(exc).__name__}: {exc}")
+                if connection is not None:
+                    connection.release()
+                connection = None
+
+    def beat(self, channel: Any) -> int:
+        """Re-score this worker's deliveries as just handed out; returns how many it holds."""
+        import time
+
+        from celery.worker import state
+
+        tags = {getattr(request.message, "delivery_tag", None) for request in list(state.reserved_requests)}
+        tags.discard(None)
+        if tags:
+            now = time.time()
+            # XX: only deliveries still unacknowledged; one acked meanwhile must not come back
+            channel.client.zadd(channel.unacked_index_key, dict.fromkeys(tags, now), xx=True)
+        self.beats += 1
+        return len(tags)
+
+
+def start_delivery_heartbeat(sender: Any = None, **_: Any) -> None:
+    """On worker start, with a Redis broker: beat at a sixth of the visibility timeout."""
+    from soniquebay_assets import settings
+
+    worker_app = getattr(sender, "app", None) or app
+    if not str(worker_app.conf.broker_url or "").startswith(("redis://", "rediss://", "redis+socket://")):
+        return
+    global _heartbeat
+    _heartbeat = DeliveryHeartbeat(worker_app, max(1.0, settings.celery_visibility_timeout_s() / 6)).start()
+
+
+_heartbeat: DeliveryHeartbeat | None = None
+
+
 def _worker_app() -> Any:
-    from celery.signals import after_setup_logger, task_postrun, task_prerun, worker_process_init
+    from celery.signals import (
+        after_setup_logger,
+        task_postrun,
+        task_prerun,
+        worker_process_init,
+        worker_ready,
+    )
 
     worker_process_init.connect(allow_process_pools_in_pool_children, weak=False)
     after_setup_logger.connect(quiet_celery_loggers, weak=False)
     task_prerun.connect(log_step_start, weak=False)
     task_postrun.connect(log_step_end, weak=False)
+    worker_ready.connect(start_delivery_heartbeat, weak=False)
     worker_app = make_celery_app()
     celery_create_task()(worker_app)  # registers "execute_plan", the task every step is sent as
     return worker_app

@@ -57,8 +57,9 @@ def result_backend_url() -> str:
 
 
 def celery_visibility_timeout_s() -> int:
-    """Seconds before Redis redelivers an unacknowledged task of a vanished worker (longer than any step)."""
-    return int(os.environ.get(ENV_VISIBILITY_TIMEOUT, "") or 3600)
+    """Seconds before Redis redelivers an unacknowledged task whose worker stopped renewing it (gone or cut
+    off): live workers renew what they hold (celery_app.DeliveryHeartbeat), so steps may run longer than this."""
+    return int(os.environ.get(ENV_VISIBILITY_TIMEOUT, "") or 120)
 
 
 ENV_LASTFM_API_KEY = "SONIQUEBAY_LASTFM_API_KEY"

@@ -138,14 +138,15 @@ class Deployment:
                  "0.0.0.0": "127.0.0.1", "3000": str(self.web_port)}
         return [swaps.get(part, part) for part in command]
 
-    def start(self, service: str, command: list[str] | None = None) -> subprocess.Popen:
+    def start(self, service: str, command: list[str] | None = None,
+              env_extra: dict[str, str] | None = None) -> subprocess.Popen:
         command = command or self.command_for(service)
         log = self.logs_dir / f"{service}.log"
         self.logs[service] = log
         with open(log, "ab") as out:
             out.write(f"\n===== start {time.strftime('%H:%M:%S')}: {' '.join(command)}\n".encode())
             out.flush()
-            proc = subprocess.Popen(command, env=self.env(), stdout=out, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(command, env={**self.env(), **(env_extra or {})}, stdout=out, stderr=subprocess.STDOUT,
                                     cwd=self.root, start_new_session=True)
         self.procs[service] = proc
         return proc

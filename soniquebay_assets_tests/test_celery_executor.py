@@ -28,12 +28,10 @@ WORKERS = {
     "scan": [queues.WORKER_SCAN],
     "extract": [queues.WORKER_EXTRACT],
     "insert": [queues.WORKER_INSERT_BULK],
-    "rest": [queues.WORKER_METADATA, queues.WORKER_VECTOR, queues.WORKER_COVER, queues.WORKER_DEFERRED],
-    # every other queue (a worker consumes at most four), so a stage added to the registry is consumed here too
-    "more": [q for q in queues.ALL_QUEUES if q not in (queues.WORKER_SCAN, queues.WORKER_EXTRACT,
-             queues.WORKER_INSERT_BULK, queues.WORKER_METADATA, queues.WORKER_VECTOR, queues.WORKER_COVER,
-             queues.WORKER_DEFERRED)],
 }
+# every other queue, so a stage added to the registry is consumed here too (a worker takes at most 4 queues)
+_REST = [q for q in queues.ALL_QUEUES if q not in (queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK)]
+WORKERS.update({f"rest{i // 4}": _REST[i:i + 4] for i in range(0, len(_REST), 4)})
 WORKER_FOR_STEP = {"file_inventory": "scan", "raw_metadata": "extract", "catalog_entities": "insert"}
 SCAN_GROUPS = list(SCAN_CHAIN_GROUPS)
 FAST_EXECUTOR = {"consumer_check_timeout_s": 1.5, "no_consumer_grace_s": 20.0}
@@ -74,13 +72,13 @@ class Cluster:
         env.pop("SONIQUEBAY_EXECUTOR", None)
         return env
 
-    def start_worker(self, name: str, names: list[str], db: int = 0) -> None:
+    def start_worker(self, name: str, names: list[str], db: int = 0, env_extra: dict | None = None) -> None:
         log = self.root / f"worker-{name}-{db}.log"
         self.logs[f"{name}-{db}"] = log
         command = [sys.executable, "-m", "soniquebay_assets.cli.main", "worker", "--queues", ",".join(names),
                    "--concurrency", "1", "--name", name, "--data-dir", str(self.data), "--loglevel", "INFO"]
         with open(log, "wb") as out:
-            self.procs[f"{name}-{db}"] = subprocess.Popen(command, env=self.env(db), stdout=out,
+            self.procs[f"{name}-{db}"] = subprocess.Popen(command, env={**self.env(db), **(env_extra or {})}, stdout=out,
                                                           stderr=subprocess.STDOUT, start_new_session=True)
 
     def consumers(self, db: int = 0) -> dict[str, list[str]]:
@@ -91,8 +89,8 @@ class Cluster:
 
     def wait_for_queues(self, wanted: list[str], db: int = 0, timeout_s: float = 120) -> None:
         def ready():
-            for key, proc in self.procs.items():
-                if proc.poll() is not None:
+            for key, proc in self.procs.items():  # this broker's workers (another test may have stopped its own)
+                if key.endswith(f"-{db}") and proc.poll() is not None:
                     raise AssertionError(f"worker {key} exited early:\n{self.logs[key].read_text()[-3000:]}")
             found = self.consumers(db)
             return all(q in found for q in wanted)
@@ -206,7 +204,8 @@ def test_scan_runs_each_step_on_a_worker_of_its_queue(cluster, tmp_path, make_au
     result = materialize_through_celery(groups, shards, [lib], data_root, snapshot, executor_config=FAST_EXECUTOR)
     assert result["success"], result["failure"]
     workers = _step_workers(result["run_id"])
-    expected = {**WORKER_FOR_STEP, "album_covers": "rest", "artist_images": "rest"}
+    covers = next(name for name, names in WORKERS.items() if queues.WORKER_COVER in names)
+    expected = {**WORKER_FOR_STEP, "album_covers": covers, "artist_images": covers}
     # `soniquebay worker` runs one Celery process per prefetch value, named <name>-p<prefetch>
     assert {step: [re.sub(r"-p\d+$", "", h.split("@")[0]) for h in hosts] for step, hosts in workers.items()} == {
         step: [worker] for step, worker in expected.items()}
@@ -402,6 +401,34 @@ def test_queue_losing_its_workers_mid_run_fails_the_run_naming_it(cluster, tmp_p
     workers = _step_workers(result["run_id"])
     assert "catalog_entities" not in workers  # it never ran anywhere
     assert [h.split("@")[0] for h in workers["raw_metadata"]] == ["vextract"]
+
+
+def test_a_step_longer_than_the_visibility_timeout_runs_once_while_its_worker_lives(cluster, tmp_path, make_audio):
+    """Workers renew the deliveries they hold: Redis hands a step to another worker only when its worker stops
+    renewing it (gone, cut off), not because the step outlasts the visibility timeout."""
+    from soniquebay_assets.dagster_defs.scan_runs import materialize_through_celery
+    from soniquebay_assets_tests.celery_test_jobs import reconstructable_pausing_job
+
+    db, short = 3, {"SONIQUEBAY_CELERY_VISIBILITY_TIMEOUT": "4"}
+    chain = [queues.WORKER_SCAN, queues.WORKER_EXTRACT, queues.WORKER_INSERT_BULK]
+    for name in ("first", "second"):  # a second worker that would take a step handed out again
+        cluster.start_worker(name, chain, db=db, env_extra=short)
+    cluster.wait_for_queues(chain, db=db)
+    lib = _library(tmp_path / "lib", make_audio, albums=1, tracks=2)
+    data_root = tmp_path / "data"
+    pause_dir = tmp_path / "pause"
+    pause_dir.mkdir()
+    shards, snapshot = _plan(data_root, lib)
+    result = materialize_through_celery(  # the insert step takes 25 s: six visibility timeouts, 2 restore sweeps
+        SCAN_GROUPS, shards, [lib], data_root, snapshot,
+        executor_config={**FAST_EXECUTOR, "broker": cluster.broker(db), "backend": cluster.broker(db)},
+        job=reconstructable_pausing_job(SCAN_GROUPS),
+        extra_resource_config={"catalog": {"pause_step": "catalog_entities", "pause_dir": str(pause_dir),
+                                           "pause_seconds": 25.0}},
+    )
+    assert result["success"], result["failure"]
+    assert len(_step_workers(result["run_id"])["catalog_entities"]) == 1  # delivered once, run once
+    assert _catalog_rows(data_root)[0] == _expected_rows(albums=1, tracks=2)
 
 
 def _run_text(run_id: str) -> str:

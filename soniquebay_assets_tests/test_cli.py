@@ -254,3 +254,28 @@ def test_a_scan_re_measures_what_an_older_analysis_version_measured(library, tmp
     conn.close()
     plain = soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog,enrich")
     assert "Re-measured" not in plain.stdout  # once only
+
+
+@pytest.mark.slow
+def test_a_scan_after_an_interrupted_one_reports_what_it_finished(tmp_path, make_audio):
+    """A scan killed after its inventory (and part of the tag reading) left files with no track: the next scan
+    catalogs them and says so, instead of calling them unchanged."""
+    from soniquebay_assets.catalog.db import connection
+    from soniquebay_assets.pipeline.scan import extract_shards, inventory_shards, plan_scan
+    from soniquebay_assets.settings import DataDir
+
+    library, data = tmp_path / "music", tmp_path / "data"
+    for n in range(6):
+        make_audio(library / f"Artist {n}/Album {n}/01 t.flac", title=f"t{n}", artist=f"Artist {n}", album=f"A{n}")
+    with connection(DataDir(data).ensure().catalog_url) as conn:  # what the killed scan had done
+        plan = plan_scan(conn, [library])
+        inventory_shards(conn, plan.walk, plan.affected)
+        read_before = extract_shards(conn, plan.affected[:1], workers=1).read
+    assert read_before >= 1
+    resumed = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog",
+                                    "--json").stdout)
+    assert (resumed["new"], resumed["resumed"], resumed["skipped_unchanged"]) == (0, 6, 0)
+    assert (resumed["tags_read"], resumed["tracks_written"], resumed["tracks"]) == (6 - read_before, 6, 6)
+    again = json.loads(soniquebay("scan", str(library), "--data-dir", str(data), "--stages", "catalog",
+                                  "--json").stdout)
+    assert (again["resumed"], again["skipped_unchanged"], again["tags_read"]) == (0, 6, 0)

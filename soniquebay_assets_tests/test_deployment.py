@@ -213,6 +213,18 @@ def _assert_vectors_carry_audio(state: dict) -> None:
     assert not analysed_text_only, f"analysed tracks with text-only vectors: {analysed_text_only}"
 
 
+def _materialized_partitions_in_the_ui(dep: Deployment) -> dict[str, set[str]]:
+    """partitioned asset -> its materialized partitions, as the webserver's GraphQL (the UI) reports them."""
+    import httpx
+
+    query = ("{ assetNodes { assetKey { path } isPartitioned assetPartitionStatuses {"
+             " ... on DefaultPartitionStatuses { materializedPartitions } } } }")
+    reply = httpx.post(f"http://127.0.0.1:{dep.web_port}/graphql", json={"query": query}, timeout=60)
+    reply.raise_for_status()
+    return {"/".join(node["assetKey"]["path"]): set(node["assetPartitionStatuses"]["materializedPartitions"])
+            for node in reply.json()["data"]["assetNodes"] if node["isPartitioned"]}
+
+
 def _add_folder(dep: Deployment, source: Path, name: str) -> Path:
     target = dep.library / name
     shutil.copytree(source, target)
@@ -241,13 +253,22 @@ def test_library_is_picked_up_and_every_stage_completes_with_no_manual_step(depl
     _assert_vectors_carry_audio(state)
     scans = _runs_of(deployment, "scan_job", 0)
     assert scans and all(r.tags.get("soniquebay/changed_shards") for r in scans)  # started by the sensor
-    # a deferred run's range holds only shards with tracks: no later stage is marked materialized for an empty
-    # shard (scan runs may cover a gap by cost: the inventory re-checks every shard of its range)
+    # every run's range holds only shards with tracks (scan runs: with files): no stage is marked materialized
+    # for an empty shard, and the UI shows the same partitions materialized for every asset that ran
     conn = deployment.catalog()
     try:
         occupied = {row[0] for row in conn.execute("SELECT DISTINCT shard FROM tracks")}
+        with_files = {row[0] for row in conn.execute("SELECT DISTINCT shard FROM files")}
     finally:
         conn.close()
+    materialized = _materialized_partitions_in_the_ui(deployment)
+    scan_chain = ("file_inventory", "raw_metadata", "catalog_entities")
+    for asset in scan_chain:
+        assert materialized[asset] == with_files, (asset, sorted(materialized[asset] ^ with_files))
+    later = {asset: shards for asset, shards in materialized.items() if asset not in scan_chain and shards}
+    assert {"enriched_tracks", "track_embeddings", "album_covers"} <= set(later), sorted(later)
+    for asset, shards in later.items():
+        assert shards == occupied, (asset, sorted(shards ^ occupied))
     from soniquebay_assets.domain.layout import SHARD_KEYS
 
     for run in [r for job in DEFERRED_JOBS for r in _runs_of(deployment, job, 0)]:
@@ -408,10 +429,12 @@ def test_daemon_sigkill_mid_run_then_restart_reaches_a_final_state(deployment, c
     assert claimed, f"run {run.run_id[:8]} holds no deferred item"
     killed_at = time.monotonic()
     dep.stop("daemon", sig=signal.SIGKILL)  # the whole daemon, as `docker kill`: code server and run workers too
-    dep.start("daemon")
+    # back under another host name, as a recreated container: it still ends the runs its predecessor left
+    dep.start("daemon", env_extra={"SONIQUEBAY_HOST_LABEL": "daemon-recreated"})
 
     final = wait_for(lambda: (r := dep.instance().get_run_by_id(run.run_id)) and r.is_finished and r, 300,
                      "the interrupted run to reach a final state", interval_s=3, on_timeout=lambda: _runs_table(dep))
+    assert run.tags.get("soniquebay/launch_host") not in (None, "daemon-recreated")  # launched by the one killed
 
     def claim_settled() -> bool:
         """The run's items are pending or done again (or already taken by a newer run), not held by it."""

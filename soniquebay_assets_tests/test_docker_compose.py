@@ -87,7 +87,8 @@ def test_services_share_broker_instance_and_volumes(compose):
     for name in app_services:
         env = services[name]["environment"]
         assert env["SONIQUEBAY_EXECUTOR"] == "celery"
-        assert env["SONIQUEBAY_BROKER_URL"].startswith("redis://redis:")
+        # Redis with a password from the environment (compose refuses to start without it)
+        assert env["SONIQUEBAY_BROKER_URL"] == "redis://:${REDIS_PASSWORD:?set REDIS_PASSWORD}@redis:6379/0"
         assert env["DAGSTER_POSTGRES_HOST"] == "postgres"
         volumes = services[name]["volumes"]
         music = [v for v in volumes if _target(v) == env["SONIQUEBAY_LIBRARY"]]
@@ -107,7 +108,12 @@ def test_services_share_broker_instance_and_volumes(compose):
                                                  env["SONIQUEBAY_PLAYLISTS_DIR"]}
     init = compose["configs"]["catalog-database"]["content"]
     assert "CREATE DATABASE soniquebay" in init
-    assert "3000:3000" in services["webserver"]["ports"]
+    # the UI (no login, launches runs) on this host's loopback unless the host asks for more
+    assert services["webserver"]["ports"] == ["${SONIQUEBAY_UI_PUBLISH:-127.0.0.1}:${SONIQUEBAY_UI_PORT:-3000}:3000"]
+    for name in ("redis", "postgres"):  # unpublished, and no default password
+        assert "ports" not in services[name], name
+    assert "--requirepass" in services["redis"]["command"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${DAGSTER_POSTGRES_PASSWORD:?")
     assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
 
 
@@ -166,3 +172,48 @@ def test_every_instance_config_comes_from_the_one_template(tmp_path, monkeypatch
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_launcher).__name__ == "MonitoredRunLauncher"
         assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"
+
+
+def _settings_read_by_the_code() -> set[str]:
+    import re
+
+    source = Path(__file__).resolve().parent.parent / "soniquebay_assets"
+    return {name for path in source.rglob("*.py")
+            for name in re.findall(r"[\"'](SONIQUEBAY_[A-Z0-9_]+)[\"']", path.read_text(encoding="utf-8"))}
+
+
+def test_every_setting_the_code_reads_is_passed_by_compose_or_documented_optional(compose):
+    text = (DOCKER / "compose.yaml").read_text(encoding="utf-8")
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    passed = set(compose["x-soniquebay-env"]) | set(compose["services"]["api"]["environment"])
+    read = _settings_read_by_the_code()
+    assert {"SONIQUEBAY_LASTFM_API_KEY", "SONIQUEBAY_ACOUSTID_API_KEY", "SONIQUEBAY_HTTP_CONTACT",
+            "SONIQUEBAY_SUBSONIC_URL", "SONIQUEBAY_LIBRARY"} <= passed | read
+    for name in ("SONIQUEBAY_LASTFM_API_KEY", "SONIQUEBAY_ACOUSTID_API_KEY", "SONIQUEBAY_HTTP_CONTACT",
+                 "SONIQUEBAY_SUBSONIC_URL", "SONIQUEBAY_SUBSONIC_USER", "SONIQUEBAY_SUBSONIC_PASSWORD"):
+        assert compose["x-soniquebay-env"][name] == f"${{{name}:-}}", name  # from the host's environment
+    # a prefix (several Subsonic servers) counts as passed when a setting under it is
+    missing = sorted(name for name in read if name not in passed and name not in header
+                     and not any(p.startswith(name + "_") for p in passed))
+    assert not missing, f"settings neither passed by docker/compose.yaml nor listed there as optional: {missing}"
+
+
+# programs the code runs (shutil.which) -> the Debian package that ships them
+PACKAGE_OF_TOOL = {"ffmpeg": "ffmpeg", "fpcalc": "libchromaprint-tools"}
+# programs only the measurement commands run (reference loudness meters, the Celery benchmark's own Redis),
+# never a stage
+MEASUREMENT_ONLY = {"loudgain", "redis-server"}
+
+
+def test_the_image_installs_every_program_a_stage_runs():
+    import re
+
+    source = Path(__file__).resolve().parent.parent / "soniquebay_assets"
+    tools = {tool for path in source.rglob("*.py")
+             for tool in re.findall(r"shutil\.which\([\"']([^\"']+)[\"']\)", path.read_text(encoding="utf-8"))}
+    assert {"ffmpeg", "fpcalc"} <= tools
+    unknown = sorted(tools - set(PACKAGE_OF_TOOL) - MEASUREMENT_ONLY)
+    assert not unknown, f"add these programs' packages to docker/Dockerfile and PACKAGE_OF_TOOL: {unknown}"
+    dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    [install] = re.findall(r"apt-get install -y --no-install-recommends ([^\\&]+)", dockerfile)
+    assert {PACKAGE_OF_TOOL[t] for t in tools - MEASUREMENT_ONLY} <= set(install.split())

@@ -10,7 +10,6 @@ from soniquebay_assets.domain.layout import (
     album_folder_key,
     contiguous_groups,
     shard_for,
-    shard_ranges,
 )
 from soniquebay_assets_tests.audio_factory import write_tagged
 from soniquebay_assets_tests.scan_helpers import scan_catalog
@@ -111,19 +110,6 @@ def test_catalog_built_with_another_shard_count_is_resharded(tmp_path):
             assert {r[0] for r in conn.execute("SELECT file_id FROM files")} == files_before
     finally:
         conn.close()
-
-
-def test_shard_ranges_keep_runs_small_for_few_changes():
-    assert shard_ranges([]) == []
-    assert shard_ranges(["0a"]) == [("0a", "0a")]
-    assert shard_ranges(["0a", "0b", "0c", "70"]) == [("0a", "0c"), ("70", "70")]  # a wide gap: two small runs
-    assert shard_ranges(["0a", "0c", "70"]) == [("0a", "0c"), ("70", "70")]  # a narrow gap is cheaper than a run
-    scattered = [f"{i:02x}" for i in range(0, 128, 16)]  # 8 shards, gaps of 15
-    assert shard_ranges(scattered) == [("00", "70")]
-    assert shard_ranges(scattered, max_runs=16) == [("00", "70")]  # gaps under the cost of a run still merge
-    far = ["00", "20", "40", "60", "7f"]
-    assert shard_ranges(far) == [(s, s) for s in far]
-    assert shard_ranges(far, max_runs=2) == [("00", "40"), ("60", "7f")]
 
 
 def test_contiguous_groups_split_at_every_gap():

@@ -36,9 +36,9 @@ HOSTS = {
 }
 GROUPS = [*SCAN_CHAIN_GROUPS, "metadata", "vector", "cover"]
 KILLED_STEP = "enriched_tracks"
-# Redis hands an unacknowledged step of a vanished worker to another consumer after this many seconds; longer
-# than any healthy step of this small library takes, so nothing healthy is delivered twice.
-VISIBILITY_TIMEOUT_S = 90
+# The deployment's own settings: a step whose host vanished runs elsewhere within this (Redis's visibility timeout,
+# renewed by live workers only, plus a restore sweep and the step itself)
+HOST_LOSS_RECOVERY_S = 180
 
 
 def _unavailable(reason: str):
@@ -145,7 +145,7 @@ def three_hosts(tmp_path, corpus_dir):
         env_common = {
             "SONIQUEBAY_CATALOG_URL": pg.url("soniquebay"), "SONIQUEBAY_BROKER_URL": broker,
             "SONIQUEBAY_RESULT_BACKEND": broker, "SONIQUEBAY_COVERS_DIR": str(covers),
-            "SONIQUEBAY_CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S), "HF_HUB_OFFLINE": "1",
+            "HF_HUB_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
         }
         logs = {}
@@ -228,6 +228,7 @@ def test_three_hosts_scan_the_corpus_and_survive_a_killed_worker(three_hosts, co
     pause_dir.mkdir()
     marker = pause_dir / f"{KILLED_STEP}.pid"
     killed: list[str] = []
+    killed_at: list[float] = []
 
     def kill_the_host_running_the_step() -> None:
         try:
@@ -238,6 +239,7 @@ def test_three_hosts_scan_the_corpus_and_survive_a_killed_worker(three_hosts, co
         host = next(name for name, proc in h["workers"].items() if proc.pid == group)
         os.killpg(group, signal.SIGKILL)  # the whole worker of that host, mid-step: the host is gone
         killed.append(host)
+        killed_at.append(time.time())
 
     killer = threading.Thread(target=kill_the_host_running_the_step, daemon=True)
     killer.start()
@@ -259,6 +261,13 @@ def test_three_hosts_scan_the_corpus_and_survive_a_killed_worker(three_hosts, co
     assert hosts_by_asset["file_inventory"] == hosts_by_asset["catalog_entities"] == "host1"
     survivor = ({"host2", "host3"} - set(killed)).pop()
     assert hosts_by_asset[KILLED_STEP] == survivor
+    from dagster import DagsterEventType
+
+    [done] = [r for r in DagsterInstance.get().all_logs(result["run_id"], of_type=DagsterEventType.STEP_SUCCESS)
+              if r.step_key == KILLED_STEP]
+    recovered_s = done.timestamp - killed_at[0]
+    print(f"\nstep {KILLED_STEP} of the lost host done on {survivor} {recovered_s:.0f} s after the loss")
+    assert recovered_s <= HOST_LOSS_RECOVERY_S, recovered_s
     assert len(set(hosts_by_asset.values())) >= 2
 
     # the catalog is exact: every corpus file with its tags, analysed, vectorized, nothing twice

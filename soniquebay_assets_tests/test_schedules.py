@@ -175,6 +175,38 @@ def test_settle_sensors_mark_done_or_back_off(catalog):
     assert ds.settle_claim(conn, {}, success=True) == {}
 
 
+def test_one_settle_call_settles_every_run_that_ended_the_same_way(catalog):
+    """Runs end one per shard range: the tick that sees one of them settles all, not one run per tick."""
+    from dagster import DagsterRunStatus
+
+    resource, conn = catalog
+    deferred.enqueue(conn, "vectors", "track", [(n, f"{n:02x}") for n in range(1, 7)], now=time.time() - 10)
+    requests = [ds.request_for_kind(conn, "vectors", max_shards=1)[0] for _ in range(6)]
+    jobs = list(ds.build_kind_jobs(["vector"]).values())
+    done_sensor, failed_sensor, _canceled = ds.build_settle_sensors(jobs)
+    with DagsterInstance.ephemeral() as instance:
+        runs = [_run_with_tags(instance, request.tags) for request in requests]
+        for run in runs[:3]:
+            instance.handle_run_event(run.run_id, DagsterEvent(DagsterEventType.RUN_SUCCESS.value,
+                                                               job_name=run.job_name))
+        for run in runs[3:5]:
+            instance.report_run_failed(run, message="boom: disk full")
+        assert [instance.get_run_by_id(r.run_id).status for r in runs[2:4]] == [DagsterRunStatus.SUCCESS,
+                                                                                  DagsterRunStatus.FAILURE]
+        first_done = instance.get_run_by_id(runs[0].run_id)
+        event = DagsterEvent(DagsterEventType.RUN_SUCCESS.value, job_name=first_done.job_name, message="ok")
+        assert done_sensor(build_run_status_sensor_context(
+            "deferred_done_sensor", event, instance, first_done, resources={"catalog": resource})) is None
+        first_failed = instance.get_run_by_id(runs[3].run_id)
+        event = DagsterEvent(DagsterEventType.RUN_FAILURE.value, job_name=first_failed.job_name, message="boom")
+        failed_sensor(build_run_status_sensor_context(
+            "deferred_failed_sensor", event, instance, first_failed, resources={"catalog": resource}))
+    states = dict(conn.execute("SELECT entity_id, state FROM deferred_work").fetchall())
+    assert states == {1: "done", 2: "done", 3: "done", 4: "failed", 5: "failed", 6: "in_progress"}
+    errors = [row[0] for row in conn.execute("SELECT last_error FROM deferred_work WHERE state = 'failed'")]
+    assert all("failed" in e for e in errors) and any("disk full" in e for e in errors)
+
+
 def test_retry_schedule_and_job_requeue_due_failures(catalog):
     resource, conn = catalog
     assert isinstance(schedules.deferred_retry_schedule(_context(resource)), SkipReason)

@@ -9,7 +9,7 @@ from dagster import SensorResult, SkipReason, build_sensor_context
 
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
 from soniquebay_assets.dagster_defs.sensors import library_changes_sensor
-from soniquebay_assets.domain.layout import shard_ranges
+from soniquebay_assets.domain.layout import SHARD_KEYS, album_folder_key, contiguous_groups, shard_for
 from soniquebay_assets.library.walker import walk_library
 from soniquebay_assets.pipeline.scan import load_snapshot
 from soniquebay_assets_tests.scan_helpers import catalog, materialize_scan, test_instance
@@ -38,7 +38,7 @@ def test_sensor_requests_changed_shards_then_skips(tmp_path, data_dir, make_audi
         assert isinstance(result, SensorResult)
         shards = sorted({f.shard for f in walk_library([library]).files})
         requested = sorted(r.tags["soniquebay/changed_shards"] for r in result.run_requests)
-        expected = [",".join(s for s in shards if a <= s <= b) for a, b in shard_ranges(shards)]
+        expected = [",".join(group) for group in contiguous_groups(shards)]
         assert requested == sorted(expected) and ",".join(requested).split(",") == shards
         for request in result.run_requests:  # each run covers its changed shards' range
             in_range = request.tags["soniquebay/changed_shards"].split(",")
@@ -100,3 +100,49 @@ def test_sensor_asks_again_for_a_shard_whose_scan_never_landed(tmp_path, data_di
         retried, _ = _tick(instance, library, data_dir, json.dumps(cursor))
         assert [r.tags["soniquebay/changed_shards"] for r in retried.run_requests] == [shard]
         assert retried.run_requests[0].run_key != request.run_key
+
+
+def _albums_in_separate_shards(count: int) -> list[str]:
+    """Album folder names whose shards have unchanged shards between them, all within 16 neighbouring shards
+    (close enough that a run spanning them would be the cheaper plan)."""
+    chosen: dict[str, str] = {}
+    for i in range(10_000):
+        name = f"Artist {i}/Album {i}"
+        shard = SHARD_KEYS.index(shard_for(album_folder_key(name)))
+        others = [SHARD_KEYS.index(s) for s in chosen.values()]
+        if shard < 16 and all(abs(shard - other) > 1 for other in others):
+            chosen[name] = SHARD_KEYS[shard]
+        if len(chosen) == count:
+            return sorted(chosen)
+    raise AssertionError("no separate shards found")
+
+
+@pytest.mark.slow
+def test_sensor_runs_materialize_exactly_the_changed_shards_for_every_asset(tmp_path, data_dir, make_audio):
+    """Runs over the changed shards only: every scan-chain asset then has the same partitions materialized, the
+    shards holding files (no unchanged shard between two changed ones gets a materialization of its own), each
+    partition showing its own shard's figures."""
+    from dagster import AssetKey, materialize
+
+    from soniquebay_assets_tests.scan_helpers import scan_assets
+
+    library = tmp_path / "music"
+    for n, album in enumerate(_albums_in_separate_shards(3)):
+        make_audio(library / album / "01 a.flac", title=f"t{n}", artist=album.split("/")[0], album=album)
+    holding = sorted({f.shard for f in walk_library([library]).files})
+    assert len(contiguous_groups(holding)) == 3
+    resources = {"catalog": CatalogResource(data_dir_path=str(data_dir)),
+                 "library": LibraryResource(roots=[str(library)])}
+    with test_instance(tmp_path) as instance:
+        result, _ = _tick(instance, library, data_dir)
+        assert len(result.run_requests) == 3
+        for request in result.run_requests:
+            assert materialize(scan_assets(), instance=instance, resources=resources, tags=request.tags,
+                               run_config=request.run_config).success
+        for asset in ("file_inventory", "raw_metadata", "catalog_entities"):
+            materialized = instance.get_materialized_partitions(AssetKey(asset))
+            assert sorted(materialized) == holding, asset
+            for record in instance.fetch_materializations(AssetKey(asset), limit=100).records:
+                mat = record.asset_materialization  # its own shard's figures, its run over changed shards only
+                assert mat.metadata["shard"].value == mat.partition and mat.metadata["shard_files"].value == 1
+                assert mat.metadata["shards"].value == mat.partition, asset

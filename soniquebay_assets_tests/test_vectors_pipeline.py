@@ -156,3 +156,23 @@ def test_text_search_finds_the_matching_music(conn, text_model):  # noqa: F811
     assert top("aggressive fast thrash metal")[0].track_id in {ids["Fight Fire"], ids["Creeping Death"], ids["Escape"]}
     neighbours = vector_search.search_similar(conn, track_id=ids["Fight Fire"], k=2)
     assert {r.track_id for r in neighbours} == {ids["Creeping Death"], ids["Escape"]}
+
+
+def test_deferred_run_leaves_tracks_awaiting_analysis_as_they_are(conn):
+    """A deferred vectors run builds no vector for a track of its shards whose analysis is still to do (pending,
+    or being analysed): built now it would come out text-only."""
+    from soniquebay_assets.catalog import deferred
+
+    ids = _library(conn)
+    daft = [(ids["One More Time"], "02"), (ids["Digital Love"], "02")]
+    deferred.enqueue(conn, "enrichment", "track", daft)  # analysis still to do
+    [item] = deferred.claim(conn, "enrichment", "run-a", shards=["02"], limit=1)  # one of them being analysed now
+    stats = vz.vectorize_shards(conn, ["00", "01", "02"], skip_awaiting_analysis=True)
+    assert stats.awaiting_analysis == 2 and stats.vectorized == 5 and stats.text_only == 0
+    stored = {row[0] for row in conn.execute("SELECT track_id FROM track_vectors")}
+    assert stored.isdisjoint(tid for tid, _ in daft)
+    deferred.complete(conn, [item.work_id])  # one analysed (here with no usable audio): now it is vectorized
+    stats = vz.vectorize_shards(conn, ["02"], skip_awaiting_analysis=True)
+    assert stats.awaiting_analysis == 1 and stats.vectorized == 1 and stats.text_only == 1
+    # a run that does not wait (the CLI, where the analysis ran just before) vectorizes the other one too
+    assert vz.vectorize_shards(conn, ["02"]).vectorized == 1

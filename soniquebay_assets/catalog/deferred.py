@@ -221,6 +221,16 @@ def fail(conn: Any, work_ids: Sequence[int], error: str, *, now: float | None = 
     return counts
 
 
+def awaiting_analysis(conn: Any, track_ids: Sequence[int]) -> set[int]:
+    """The tracks among `track_ids` whose enrichment item is still to do (their vectors item is not due)."""
+    if not track_ids:
+        return set()
+    subquery, param = id_set(conn, track_ids)
+    return {row[0] for row in conn.execute(
+        "SELECT DISTINCT entity_id FROM deferred_work WHERE kind = 'enrichment' AND entity_type = 'track'"
+        f" AND state IN ('pending', 'in_progress', 'failed') AND entity_id IN ({subquery})", [param])}
+
+
 def claimed_by(conn: Any, worker: str) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT work_id FROM deferred_work WHERE claimed_by = ? AND state = 'in_progress'", (worker,))]

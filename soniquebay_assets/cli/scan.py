@@ -68,6 +68,9 @@ def _print_summary(s: dict) -> None:
         f"Scanned {s['files_seen']} files in {s['seconds']:.1f}s "
         f"({s['new']} new, {s['changed']} changed, {s['moved']} moved, {s['deleted']} deleted, "
         f"{s['skipped_unchanged']} unchanged)",
+        *([f"Finished {s['resumed']} files an interrupted scan had left unfinished"] if s.get("resumed") else []),
+        *([f"Read the tags of {s['tags_read']} files, wrote {s['tracks_written']} tracks"]
+          if s.get("tags_read") or s.get("tracks_written") else []),
         f"Catalog: {s['tracks']} tracks, {s['albums']} albums, {s['artists']} artists, {s['genres']} genres",
     ]
     if s.get("shards_remeasured"):

@@ -1,5 +1,6 @@
-"""`soniquebay status [--json]`: per queue and asset success rate, mean duration, queue depth, errors by type,
-and the deferred queue per kind (pending / in progress / failed / dead, oldest pending wait)."""
+"""`soniquebay status [--json]`: recent runs by status, per queue and asset (and the deferred retry op) success
+rate counting run-level failures, mean duration, queue depth, errors by type, and the deferred queue per kind
+(pending / in progress / failed / dead, oldest pending wait)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def collect(data_root, *, runs: int = 200, inspect: bool = True) -> dict[str, An
     from soniquebay_assets.catalog import deferred, queries
     from soniquebay_assets.catalog.db import connection
     from soniquebay_assets.dagster_defs import monitoring
-    from soniquebay_assets.dagster_defs.definitions import all_assets
+    from soniquebay_assets.dagster_defs.definitions import all_assets, defs
+    from soniquebay_assets.dagster_defs.schedules import deferred_retry_job
     from soniquebay_assets.settings import DataDir
 
     data = DataDir(data_root).ensure()
@@ -42,9 +44,10 @@ def collect(data_root, *, runs: int = 200, inspect: bool = True) -> dict[str, An
             consumers = live_consumers(make_celery_app(broker), timeout_s=1.0)
         except NoQueueConsumerError as exc:
             consumer_problem = str(exc)
-    routes = monitoring.asset_routes(all_assets())
+    routes = {**monitoring.op_routes([deferred_retry_job]), **monitoring.asset_routes(all_assets())}
     with DagsterInstance.get() as instance:
-        stats = monitoring.step_stats(instance, limit_runs=runs)
+        stats = monitoring.step_stats(instance, limit_runs=runs, planned_steps=monitoring.planned_steps_of(defs))
+        run_counts = monitoring.run_counts(instance, limit_runs=runs)
     with connection(data.catalog_url) as conn:
         deferred_metrics = deferred.metrics(conn)
         catalog_errors = queries.errors_by_reason(conn) if hasattr(queries, "errors_by_reason") else {}
@@ -62,6 +65,7 @@ def collect(data_root, *, runs: int = 200, inspect: bool = True) -> dict[str, An
         "broker": monitoring.redact(broker),
         "broker_problem": depth_problem or consumer_problem or None,
         "recent_runs_considered": runs,
+        "runs": run_counts,
         "queues": monitoring.per_queue(routes, stats, depths, consumers),
         "assets": assets,
         "deferred": deferred_metrics,
@@ -92,6 +96,8 @@ def _print(report: dict[str, Any]) -> None:
     lines = [f"executor: {report['executor']}   broker: {report['broker']}   instance: {report.get('dagster_home')}"]
     if report["broker_problem"]:
         lines.append(f"  ({report['broker_problem']})")
+    lines.append("recent runs: " + (", ".join(f"{n} {status}" for status, n in sorted(report["runs"].items()))
+                                    or "none"))
     lines.append(f"{'queue':<20}{'depth':>7}{'workers':>9}{'ok rate':>9}{'mean s':>9}  errors")
     for queue, q in report["queues"].items():
         workers = "-" if q["consumers"] is None else str(len(q["consumers"]))

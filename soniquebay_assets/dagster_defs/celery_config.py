@@ -20,8 +20,11 @@ def config_source(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "broker_transport_options": {
             **broker_transport_options,
-            # Redis redelivers a task whose worker vanished (main process killed) after this many seconds.
+            # Redis redelivers a task whose worker stopped renewing it (celery_app.DeliveryHeartbeat) after this
+            # many seconds; every worker sweeps for such tasks every 10 s (kombu's default: every 100 s)
             "visibility_timeout": settings.celery_visibility_timeout_s(),
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
         },
         "broker_connection_retry_on_startup": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,

@@ -232,6 +232,9 @@ def build_settle_sensors(jobs: list) -> list:
 
 
 def _settle(context: RunStatusSensorContext, catalog: CatalogResource, *, success: bool, error: str = ""):
+    """Settle this run's claim and every other claim whose run ended the same way: Dagster hands a run status
+    sensor one run per call (and stops the tick at the first call returning something), while runs end
+    one per shard range; so one tick settles them all and returns nothing."""
     run = context.dagster_run
     message = getattr(context.dagster_event, "message", None) or ""
     if not error and not success:
@@ -239,10 +242,33 @@ def _settle(context: RunStatusSensorContext, catalog: CatalogResource, *, succes
     with catalog.connection() as conn:
         counts = settle_claim(conn, dict(run.tags), success=success, error=error,
                               worker_died=not success and worker_died(message))
+        status = run.status if run.is_finished else (DagsterRunStatus.SUCCESS if success else DagsterRunStatus.FAILURE)
+        swept = settle_ended_runs(conn, context.instance, status)
     kind = run.tags.get(KIND_TAG, "?")
     context.log.info(f"{PREFIX_BY_DEFERRED_KIND.get(kind, DEFERRED_QUEUE)} run {run.run_id[:8]} "
-                     f"{'succeeded' if success else 'failed'}: {counts}")
-    return SkipReason(f"{DEFERRED_QUEUE} settled {counts}")
+                     f"{'succeeded' if success else 'failed'}: {counts}; other ended runs settled: {swept}")
+
+
+def settle_ended_runs(conn, instance, status: DagsterRunStatus, *, now: float | None = None) -> dict:
+    """Settle every claim still holding items whose run ended with `status`, as its settle sensor would."""
+    from dagster import DagsterEventType, RunsFilter
+
+    counts: dict[str, int] = {}
+    for claim_id in deferred.claims_in_progress(conn):
+        runs = instance.get_runs(RunsFilter(tags={CLAIM_TAG: claim_id}, statuses=[status]), limit=1)
+        if not runs:
+            continue
+        run = runs[0]
+        message = ""
+        if status == DagsterRunStatus.FAILURE:
+            failures = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+            message = (failures[-1].dagster_event.message or "") if failures and failures[-1].dagster_event else ""
+        error = "run canceled" if status == DagsterRunStatus.CANCELED else f"run {run.run_id[:8]} failed: {message}"
+        outcome = settle_claim(conn, dict(run.tags), success=status == DagsterRunStatus.SUCCESS, error=error[:2000],
+                               now=now, worker_died=worker_died(message))
+        for key, value in outcome.items():
+            counts[key] = counts.get(key, 0) + value
+    return counts
 
 
 def deferred_definitions(groups: Iterable[str]) -> tuple[list, list, list]:

@@ -23,17 +23,59 @@ def asset_routes(assets_defs) -> dict[str, dict[str, str]]:
     return routes
 
 
-def step_stats(instance, *, limit_runs: int = 200) -> dict[str, dict[str, Any]]:
-    """step key -> runs, succeeded, failed, success_rate, mean_duration_s, errors_by_type over recent runs."""
-    from dagster import DagsterEventType
+def op_routes(jobs) -> dict[str, dict[str, str]]:
+    """op name -> {group, queue} for the jobs' ops that carry a queue tag (the deferred retry is an op, not an
+    asset): merged under asset_routes, whose entries win for asset ops of the same name."""
+    routes: dict[str, dict[str, str]] = {}
+    for job in jobs:
+        for node_def in job.all_node_defs:
+            queue = (node_def.tags or {}).get(queues.QUEUE_TAG)
+            if queue:
+                routes.setdefault(node_def.name, {"group": "", "queue": queue})
+    return routes
+
+
+# A run that ended FAILURE or CANCELED without a failed step (its process died, run monitoring ended it, no worker
+# served its queue): its unfinished steps, or its planned assets when no step began, count as failed with this type.
+RUN_LEVEL_FAILURE = "run {status}, step unfinished"
+
+
+def planned_steps_of(defs):
+    """run -> the step keys its job would run (its asset selection, else the job's assets, else its ops)."""
+    repository = defs.get_repository_def()
+
+    def planned(run) -> list[str]:
+        if run.asset_selection:
+            return sorted(key.to_user_string() for key in run.asset_selection)
+        if not repository.has_job(run.job_name):
+            return []
+        job = repository.get_job(run.job_name)
+        keys = job.asset_layer.executable_asset_keys
+        return sorted(k.to_user_string() for k in keys) if keys else sorted(n.name for n in job.all_node_defs)
+
+    return planned
+
+
+def step_stats(instance, *, limit_runs: int = 200, planned_steps=None) -> dict[str, dict[str, Any]]:
+    """step key -> runs, succeeded, failed, success_rate, mean_duration_s, errors_by_type over recent runs;
+    run-level failures count against the steps the run left unfinished (`planned_steps(run)` when none began)."""
+    from dagster import DagsterEventType, DagsterRunStatus
 
     out: dict[str, dict[str, Any]] = {}
     durations: dict[str, list[float]] = {}
+
+    def entry_of(step_key: str) -> dict[str, Any]:
+        return out.setdefault(step_key, {"runs": 0, "succeeded": 0, "failed": 0, "errors_by_type": Counter()})
+
     for record in instance.get_run_records(limit=limit_runs):
-        run_id = record.dagster_run.run_id
+        run = record.dagster_run
+        ended_badly = run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
         failed_here = False
-        for stat in instance.get_run_step_stats(run_id):
-            entry = out.setdefault(stat.step_key, {"runs": 0, "succeeded": 0, "failed": 0, "errors_by_type": Counter()})
+        unfinished: list[str] = []
+        step_seen = False
+        for stat in instance.get_run_step_stats(run.run_id):
+            step_seen = True
+            entry = entry_of(stat.step_key)
             status = stat.status.value if stat.status is not None else "IN_PROGRESS"
             entry["runs"] += 1
             if status == "SUCCESS":
@@ -43,8 +85,19 @@ def step_stats(instance, *, limit_runs: int = 200) -> dict[str, dict[str, Any]]:
             elif status == "FAILURE":
                 entry["failed"] += 1
                 failed_here = True
+            elif status == "IN_PROGRESS":
+                unfinished.append(stat.step_key)
+        if ended_badly and not failed_here:
+            if not step_seen and planned_steps is not None:  # ended before any step began: none got done
+                unfinished = planned_steps(run)
+                for step_key in unfinished:
+                    entry_of(step_key)["runs"] += 1
+            for step_key in unfinished:
+                entry = entry_of(step_key)
+                entry["failed"] += 1
+                entry["errors_by_type"][RUN_LEVEL_FAILURE.format(status=run.status.value)] += 1
         if failed_here:
-            for log in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+            for log in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE):
                 error = log.dagster_event.step_failure_data.error if log.dagster_event else None
                 if log.step_key in out:
                     out[log.step_key]["errors_by_type"][_error_type(error)] += 1
@@ -55,6 +108,14 @@ def step_stats(instance, *, limit_runs: int = 200) -> dict[str, dict[str, Any]]:
         entry["mean_duration_s"] = round(sum(samples) / len(samples), 3) if samples else None
         entry["errors_by_type"] = dict(entry["errors_by_type"])
     return out
+
+
+def run_counts(instance, *, limit_runs: int = 200) -> dict[str, int]:
+    """Recent runs by status (success, failure, canceled, started, queued, ...)."""
+    counts: Counter = Counter()
+    for record in instance.get_run_records(limit=limit_runs):
+        counts[record.dagster_run.status.value.lower()] += 1
+    return dict(counts)
 
 
 def _error_type(error) -> str:

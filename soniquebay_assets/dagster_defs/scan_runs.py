@@ -43,7 +43,7 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, progr
             shards = queries.cataloged_shards(conn)
     summary: dict[str, Any] = {
         "files_seen": plan.files_seen, "shards_changed": len(plan.affected), "new": 0, "changed": 0, "moved": 0,
-        "deleted": 0, "skipped_unchanged": plan.unchanged_estimate, "errors_this_scan": 0,
+        "deleted": 0, "resumed": 0, "tags_read": 0, "tracks_written": 0, "skipped_unchanged": plan.unchanged_estimate, "errors_this_scan": 0,
         "walk_seconds": round(plan.walk_seconds, 3), "run_id": None, "run_failed": False,
     }
     runs = run_stages(groups, shards, roots, data, plan.walk, progress, as_run) if shards else []
@@ -59,10 +59,12 @@ def scan_library(roots: list[Path], data_root: Path, groups: list[str], *, progr
         for run in runs:
             found = run["metadata"].get("file_inventory", {})
             extract = run["metadata"].get("raw_metadata", {})
-            for key in ("new", "changed", "moved", "deleted"):
+            for key in ("new", "changed", "moved", "deleted", "resumed"):
                 summary[key] += int(found.get(key, 0))
             summary["skipped_unchanged"] += int(found.get("unchanged", 0))
             summary["errors_this_scan"] += int(extract.get("errored", 0))
+            summary["tags_read"] += int(extract.get("files_read", 0))
+            summary["tracks_written"] += int(run["metadata"].get("catalog_entities", {}).get("tracks_written", 0))
         summary["stage_metadata"] = runs[0]["metadata"] if len(runs) == 1 else [r["metadata"] for r in runs]
     with connection(data.catalog_url) as conn:
         counts = queries.catalog_counts(conn)
@@ -92,10 +94,11 @@ def _outdated_shards(data, groups: Sequence[str], done: Sequence[str]) -> list[s
 
 def run_stages(groups, shards, roots, data, walk, progress: ProgressDisplay | None = None,
                as_run: bool = False) -> list[dict[str, Any]]:
-    """The catalog stages alone without a run (recorded as runless materializations); else one run per
-    cost-based shard range. Should the run-free work fail, a real run redoes it so the UI shows why."""
+    """The catalog stages alone without a run (recorded as runless materializations); else one run per range
+    of neighbouring shards, so only the shards asked for are materialized. Should the run-free work fail, a
+    real run redoes it so the UI shows why."""
     from soniquebay_assets.catalog.db import connection
-    from soniquebay_assets.domain.layout import shard_ranges
+    from soniquebay_assets.domain.layout import contiguous_groups
     from soniquebay_assets.pipeline.scan import save_snapshot
     from soniquebay_assets.settings import executor_choice
 
@@ -109,8 +112,8 @@ def run_stages(groups, shards, roots, data, walk, progress: ProgressDisplay | No
         with connection(data.catalog_url) as conn:
             # the walk goes into the catalog: the run's inventory step may run on another host
             snapshot = save_snapshot(walk, conn)
-    return [materialize_shard_range(groups, first, last, roots, data.root, snapshot, progress)
-            for first, last in shard_ranges(shards)]
+    return [materialize_shard_range(groups, group[0], group[-1], roots, data.root, snapshot, progress)
+            for group in contiguous_groups(shards)]
 
 
 def scan_without_run(groups, shards, data, walk, progress: ProgressDisplay | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from soniquebay_assets import settings
 from soniquebay_assets.dagster_defs.jobs import QUIET_CONSOLE, scan_job
 from soniquebay_assets.dagster_defs.partitions import range_tags
 from soniquebay_assets.dagster_defs.resources import CatalogResource, LibraryResource
-from soniquebay_assets.domain.layout import shard_ranges
+from soniquebay_assets.domain.layout import contiguous_groups
 from soniquebay_assets.pipeline.scan import plan_scan, save_snapshot
 
 MAX_SCAN_RUNS_PER_TICK = 32
@@ -63,9 +63,9 @@ def library_changes_sensor(
                 f"{plan.files_seen} files walked in {plan.walk_seconds:.2f}s; no shard changed since the last request"
             )
         snapshot = save_snapshot(plan.walk, conn)  # in the catalog: the run may go to another host
-    # few runs over ranges of changed shards (a shard in a gap is re-checked against the walk: its materialization
-    # says what it holds); past MAX_SCAN_RUNS_PER_TICK the other shards stay out of the cursor for the next tick
-    groups = [[s for s in fresh if first <= s <= last] for first, last in shard_ranges(fresh)][:MAX_SCAN_RUNS_PER_TICK]
+    # one run per range of neighbouring changed shards: exactly the changed shards get materialized; past
+    # MAX_SCAN_RUNS_PER_TICK the other shards stay out of the cursor for the next tick
+    groups = contiguous_groups(fresh)[:MAX_SCAN_RUNS_PER_TICK]
     config = {**QUIET_CONSOLE, "ops": {"file_inventory": {"config": {"snapshot": str(snapshot)}}}}
     requests = []
     for in_range in groups:

@@ -34,14 +34,10 @@ def shard_for(album_folder: str) -> str:
     return SHARD_KEYS[digest[0] % SHARD_COUNT]
 
 
-# Measured costs of an in-process run: each partition in a run's range logs ~6 events (~45 ms for the scan chain),
-# each extra run costs ~1 s to create and start. Cheaper to cover a gap than to start a run when the gap is small.
-RUN_COST_IN_PARTITIONS = 24
-MAX_RUNS = 8
-
-
 def contiguous_groups(shards: Iterable[str]) -> list[list[str]]:
-    """The shards as runs of neighbouring keys, in key order."""
+    """The shards as runs of neighbouring keys, in key order: one run's partition range each, so a run
+    materializes exactly the shards it was asked for (a range spanning a gap would also materialize the
+    unchanged shards in it, and only those, making their partitions look unlike the other unchanged ones)."""
     index = {key: i for i, key in enumerate(SHARD_KEYS)}
     groups: list[list[str]] = []
     for shard in sorted(set(shards), key=index.__getitem__):
@@ -50,20 +46,3 @@ def contiguous_groups(shards: Iterable[str]) -> list[list[str]]:
         else:
             groups.append([shard])
     return groups
-
-
-def shard_ranges(shards: Iterable[str], max_runs: int = MAX_RUNS) -> list[tuple[str, str]]:
-    """Cover the shards with few contiguous ranges (runs take ranges, not arbitrary sets) at the least cost.
-
-    Adjacent groups merge while the gap between them costs less than another run, or while there are too many.
-    Only for the scan chain, which re-checks every shard of its range against the walk (a shard in a gap gets a
-    materialization that truthfully says what it holds); later stages run over contiguous_groups instead.
-    """
-    groups = [[g[0], g[-1]] for g in contiguous_groups(shards)]
-    index = {key: i for i, key in enumerate(SHARD_KEYS)}
-    while len(groups) > 1:
-        gap, i = min((index[groups[i + 1][0]] - index[groups[i][1]] - 1, i) for i in range(len(groups) - 1))
-        if gap >= RUN_COST_IN_PARTITIONS and len(groups) <= max_runs:
-            break
-        groups[i:i + 2] = [[groups[i][0], groups[i + 1][1]]]
-    return [(first, last) for first, last in groups]

@@ -141,6 +141,7 @@ class InventoryStats:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    resumed: int = 0  # unchanged on disk but left unfinished by an earlier scan (killed, failed): finished now
     deleted: int = 0
     moved: int = 0
     walk_problems: int = 0
@@ -149,6 +150,9 @@ class InventoryStats:
     moved_paths: list[tuple[str, str]] = field(default_factory=list)
     unavailable_roots: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+UNFINISHED_STAGES = ("inventoried", "extracted")  # see inventory.unfinished_shards
 
 
 def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> InventoryStats:
@@ -186,6 +190,8 @@ def inventory_shards(conn: Any, walk: WalkResult, shards: Sequence[str]) -> Inve
                     new_rows.append((path, f.raw_path, f.root, f.shard, f.album_folder, f.size, f.mtime_ns, None))
             elif known_file.size != f.size or known_file.mtime_ns != f.mtime_ns:
                 changed_rows.append((f.size, f.mtime_ns, known_file.file_id))
+            elif known_file.stage in UNFINISHED_STAGES:
+                stats.resumed += 1
             else:
                 stats.unchanged += 1
         inventory.insert_files(conn, new_rows)

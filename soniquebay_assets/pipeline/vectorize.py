@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from soniquebay_assets.catalog import db, vectors
+from soniquebay_assets.catalog import db, deferred, vectors
 from soniquebay_assets.domain import embedding_text as et
 from soniquebay_assets.library import embedder
 
@@ -38,6 +38,7 @@ class VectorStats:
     shards: int | str = "all"
     scope: str = "all"  # "shards", or "all" when a scaler refit re-derived the whole catalog
     repaired_text_only: int = 0
+    awaiting_analysis: int = 0  # tracks left as they are: their analysis is still to do
     rebuilt: bool = False
     scaler_refit: bool = False
     scaler_version: int | None = None
@@ -192,10 +193,13 @@ def vectorize_shards(
     model: str | None = None,
     weights: et.Weights | dict | None = None,
     batch_size: int = embedder.DEFAULT_BATCH_SIZE,
+    skip_awaiting_analysis: bool = False,
 ) -> VectorStats:
     """Vectorize the new/changed tracks of `shards` (None = all); a model/weights change rebuilds, a scaler refit re-derives all.
 
-    model/weights None keep the ones recorded in the catalog (defaults on a fresh catalog).
+    model/weights None keep the ones recorded in the catalog (defaults on a fresh catalog). With
+    `skip_awaiting_analysis` (the deferred runs, where the analysis runs apart), a track whose enrichment item is
+    still to do keeps its vector as it is: built now it would lack the audio part the analysis brings.
     """
     started = time.perf_counter()
     model, chosen = _recorded_choice(conn, model, weights)
@@ -209,10 +213,13 @@ def vectorize_shards(
     if stale and scope is not None:  # vectors built before their track's analysis: repaired by whichever vectors run comes next
         scope = sorted(set(scope) | set(stale.values()))
     inputs = vectors.read_track_inputs(conn, scope)
+    awaiting = deferred.awaiting_analysis(conn, [t.track_id for t in inputs]) if skip_awaiting_analysis else set()
+    inputs = [t for t in inputs if t.track_id not in awaiting]
     stats = vectorize_inputs(conn, inputs, settings, scaler, model=model, batch_size=batch_size)
     stats.shards = len(shards) if shards is not None else "all"
     stats.scope = "all" if scope is None else "shards"
     stats.repaired_text_only = len(stale)
+    stats.awaiting_analysis = len(awaiting)
     stats.rebuilt, stats.scaler_refit = rebuilt, refit
     stats.scaler_version = scaler.version if scaler else None
     stats.orphans_removed = orphans

@@ -38,7 +38,7 @@ def inventory_result(shards: list[str], stats: InventoryStats) -> tuple[Material
     """The asset's materialization and log line for its stage's stats (shared with scans recorded without a run)."""
     line = (
         f"{log_prefix(WORKER_SCAN)} shards {shard_summary(shards)}: {stats.files_seen} files, {stats.new} new, "
-        f"{stats.changed} changed, {stats.moved} moved, {stats.deleted} deleted, {stats.walk_problems} walk problems"
+        f"{stats.changed} changed, {stats.resumed} resumed, {stats.moved} moved, {stats.deleted} deleted, {stats.walk_problems} walk problems"
     )
     return MaterializeResult(
         metadata={
@@ -47,6 +47,7 @@ def inventory_result(shards: list[str], stats: InventoryStats) -> tuple[Material
             "new": stats.new,
             "changed": stats.changed,
             "unchanged": stats.unchanged,
+            "resumed": stats.resumed,
             "moved": stats.moved,
             "deleted": stats.deleted,
             "walk_problems": stats.walk_problems,

@@ -10,6 +10,7 @@ from dagster import (
     MetadataValue,
 )
 
+from soniquebay_assets.dagster_defs.deferred_sensors import CLAIM_TAG
 from soniquebay_assets.dagster_defs.metadata import describe_each_shard, log_prefix, shard_summary
 from soniquebay_assets.dagster_defs.partitions import shard_asset
 from soniquebay_assets.dagster_defs.resources import CatalogResource
@@ -52,11 +53,13 @@ def track_embeddings(context: AssetExecutionContext, config: VectorConfig, catal
             model=config.model or None,
             weights=_weights(config),
             batch_size=config.batch_size,
+            # a deferred run's analysis runs apart from it: tracks whose analysis is still to do wait for it
+            skip_awaiting_analysis=CLAIM_TAG in context.run.tags,
         )
         report = validate_vectors(conn)
     context.log.info(
         f"{log_prefix(WORKER_VECTOR)} shards {shard_summary(shards)}: {stats.vectorized} vectorized "
-        f"({stats.text_only} text-only), {stats.unchanged} unchanged, {stats.fragments_encoded} texts embedded "
+        f"({stats.text_only} text-only), {stats.unchanged} unchanged, {stats.awaiting_analysis} awaiting analysis, {stats.fragments_encoded} texts embedded "
         f"in {stats.encode_seconds} s; rebuilt={stats.rebuilt}, driver {stats.sqlite_driver}"
     )
     describe_each_shard(context, catalog)
@@ -78,6 +81,7 @@ def vector_metadata(stats: VectorStats, report: dict, shards: list[str]) -> dict
         "vectorized": stats.vectorized,
         "unchanged": stats.unchanged,
         "text_only": stats.text_only,
+        "awaiting_analysis": stats.awaiting_analysis,
         "failed": stats.failed,
         "texts_embedded": stats.fragments_encoded,
         "texts_from_cache": stats.fragments_cached,

@@ -91,6 +91,26 @@ def _weights(model: str) -> dict[str, np.ndarray]:
         return {name: archive[name] for name in archive.files}
 
 
+def _max_over_frequency(y, sign, scale, shift):
+    """max over the last axis of relu(v) * scale + shift per channel (axis 1), where y = v * sign (see _signed).
+
+    relu then a positive scale keeps the order of the values and a negative one reverses it (rounding is
+    monotone too), so the maximum is the transformed max or min of v, i.e. sign times the max of y:
+    bit-identical to transforming every value first, without three passes over the large activations."""
+    import torch
+
+    extreme = y.amax(dim=3) * sign[:, None]
+    return torch.relu(extreme) * scale[:, None] + shift[:, None]
+
+
+def _signed(convolution, norm):
+    """The convolution negated on the channels whose batch-norm scale is negative (exact: negation commutes
+    with every rounding), so that one max over frequency serves them all."""
+    (kernel, bias), (scale, shift) = convolution, norm
+    sign = (scale >= 0).float() * 2 - 1
+    return (kernel * sign[:, None, None, None], bias * sign), (sign, scale, shift)
+
+
 class _Network:
     """musicnn's build_musicnn at inference (batch norm on moving statistics, no dropout), in torch."""
 
@@ -115,8 +135,8 @@ class _Network:
         self.input_bn = bn(0)
         # front end: two timbral convolutions (7 frames x 38 / 67 bands) and three temporal ones (128/64/32
         # frames x 1 band), each followed by ReLU, batch norm and a max over frequency
-        self.timbral = [(conv(0), bn(1)), (conv(1), bn(2))]
-        self.temporal = [(conv(2), bn(3)), (conv(3), bn(4)), (conv(4), bn(5))]
+        self.timbral = [_signed(conv(0), bn(1)), _signed(conv(1), bn(2))]
+        self.temporal = [_signed(conv(2), bn(3)), _signed(conv(3), bn(4)), _signed(conv(4), bn(5))]
         # mid end: three 7-frame convolutions over the whole feature axis (1-D in time), dense connections
         self.midend = []
         for index, norm in ((5, 6), (6, 7), (7, 8)):
@@ -136,14 +156,12 @@ class _Network:
             x = x * self.input_bn[0] + self.input_bn[1]
             features = []
             padded = functional.pad(x, (0, 0, 3, 3))
-            for (kernel, bias), (scale, shift) in self.timbral:
-                y = torch.relu(functional.conv2d(padded, kernel, bias))
-                features.append((y * scale[:, None, None] + shift[:, None, None]).amax(dim=3))
-            for (kernel, bias), (scale, shift) in self.temporal:
+            for (kernel, bias), norm in self.timbral:
+                features.append(_max_over_frequency(functional.conv2d(padded, kernel, bias), *norm))
+            for (kernel, bias), norm in self.temporal:
                 size = kernel.shape[2]  # TF 'same' padding: the extra frame of an even kernel goes after
-                y = torch.relu(functional.conv2d(functional.pad(x, (0, 0, (size - 1) // 2, size // 2)),
-                                                 kernel, bias))
-                features.append((y * scale[:, None, None] + shift[:, None, None]).amax(dim=3))
+                y = functional.conv2d(functional.pad(x, (0, 0, (size - 1) // 2, size // 2)), kernel, bias)
+                features.append(_max_over_frequency(y, *norm))
             front = torch.cat(features, dim=1)  # n, 561, time
             layers, previous = [front], None
             for (kernel, bias), (scale, shift) in self.midend:

@@ -145,14 +145,7 @@ def build_library(root: Path, n_files: int, *, workers: int | None = None, seed:
     else:
         templates = write_templates(template_dir)
         specs = [{**spec, "template": spec["ext"], "picture": False} for spec in plan_library(n_files, seed)]
-    chunks = [specs[i:i + 500] for i in range(0, len(specs), 500)]
-    jobs = [(str(root), {k: str(v) for k, v in templates.items()}, chunk) for chunk in chunks]
-    if len(chunks) > 1 and (workers or os.cpu_count() or 1) > 1:
-        with process_pool(workers or default_workers()) as pool:
-            list(pool.map(_write_chunk, jobs))
-    else:
-        for job in jobs:
-            _write_chunk(job)
+    _write_specs(root, templates, specs, 500, workers)
     return root
 
 
@@ -175,7 +168,13 @@ def build_scale_library(root: Path, n_files: int, *, workers: int | None = None,
         _write_audio(templates[ext], SCALE_SECONDS, sparse=False)
     specs = [{**spec, "template": spec["ext"], "picture_bytes": SCALE_PICTURE_BYTES}
              for spec in plan_library(n_files, seed, formats=formats, albums_per_artist=4)]
-    chunks = [specs[i:i + 2000] for i in range(0, len(specs), 2000)]
+    _write_specs(root, templates, specs, 2000, workers)
+    return root
+
+
+def _write_specs(root: Path, templates: dict, specs: list[dict], chunk_size: int, workers: int | None) -> None:
+    """Write the planned files in chunks, in a process pool when there is more than one chunk and core."""
+    chunks = [specs[i:i + chunk_size] for i in range(0, len(specs), chunk_size)]
     jobs = [(str(root), {k: str(v) for k, v in templates.items()}, chunk) for chunk in chunks]
     if len(chunks) > 1 and (workers or os.cpu_count() or 1) > 1:
         with process_pool(workers or default_workers()) as pool:
@@ -183,7 +182,6 @@ def build_scale_library(root: Path, n_files: int, *, workers: int | None = None,
     else:
         for job in jobs:
             _write_chunk(job)
-    return root
 
 
 def _write_chunk(job: tuple[str, dict[str, str], list[dict]]) -> int:
